@@ -1,0 +1,32 @@
+"""The FastAPI application: one factory for Lambda (via Mangum) and the local stack (uvicorn)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from fastapi import FastAPI
+
+from functions.api import errors
+from functions.api.auth import Authenticator
+from functions.api.limits import BodySizeLimit
+from functions.api.routers import artists, health, tracks, uploads
+from functions.settings import settings
+
+HealthCheck = Callable[[], bool]
+
+
+def create_app(authenticator: Authenticator, *, health_checks: Mapping[str, HealthCheck] | None = None) -> FastAPI:
+    app = FastAPI(
+        title="tracklane",
+        version="0.1.0",
+        description="Upload and process music: intents, presigned PUTs, finalize, processing status.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.authenticator = authenticator
+    app.state.health_checks = dict(health_checks or {})
+    errors.install(app)
+    for router in (health.router, artists.router, uploads.router, tracks.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=lambda: settings().max_request_body_bytes)
+    return app

@@ -1,0 +1,27 @@
+"""Shared wire conventions for the camelCase API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    """Wire names are camelCase; Python stays snake_case. Unknown fields are refused, so a
+    misspelled field is an error the client sees rather than a value silently ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class CamelResponse(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 UTC with ``Z``, to the millisecond."""
+    if value is None:
+        return None
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

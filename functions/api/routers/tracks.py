@@ -1,0 +1,133 @@
+"""``/v1/tracks/{trackId}`` and its processing status (owner only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from functions import ids
+from functions.api.auth import Principal, current_user
+from functions.api.models import CamelResponse, iso
+from functions.data.models import LaneModel, TrackModel
+from functions.domain import tracks
+from functions.errors import TrackNotFound
+
+router = APIRouter(prefix="/v1/tracks", tags=["tracks"])
+
+
+class Failure(CamelResponse):
+    code: str
+    message: str
+
+
+class TrackResponse(CamelResponse):
+    track_id: str
+    upload_id: str
+    owner_id: str
+    title: str
+    album: str | None
+    features: list[str]
+    tags: list[str]
+    support_gate: dict[str, Any] | None
+    description: str | None
+    auto_tag: bool
+    status: str
+    workflow_status: str
+    duration_ms: int | None
+    waveform: dict[str, Any] | None
+    audio: dict[str, Any] | None
+    failure: Failure | None
+    created_at: str
+    updated_at: str
+
+
+class LaneResponse(CamelResponse):
+    name: str
+    state: str
+    attempts: int
+    code: str | None
+    message: str | None
+    outputs: dict[str, Any] | None
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str | None
+
+
+class ProcessingStatusResponse(CamelResponse):
+    track_id: str
+    upload_id: str
+    status: str
+    workflow_status: str
+    failure: Failure | None
+    lanes: list[LaneResponse]
+    updated_at: str
+
+
+def _track_id(value: str) -> str:
+    raw = ids.parse("trk", value)
+    if raw is None:
+        raise TrackNotFound("No such track.")
+    return raw
+
+
+def _failure(track: TrackModel) -> Failure | None:
+    if track.failure_code is None:
+        return None
+    return Failure(code=track.failure_code, message=track.failure_message or "")
+
+
+def _lane(lane: LaneModel) -> LaneResponse:
+    return LaneResponse(
+        name=lane.lane,
+        state=lane.state,
+        attempts=int(lane.attempts or 0),
+        code=lane.code,
+        message=lane.message,
+        outputs=lane.outputs,
+        started_at=iso(lane.started_at),
+        finished_at=iso(lane.finished_at),
+        updated_at=iso(lane.updated_at),
+    )
+
+
+@router.get("/{track_id}", response_model=TrackResponse, response_model_by_alias=True)
+def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) -> TrackResponse:
+    track = tracks.get_owned(_track_id(track_id), user.user_id)
+    return TrackResponse(
+        track_id=ids.render("trk", track.track_id),
+        upload_id=ids.render("upl", track.upload_id),
+        owner_id=track.owner_id,
+        title=track.title,
+        album=track.album,
+        features=list(track.features or []),
+        tags=list(track.tags or []),
+        support_gate=track.support_gate,
+        description=track.description,
+        auto_tag=bool(track.auto_tag),
+        status=track.status,
+        workflow_status=track.workflow_status,
+        duration_ms=int(track.duration_ms) if track.duration_ms is not None else None,
+        waveform=track.waveform,
+        audio=track.audio,
+        failure=_failure(track),
+        created_at=iso(track.created_at) or "",
+        updated_at=iso(track.updated_at) or "",
+    )
+
+
+@router.get("/{track_id}/processing-status", response_model=ProcessingStatusResponse, response_model_by_alias=True)
+def get_processing_status(track_id: str, user: Annotated[Principal, Depends(current_user)]) -> ProcessingStatusResponse:
+    """Per-lane state (queued | running | succeeded | failed | skipped) with attempts, message,
+    timestamps and outputs, plus the track's overall status and the workflow's."""
+    status = tracks.processing_status(_track_id(track_id), user.user_id)
+    track = status.track
+    return ProcessingStatusResponse(
+        track_id=ids.render("trk", track.track_id),
+        upload_id=ids.render("upl", track.upload_id),
+        status=track.status,
+        workflow_status=track.workflow_status,
+        failure=_failure(track),
+        lanes=[_lane(lane) for lane in status.lanes],
+        updated_at=iso(track.updated_at) or "",
+    )

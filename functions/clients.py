@@ -1,0 +1,50 @@
+"""AWS clients, created lazily and once per process.
+
+Importing this module touches neither AWS nor the environment; the first call reads ``settings()``.
+Tests point everything at moto by setting environment variables and calling ``reset()``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from functions.settings import settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+
+
+def _client(service: str, **config: Any) -> Any:
+    current = settings()
+    return boto3.session.Session().client(
+        service,  # type: ignore[call-overload]
+        region_name=current.region,
+        endpoint_url=current.aws_endpoint_url,
+        config=Config(retries={"mode": "standard", "max_attempts": 4}, **config),
+    )
+
+
+@cache
+def s3() -> S3Client:
+    # SigV4 so that S3 enforces the signed Content-Type and Content-Length on presigned PUTs.
+    return _client("s3", signature_version="s3v4", s3={"addressing_style": "path"})  # type: ignore[no-any-return]
+
+
+@cache
+def sfn() -> SFNClient:
+    return _client("stepfunctions")  # type: ignore[no-any-return]
+
+
+def reset() -> None:
+    """Forget cached settings, clients and table bindings (tests and the local stack use this)."""
+    from functions.data import models
+
+    settings.cache_clear()
+    s3.cache_clear()
+    sfn.cache_clear()
+    models.unbind()

@@ -1,0 +1,18 @@
+"""S3 key layout, in one place."""
+
+from __future__ import annotations
+
+UPLOADS_PREFIX = "uploads/"
+
+
+def original(upload_id: str, extension: str) -> str:
+    """Where the client PUTs an original; the S3 event for this prefix finalizes it."""
+    return f"{UPLOADS_PREFIX}{upload_id}/original.{extension}"
+
+
+def upload_id_from_key(key: str) -> str | None:
+    """The upload id an ``uploads/`` object key belongs to, or None for any other key."""
+    if not key.startswith(UPLOADS_PREFIX):
+        return None
+    parts = key[len(UPLOADS_PREFIX):].split("/")
+    return parts[0] if len(parts) == 2 and parts[0] else None

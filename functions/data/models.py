@@ -1,0 +1,215 @@
+"""DynamoDB tables, defined once.
+
+These pynamodb models are the single definition of every table: the local stack creates tables
+from them and the CDK stack derives its tables from ``functions.data.schema`` (which reads these
+classes). Table names and the endpoint are bound from settings on first use, never at import.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.attributes import TTLAttribute as _TTLAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from functions.settings import Settings, settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Unbound:
+    """Meta base: a table is named only when ``bind()`` runs."""
+
+    table_name: str | None = None
+    region: str | None = None
+    host: str | None = None
+    billing_mode = "PAY_PER_REQUEST"
+
+
+class ArtistModel(Model):
+    """Artist profile (``pk=artist#<userId>, sk=profile``) and handle claims
+    (``pk=handle#<handle>, sk=claim``) share one table so a transaction can keep handles unique."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    user_id = UnicodeAttribute()
+    handle = UnicodeAttribute()
+    display_name = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+
+    @staticmethod
+    def profile_key(user_id: str) -> tuple[str, str]:
+        return f"artist#{user_id}", "profile"
+
+    @staticmethod
+    def handle_key(handle: str) -> tuple[str, str]:
+        return f"handle#{handle}", "claim"
+
+
+class TracksByOwner(GlobalSecondaryIndex["TrackModel"]):
+    """A caller's tracks, newest last (``/v1/me/tracks``). Sparse: lane items carry no owner."""
+
+    class Meta:
+        index_name = "by_owner"
+        projection = AllProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class TrackModel(Model):
+    """A track (``sk=track``); its processing lanes live beside it as ``LaneModel`` items so one
+    Query returns the whole processing status and parallel lanes never write the same item."""
+
+    class Meta(_Unbound):
+        logical_name = "Tracks"
+        settings_field = "tracks_table"
+
+    TRACK_SK = "track"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    owner_id = UnicodeAttribute()
+    upload_id = UnicodeAttribute()
+    title = UnicodeAttribute()
+    album = UnicodeAttribute(null=True)
+    features = ListAttribute(of=UnicodeAttribute, null=True)
+    tags = ListAttribute(of=UnicodeAttribute, null=True)
+    support_gate = JSONAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    auto_tag = BooleanAttribute(default=False)
+    # draft (intent created) -> processing (finalized) -> ready | failed
+    status = UnicodeAttribute(default="draft")
+    # not_started | running | succeeded | failed
+    workflow_status = UnicodeAttribute(default="not_started")
+    duration_ms = NumberAttribute(null=True)
+    waveform = JSONAttribute(null=True)
+    audio = JSONAttribute(null=True)
+    failure_code = UnicodeAttribute(null=True)
+    failure_message = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+    by_owner = TracksByOwner()
+
+    @property
+    def track_id(self) -> str:
+        return self.pk
+
+
+class LaneModel(Model):
+    """One processing lane of a track (``pk=<trackId>, sk=lane#<name>``)."""
+
+    class Meta(_Unbound):
+        logical_name = "Tracks"
+        settings_field = "tracks_table"
+        shares_table_with = "TrackModel"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    lane = UnicodeAttribute()
+    # queued | running | succeeded | failed | skipped
+    state = UnicodeAttribute(default="queued")
+    attempts = NumberAttribute(default=0)
+    message = UnicodeAttribute(null=True)
+    code = UnicodeAttribute(null=True)
+    outputs = JSONAttribute(null=True)
+    started_at = UTCDateTimeAttribute(null=True)
+    finished_at = UTCDateTimeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+
+    @staticmethod
+    def sort_key(lane: str) -> str:
+        return f"lane#{lane}"
+
+
+class UploadModel(Model):
+    """An upload intent and, once finalized, the record of its asset."""
+
+    class Meta(_Unbound):
+        logical_name = "Uploads"
+        settings_field = "uploads_table"
+
+    upload_id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+    track_id = UnicodeAttribute()
+    asset_id = UnicodeAttribute()
+    intent = UnicodeAttribute(default="track_original")
+    object_key = UnicodeAttribute()
+    file_name = UnicodeAttribute()
+    content_type = UnicodeAttribute()
+    byte_size = NumberAttribute()
+    # pending -> finalized | rejected
+    status = UnicodeAttribute(default="pending")
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    expires_at = UTCDateTimeAttribute()
+    # DynamoDB TTL: set while pending, removed when the intent is finalized.
+    expires_at_epoch = _TTLAttribute(null=True)
+    finalized_at = UTCDateTimeAttribute(null=True)
+    finalized_by = UnicodeAttribute(null=True)
+    rejected_code = UnicodeAttribute(null=True)
+    rejected_message = UnicodeAttribute(null=True)
+    execution_arn = UnicodeAttribute(null=True)
+
+
+class EntitlementModel(Model):
+    """An explicit upload grant or revocation; absence means the configured default policy."""
+
+    class Meta(_Unbound):
+        logical_name = "Entitlements"
+        settings_field = "entitlements_table"
+
+    user_id = UnicodeAttribute(hash_key=True)
+    allowed = BooleanAttribute()
+    reason = UnicodeAttribute(null=True)
+    updated_by = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (ArtistModel, TrackModel, LaneModel, UploadModel, EntitlementModel)
+# One model per physical table (the others share it); the local stack creates tables from these.
+TABLE_MODELS: tuple[type[Model], ...] = tuple(
+    model for model in ALL_MODELS if not getattr(model.Meta, "shares_table_with", None)
+)
+
+_bound_to: Settings | None = None
+
+
+def bind(current: Settings | None = None) -> None:
+    """Point every model at its table (name, region, endpoint) from settings."""
+    global _bound_to
+    current = current or settings()
+    for model in ALL_MODELS:
+        meta: Any = model.Meta
+        meta.table_name = getattr(current, meta.settings_field)
+        meta.region = current.region
+        meta.host = current.aws_endpoint_url
+        model._connection = None
+    _bound_to = current
+
+
+def ensure_bound() -> None:
+    if _bound_to is not settings():
+        bind()
+
+
+def unbind() -> None:
+    global _bound_to
+    _bound_to = None

@@ -1,0 +1,71 @@
+"""Table specifications derived from the pynamodb models, for the CDK stack and the local stack.
+
+There is no hand-kept second copy of a key schema: change a model, and both follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.attributes import TTLAttribute
+from pynamodb.models import Model
+
+from functions.data.models import TABLE_MODELS
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: str  # "S" | "N" | "B"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    partition_key: Key
+    sort_key: Key | None
+    projection: str  # "ALL" | "KEYS_ONLY" | "INCLUDE"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_name: str
+    settings_field: str
+    partition_key: Key
+    sort_key: Key | None
+    ttl_attribute: str | None
+    indexes: list[IndexSpec] = field(default_factory=list)
+
+
+def _keys(schema: dict[str, Any]) -> tuple[Key, Key | None]:
+    """Partition and sort key from a pynamodb table or index schema."""
+    types = {d["AttributeName"]: d["AttributeType"] for d in schema["attribute_definitions"]}
+    by_role = {k["KeyType"]: k["AttributeName"] for k in schema["key_schema"]}
+    sort = by_role.get("RANGE")
+    return Key(by_role["HASH"], types[by_role["HASH"]]), (Key(sort, types[sort]) if sort else None)
+
+
+def spec_for(model: type[Model]) -> TableSpec:
+    partition, sort = _keys(model._get_schema())
+    ttl = next(
+        (a.attr_name for a in model.get_attributes().values() if isinstance(a, TTLAttribute)), None
+    )
+    indexes = []
+    for index in model._indexes.values():
+        index_schema = index._get_schema()
+        index_partition, index_sort = _keys(index_schema)
+        projection = index_schema["projection"]["ProjectionType"]
+        indexes.append(IndexSpec(index_schema["index_name"], index_partition, index_sort, projection))
+    return TableSpec(
+        logical_name=model.Meta.logical_name,  # type: ignore[attr-defined]
+        settings_field=model.Meta.settings_field,  # type: ignore[attr-defined]
+        partition_key=partition,
+        sort_key=sort,
+        ttl_attribute=ttl,
+        indexes=indexes,
+    )
+
+
+def table_specs() -> list[TableSpec]:
+    return [spec_for(model) for model in TABLE_MODELS]

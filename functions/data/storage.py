@@ -1,0 +1,63 @@
+"""S3 operations the domain needs: presign, inspect, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from functions.clients import s3
+from functions.settings import settings
+
+
+@dataclass(frozen=True)
+class PresignedPut:
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    size: int
+    content_type: str | None
+    etag: str
+
+
+def presign_put(key: str, *, content_type: str, content_length: int, expires_in: int) -> PresignedPut:
+    """A PUT URL signed over Content-Type and Content-Length (SigV4): S3 refuses any other type or
+    size. ``headers`` are exactly the signed headers the client must send (Host is implicit)."""
+    url = s3().generate_presigned_url(
+        "put_object",
+        Params={
+            "Bucket": settings().media_bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentLength": content_length,
+        },
+        ExpiresIn=expires_in,
+    )
+    return PresignedPut(url=url, headers={"content-type": content_type, "content-length": str(content_length)})
+
+
+def presign_get(key: str, *, expires_in: int = 900) -> str:
+    return s3().generate_presigned_url(
+        "get_object", Params={"Bucket": settings().media_bucket, "Key": key}, ExpiresIn=expires_in
+    )
+
+
+def head(key: str) -> StoredObject | None:
+    try:
+        response = s3().head_object(Bucket=settings().media_bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
+    return StoredObject(
+        size=int(response["ContentLength"]),
+        content_type=response.get("ContentType"),
+        etag=response.get("ETag", "").strip('"'),
+    )
+
+
+def delete(key: str) -> None:
+    s3().delete_object(Bucket=settings().media_bucket, Key=key)

@@ -1,0 +1,86 @@
+"""Artist profiles: a handle (unique) and a display name, required before uploading."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from functions.data.models import ArtistModel, ensure_bound, utcnow
+from functions.errors import ArtistProfileRequired, ConcurrentUpdate, HandleTaken
+
+HANDLE_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{1,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Artist:
+    user_id: str
+    handle: str
+    display_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _artist(item: ArtistModel) -> Artist:
+    return Artist(item.user_id, item.handle, item.display_name, item.created_at, item.updated_at)
+
+
+def find(user_id: str) -> Artist | None:
+    ensure_bound()
+    try:
+        return _artist(ArtistModel.get(*ArtistModel.profile_key(user_id)))
+    except DoesNotExist:
+        return None
+
+
+def require(user_id: str) -> Artist:
+    artist = find(user_id)
+    if artist is None:
+        raise ArtistProfileRequired("Create your artist profile (PUT /v1/artists/me) before uploading.")
+    return artist
+
+
+def upsert(user_id: str, *, handle: str, display_name: str | None) -> Artist:
+    """Create or update the caller's profile. A handle change claims the new handle and releases
+    the old one in the same transaction, so two artists can never hold one handle."""
+    ensure_bound()
+    handle = handle.lower()
+    current = find(user_id)
+    now = utcnow()
+    profile = ArtistModel(
+        *ArtistModel.profile_key(user_id),
+        user_id=user_id,
+        handle=handle,
+        display_name=display_name,
+        created_at=current.created_at if current else now,
+        updated_at=now,
+    )
+    claim = ArtistModel(*ArtistModel.handle_key(handle), user_id=user_id, handle=handle, created_at=now)
+    try:
+        with TransactWrite(connection=Connection(region=ArtistModel.Meta.region, host=ArtistModel.Meta.host)) as tx:
+            if current is None or current.handle != handle:
+                # The claim is free, or already ours (a retried request).
+                tx.save(claim, condition=ArtistModel.user_id.does_not_exist() | (ArtistModel.user_id == user_id))
+            if current is not None and current.handle != handle:
+                tx.delete(
+                    ArtistModel(*ArtistModel.handle_key(current.handle)),
+                    condition=ArtistModel.user_id == user_id,
+                )
+            # The profile changes only from the state we read, so a concurrent rename cannot
+            # leave a handle claimed by nobody's profile.
+            profile_condition = (
+                ArtistModel.pk.does_not_exist() if current is None else ArtistModel.handle == current.handle
+            )
+            tx.save(profile, condition=profile_condition)
+    except TransactWriteError as error:
+        reasons = [r.code if r else None for r in (error.cancellation_reasons or [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed" and (current is None or current.handle != handle):
+            raise HandleTaken(f"The handle '{handle}' is taken.", handle=handle) from error
+        if "ConditionalCheckFailed" in reasons:
+            raise ConcurrentUpdate("Your profile changed while this request ran; try again.") from error
+        raise
+    return _artist(profile)

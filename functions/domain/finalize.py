@@ -1,0 +1,225 @@
+"""Finalize an upload intent: one code path for the explicit API call and the S3 put event.
+
+Both triggers may race or repeat (S3 and SQS deliver at least once, clients retry). A conditional
+write on the Upload item (``status == "pending"``) picks exactly one winner; the workflow execution
+is named after the upload id, so even a repeated start creates no second execution.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import UpdateError
+
+from functions.clients import sfn
+from functions.data import storage
+from functions.data.models import TrackModel, UploadModel, ensure_bound, utcnow
+from functions.domain import media_types, tracks, uploads
+from functions.errors import (
+    AssetMismatch,
+    UploadAssetInvalid,
+    UploadAssetMissing,
+    UploadExpired,
+    UploadIntentNotFound,
+    WorkflowStartFailed,
+)
+from functions.observability import logger
+from functions.settings import settings
+
+Trigger = Literal["api", "s3_event"]
+LANES = ("probe",)
+
+
+@dataclass(frozen=True)
+class Waveform:
+    peaks: list[float]
+    sample_rate_hz: int
+    channels: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"peaks": self.peaks, "sampleRateHz": self.sample_rate_hz, "channels": self.channels, "source": "client"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Literal["finalized", "already_finalized"]
+    upload: UploadModel
+    jobs_queued: tuple[str, ...]
+    workflow_status: str | None
+
+
+def finalize(
+    upload_id: str,
+    *,
+    trigger: Trigger,
+    owner_id: str | None = None,
+    asset_id: str | None = None,
+    duration_ms: int | None = None,
+    waveform: Waveform | None = None,
+) -> Outcome:
+    """``owner_id`` is the caller for the API trigger (another owner's intent is 'not found');
+    the S3 trigger passes None: the object key itself names the intent."""
+    upload = uploads.find(upload_id)
+    if upload is None or (owner_id is not None and upload.owner_id != owner_id):
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    if asset_id is not None and asset_id != upload.asset_id:
+        raise AssetMismatch("assetId does not match this upload intent.", assetId=asset_id)
+
+    if upload.status == "pending":
+        _verify_object(upload)
+        if _claim(upload, trigger):
+            return _start_processing(upload, duration_ms=duration_ms, waveform=waveform)
+        upload.refresh()
+    return _after_the_fact(upload, duration_ms=duration_ms, waveform=waveform)
+
+
+def _verify_object(upload: UploadModel) -> None:
+    """The stored object must be exactly what the intent promised, else nothing is processed."""
+    stored = storage.head(upload.object_key)
+    if stored is None:
+        if upload.expires_at < utcnow():
+            raise UploadExpired("This upload intent expired before any file arrived; create a new one.")
+        raise UploadAssetMissing(
+            "No file has been stored for this upload yet. PUT it to the signed URL with every "
+            "required header, then finalize again."
+        )
+    problems = []
+    if stored.size != upload.byte_size:
+        problems.append(f"size is {stored.size} bytes, the intent declared {upload.byte_size}")
+    stored_type = media_types.normalized_content_type(stored.content_type or "")
+    if stored_type != upload.content_type:
+        problems.append(f"content type is '{stored_type or 'missing'}', the intent declared '{upload.content_type}'")
+    if problems:
+        message = "The uploaded file does not match the upload intent: " + "; ".join(problems) + "."
+        _reject(upload, message)
+        raise UploadAssetInvalid(message)
+
+
+def _reject(upload: UploadModel, message: str) -> None:
+    try:
+        upload.update(
+            actions=[
+                UploadModel.status.set("rejected"),
+                UploadModel.rejected_code.set(UploadAssetInvalid.code),
+                UploadModel.rejected_message.set(message),
+            ],
+            condition=UploadModel.status == "pending",
+        )
+    except UpdateError as error:
+        if not _condition_failed(error):
+            raise
+        upload.refresh()
+        if upload.status == "finalized":
+            # Another caller finalized the object before it was replaced; keep what they processed.
+            return
+    storage.delete(upload.object_key)
+    logger.info("upload rejected", extra={"upload_id": upload.upload_id, "reason": message})
+
+
+def _claim(upload: UploadModel, trigger: Trigger) -> bool:
+    """True for exactly one caller, however many race."""
+    try:
+        upload.update(
+            actions=[
+                UploadModel.status.set("finalized"),
+                UploadModel.finalized_at.set(utcnow()),
+                UploadModel.finalized_by.set(trigger),
+                # A finalized intent is a record of the asset: it must not expire.
+                UploadModel.expires_at_epoch.remove(),
+            ],
+            condition=UploadModel.status == "pending",
+        )
+    except UpdateError as error:
+        if _condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform: Waveform | None) -> Outcome:
+    ensure_bound()
+    now = utcnow()
+    actions: list[Any] = [
+        TrackModel.status.set("processing"),
+        TrackModel.workflow_status.set("running"),
+        TrackModel.updated_at.set(now),
+    ]
+    if duration_ms is not None:
+        actions.append(TrackModel.duration_ms.set(duration_ms))
+    if waveform is not None:
+        actions.append(TrackModel.waveform.set(waveform.to_json()))
+    TrackModel(upload.track_id, TrackModel.TRACK_SK).update(actions=actions)
+    tracks.queue_lanes(upload.track_id, LANES)
+    _ensure_execution(upload)
+    logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})
+    return Outcome("finalized", upload, LANES, "running")
+
+
+def _after_the_fact(upload: UploadModel, *, duration_ms: int | None, waveform: Waveform | None) -> Outcome:
+    if upload.status == "rejected":
+        raise UploadAssetInvalid(upload.rejected_message or "The uploaded file did not match the upload intent.")
+    if upload.status != "finalized":
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    # The winner may have stopped between its claim and the start: starting again is harmless
+    # (same execution name, same input) and guarantees the upload is processed.
+    if upload.execution_arn is None:
+        _ensure_execution(upload)
+    if waveform is not None or duration_ms is not None:
+        _store_advisory_hints(upload.track_id, duration_ms=duration_ms, waveform=waveform)
+    track = tracks.find(upload.track_id)
+    return Outcome("already_finalized", upload, (), track.workflow_status if track else None)
+
+
+def _store_advisory_hints(track_id: str, *, duration_ms: int | None, waveform: Waveform | None) -> None:
+    """A client's hints arriving after the S3 event won the race are kept, unless processing has
+    already measured the real values."""
+    for attribute, value in ((TrackModel.waveform, waveform and waveform.to_json()), (TrackModel.duration_ms, duration_ms)):
+        if value is None:
+            continue
+        try:
+            TrackModel(track_id, TrackModel.TRACK_SK).update(
+                actions=[attribute.set(value)], condition=attribute.does_not_exist()
+            )
+        except UpdateError as error:
+            if not _condition_failed(error):
+                raise
+
+
+def workflow_input(upload: UploadModel) -> dict[str, str]:
+    return {
+        "uploadId": upload.upload_id,
+        "trackId": upload.track_id,
+        "ownerId": upload.owner_id,
+        "objectKey": upload.object_key,
+    }
+
+
+def _ensure_execution(upload: UploadModel) -> None:
+    try:
+        response = sfn().start_execution(
+            stateMachineArn=settings().state_machine_arn,
+            name=upload.upload_id,
+            # Deterministic input: a repeated start with the same name is then a no-op.
+            input=json.dumps(workflow_input(upload), sort_keys=True),
+        )
+        execution_arn = response["executionArn"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
+        execution_arn = _execution_arn(upload.upload_id)
+    except BotoCoreError as error:
+        raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
+    upload.update(actions=[UploadModel.execution_arn.set(execution_arn)])
+
+
+def _execution_arn(name: str) -> str:
+    state_machine = settings().state_machine_arn
+    return state_machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
+def _condition_failed(error: UpdateError) -> bool:
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
+

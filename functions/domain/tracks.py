@@ -1,0 +1,115 @@
+"""Tracks and their processing lanes: reads for the owner, lane bookkeeping for the workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from functions.data.models import LaneModel, TrackModel, ensure_bound, utcnow
+from functions.errors import TrackNotFound
+
+REQUIRED_LANES = frozenset({"probe"})
+TERMINAL_LANE_STATES = frozenset({"succeeded", "failed", "skipped"})
+
+
+@dataclass(frozen=True)
+class ProcessingStatus:
+    track: TrackModel
+    lanes: list[LaneModel]
+
+
+def get_owned(track_id: str, owner_id: str) -> TrackModel:
+    """The track, if it exists and belongs to ``owner_id``; another owner's track is 'not found'."""
+    track = find(track_id)
+    if track is None or track.owner_id != owner_id:
+        raise TrackNotFound("No such track.")
+    return track
+
+
+def find(track_id: str) -> TrackModel | None:
+    ensure_bound()
+    try:
+        return TrackModel.get(track_id, TrackModel.TRACK_SK)
+    except DoesNotExist:
+        return None
+
+
+def processing_status(track_id: str, owner_id: str) -> ProcessingStatus:
+    """One Query returns the track item and its lane items (they share the partition)."""
+    ensure_bound()
+    track: TrackModel | None = None
+    lanes: list[LaneModel] = []
+    page: dict[str, Any] = {}
+    while True:
+        page = TrackModel._get_connection().query(
+            track_id, exclusive_start_key=page.get("LastEvaluatedKey"), consistent_read=True
+        )
+        for raw in page.get("Items", []):
+            if raw["sk"]["S"] == TrackModel.TRACK_SK:
+                track = TrackModel.from_raw_data(raw)
+            else:
+                lanes.append(LaneModel.from_raw_data(raw))
+        if not page.get("LastEvaluatedKey"):
+            break
+    if track is None or track.owner_id != owner_id:
+        raise TrackNotFound("No such track.")
+    return ProcessingStatus(track, lanes)
+
+
+def queue_lanes(track_id: str, lanes: Iterable[str]) -> None:
+    ensure_bound()
+    now = utcnow()
+    with LaneModel.batch_write() as batch:
+        for lane in lanes:
+            batch.save(LaneModel(track_id, LaneModel.sort_key(lane), lane=lane, state="queued", updated_at=now))
+
+
+def lane_started(track_id: str, lane: str) -> int:
+    """Marks the lane running and counts the attempt; returns the attempt number."""
+    ensure_bound()
+    now = utcnow()
+    item = LaneModel(track_id, LaneModel.sort_key(lane))
+    item.update(
+        actions=[
+            LaneModel.lane.set(lane),
+            LaneModel.state.set("running"),
+            LaneModel.attempts.add(1),
+            LaneModel.started_at.set(LaneModel.started_at | now),
+            LaneModel.updated_at.set(now),
+            LaneModel.message.remove(),
+            LaneModel.code.remove(),
+        ]
+    )
+    return int(item.attempts)
+
+
+def lane_finished(
+    track_id: str,
+    lane: str,
+    *,
+    state: str,
+    message: str | None = None,
+    code: str | None = None,
+    outputs: dict[str, Any] | None = None,
+) -> None:
+    ensure_bound()
+    now = utcnow()
+    actions: list[Any] = [
+        LaneModel.lane.set(lane),
+        LaneModel.state.set(state),
+        LaneModel.finished_at.set(now),
+        LaneModel.updated_at.set(now),
+    ]
+    for attribute, value in ((LaneModel.message, message), (LaneModel.code, code), (LaneModel.outputs, outputs)):
+        actions.append(attribute.set(value) if value is not None else attribute.remove())
+    LaneModel(track_id, LaneModel.sort_key(lane)).update(actions=actions)
+
+
+def lane_retrying(track_id: str, lane: str, message: str) -> None:
+    ensure_bound()
+    LaneModel(track_id, LaneModel.sort_key(lane)).update(
+        actions=[LaneModel.message.set(message), LaneModel.updated_at.set(utcnow())]
+    )

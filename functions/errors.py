@@ -1,0 +1,125 @@
+"""Domain errors: each carries a stable machine-readable code and the HTTP status it maps to.
+
+Services raise these; the API maps them to responses in one place (``functions.api.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    code = "internal_error"
+    status = 500
+    # Seed 004's finalize answers are a union discriminated on ``status``; errors that are members
+    # of that union name their member here and the response carries it beside ``error``.
+    union_status: ClassVar[str | None] = None
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+class ArtistProfileRequired(DomainError):
+    code = "artist_profile_required"
+    status = 403
+
+
+class HandleTaken(DomainError):
+    code = "handle_taken"
+    status = 409
+
+
+class EntitlementRequired(DomainError):
+    code = "entitlement_required"
+    status = 403
+
+
+class InvalidUpload(DomainError):
+    code = "invalid_upload"
+    status = 400
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    status = 400
+
+
+class FileTooLarge(DomainError):
+    code = "file_too_large"
+    status = 413
+
+
+class RedirectedIntent(DomainError):
+    """An intent this route does not accept; the code names the route to use instead."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, use_instead: str) -> None:
+        super().__init__(message, useInstead=use_instead)
+        self.code = code
+
+
+class TrackNotFound(NotFound):
+    code = "track_not_found"
+
+
+class UploadIntentNotFound(NotFound):
+    code = "upload_intent_not_found"
+    union_status = "upload_intent_not_found"
+
+
+class AssetMismatch(DomainError):
+    code = "upload_asset_mismatch"
+    status = 409
+    union_status = "asset_mismatch"
+
+
+class UploadAssetMissing(DomainError):
+    code = "upload_asset_missing"
+    status = 409
+    union_status = "upload_asset_missing"
+
+
+class UploadAssetInvalid(DomainError):
+    code = "upload_asset_invalid"
+    status = 422
+    union_status = "upload_asset_invalid"
+
+
+class UploadExpired(DomainError):
+    code = "upload_intent_expired"
+    status = 410
+    union_status = "upload_intent_expired"
+
+
+class ConcurrentUpdate(DomainError):
+    code = "concurrent_update"
+    status = 409
+
+
+class UnknownFeatureHandle(DomainError):
+    code = "unknown_feature_handle"
+    status = 422
+
+
+class WorkflowStartFailed(DomainError):
+    """The upload is finalized but processing could not be started yet; finalizing again retries."""
+
+    code = "workflow_start_failed"
+    status = 503
+
+
+class EmptyFile(DomainError):
+    code = "empty_file"
+    status = 400
+
+
+class ArtistProfileNotFound(NotFound):
+    code = "artist_profile_not_found"

@@ -1,0 +1,15 @@
+"""Processing Lambda: every Task of the workflow invokes it with ``{"step", "input"}``."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.observability import logger, tracer
+from functions.workflow import steps
+
+
+@logger.inject_lambda_context(correlation_id_path="input.uploadId", clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    logger.append_keys(step=event.get("step"), track_id=(event.get("input") or {}).get("trackId"))
+    return steps.run(event["step"], event["input"])

@@ -1,0 +1,41 @@
+"""Locating and running the real ffmpeg (the static binary from imageio-ffmpeg, or the layer's)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+
+from functions.settings import settings
+
+
+@cache
+def executable() -> str:
+    configured = settings().ffmpeg_path
+    if configured:
+        return configured
+    import imageio_ffmpeg  # only outside Lambda, where the layer provides /opt/bin/ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class FfmpegTimeout(Exception):
+    pass
+
+
+def run(args: list[str], *, timeout_s: float | None = None) -> Completed:
+    command = [executable(), "-hide_banner", "-nostdin", *args]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, errors="replace", timeout=timeout_s or settings().ffmpeg_timeout_s
+        )
+    except subprocess.TimeoutExpired as error:
+        raise FfmpegTimeout(f"ffmpeg did not finish within {error.timeout} s") from error
+    return Completed(done.returncode, done.stdout, done.stderr)

@@ -1,0 +1,49 @@
+"""Runtime configuration, read from the environment once (prefix ``TRACKLANE_``).
+
+This is the only module that looks at the environment; everything else asks ``settings()``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACKLANE_", extra="ignore")
+
+    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    # Set only for the local stack and tests (moto); unset in AWS.
+    aws_endpoint_url: str | None = None
+
+    media_bucket: str = "tracklane-media"
+    artists_table: str = "tracklane-artists"
+    tracks_table: str = "tracklane-tracks"
+    uploads_table: str = "tracklane-uploads"
+    entitlements_table: str = "tracklane-entitlements"
+    state_machine_arn: str = ""
+
+    # Public base URL of the API as clients see it (used for finalizeUrl). When empty the
+    # request's own base URL is used.
+    public_api_url: str = ""
+
+    upload_url_ttl_s: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    # A pending intent (and its DynamoDB item, via TTL) lives this long.
+    intent_ttl_s: int = Field(default=24 * 3600, ge=300)
+    max_audio_bytes: int = 500 * 1024 * 1024
+    max_request_body_bytes: int = 64 * 1024
+    # Entitlement policy for callers with no explicit grant or revocation.
+    default_upload_entitlement: Literal["allow", "deny"] = "allow"
+
+    ffmpeg_path: str | None = None
+    ffmpeg_timeout_s: int = 600
+    min_audio_ms: int = 1000
+    max_audio_ms: int = 4 * 3600 * 1000
+
+
+@cache
+def settings() -> Settings:
+    return Settings()

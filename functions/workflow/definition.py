@@ -1,0 +1,163 @@
+"""The track-processing workflow, defined once.
+
+``render_aws`` produces the ASL the CDK stack deploys (each Task invokes the processing Lambda);
+``render_local`` produces the ASL the local stack runs on moto, where each Task is an SQS callback
+served by ``local.runner``. Both come from ``WORKFLOW``, so there is one definition of the steps,
+their order and their Retry/Catch semantics.
+
+moto cannot retry a callback Task (every attempt reuses the first token), so the local rendering
+leaves ``Retry`` out and the local runner applies the same policies (``retry_policies``) itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# Errors a Lambda-backed Task may raise that are worth another attempt.
+TRANSIENT_ERRORS = (
+    "TransientStepError",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+
+PROCESSING_FUNCTION_ARN = "${ProcessingFunctionArn}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    error_equals: tuple[str, ...] = TRANSIENT_ERRORS
+    interval_seconds: int = 2
+    max_attempts: int = 3
+    backoff_rate: float = 2.0
+
+    def to_asl(self) -> dict[str, Any]:
+        return {
+            "ErrorEquals": list(self.error_equals),
+            "IntervalSeconds": self.interval_seconds,
+            "MaxAttempts": self.max_attempts,
+            "BackoffRate": self.backoff_rate,
+        }
+
+    def matches(self, error_name: str) -> bool:
+        return "States.ALL" in self.error_equals or error_name in self.error_equals
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based), as Step Functions does."""
+        return float(self.interval_seconds * self.backoff_rate ** (attempt - 1))
+
+
+@dataclass(frozen=True)
+class Catch:
+    next: str
+    error_equals: tuple[str, ...] = ("States.ALL",)
+    result_path: str = "$.failure"
+
+    def to_asl(self) -> dict[str, Any]:
+        return {"ErrorEquals": list(self.error_equals), "ResultPath": self.result_path, "Next": self.next}
+
+
+TaskRenderer = Callable[["Task"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """Runs one step handler (``functions.workflow.steps.STEPS[step]``)."""
+
+    name: str
+    step: str
+    next: str | None = None
+    result_path: str | None = None
+    timeout_seconds: int = 900
+    retry: tuple[RetryPolicy, ...] = (RetryPolicy(),)
+    catch: tuple[Catch, ...] = ()
+
+    def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
+        state: dict[str, Any] = {"Type": "Task", **render_task(self), "TimeoutSeconds": self.timeout_seconds}
+        state["ResultPath"] = self.result_path
+        if with_retry and self.retry:
+            state["Retry"] = [policy.to_asl() for policy in self.retry]
+        if self.catch:
+            state["Catch"] = [c.to_asl() for c in self.catch]
+        state.update({"Next": self.next} if self.next else {"End": True})
+        return state
+
+
+@dataclass(frozen=True)
+class Fail:
+    name: str
+    error: str
+    cause: str
+
+    def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
+        return {"Type": "Fail", "Error": self.error, "Cause": self.cause}
+
+
+State = Task | Fail
+
+
+@dataclass(frozen=True)
+class Workflow:
+    comment: str
+    start_at: str
+    timeout_seconds: int
+    states: tuple[State, ...] = field(default_factory=tuple)
+
+    def tasks(self) -> Iterator[Task]:
+        return (state for state in self.states if isinstance(state, Task))
+
+    def render(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
+        return {
+            "Comment": self.comment,
+            "StartAt": self.start_at,
+            "TimeoutSeconds": self.timeout_seconds,
+            "States": {s.name: s.to_asl(render_task, with_retry=with_retry) for s in self.states},
+        }
+
+
+_TO_FAILED = (Catch(next="MarkFailed"),)
+
+# Input: {"uploadId", "trackId", "ownerId", "objectKey"} (see functions.domain.finalize).
+WORKFLOW = Workflow(
+    comment="tracklane: probe and process a finalized original, then mark the track ready or failed",
+    start_at="Probe",
+    timeout_seconds=2 * 3600,
+    states=(
+        Task("Probe", step="probe", next="MarkReady", result_path="$.probe", catch=_TO_FAILED),
+        Task("MarkReady", step="mark_ready", result_path=None, timeout_seconds=60, catch=_TO_FAILED),
+        Task("MarkFailed", step="mark_failed", next="ProcessingFailed", result_path=None, timeout_seconds=60),
+        Fail("ProcessingFailed", error="TrackProcessingFailed", cause="A required processing step failed."),
+    ),
+)
+
+
+def render_aws(function_arn: str = PROCESSING_FUNCTION_ARN) -> dict[str, Any]:
+    """ASL for AWS: each Task invokes the processing Lambda with ``{step, input}``."""
+
+    def lambda_task(task: Task) -> dict[str, Any]:
+        return {"Resource": function_arn, "Parameters": {"step": task.step, "input.$": "$"}}
+
+    return WORKFLOW.render(lambda_task, with_retry=True)
+
+
+def render_local(task_queue_url: str) -> dict[str, Any]:
+    """ASL for the local stack: each Task is an SQS callback the local runner answers."""
+
+    def callback_task(task: Task) -> dict[str, Any]:
+        return {
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": task_queue_url,
+                "MessageBody": {"step": task.step, "input.$": "$", "taskToken.$": "$$.Task.Token"},
+            },
+        }
+
+    return WORKFLOW.render(callback_task, with_retry=False)
+
+
+def retry_policies() -> dict[str, tuple[RetryPolicy, ...]]:
+    """Each step's Retry policies, for the local runner to apply as Step Functions would."""
+    return {task.step: task.retry for task in WORKFLOW.tasks()}

@@ -1,0 +1,82 @@
+"""``tracklane``: the developer and admin command line.
+
+    tracklane run                         start the local stack (what ``make run`` does)
+    tracklane token --user NAME           print a bearer token the local API accepts
+    tracklane entitlement grant|revoke|clear|show USER [--reason TEXT] [--aws]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from local.config import local_settings
+
+
+def _token(args: argparse.Namespace) -> int:
+    from local.devauth import mint
+
+    print(mint(args.user, local_settings().dev_secret, ttl_s=args.ttl))
+    return 0
+
+
+def _entitlement(args: argparse.Namespace) -> int:
+    if not args.aws:
+        # Against the local stack's moto unless --aws: then the normal AWS credential chain and
+        # TRACKLANE_ENTITLEMENTS_TABLE (the deployed table's name) apply.
+        config = local_settings()
+        for name, value in {
+            "TRACKLANE_AWS_ENDPOINT_URL": config.moto_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": config.region,
+        }.items():
+            os.environ.setdefault(name, value)
+    from functions.domain import entitlements
+
+    by = os.environ.get("USER", "admin")
+    if args.action == "grant":
+        result = entitlements.set_entitlement(args.user, allowed=True, by=by, reason=args.reason)
+    elif args.action == "revoke":
+        result = entitlements.set_entitlement(args.user, allowed=False, by=by, reason=args.reason)
+    elif args.action == "clear":
+        result = entitlements.clear(args.user)
+    else:
+        result = entitlements.lookup(args.user)
+    print(json.dumps({"user": result.user_id, "allowed": result.allowed, "source": result.source, "reason": result.reason}))
+    return 0
+
+
+def _run(_: argparse.Namespace) -> int:
+    from local.stack import main as run_stack
+
+    return run_stack()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tracklane", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    token = commands.add_parser("token", help="print a bearer token for the local API")
+    token.add_argument("--user", required=True, help="the user id (JWT sub) to act as")
+    token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds the token is valid (default 12 h)")
+    token.set_defaults(func=_token)
+
+    entitlement = commands.add_parser("entitlement", help="grant, revoke, clear or show a user's upload entitlement")
+    entitlement.add_argument("action", choices=["grant", "revoke", "clear", "show"])
+    entitlement.add_argument("user")
+    entitlement.add_argument("--reason")
+    entitlement.add_argument("--aws", action="store_true", help="act on the deployed table instead of the local stack")
+    entitlement.set_defaults(func=_entitlement)
+
+    run = commands.add_parser("run", help="start the local stack in the foreground")
+    run.set_defaults(func=_run)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Settings of the local stack (not deployed). Read once, like ``functions.settings``."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LocalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", validation_alias="TRACKLANE_LOCAL_HOST")
+    port: int = Field(default=8000, validation_alias="PORT")
+    moto_port: int = Field(default=5005, validation_alias="MOTO_PORT")
+    # Dev-only HS256 secret for local bearer tokens. The deployed API never accepts these.
+    dev_secret: str = Field(default="tracklane-local-dev-secret-not-for-production", validation_alias="TRACKLANE_DEV_SECRET")
+    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    # Poll intervals: short, so the local stack feels immediate.
+    pump_wait_s: int = 1
+    runner_wait_s: int = 1
+    runner_workers: int = 4
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://{self.host}:{self.moto_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@cache
+def local_settings() -> LocalSettings:
+    return LocalSettings()

@@ -1,0 +1,122 @@
+"""Create the local resources on moto from the same definitions the CDK stack deploys:
+tables from the pynamodb models, the bucket notification to the S3-event queue, and the state
+machine rendered from ``functions.workflow.definition``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import urllib.request
+
+import boto3
+
+from functions.data import keys
+from functions.data.models import TABLE_MODELS, bind
+from functions.settings import Settings
+from functions.workflow import definition
+
+PREFIX = "tracklane"
+ROLE_ARN = "arn:aws:iam::123456789012:role/tracklane-local-workflow"
+
+
+@dataclass(frozen=True)
+class LocalResources:
+    endpoint: str
+    bucket: str
+    s3_events_queue_url: str
+    s3_events_queue_arn: str
+    s3_events_dlq_url: str
+    tasks_queue_url: str
+    state_machine_arn: str
+    settings: Settings
+
+    def environment(self) -> dict[str, str]:
+        """Environment that points ``functions.settings`` at these resources."""
+        current = self.settings
+        return {
+            "TRACKLANE_AWS_ENDPOINT_URL": self.endpoint,
+            "TRACKLANE_MEDIA_BUCKET": current.media_bucket,
+            "TRACKLANE_ARTISTS_TABLE": current.artists_table,
+            "TRACKLANE_TRACKS_TABLE": current.tracks_table,
+            "TRACKLANE_UPLOADS_TABLE": current.uploads_table,
+            "TRACKLANE_ENTITLEMENTS_TABLE": current.entitlements_table,
+            "TRACKLANE_STATE_MACHINE_ARN": self.state_machine_arn,
+        }
+
+
+def _client(service: str, endpoint: str, region: str) -> Any:
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint)  # type: ignore[call-overload]
+
+
+def enable_workflow_execution(endpoint: str) -> None:
+    """moto only interprets ASL when told to, and only for state machines created afterwards."""
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own local moto
+        response.read()
+
+
+def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
+    enable_workflow_execution(endpoint)
+    current = Settings(aws_endpoint_url=endpoint, region=region)
+
+    bind(current)
+    for model in TABLE_MODELS:
+        if not model.exists():
+            model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+
+    sqs = _client("sqs", endpoint, region)
+    dlq_url = sqs.create_queue(QueueName=f"{PREFIX}-s3-events-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=f"{PREFIX}-s3-events",
+        Attributes={
+            "VisibilityTimeout": "10",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # Workflow tasks stay invisible while a step runs (a transcode can take minutes).
+    tasks_url = sqs.create_queue(QueueName=f"{PREFIX}-workflow-tasks", Attributes={"VisibilityTimeout": "900"})["QueueUrl"]
+
+    s3 = _client("s3", endpoint, region)
+    s3.create_bucket(Bucket=current.media_bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket=current.media_bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": keys.UPLOADS_PREFIX}]}},
+                }
+            ]
+        },
+    )
+
+    sfn = _client("stepfunctions", endpoint, region)
+    asl = json.dumps(definition.render_local(tasks_url))
+    existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    name = f"{PREFIX}-process-track"
+    if name in existing:
+        state_machine_arn = existing[name]
+        sfn.update_state_machine(stateMachineArn=state_machine_arn, definition=asl)
+    else:
+        state_machine_arn = sfn.create_state_machine(name=name, definition=asl, roleArn=ROLE_ARN)["stateMachineArn"]
+
+    return LocalResources(
+        endpoint=endpoint,
+        bucket=current.media_bucket,
+        s3_events_queue_url=queue_url,
+        s3_events_queue_arn=queue_arn,
+        s3_events_dlq_url=dlq_url,
+        tasks_queue_url=tasks_url,
+        state_machine_arn=state_machine_arn,
+        settings=current.model_copy(update={"state_machine_arn": state_machine_arn}),
+    )

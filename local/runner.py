@@ -1,0 +1,85 @@
+"""The local workflow runner: moto interprets the state machine rendered from the one workflow
+definition; each Task posts an SQS callback message, which this runner answers by calling the same
+step handler the processing Lambda runs.
+
+moto cannot retry a callback Task, so the runner applies each step's Retry policies (same
+ErrorEquals, MaxAttempts, IntervalSeconds, BackoffRate) before reporting a failure, after which the
+state machine's own Catch takes over exactly as on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from functions.handlers import workflow_step
+from functions.observability import logger
+from functions.workflow.definition import RetryPolicy, retry_policies
+from local.lambda_context import LocalLambdaContext
+
+
+class WorkflowRunner(threading.Thread):
+    def __init__(self, sqs: Any, sfn: Any, queue_url: str, *, workers: int = 4, wait_s: int = 1) -> None:
+        super().__init__(name="workflow-runner", daemon=True)
+        self._sqs, self._sfn, self._queue_url, self._wait_s = sqs, sfn, queue_url, wait_s
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workflow-task")
+        self._stop_requested = threading.Event()
+        self._policies = retry_policies()
+        self.tasks_completed = 0
+
+    def stop(self) -> None:
+        self._stop_requested.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def run(self) -> None:
+        while not self._stop_requested.is_set():
+            try:
+                messages = self._sqs.receive_message(
+                    QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=self._wait_s
+                ).get("Messages", [])
+            except Exception:
+                logger.exception("workflow runner: poll failed")
+                self._stop_requested.wait(1)
+                continue
+            for message in messages:
+                self._pool.submit(self._handle, message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        try:
+            task = json.loads(message["Body"])
+            self._execute(task["step"], task["input"], task["taskToken"])
+        except Exception:
+            logger.exception("workflow runner: task failed to report")
+        finally:
+            self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self.tasks_completed += 1
+
+    def _execute(self, step: str, payload: dict[str, Any], token: str) -> None:
+        policies = self._policies.get(step, ())
+        attempts_by_policy: dict[int, int] = {}
+        while True:
+            try:
+                result = workflow_step.handler({"step": step, "input": payload}, LocalLambdaContext("tracklane-processing"))
+            except Exception as error:
+                error_name = type(error).__name__
+                policy = _matching(policies, error_name)
+                if policy is not None and not self._stop_requested.is_set():
+                    index = policies.index(policy)
+                    retry_number = attempts_by_policy[index] = attempts_by_policy.get(index, 0) + 1
+                    # MaxAttempts counts retries after the first attempt, as in Step Functions.
+                    if retry_number <= policy.max_attempts:
+                        delay = policy.delay_before(retry_number)
+                        logger.info("retrying step", extra={"step": step, "error": error_name, "delay_s": delay})
+                        self._stop_requested.wait(delay)
+                        continue
+                # moto drops ``cause``; the step has already recorded its user-facing message.
+                self._sfn.send_task_failure(taskToken=token, error=error_name[:256], cause=str(error)[:32768])
+                return
+            self._sfn.send_task_success(taskToken=token, output=json.dumps(result if result is not None else {}))
+            return
+
+
+def _matching(policies: tuple[RetryPolicy, ...], error_name: str) -> RetryPolicy | None:
+    return next((policy for policy in policies if policy.matches(error_name)), None)
