@@ -1,8 +1,8 @@
 """``tracklane``: the developer and admin command line.
 
-    tracklane run                         start the local stack (what ``make run`` does)
-    tracklane token --user NAME           print a bearer token the local API accepts
-    tracklane entitlement grant|revoke|clear|show USER [--reason TEXT] [--aws]
+tracklane run                         start the local stack (what ``make run`` does)
+tracklane token --user NAME           print a bearer token the local API accepts
+tracklane entitlement grant|revoke|clear|show USER [--reason TEXT] [--aws]
 """
 
 from __future__ import annotations
@@ -45,7 +45,11 @@ def _entitlement(args: argparse.Namespace) -> int:
         result = entitlements.clear(args.user)
     else:
         result = entitlements.lookup(args.user)
-    print(json.dumps({"user": result.user_id, "allowed": result.allowed, "source": result.source, "reason": result.reason}))
+    print(
+        json.dumps(
+            {"user": result.user_id, "allowed": result.allowed, "source": result.source, "reason": result.reason}
+        )
+    )
     return 0
 
 
@@ -56,7 +60,9 @@ def _run(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tracklane", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tracklane", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     token = commands.add_parser("token", help="print a bearer token for the local API")

@@ -15,7 +15,9 @@ class LocalSettings(BaseSettings):
     port: int = Field(default=8000, validation_alias="PORT")
     moto_port: int = Field(default=5005, validation_alias="MOTO_PORT")
     # Dev-only HS256 secret for local bearer tokens. The deployed API never accepts these.
-    dev_secret: str = Field(default="tracklane-local-dev-secret-not-for-production", validation_alias="TRACKLANE_DEV_SECRET")
+    dev_secret: str = Field(
+        default="tracklane-local-dev-secret-not-for-production", validation_alias="TRACKLANE_DEV_SECRET"
+    )
     region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
     # Poll intervals: short, so the local stack feels immediate.
     pump_wait_s: int = 1

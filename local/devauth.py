@@ -32,7 +32,12 @@ class DevTokenAuthenticator:
             return None
         try:
             claims = jwt.decode(
-                token, self._secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER, options={"require": ["sub", "exp"]}
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["sub", "exp"]},
             )
         except jwt.PyJWTError:
             return None

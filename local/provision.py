@@ -5,10 +5,9 @@ machine rendered from ``functions.workflow.definition``."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
-
-import urllib.request
 
 import boto3
 
@@ -52,13 +51,13 @@ def _client(service: str, endpoint: str, region: str) -> Any:
 
 def enable_workflow_execution(endpoint: str) -> None:
     """moto only interprets ASL when told to, and only for state machines created afterwards."""
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - our own local moto, http only
         f"{endpoint}/moto-api/config",
         data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own local moto
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()
 
 
@@ -83,7 +82,9 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     # Workflow tasks stay invisible while a step runs (a transcode can take minutes).
-    tasks_url = sqs.create_queue(QueueName=f"{PREFIX}-workflow-tasks", Attributes={"VisibilityTimeout": "900"})["QueueUrl"]
+    tasks_url = sqs.create_queue(QueueName=f"{PREFIX}-workflow-tasks", Attributes={"VisibilityTimeout": "900"})[
+        "QueueUrl"
+    ]
 
     s3 = _client("s3", endpoint, region)
     s3.create_bucket(Bucket=current.media_bucket)

@@ -61,7 +61,9 @@ class WorkflowRunner(threading.Thread):
         attempts_by_policy: dict[int, int] = {}
         while True:
             try:
-                result = workflow_step.handler({"step": step, "input": payload}, LocalLambdaContext("tracklane-processing"))
+                result = workflow_step.handler(
+                    {"step": step, "input": payload}, LocalLambdaContext("tracklane-processing")
+                )
             except Exception as error:
                 error_name = type(error).__name__
                 policy = _matching(policies, error_name)

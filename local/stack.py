@@ -44,7 +44,11 @@ class LocalStack:
         self.runner: WorkflowRunner | None = None
 
     def start_backend(self) -> LocalResources:
-        for name, value in {**_FAKE_CREDENTIALS, "AWS_REGION": self.config.region, "AWS_DEFAULT_REGION": self.config.region}.items():
+        for name, value in {
+            **_FAKE_CREDENTIALS,
+            "AWS_REGION": self.config.region,
+            "AWS_DEFAULT_REGION": self.config.region,
+        }.items():
             os.environ.setdefault(name, value)
         # moto's Step Functions interpreter calls its own services at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.config.moto_port)
@@ -54,11 +58,18 @@ class LocalStack:
         clients.reset()
         sqs = self._client("sqs")
         self.pump = S3EventPump(
-            sqs, resources.s3_events_queue_url, resources.s3_events_queue_arn, self.config.region, self.config.pump_wait_s
+            sqs,
+            resources.s3_events_queue_url,
+            resources.s3_events_queue_arn,
+            self.config.region,
+            self.config.pump_wait_s,
         )
         self.runner = WorkflowRunner(
-            sqs, self._client("stepfunctions"), resources.tasks_queue_url,
-            workers=self.config.runner_workers, wait_s=self.config.runner_wait_s,
+            sqs,
+            self._client("stepfunctions"),
+            resources.tasks_queue_url,
+            workers=self.config.runner_workers,
+            wait_s=self.config.runner_wait_s,
         )
         self.pump.start()
         self.runner.start()

@@ -14,5 +14,5 @@ def upload_id_from_key(key: str) -> str | None:
     """The upload id an ``uploads/`` object key belongs to, or None for any other key."""
     if not key.startswith(UPLOADS_PREFIX):
         return None
-    parts = key[len(UPLOADS_PREFIX):].split("/")
+    parts = key[len(UPLOADS_PREFIX) :].split("/")
     return parts[0] if len(parts) == 2 and parts[0] else None

@@ -14,7 +14,6 @@ from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
     ListAttribute,
-    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
@@ -64,7 +63,7 @@ class ArtistModel(Model):
         return f"handle#{handle}", "claim"
 
 
-class TracksByOwner(GlobalSecondaryIndex["TrackModel"]):
+class TracksByOwner(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
     """A caller's tracks, newest last (``/v1/me/tracks``). Sparse: lane items carry no owner."""
 
     class Meta:
@@ -189,12 +188,15 @@ TABLE_MODELS: tuple[type[Model], ...] = tuple(
     model for model in ALL_MODELS if not getattr(model.Meta, "shares_table_with", None)
 )
 
-_bound_to: Settings | None = None
+
+class _Binding:
+    """Which settings the models are currently bound to."""
+
+    settings: Settings | None = None
 
 
 def bind(current: Settings | None = None) -> None:
     """Point every model at its table (name, region, endpoint) from settings."""
-    global _bound_to
     current = current or settings()
     for model in ALL_MODELS:
         meta: Any = model.Meta
@@ -202,14 +204,13 @@ def bind(current: Settings | None = None) -> None:
         meta.region = current.region
         meta.host = current.aws_endpoint_url
         model._connection = None
-    _bound_to = current
+    _Binding.settings = current
 
 
 def ensure_bound() -> None:
-    if _bound_to is not settings():
+    if _Binding.settings is not settings():
         bind()
 
 
 def unbind() -> None:
-    global _bound_to
-    _bound_to = None
+    _Binding.settings = None

@@ -38,7 +38,7 @@ class TableSpec:
     indexes: list[IndexSpec] = field(default_factory=list)
 
 
-def _keys(schema: dict[str, Any]) -> tuple[Key, Key | None]:
+def _keys(schema: Any) -> tuple[Key, Key | None]:
     """Partition and sort key from a pynamodb table or index schema."""
     types = {d["AttributeName"]: d["AttributeType"] for d in schema["attribute_definitions"]}
     by_role = {k["KeyType"]: k["AttributeName"] for k in schema["key_schema"]}
@@ -48,9 +48,7 @@ def _keys(schema: dict[str, Any]) -> tuple[Key, Key | None]:
 
 def spec_for(model: type[Model]) -> TableSpec:
     partition, sort = _keys(model._get_schema())
-    ttl = next(
-        (a.attr_name for a in model.get_attributes().values() if isinstance(a, TTLAttribute)), None
-    )
+    ttl = next((a.attr_name for a in model.get_attributes().values() if isinstance(a, TTLAttribute)), None)
     indexes = []
     for index in model._indexes.values():
         index_schema = index._get_schema()

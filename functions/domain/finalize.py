@@ -176,9 +176,12 @@ def _after_the_fact(upload: UploadModel, *, duration_ms: int | None, waveform: W
 def _store_advisory_hints(track_id: str, *, duration_ms: int | None, waveform: Waveform | None) -> None:
     """A client's hints arriving after the S3 event won the race are kept, unless processing has
     already measured the real values."""
-    for attribute, value in ((TrackModel.waveform, waveform and waveform.to_json()), (TrackModel.duration_ms, duration_ms)):
-        if value is None:
-            continue
+    hints: list[tuple[Any, Any]] = []
+    if waveform is not None:
+        hints.append((TrackModel.waveform, waveform.to_json()))
+    if duration_ms is not None:
+        hints.append((TrackModel.duration_ms, duration_ms))
+    for attribute, value in hints:
         try:
             TrackModel(track_id, TrackModel.TRACK_SK).update(
                 actions=[attribute.set(value)], condition=attribute.does_not_exist()
@@ -222,4 +225,3 @@ def _execution_arn(name: str) -> str:
 
 def _condition_failed(error: UpdateError) -> bool:
     return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
-

@@ -103,8 +103,9 @@ def lane_finished(
         LaneModel.finished_at.set(now),
         LaneModel.updated_at.set(now),
     ]
-    for attribute, value in ((LaneModel.message, message), (LaneModel.code, code), (LaneModel.outputs, outputs)):
-        actions.append(attribute.set(value) if value is not None else attribute.remove())
+    actions.append(LaneModel.message.set(message) if message is not None else LaneModel.message.remove())
+    actions.append(LaneModel.code.set(code) if code is not None else LaneModel.code.remove())
+    actions.append(LaneModel.outputs.set(outputs) if outputs is not None else LaneModel.outputs.remove())
     LaneModel(track_id, LaneModel.sort_key(lane)).update(actions=actions)
 
 

@@ -33,8 +33,15 @@ class FfmpegTimeout(Exception):
 def run(args: list[str], *, timeout_s: float | None = None) -> Completed:
     command = [executable(), "-hide_banner", "-nostdin", *args]
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", timeout=timeout_s or settings().ffmpeg_timeout_s
+        # The command is our own argument list (no shell); the only outside value is the input
+        # path or presigned URL, passed as one argv element.
+        done = subprocess.run(  # noqa: S603
+            command,
+            check=False,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout_s or settings().ffmpeg_timeout_s,
         )
     except subprocess.TimeoutExpired as error:
         raise FfmpegTimeout(f"ffmpeg did not finish within {error.timeout} s") from error

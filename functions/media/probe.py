@@ -70,10 +70,13 @@ def probe(source: str, *, min_ms: int, max_ms: int) -> AudioFacts:
     stream = _AUDIO_STREAM.search(report)
     container = _INPUT.search(report)
     if container is None or stream is None:
-        raise StepFailed("audio_unreadable", "This file is not audio we can read. Upload a WAV, FLAC, MP3, AIFF, OGG, Opus or M4A file.")
+        raise StepFailed(
+            "audio_unreadable",
+            "This file is not audio we can read. Upload a WAV, FLAC, MP3, AIFF, OGG, Opus or M4A file.",
+        )
     if result.returncode != 0:
         raise StepFailed("audio_corrupt", "The audio could not be decoded: the file is damaged.")
-    damage = _DAMAGE.search(report[stream.end():])
+    damage = _DAMAGE.search(report[stream.end() :])
     if damage:
         raise StepFailed("audio_corrupt", f"The audio is damaged or truncated ({damage.group(1).lower()}).")
 
@@ -85,11 +88,15 @@ def probe(source: str, *, min_ms: int, max_ms: int) -> AudioFacts:
         declared_ms = round((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * 1000)
         # A header promising much more audio than decodes is a truncated file.
         if declared_ms - decoded_ms > max(500, declared_ms // 50):
-            raise StepFailed("audio_truncated", f"The file ends early: {decoded_ms} ms of the {declared_ms} ms it declares.")
+            raise StepFailed(
+                "audio_truncated", f"The file ends early: {decoded_ms} ms of the {declared_ms} ms it declares."
+            )
     if decoded_ms < min_ms:
         raise StepFailed("audio_too_short", f"The audio is {decoded_ms} ms long; the minimum is {min_ms} ms.")
     if decoded_ms > max_ms:
-        raise StepFailed("audio_too_long", f"The audio is {decoded_ms // 1000} s long; the maximum is {max_ms // 1000} s.")
+        raise StepFailed(
+            "audio_too_long", f"The audio is {decoded_ms // 1000} s long; the maximum is {max_ms // 1000} s."
+        )
 
     bitrate = _BITRATE.search(report)
     return AudioFacts(
@@ -99,5 +106,7 @@ def probe(source: str, *, min_ms: int, max_ms: int) -> AudioFacts:
         channels=_channels(stream.group("layout")),
         channel_layout=stream.group("layout").strip(),
         duration_ms=decoded_ms,
-        bitrate_kbps=int(bitrate.group(1)) if bitrate else (int(stream.group("kbps")) if stream.group("kbps") else None),
+        bitrate_kbps=int(bitrate.group(1))
+        if bitrate
+        else (int(stream.group("kbps")) if stream.group("kbps") else None),
     )

@@ -87,15 +87,18 @@ def mark_failed(payload: StepInput) -> dict[str, str]:
         if lane.state == "failed":
             failures.append((lane.lane, lane.code, lane.message))
         elif lane.state == "running":
-            message = _stopped_message(error_name)
-            tracks.lane_finished(track_id, lane.lane, state="failed", code="processing_stopped", message=message)
-            failures.append((lane.lane, "processing_stopped", message))
+            stopped = _stopped_message(error_name)
+            tracks.lane_finished(track_id, lane.lane, state="failed", code="processing_stopped", message=stopped)
+            failures.append((lane.lane, "processing_stopped", stopped))
         elif lane.state == "queued":
             tracks.lane_finished(
                 track_id, lane.lane, state="skipped", code="not_run", message="Not run: a required step failed."
             )
     required = [f for f in failures if f[0] in tracks.REQUIRED_LANES]
-    _, code, message = (required or failures or [("", None, None)])[0]
+    code: str | None = None
+    message: str | None = None
+    if failures:
+        _, code, message = (required or failures)[0]
     TrackModel(track_id, TrackModel.TRACK_SK).update(
         actions=[
             TrackModel.status.set("failed"),
@@ -127,4 +130,3 @@ def run(step: str, payload: StepInput) -> Any:
     if step not in STEPS:
         raise StepFailed("unknown_step", f"No workflow step named '{step}'.")
     return STEPS[step](payload)
-

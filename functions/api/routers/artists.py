@@ -39,7 +39,9 @@ def _response(artist: artists.Artist) -> ArtistProfileResponse:
 
 
 @router.put("/me", response_model=ArtistProfileResponse, response_model_by_alias=True)
-def put_my_profile(body: ArtistProfileRequest, user: Annotated[Principal, Depends(current_user)]) -> ArtistProfileResponse:
+def put_my_profile(
+    body: ArtistProfileRequest, user: Annotated[Principal, Depends(current_user)]
+) -> ArtistProfileResponse:
     """Create or update the caller's profile. Handles are unique (case-insensitive)."""
     return _response(artists.upsert(user.user_id, handle=body.handle, display_name=body.display_name))
 

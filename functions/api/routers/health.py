@@ -17,4 +17,6 @@ def health(request: Request) -> JSONResponse:
         except Exception:  # a failing check is a 'not ready', never a 500
             results[name] = False
     ready = all(results.values())
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": results}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": results}, status_code=200 if ready else 503
+    )

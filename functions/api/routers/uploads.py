@@ -130,7 +130,11 @@ def create_upload(
     "/{upload_id}/finalize",
     response_model=FinalizeResponse,
     response_model_by_alias=True,
-    responses={404: {"description": "upload_intent_not_found"}, 409: {"description": "asset_mismatch / upload_asset_missing"}, 422: {"description": "upload_asset_invalid"}},
+    responses={
+        404: {"description": "upload_intent_not_found"},
+        409: {"description": "asset_mismatch / upload_asset_missing"},
+        422: {"description": "upload_asset_invalid"},
+    },
 )
 def finalize_upload(
     upload_id: str, user: Annotated[Principal, Depends(current_user)], body: FinalizeRequest | None = None

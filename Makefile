@@ -1,0 +1,69 @@
+# tracklane: `make run` starts the local stack, `make test` runs the whole suite.
+# Both install what they need first (idempotent: stamps skip work that is already done).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: install run test lint typecheck unit integration infra e2e layers lock synth deploy bench clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements-dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+layers: $(VENV)/.installed
+	$(BIN)/python -m layers.build
+
+run: install
+	$(BIN)/tracklane run
+
+test: install layers lint typecheck
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit
+
+integration: $(VENV)/.installed
+	$(BIN)/pytest tests/integration
+
+infra: install layers
+	$(BIN)/pytest tests/infrastructure
+
+e2e: install
+	$(BIN)/pytest tests/e2e
+
+# Re-resolve the lock after changing dependencies in pyproject.toml.
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 -o requirements-dev.lock
+
+synth: install layers
+	npx cdk synth --quiet
+
+deploy: install layers
+	npx cdk deploy
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache
