@@ -2,7 +2,7 @@
 
 In AWS the HTTP API's JWT authorizer has already verified the token: the Lambda reads the claims
 it passed along and never looks at the Authorization header itself. The local stack injects its
-own dev authenticator (``local/devauth.py``), which is not part of the deployed package.
+own dev authenticator, which lives outside this package and is never deployed.
 """
 
 from __future__ import annotations

@@ -1,0 +1,61 @@
+"""One workflow definition renders both the AWS and the local state machine."""
+
+import json
+
+from functions.workflow import definition, steps
+
+
+def test_aws_and_local_renderings_have_the_same_states_and_transitions():
+    aws = definition.render_aws("arn:aws:lambda:us-east-1:123456789012:function:processing")
+    local = definition.render_local("http://127.0.0.1:5005/123456789012/tasks")
+
+    assert aws["StartAt"] == local["StartAt"]
+    assert aws["TimeoutSeconds"] == local["TimeoutSeconds"]
+    assert aws["States"].keys() == local["States"].keys()
+    for name, state in aws["States"].items():
+        twin = local["States"][name]
+        for field in ("Type", "Next", "End", "ResultPath", "Catch", "TimeoutSeconds"):
+            assert state.get(field) == twin.get(field), (name, field)
+
+
+def test_aws_tasks_retry_transient_errors_and_catch_everything():
+    aws = definition.render_aws()
+    probe = aws["States"]["Probe"]
+    assert probe["Resource"] == "${ProcessingFunctionArn}"
+    assert probe["Parameters"] == {"step": "probe", "input.$": "$"}
+    assert probe["Retry"][0]["ErrorEquals"][0] == "TransientStepError"
+    assert probe["Retry"][0]["MaxAttempts"] == 3
+    assert probe["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "MarkFailed"}]
+
+
+def test_local_tasks_are_sqs_callbacks_without_retry_because_the_runner_retries():
+    local = definition.render_local("http://q")
+    for state in local["States"].values():
+        if state["Type"] == "Task":
+            assert state["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+            assert state["Parameters"]["MessageBody"]["taskToken.$"] == "$$.Task.Token"
+            assert "Retry" not in state
+    assert definition.retry_policies()["probe"][0].max_attempts == 3
+
+
+def test_every_task_names_a_step_that_exists():
+    for task in definition.WORKFLOW.tasks():
+        assert task.step in steps.STEPS
+
+
+def test_every_transition_targets_a_defined_state():
+    asl = definition.render_aws()
+    names = set(asl["States"])
+    targets = {asl["StartAt"]}
+    for state in asl["States"].values():
+        targets.update(filter(None, [state.get("Next")]))
+        targets.update(catch["Next"] for catch in state.get("Catch", []))
+    assert targets <= names
+    json.dumps(asl)  # serializable as ASL
+
+
+def test_retry_backoff_matches_step_functions():
+    policy = definition.RetryPolicy(interval_seconds=2, max_attempts=3, backoff_rate=2.0)
+    assert [policy.delay_before(n) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
+    assert policy.matches("TransientStepError")
+    assert not policy.matches("StepFailed")
