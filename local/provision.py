@@ -9,8 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
+from functions import clients
 from functions.data import keys
 from functions.data.models import TABLE_MODELS, bind
 from functions.settings import Settings
@@ -46,7 +45,7 @@ class LocalResources:
 
 
 def _client(service: str, endpoint: str, region: str) -> Any:
-    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint)  # type: ignore[call-overload]
+    return clients.session().client(service, region_name=region, endpoint_url=endpoint)  # type: ignore[call-overload]
 
 
 def enable_workflow_execution(endpoint: str) -> None:

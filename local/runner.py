@@ -21,9 +21,13 @@ from local.lambda_context import LocalLambdaContext
 
 
 class WorkflowRunner(threading.Thread):
-    def __init__(self, sqs: Any, sfn: Any, queue_url: str, *, workers: int = 4, wait_s: int = 1) -> None:
+    def __init__(
+        self, sqs: Any, sfn: Any, queue_url: str, *, workers: int = 4, wait_s: int = 1, retry_delay_scale: float = 1.0
+    ) -> None:
         super().__init__(name="workflow-runner", daemon=True)
         self._sqs, self._sfn, self._queue_url, self._wait_s = sqs, sfn, queue_url, wait_s
+        # 1.0 waits as Step Functions would; tests shrink it to keep the same sequence fast.
+        self._retry_delay_scale = retry_delay_scale
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workflow-task")
         self._stop_requested = threading.Event()
         self._policies = retry_policies()
@@ -72,7 +76,7 @@ class WorkflowRunner(threading.Thread):
                     retry_number = attempts_by_policy[index] = attempts_by_policy.get(index, 0) + 1
                     # MaxAttempts counts retries after the first attempt, as in Step Functions.
                     if retry_number <= policy.max_attempts:
-                        delay = policy.delay_before(retry_number)
+                        delay = policy.delay_before(retry_number) * self._retry_delay_scale
                         logger.info("retrying step", extra={"step": step, "error": error_name, "delay_s": delay})
                         self._stop_requested.wait(delay)
                         continue

@@ -13,7 +13,6 @@ import signal
 import sys
 from typing import Any
 
-import boto3
 import uvicorn
 from moto.server import ThreadedMotoServer
 
@@ -77,7 +76,7 @@ class LocalStack:
         return resources
 
     def _client(self, service: str) -> Any:
-        return boto3.session.Session().client(  # type: ignore[call-overload]
+        return clients.session().client(  # type: ignore[call-overload]
             service, region_name=self.config.region, endpoint_url=self.config.moto_endpoint
         )
 

@@ -8,8 +8,12 @@ classes). Table names and the endpoint are bound from settings on first use, nev
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
+import botocore.loaders
+import botocore.session
+import pynamodb.connection.base
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
@@ -195,8 +199,22 @@ class _Binding:
     settings: Settings | None = None
 
 
+@cache
+def _service_model_loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
+def _session_sharing_service_models() -> botocore.session.Session:
+    """pynamodb makes a botocore session per connection and thread; each would parse the DynamoDB
+    service model again (~0.3 s: a cold-start and per-thread cost). They share one loader instead."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _service_model_loader())
+    return session
+
+
 def bind(current: Settings | None = None) -> None:
     """Point every model at its table (name, region, endpoint) from settings."""
+    pynamodb.connection.base.get_session = _session_sharing_service_models  # type: ignore[attr-defined]
     current = current or settings()
     for model in ALL_MODELS:
         meta: Any = model.Meta

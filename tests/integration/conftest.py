@@ -1,0 +1,137 @@
+"""Integration tests run against a real moto server (in-process thread, 127.0.0.1), provisioned by
+the same code as the local stack, so tables, bucket notification and state machine match."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from moto.server import ThreadedMotoServer
+
+from functions import clients
+from functions.api.app import create_app
+from functions.api.auth import Principal
+from functions.domain import artists
+from local.provision import LocalResources, provision
+from local.pump import S3EventPump
+from local.runner import WorkflowRunner
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    # moto's Step Functions interpreter calls its own SQS/DynamoDB at localhost:$MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+class HeaderAuthenticator:
+    """'Authorization: Test <user>' authenticates as <user>."""
+
+    def authenticate(self, request: Any) -> Principal | None:
+        scheme, _, user = request.headers.get("authorization", "").partition(" ")
+        return Principal(user) if scheme == "Test" and user else None
+
+
+def as_user(user: str) -> dict[str, str]:
+    return {"Authorization": f"Test {user}"}
+
+
+@dataclass
+class Stack:
+    resources: LocalResources
+    api: TestClient
+    s3: Any
+    sqs: Any
+    sfn: Any
+    pump: S3EventPump
+
+    def put(self, signed_url: str, path: Path, *, content_type: str, body: bytes | None = None) -> int:
+        """PUT like a client does with the signed URL (straight to storage, not through the API)."""
+        data = path.read_bytes() if body is None else body
+        response = httpx.put(signed_url, content=data, headers={"content-type": content_type})
+        return response.status_code
+
+    def executions(self) -> list[dict[str, Any]]:
+        return list(self.sfn.list_executions(stateMachineArn=self.resources.state_machine_arn)["executions"])
+
+    def drain_s3_events(self) -> None:
+        """Feed every pending S3 event to the finalize handler, as the Lambda poller would."""
+        while self.pump.poll_once():
+            pass
+
+    def create_upload(self, user: str, path: Path, *, content_type: str = "audio/wav", **extra: Any) -> dict[str, Any]:
+        body = {"fileName": path.name, "contentType": content_type, "byteSize": path.stat().st_size, **extra}
+        response = self.api.post("/v1/uploads", json=body, headers=as_user(user))
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+
+def _reset_moto(endpoint: str) -> None:
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+@pytest.fixture
+def stack(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    _reset_moto(moto_endpoint)
+    resources = provision(moto_endpoint)
+    for name, value in resources.environment().items():
+        monkeypatch.setenv(name, value)
+    clients.reset()
+
+    def client(service: str) -> Any:
+        return clients.session().client(service, region_name="us-east-1", endpoint_url=moto_endpoint)
+
+    sqs = client("sqs")
+    # The notification's s3:TestEvent is not an upload: drain it so tests start from a clean queue.
+    pump = S3EventPump(sqs, resources.s3_events_queue_url, resources.s3_events_queue_arn, "us-east-1", wait_s=0)
+    pump.poll_once()
+    yield Stack(
+        resources=resources,
+        api=TestClient(create_app(HeaderAuthenticator()), raise_server_exceptions=False),
+        s3=client("s3"),
+        sqs=sqs,
+        sfn=client("stepfunctions"),
+        pump=pump,
+    )
+    clients.reset()
+
+
+@pytest.fixture
+def runner(stack: Stack) -> Iterator[WorkflowRunner]:
+    """The local workflow runner, answering the state machine's task callbacks."""
+    worker = WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, workers=2, wait_s=1)
+    worker.start()
+    yield worker
+    worker.stop()
+    worker.join(timeout=5)
+
+
+@pytest.fixture
+def artist(stack: Stack) -> str:
+    artists.upsert("alice", handle="alice", display_name="Alice")
+    return "alice"
+
+
+def decode(response: httpx.Response) -> dict[str, Any]:
+    return dict(json.loads(response.text))

@@ -1,0 +1,203 @@
+"""Finalize converges: explicit calls and S3 put events, racing or repeated, process once."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from functions import ids
+from functions.data.models import TrackModel, UploadModel, bind
+from functions.domain import artists, finalize
+
+from .conftest import Stack, as_user
+
+
+def finalize_call(stack: Stack, upload: dict, user: str = "alice", **body):
+    return stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", json=body or None, headers=as_user(user))
+
+
+def test_create_upload_returns_the_seed_004_shape(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    assert set(upload) == {
+        "uploadId", "trackId", "assetId", "signedUrl", "method", "expiresAt", "requiredHeaders", "finalizeUrl",
+    }  # fmt: skip
+    assert upload["uploadId"].startswith("upl_")
+    assert upload["trackId"].startswith("trk_")
+    assert upload["assetId"].startswith("ast_")
+    assert upload["method"] == "PUT"
+    assert upload["expiresAt"].endswith("Z")
+    assert upload["finalizeUrl"].endswith(f"/v1/uploads/{upload['uploadId']}/finalize")
+    # Every header the URL was signed with is listed (Host aside), so the client can echo them.
+    signed = upload["signedUrl"].split("X-Amz-SignedHeaders=")[1].split("&")[0].split("%3B")
+    assert sorted(h for h in signed if h != "host") == sorted(upload["requiredHeaders"])
+    assert upload["requiredHeaders"] == {"content-type": "audio/wav", "content-length": str(wav_3s.stat().st_size)}
+
+
+def test_finalize_twice_returns_finalized_then_already_finalized(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    assert stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav") == 200
+
+    first = finalize_call(stack, upload, durationMs=3000)
+    second = finalize_call(stack, upload)
+
+    assert first.status_code == 200
+    assert first.json() == {
+        "status": "finalized",
+        "assetId": upload["assetId"],
+        "assetKind": "original_audio",
+        "jobsQueued": ["probe"],
+        "trackId": upload["trackId"],
+        "uploadId": upload["uploadId"],
+        "workflowStatus": "running",
+    }
+    assert second.status_code == 200
+    assert second.json()["status"] == "already_finalized"
+    assert [e["name"] for e in stack.executions()] == [ids.parse("upl", upload["uploadId"])]
+
+
+def test_the_s3_event_alone_finalizes_the_upload(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+
+    stack.drain_s3_events()
+
+    bind()
+    stored = UploadModel.get(ids.parse("upl", upload["uploadId"]))
+    assert stored.status == "finalized"
+    assert stored.finalized_by == "s3_event"
+    assert stored.expires_at_epoch is None  # a finalized intent no longer expires
+    assert len(stack.executions()) == 1
+    assert finalize_call(stack, upload).json()["status"] == "already_finalized"
+
+
+def test_fifty_concurrent_finalizes_and_the_s3_event_start_exactly_one_run(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    raw_upload_id = ids.parse("upl", upload["uploadId"])
+
+    def call(index: int) -> str:
+        if index == 0:
+            stack.drain_s3_events()
+            return "s3_event"
+        return finalize.finalize(raw_upload_id, trigger="api", owner_id="alice").status
+
+    with ThreadPoolExecutor(max_workers=17) as pool:
+        outcomes = list(pool.map(call, range(51)))
+
+    api_outcomes = [o for o in outcomes if o != "s3_event"]
+    bind()
+    winner = UploadModel.get(raw_upload_id).finalized_by
+    # Exactly one caller won the conditional write: either one API call or the S3 event.
+    expected_finalized = 0 if winner == "s3_event" else 1
+    assert api_outcomes.count("finalized") == expected_finalized
+    assert api_outcomes.count("already_finalized") == 50 - expected_finalized
+    assert len(stack.executions()) == 1
+    tracks = list(TrackModel.by_owner.query("alice"))
+    assert [t.track_id for t in tracks] == [ids.parse("trk", upload["trackId"])]
+
+
+def test_a_put_with_another_content_type_is_rejected_and_never_processed(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    # moto does not enforce the signature; real S3 would refuse this PUT outright.
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/mpeg")
+
+    response = finalize_call(stack, upload)
+
+    assert response.status_code == 422
+    assert response.json()["status"] == "upload_asset_invalid"
+    assert response.json()["error"]["code"] == "upload_asset_invalid"
+    assert "content type" in response.json()["error"]["message"]
+    assert stack.executions() == []
+    assert stack.s3.list_objects_v2(Bucket=stack.resources.bucket, Prefix="uploads/").get("KeyCount") == 0
+    # The S3 event for the same object changes nothing, and asking again gives the same answer.
+    stack.drain_s3_events()
+    assert stack.executions() == []
+    assert finalize_call(stack, upload).json()["error"]["code"] == "upload_asset_invalid"
+
+
+def test_a_put_of_the_wrong_size_is_rejected_and_never_processed(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav", body=wav_3s.read_bytes()[:-1000])
+
+    stack.drain_s3_events()  # the S3 trigger reaches the same verdict first
+    response = finalize_call(stack, upload)
+
+    assert response.status_code == 422
+    assert "size" in response.json()["error"]["message"]
+    assert stack.executions() == []
+    bind()
+    assert UploadModel.get(ids.parse("upl", upload["uploadId"])).status == "rejected"
+
+
+def test_finalize_before_any_put_reports_the_asset_missing(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    response = finalize_call(stack, upload)
+    assert response.status_code == 409
+    assert response.json()["status"] == "upload_asset_missing"
+    assert response.json()["error"]["code"] == "upload_asset_missing"
+    # Nothing is lost: once the PUT lands, finalize succeeds.
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    assert finalize_call(stack, upload).json()["status"] == "finalized"
+
+
+def test_another_owners_intent_is_not_found(stack, artist, wav_3s):
+    artists.upsert("bob", handle="bob", display_name=None)
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+
+    response = finalize_call(stack, upload, user="bob")
+
+    assert response.status_code == 404
+    assert response.json()["status"] == "upload_intent_not_found"
+    assert stack.executions() == []
+    assert stack.api.get(f"/v1/tracks/{upload['trackId']}", headers=as_user("bob")).status_code == 404
+
+
+def test_a_different_asset_id_is_an_asset_mismatch(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    response = finalize_call(stack, upload, assetId=f"ast_{ids.new_id()}")
+    assert response.status_code == 409
+    assert response.json()["status"] == "asset_mismatch"
+    assert response.json()["error"]["code"] == "upload_asset_mismatch"
+    assert finalize_call(stack, upload, assetId=upload["assetId"]).json()["status"] == "finalized"
+
+
+def test_the_advisory_waveform_and_duration_are_stored_on_the_track(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    peaks = [round(i / 31, 3) for i in range(32)]
+    finalize_call(stack, upload, durationMs=3000, waveform={"peaks": peaks, "sampleRateHz": 48000, "channels": 2})
+
+    track = stack.api.get(f"/v1/tracks/{upload['trackId']}", headers=as_user("alice")).json()
+    assert track["waveform"] == {"peaks": peaks, "sampleRateHz": 48000, "channels": 2, "source": "client"}
+    assert track["durationMs"] == 3000
+    assert track["status"] == "processing"
+
+
+def test_a_waveform_sent_after_the_s3_event_won_is_still_kept(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    stack.drain_s3_events()
+    response = finalize_call(stack, upload, waveform={"peaks": [0.5] * 16, "sampleRateHz": 44100})
+    assert response.json()["status"] == "already_finalized"
+    track = stack.api.get(f"/v1/tracks/{upload['trackId']}", headers=as_user("alice")).json()
+    assert track["waveform"]["peaks"] == [0.5] * 16
+
+
+@pytest.mark.parametrize("trigger", ["api", "s3_event"])
+def test_a_crash_between_claim_and_start_is_repaired_by_the_next_finalize(stack, artist, wav_3s, trigger):
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    raw_upload_id = ids.parse("upl", upload["uploadId"])
+    # The winner claimed the upload and then died before starting the workflow.
+    bind()
+    UploadModel(raw_upload_id).update(actions=[UploadModel.status.set("finalized")])
+
+    if trigger == "api":
+        assert finalize_call(stack, upload).json()["status"] == "already_finalized"
+    else:
+        stack.drain_s3_events()
+
+    assert [e["name"] for e in stack.executions()] == [raw_upload_id]
