@@ -18,7 +18,6 @@ from moto.server import ThreadedMotoServer
 
 from functions import clients
 from functions.api.app import create_app
-from functions.observability import logger
 from local.config import LocalSettings, local_settings
 from local.devauth import DevTokenAuthenticator
 from local.provision import LocalResources, provision
@@ -102,6 +101,10 @@ class LocalStack:
         self.moto.stop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     config = local_settings()
     stack = LocalStack(config)
@@ -114,13 +117,16 @@ def main() -> int:
         f"  token: .venv/bin/tracklane token --user alice\n  Ctrl-C stops everything.",
         flush=True,
     )
-    # SIGTERM (e.g. from a test harness) stops as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; both end up
+    # as KeyboardInterrupt here, which is the normal way to stop the local stack.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         stack.stop()
-        logger.info("local stack stopped")
+        print("tracklane local stack stopped", flush=True)
     return 0
 
 

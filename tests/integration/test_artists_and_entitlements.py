@@ -35,7 +35,11 @@ def test_a_handle_belongs_to_one_artist(stack):
     assert put_profile(stack, "alice", "night-owl").status_code == 200
     response = put_profile(stack, "bob", "Night-Owl")
     assert response.status_code == 409
-    assert response.json()["error"] == {"code": "handle_taken", "message": "The handle 'night-owl' is taken.", "handle": "night-owl"}
+    assert response.json()["error"] == {
+        "code": "handle_taken",
+        "message": "The handle 'night-owl' is taken.",
+        "handle": "night-owl",
+    }
 
 
 def test_renaming_releases_the_old_handle(stack):

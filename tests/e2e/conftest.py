@@ -1,0 +1,83 @@
+"""e2e: the test session starts the local stack exactly as `make run` does (a separate process,
+free ports) and speaks HTTP to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from local.devauth import mint
+from tests.integration.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV_SECRET = "e2e-dev-secret-at-least-32-bytes-long"
+
+
+@dataclass(frozen=True)
+class LocalStackProcess:
+    api: str
+    moto: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def token(self, user: str) -> str:
+        return mint(user, DEV_SECRET)
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user)}"}
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    port, moto_port = free_port(), free_port()
+    log = tmp_path_factory.mktemp("stack") / "stack.log"
+    env = {**os.environ, "PORT": str(port), "MOTO_PORT": str(moto_port), "TRACKLANE_DEV_SECRET": DEV_SECRET}
+    for name in [n for n in env if n.startswith("TRACKLANE_") and n != "TRACKLANE_DEV_SECRET"]:
+        env.pop(name)  # the stack configures its own functions
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
+    stack = LocalStackProcess(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process, log)
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the local stack exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{stack.api}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the local stack was not healthy within 120 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield stack
+    # Ctrl-C stops everything cleanly: exit status 0 and both ports free again.
+    assert process.poll() is None, "the local stack died during the session"
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert process.returncode == 0, log.read_text()[-3000:]
+    for freed in (port, moto_port):
+        with socket.socket() as probe_socket:
+            # As a restarted server would: TIME_WAIT is fine, a live listener is not.
+            probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe_socket.bind(("127.0.0.1", freed))
+
+
+def readme_walkthrough() -> str:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- walkthrough:start -->", 1)[1].split("<!-- walkthrough:end -->", 1)[0]
+    return block.split("```sh", 1)[1].rsplit("```", 1)[0]
