@@ -204,17 +204,17 @@ def _service_model_loader() -> botocore.loaders.Loader:
     return botocore.loaders.create_loader()
 
 
-def _session_sharing_service_models() -> botocore.session.Session:
+def _session_sharing_service_models(env_vars: dict[str, Any] | None = None) -> botocore.session.Session:
     """pynamodb makes a botocore session per connection and thread; each would parse the DynamoDB
     service model again (~0.3 s: a cold-start and per-thread cost). They share one loader instead."""
-    session = botocore.session.get_session()
+    session = botocore.session.get_session(env_vars)
     session.register_component("data_loader", _service_model_loader())
     return session
 
 
 def bind(current: Settings | None = None) -> None:
     """Point every model at its table (name, region, endpoint) from settings."""
-    pynamodb.connection.base.get_session = _session_sharing_service_models  # type: ignore[attr-defined]
+    pynamodb.connection.base.get_session = _session_sharing_service_models
     current = current or settings()
     for model in ALL_MODELS:
         meta: Any = model.Meta
