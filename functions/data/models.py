@@ -214,7 +214,7 @@ def _session_sharing_service_models(env_vars: dict[str, Any] | None = None) -> b
 
 def bind(current: Settings | None = None) -> None:
     """Point every model at its table (name, region, endpoint) from settings."""
-    pynamodb.connection.base.get_session = _session_sharing_service_models
+    pynamodb.connection.base.get_session = _session_sharing_service_models  # type: ignore[attr-defined]
     current = current or settings()
     for model in ALL_MODELS:
         meta: Any = model.Meta
