@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install run test lint typecheck unit integration infra e2e layers lock synth deploy bench clean
+.PHONY: install run test lint typecheck unit integration infra e2e layers lock synth deploy clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -61,9 +61,6 @@ synth: install layers
 
 deploy: install layers
 	npx cdk deploy
-
-bench: install
-	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache
