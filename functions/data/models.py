@@ -110,6 +110,8 @@ class TrackModel(Model):
     failure_message = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(default=utcnow)
     updated_at = UTCDateTimeAttribute(default=utcnow)
+    # DynamoDB TTL: a draft expires with its intent; finalize removes it.
+    expires_at_epoch = _TTLAttribute(null=True)
     by_owner = TracksByOwner()
 
     @property

@@ -146,6 +146,7 @@ def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform:
         TrackModel.status.set("processing"),
         TrackModel.workflow_status.set("running"),
         TrackModel.updated_at.set(now),
+        TrackModel.expires_at_epoch.remove(),
     ]
     if duration_ms is not None:
         actions.append(TrackModel.duration_ms.set(duration_ms))

@@ -171,6 +171,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         status="draft",
         created_at=now,
         updated_at=now,
+        expires_at_epoch=upload.expires_at_epoch,
     )
     ensure_bound()
     with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:

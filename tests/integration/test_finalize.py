@@ -67,6 +67,7 @@ def test_the_s3_event_alone_finalizes_the_upload(stack, artist, wav_3s):
     assert stored.status == "finalized"
     assert stored.finalized_by == "s3_event"
     assert stored.expires_at_epoch is None  # a finalized intent no longer expires
+    assert TrackModel.get(stored.track_id, TrackModel.TRACK_SK).expires_at_epoch is None
     assert len(stack.executions()) == 1
     assert finalize_call(stack, upload).json()["status"] == "already_finalized"
 
@@ -201,3 +202,13 @@ def test_a_crash_between_claim_and_start_is_repaired_by_the_next_finalize(stack,
         stack.drain_s3_events()
 
     assert [e["name"] for e in stack.executions()] == [raw_upload_id]
+
+
+def test_a_pending_intent_and_its_draft_track_expire_together(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    bind()
+    stored = UploadModel.get(ids.parse("upl", upload["uploadId"]))
+    track = TrackModel.get(stored.track_id, TrackModel.TRACK_SK)
+    assert stored.expires_at_epoch is not None
+    assert track.expires_at_epoch == stored.expires_at_epoch
+    assert stored.expires_at_epoch > stored.expires_at  # the item outlives the signed URL
