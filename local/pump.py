@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
 from functions.handlers import finalize_on_put
 from functions.observability import logger
 from local.lambda_context import LocalLambdaContext
@@ -56,8 +58,13 @@ class S3EventPump(threading.Thread):
         if not received:
             return 0
         event = sqs_event(received, self._queue_arn, self._region)
-        result = finalize_on_put.handler(event, LocalLambdaContext("tracklane-finalize"))
-        failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        try:
+            result = finalize_on_put.handler(event, LocalLambdaContext("tracklane-finalize"))
+            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        except BatchProcessingError:
+            # Every record failed: Lambda reports the invocation failed and SQS redelivers them all.
+            logger.warning("s3 event batch failed; it will be redelivered", extra={"messages": len(received)})
+            failed = {m["MessageId"] for m in received}
         done = [m for m in received if m["MessageId"] not in failed]
         if done:
             # Like the Lambda poller: successes are deleted, failures become visible again later.

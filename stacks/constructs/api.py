@@ -1,0 +1,161 @@
+"""The HTTP API and the API function behind it: every request needs a JWT the configured issuer
+signed, except health, the API documentation and CORS preflights."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import jsii
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks import nag
+from stacks.constructs.function_factory import FunctionFactory
+from stacks.constructs.storage import UPLOADS_PREFIX, Storage
+from stacks.constructs.tables import Tables
+
+PROXY_PATH = "/{proxy+}"
+PUBLIC_PATHS = ("/health", "/docs", "/openapi.json")
+
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "requestTime": "$context.requestTime",
+        "ip": "$context.identity.sourceIp",
+        "userAgent": "$context.identity.userAgent",
+        "method": "$context.httpMethod",
+        "routeKey": "$context.routeKey",
+        "path": "$context.path",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "latencyMs": "$context.responseLatency",
+        "integrationLatencyMs": "$context.integrationLatency",
+        "integrationError": "$context.integrationErrorMessage",
+        "authorizerError": "$context.authorizer.error",
+        "sub": "$context.authorizer.claims.sub",
+    }
+)
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        storage: Storage,
+        tables: Tables,
+        workflow: sfn.IStateMachine,
+        functions: FunctionFactory,
+        layers: Sequence[lambda_.ILayerVersion],
+        jwt_issuer: str,
+        jwt_audience: Sequence[str],
+        cors_origins: Sequence[str],
+        throttle_rate: int,
+        throttle_burst: int,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.function = functions.make(
+            self,
+            "Function",
+            handler="functions.handlers.api.handler",
+            description="tracklane HTTP API (FastAPI via Mangum)",
+            layers=layers,
+            memory_size=512,
+            # API Gateway gives up on an integration after 30 s; stop just before it does.
+            timeout=Duration.seconds(29),
+            environment={"TRACKLANE_STATE_MACHINE_ARN": workflow.state_machine_arn},
+        )
+        tables.grant_read_write(self.function, "Artists", "Tracks", "Uploads")
+        tables.grant_read(self.function, "Entitlements")
+        # Presigned PUT URLs are signed with this role's credentials, so the role itself needs
+        # PutObject -- on uploads/ only.
+        storage.grant_uploads(self.function, put=True, read=True, delete=True)
+        workflow.grant_start_execution(self.function)
+        nag.acknowledge(
+            self.function.role or self.function,
+            storage.objects_finding(UPLOADS_PREFIX),
+            "Signs presigned PUTs for, inspects and deletes per-upload originals whose keys are created "
+            "per request; limited to uploads/.",
+        )
+
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "Http",
+            description="tracklane API",
+            create_default_stage=False,
+            # API Gateway answers browser preflights from this (see the OPTIONS route below).
+            cors_preflight=apigwv2.CorsPreflightOptions(
+                allow_origins=list(cors_origins),
+                allow_methods=[apigwv2.CorsHttpMethod.ANY],
+                allow_headers=["authorization", "content-type", "last-event-id", "idempotency-key"],
+                expose_headers=["location"],
+                max_age=Duration.hours(1),
+            ),
+        )
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=removal_policy)
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            auto_deploy=True,
+            access_log_settings=_AccessLogSettings(
+                apigwv2.LogGroupLogDestination(access_logs), apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT)
+            ),
+            throttle=apigwv2.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
+        )
+        integration = integrations.HttpLambdaIntegration("Function", self.function)
+        self.authorizer = authorizers.HttpJwtAuthorizer(
+            "Jwt", jwt_issuer, jwt_audience=list(jwt_audience), identity_source=["$request.header.Authorization"]
+        )
+        self.http_api.add_routes(
+            path=PROXY_PATH, methods=[apigwv2.HttpMethod.ANY], integration=integration, authorizer=self.authorizer
+        )
+        for path in PUBLIC_PATHS:
+            for route in self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod.GET], integration=integration):
+                nag.acknowledge(
+                    route,
+                    "AwsSolutions-APIG4",
+                    f"GET {path} is public by design (health check / API documentation); it reads no user data.",
+                )
+        # ANY /{proxy+} also matches OPTIONS, so a browser's preflight (which carries no token)
+        # would meet the authorizer and fail. AWS's documented remedy: an OPTIONS /{proxy+} route
+        # without authorization, which outranks ANY; with CORS configured, API Gateway answers it.
+        for route in self.http_api.add_routes(
+            path=PROXY_PATH, methods=[apigwv2.HttpMethod.OPTIONS], integration=integration
+        ):
+            nag.acknowledge(
+                route,
+                "AwsSolutions-APIG4",
+                "CORS preflight (OPTIONS) requests never carry credentials; API Gateway answers them from "
+                "the stage's CORS configuration.",
+            )
+        self.url = self.stage.url
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    """IAccessLogSettings is a jsii interface: Python provides it as a class, not a dict."""
+
+    def __init__(self, destination: apigwv2.IAccessLogDestination, log_format: apigw.AccessLogFormat) -> None:
+        self._destination = destination
+        self._format = log_format
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return self._format

@@ -1,0 +1,74 @@
+"""Who issues the JWTs the HTTP API accepts: a Cognito user pool by default, or any OIDC issuer
+(e.g. Clerk) given by context, in which case no user pool is created."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cognito as cognito
+from constructs import Construct
+
+from stacks import nag
+
+
+class Auth(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        issuer: str | None,
+        audience: Sequence[str],
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.user_pool: cognito.UserPool | None = None
+        self.client: cognito.UserPoolClient | None = None
+        if issuer:
+            self.issuer = issuer
+            self.audience = list(audience)
+            return
+        self.user_pool = cognito.UserPool(
+            self,
+            "Users",
+            self_sign_up_enabled=True,
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            password_policy=cognito.PasswordPolicy(
+                min_length=12,
+                require_lowercase=True,
+                require_uppercase=True,
+                require_digits=True,
+                require_symbols=True,
+                temp_password_validity=Duration.days(3),
+            ),
+            mfa=cognito.Mfa.OPTIONAL,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            removal_policy=removal_policy,
+        )
+        nag.acknowledge(
+            self.user_pool,
+            "AwsSolutions-COG2",
+            "Listeners and artists sign up themselves; MFA is offered (TOTP, optional) rather than "
+            "required so sign-up stays possible without a second device.",
+        )
+        nag.acknowledge(
+            self.user_pool,
+            "AwsSolutions-COG8",
+            "The Essentials plan is deliberate: threat protection (the Plus plan) is billed per monthly "
+            "active user; revisit before a public launch.",
+        )
+        # A public client (browser / mobile app): no secret, SRP sign-in, ID and access tokens only.
+        self.client = self.user_pool.add_client(
+            "App",
+            generate_secret=False,
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            prevent_user_existence_errors=True,
+            access_token_validity=Duration.hours(1),
+            id_token_validity=Duration.hours(1),
+            refresh_token_validity=Duration.days(30),
+        )
+        self.issuer = self.user_pool.user_pool_provider_url
+        self.audience = [self.client.user_pool_client_id]

@@ -1,0 +1,88 @@
+"""The processing function and the Step Functions state machine that drives it.
+
+The ASL comes from ``functions.workflow.definition.render_aws`` -- the same definition the local
+stack runs -- with the function ARN substituted at deploy time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from functions.workflow.definition import PROCESSING_FUNCTION_ARN, render_aws
+from stacks import nag
+from stacks.constructs.function_factory import FunctionFactory
+from stacks.constructs.layers import FFMPEG_PATH
+from stacks.constructs.storage import TRACKS_PREFIX, UPLOADS_PREFIX, Storage
+from stacks.constructs.tables import Tables
+
+# "${ProcessingFunctionArn}" -> "ProcessingFunctionArn"
+SUBSTITUTION = PROCESSING_FUNCTION_ARN.removeprefix("${").removesuffix("}")
+
+
+class Processing(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        storage: Storage,
+        tables: Tables,
+        functions: FunctionFactory,
+        layers: Sequence[lambda_.ILayerVersion],
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.function = functions.make(
+            self,
+            "Step",
+            handler="functions.handlers.workflow_step.handler",
+            description="Runs one step of the track-processing workflow (probe, transcode, mark ready/failed)",
+            layers=layers,
+            memory_size=2048,
+            timeout=Duration.seconds(900),
+            ephemeral_storage=Size.mebibytes(4096),
+            environment={"TRACKLANE_FFMPEG_PATH": FFMPEG_PATH},
+        )
+        storage.grant_uploads(self.function, read=True)
+        storage.grant_tracks_read_write(self.function)
+        tables.grant_read_write(self.function, "Tracks", "Uploads")
+        for prefix, what in ((UPLOADS_PREFIX, "reads the original"), (TRACKS_PREFIX, "writes renditions/artwork")):
+            nag.acknowledge(
+                self.function.role or self.function,
+                storage.objects_finding(prefix),
+                f"The step {what} under {prefix} of the media bucket; keys are per track, so the grant is "
+                "a prefix, never the whole bucket.",
+            )
+
+        log_group = logs.LogGroup(self, "WorkflowLogs", retention=log_retention, removal_policy=removal_policy)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Workflow",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(render_aws())),
+            definition_substitutions={SUBSTITUTION: self.function.function_arn},
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            removal_policy=removal_policy,
+        )
+        # The Task Resources are the bare function ARN (unqualified), so the role needs exactly that
+        # ARN; grant_invoke would add "<arn>:*" (every version and alias) as well.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+        )
+        nag.acknowledge(
+            self.state_machine.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing (xray:PutTraceSegments etc.) and CloudWatch Logs delivery "
+            "(logs:CreateLogDelivery, logs:DescribeLogGroups, ...) support no resource-level permissions; "
+            "AWS requires Resource '*' for them.",
+        )

@@ -1,0 +1,108 @@
+"""The media bucket (originals under ``uploads/``, processed outputs under ``tracks/``) and the bucket
+that receives its server access logs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks import nag
+
+UPLOADS_PREFIX = "uploads/"
+TRACKS_PREFIX = "tracks/"
+
+
+def _private_bucket(scope: Construct, id_: str, *, removal_policy: RemovalPolicy, **props: Any) -> s3.Bucket:
+    return s3.Bucket(
+        scope,
+        id_,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=removal_policy,
+        # A bucket with objects cannot be deleted; only throwaway stacks empty it on delete.
+        auto_delete_objects=removal_policy == RemovalPolicy.DESTROY,
+        **props,
+    )
+
+
+class Storage(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cors_origins: Sequence[str],
+        versioned: bool,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.access_logs = _private_bucket(
+            self,
+            "AccessLogs",
+            removal_policy=removal_policy,
+            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(90))],
+        )
+        self.bucket = _private_bucket(
+            self,
+            "Media",
+            removal_policy=removal_policy,
+            versioned=versioned,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="media/",
+            cors=[
+                s3.CorsRule(
+                    # Browsers PUT (presigned URL) or POST (presigned form) the bytes straight to S3.
+                    allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST, s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+                    allowed_origins=list(cors_origins),
+                    allowed_headers=["*"],
+                    exposed_headers=["ETag"],
+                    max_age=3000,
+                )
+            ],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(1)
+                ),
+                *(
+                    [s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(30))]
+                    if versioned
+                    else []
+                ),
+            ],
+        )
+
+    def grant_uploads(
+        self, grantee: iam.IGrantable, *, put: bool = False, read: bool = False, delete: bool = False
+    ) -> None:
+        """Object access under ``uploads/`` only. ``read`` covers GetObject and HeadObject (S3
+        authorizes HEAD as GetObject) plus ListBucket, without which S3 answers a HEAD of a missing
+        key with 403 instead of 404 and "asset missing" could not be told from "access denied"."""
+        actions = [
+            *(["s3:PutObject"] if put else []),
+            *(["s3:GetObject"] if read else []),
+            *(["s3:DeleteObject"] if delete else []),
+        ]
+        self._grant(grantee, actions, UPLOADS_PREFIX)
+        if read:
+            grantee.grant_principal.add_to_principal_policy(
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn])
+            )
+
+    def grant_tracks_read_write(self, grantee: iam.IGrantable) -> None:
+        self._grant(grantee, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], TRACKS_PREFIX)
+
+    def _grant(self, grantee: iam.IGrantable, actions: list[str], prefix: str) -> None:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=actions, resources=[self.bucket.arn_for_objects(f"{prefix}*")])
+        )
+
+    def objects_finding(self, prefix: str) -> str:
+        """The cdk-nag IAM5 finding id for a grant on ``<prefix>*`` of the media bucket."""
+        return f"AwsSolutions-IAM5[Resource::{nag.arn_of(self.bucket)}/{prefix}*]"

@@ -1,0 +1,37 @@
+"""cdk-nag (AwsSolutions) wiring and per-resource acknowledgements.
+
+cdk-nag 3 is a policy-validation plugin, not an Aspect: it runs during synthesis, and any
+unacknowledged error stops the synth with a report (``validation-report.json`` in the assembly).
+
+Acknowledgements use the plugin's namespace (``AwsSolutions::<rule>``): the CDK then records each
+suppressed finding with its reason under ``suppressedViolations`` in the validation report, which
+is the audit trail. Findings of rules that report per finding (IAM5, IAM4) are acknowledged one by
+one, by their exact finding id; cdk-nag 3 has no prefix matching.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+NAMESPACE = "AwsSolutions"
+
+
+def add_checks(app: App) -> None:
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+
+
+def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
+    """Acknowledge ``rule`` (e.g. ``AwsSolutions-L1`` or ``AwsSolutions-IAM5[Resource::*]``) on
+    ``scope`` and everything below it."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"{NAMESPACE}::{rule}", reason=reason))
+
+
+def arn_of(construct: IConstruct) -> str:
+    """How cdk-nag renders ``Fn::GetAtt [<logical id>, Arn]`` in a finding id."""
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource")
+    stack = Stack.of(resource)
+    return f"<{stack.resolve(stack.get_logical_id(resource))}.Arn>"

@@ -1,0 +1,106 @@
+"""The tracklane stack: composes one construct per capability and passes each what it needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import ConfigError, StackConfig
+from stacks.constructs.api import Api
+from stacks.constructs.auth import Auth
+from stacks.constructs.function_factory import FunctionFactory
+from stacks.constructs.ingest import Ingest
+from stacks.constructs.layers import Layers
+from stacks.constructs.processing import Processing
+from stacks.constructs.storage import Storage
+from stacks.constructs.tables import Tables
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+
+
+class TracklaneStack(Stack):
+    def __init__(self, scope: Construct, id_: str, *, config: StackConfig, **kwargs: Any) -> None:
+        super().__init__(scope, id_, description="tracklane: serverless music uploads and processing", **kwargs)
+        removal = RemovalPolicy.DESTROY if config.ephemeral else RemovalPolicy.RETAIN
+        if config.log_retention_days not in _RETENTION:
+            raise ConfigError(f"context logRetentionDays must be one of {sorted(_RETENTION)}")
+        log_retention = _RETENTION[config.log_retention_days]
+        for key, value in {"project": "tracklane", **config.tags}.items():
+            Tags.of(self).add(key, value)
+
+        self.storage = Storage(
+            self,
+            "Storage",
+            cors_origins=config.cors_origins,
+            versioned=config.bucket_versioning,
+            removal_policy=removal,
+        )
+        self.tables = Tables(self, "Tables", removal_policy=removal)
+        self.layers = Layers(self, "Layers")
+        functions = FunctionFactory(
+            environment={
+                "TRACKLANE_MEDIA_BUCKET": self.storage.bucket.bucket_name,
+                "TRACKLANE_DEFAULT_UPLOAD_ENTITLEMENT": config.default_upload_entitlement,
+                **self.tables.environment(),
+            },
+            log_retention=log_retention,
+            removal_policy=removal,
+        )
+        self.processing = Processing(
+            self,
+            "Processing",
+            storage=self.storage,
+            tables=self.tables,
+            functions=functions,
+            layers=[self.layers.deps, self.layers.ffmpeg],
+            log_retention=log_retention,
+            removal_policy=removal,
+        )
+        workflow = self.processing.state_machine
+        self.ingest = Ingest(
+            self,
+            "Ingest",
+            storage=self.storage,
+            tables=self.tables,
+            workflow=workflow,
+            functions=functions,
+            layers=[self.layers.deps],
+        )
+        self.auth = Auth(self, "Auth", issuer=config.jwt_issuer, audience=config.jwt_audience, removal_policy=removal)
+        self.api = Api(
+            self,
+            "Api",
+            storage=self.storage,
+            tables=self.tables,
+            workflow=workflow,
+            functions=functions,
+            layers=[self.layers.deps],
+            jwt_issuer=self.auth.issuer,
+            jwt_audience=self.auth.audience,
+            cors_origins=config.cors_origins,
+            throttle_rate=config.api_throttle_rate,
+            throttle_burst=config.api_throttle_burst,
+            log_retention=log_retention,
+            removal_policy=removal,
+        )
+
+        CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, "MediaBucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "StateMachineArn", value=workflow.state_machine_arn)
+        CfnOutput(self, "JwtIssuer", value=self.auth.issuer)
+        if self.auth.user_pool and self.auth.client:
+            CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
+            CfnOutput(self, "UserPoolClientId", value=self.auth.client.user_pool_client_id)

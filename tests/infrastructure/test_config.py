@@ -1,0 +1,50 @@
+"""Context values arrive typed from cdk.json and as strings from ``cdk -c key=value``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk import App
+
+from stacks.config import ConfigError, StackConfig, cdk_json_context
+
+
+def _config(**context: Any) -> StackConfig:
+    return StackConfig.from_context(App(context=context))
+
+
+def test_cdk_json_defaults() -> None:
+    config = StackConfig.from_context(App(context=cdk_json_context()))
+    assert config.default_upload_entitlement == "allow"
+    assert config.cors_origins == ("*",)
+    assert config.ephemeral is False
+    assert config.jwt_issuer is None
+
+
+def test_command_line_strings_are_parsed() -> None:
+    config = _config(
+        ephemeral="true",
+        corsOrigins="https://a.example, https://b.example",
+        jwtIssuer="https://issuer.example",
+        jwtAudience='["web", "ios"]',
+        defaultUploadEntitlement="deny",
+    )
+    assert config.ephemeral is True
+    assert config.cors_origins == ("https://a.example", "https://b.example")
+    assert config.jwt_audience == ("web", "ios")
+    assert config.default_upload_entitlement == "deny"
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"defaultUploadEntitlement": "maybe"},
+        {"jwtIssuer": "https://issuer.example"},  # the JWT authorizer needs the audience to check
+        {"jwtIssuer": "http://issuer.example", "jwtAudience": ["web"]},
+        {"ephemeral": "sometimes"},
+    ],
+)
+def test_invalid_context_is_refused_before_anything_is_built(context: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        _config(**context)

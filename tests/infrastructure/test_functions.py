@@ -1,0 +1,178 @@
+"""The Lambda functions: what code and layers each one gets, how big that is, and its settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from layers import build as layer_build
+from stacks.constructs.layers import FFMPEG_PATH
+from tests.infrastructure.synth import Synth, logical_id_by_path
+
+# Lambda's limit for a function's code plus all its layers, unzipped.
+UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+FUNCTIONS = {
+    "api": ("Api/Function", "functions.handlers.api.handler"),
+    "finalize": ("Ingest/Finalize", "functions.handlers.finalize_on_put.handler"),
+    "processing": ("Processing/Step", "functions.handlers.workflow_step.handler"),
+}
+# What the python3.11 Lambda runtime ships besides the standard library (boto3 and its deps).
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
+
+
+def _function(synth: Synth, name: str) -> dict[str, Any]:
+    return synth.properties(logical_id_by_path(synth, f"/{FUNCTIONS[name][0]}/Resource"))
+
+
+def _layer_ids(synth: Synth, name: str) -> list[str]:
+    return [ref["Ref"] for ref in _function(synth, name).get("Layers", [])]
+
+
+def _code_dir(synth: Synth, name: str) -> Path:
+    return synth.asset_dir(_function(synth, name)["Code"]["S3Key"])
+
+
+def _layer_dir(synth: Synth, layer_id: str) -> Path:
+    return synth.asset_dir(synth.properties(layer_id)["Content"]["S3Key"])
+
+
+def test_each_function_runs_its_handler_on_python311_x86_64_with_tracing(synth: Synth) -> None:
+    for name, (_, handler) in FUNCTIONS.items():
+        function = _function(synth, name)
+        assert function["Handler"] == handler, name
+        assert function["Runtime"] == "python3.11", name
+        assert function["Architectures"] == ["x86_64"], name
+        assert function["TracingConfig"] == {"Mode": "Active"}, name
+        assert function["LoggingConfig"]["LogGroup"], name
+        variables = function["Environment"]["Variables"]
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "tracklane", name
+        media = logical_id_by_path(synth, "/Storage/Media/Resource")
+        assert variables["TRACKLANE_MEDIA_BUCKET"] == {"Ref": media}, name
+
+
+def test_function_sizes_and_timeouts(synth: Synth) -> None:
+    api, finalize, processing = (_function(synth, n) for n in ("api", "finalize", "processing"))
+    assert (api["MemorySize"], api["Timeout"]) == (512, 29)
+    assert finalize["Timeout"] == 60
+    assert (processing["MemorySize"], processing["Timeout"]) == (2048, 900)
+    assert processing["EphemeralStorage"] == {"Size": 4096}
+
+
+def test_log_groups_have_a_retention(synth: Synth) -> None:
+    for lid, group in synth.resources("AWS::Logs::LogGroup").items():
+        assert group["Properties"]["RetentionInDays"] > 0, lid
+
+
+def test_api_and_finalize_know_the_state_machine_and_processing_knows_ffmpeg(synth: Synth) -> None:
+    machine = {"Ref": logical_id_by_path(synth, "/Processing/Workflow/Resource")}
+    for name in ("api", "finalize"):
+        assert _function(synth, name)["Environment"]["Variables"]["TRACKLANE_STATE_MACHINE_ARN"] == machine
+    assert _function(synth, "processing")["Environment"]["Variables"]["TRACKLANE_FFMPEG_PATH"] == FFMPEG_PATH
+
+
+def test_default_upload_entitlement_comes_from_context(synth: Synth, variant: Synth) -> None:
+    for deployed, expected in ((synth, "allow"), (variant, "deny")):
+        variables = _function(deployed, "api")["Environment"]["Variables"]
+        assert variables["TRACKLANE_DEFAULT_UPLOAD_ENTITLEMENT"] == expected
+
+
+def test_only_processing_gets_the_ffmpeg_layer(synth: Synth) -> None:
+    deps = logical_id_by_path(synth, "/Layers/Deps/Resource")
+    ffmpeg = logical_id_by_path(synth, "/Layers/Ffmpeg/Resource")
+    assert _layer_ids(synth, "processing") == [deps, ffmpeg]
+    assert _layer_ids(synth, "api") == [deps]
+    assert _layer_ids(synth, "finalize") == [deps]
+
+
+def test_ffmpeg_layer_puts_an_executable_at_opt_bin_ffmpeg(synth: Synth) -> None:
+    binary = _layer_dir(synth, logical_id_by_path(synth, "/Layers/Ffmpeg/Resource")) / "bin" / "ffmpeg"
+    assert FFMPEG_PATH == "/opt/bin/ffmpeg"
+    assert binary.is_file()
+    assert os.access(binary, os.X_OK)
+    assert binary.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_code_and_layers_fit_lambdas_unzipped_limit(synth: Synth) -> None:
+    for name in FUNCTIONS:
+        dirs = [_code_dir(synth, name), *(_layer_dir(synth, lid) for lid in _layer_ids(synth, name))]
+        total = sum(layer_build.directory_size(d) for d in dirs)
+        assert total < UNZIPPED_LIMIT_BYTES, f"{name}: {total / 2**20:.0f} MiB unzipped"
+
+
+def test_code_asset_is_the_functions_package_only(synth: Synth) -> None:
+    """local/ carries a dev-only HS256 token path: it must never be deployed."""
+    code_dirs = {_code_dir(synth, name) for name in FUNCTIONS}
+    assert len(code_dirs) == 1, "all functions share one code asset"
+    (code,) = code_dirs
+    assert sorted(p.name for p in code.iterdir()) == ["functions"]
+    assert (code / "functions" / "handlers" / "api.py").is_file()
+    staged = [p.relative_to(code) for p in code.rglob("*")]
+    for path in staged:
+        assert path.parts[0] == "functions", path
+        assert "local" not in path.parts and "tests" not in path.parts, path
+        assert "__pycache__" not in path.parts and path.suffix != ".pyc", path
+
+
+def test_deps_layer_holds_the_locked_runtime_deps_and_not_boto3(synth: Synth) -> None:
+    site = _layer_dir(synth, logical_id_by_path(synth, "/Layers/Deps/Resource")) / "python"
+    installed = {}
+    for dist_info in site.glob("*.dist-info"):
+        name, version = dist_info.name.removesuffix(".dist-info").rsplit("-", 1)
+        installed[layer_build.canonical(name)] = version
+    expected = layer_build.runtime_pins(layer_build.read_lock(), layer_build.runtime_roots())
+    assert installed == expected
+    assert not {"boto3", "botocore", "s3transfer"} & installed.keys()
+
+
+@pytest.fixture(scope="module")
+def runtime_provided(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for what the Lambda runtime adds to sys.path: boto3 and its dependencies."""
+    target = tmp_path_factory.mktemp("lambda-runtime")
+    site = Path(sysconfig.get_paths()["purelib"])
+    for name in RUNTIME_PROVIDED:
+        (target / name).symlink_to(site / name)
+    return target
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_handler_imports_with_only_its_code_layers_and_the_runtime(
+    synth: Synth, runtime_provided: Path, name: str
+) -> None:
+    """Catches a module the code imports but the deps layer lacks (it would fail only in AWS)."""
+    module, _, attribute = FUNCTIONS[name][1].rpartition(".")
+    paths = [
+        str(_code_dir(synth, name)),
+        *(str(_layer_dir(synth, lid) / "python") for lid in _layer_ids(synth, name)),
+        str(runtime_provided),
+    ]
+    program = (
+        "import sys, importlib\n"
+        f"sys.path[:0] = {paths!r}\n"
+        f"handler = getattr(importlib.import_module({module!r}), {attribute!r})\n"
+        "assert callable(handler)\n"
+        "leaked = sorted(m for m in ('pytest', 'moto', 'local', 'imageio_ffmpeg') if m in sys.modules)\n"
+        "assert not leaked, leaked\n"
+    )
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "LAMBDA_TASK_ROOT": str(_code_dir(synth, name)),
+    }
+    # -S: no site-packages (so nothing from the venv leaks in); -I: no environment-driven paths.
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", program],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

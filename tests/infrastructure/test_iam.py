@@ -1,0 +1,123 @@
+"""Least privilege: every grant names its resource; '*' only where AWS allows nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.infrastructure.synth import Synth, logical_id_by_path
+
+# Actions that support no resource-level permissions: AWS requires Resource "*" for them.
+RESOURCE_STAR_ALLOWED = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(synth: Synth, policy_path: str) -> list[dict[str, Any]]:
+    policy = synth.properties(logical_id_by_path(synth, policy_path))
+    return list(policy["PolicyDocument"]["Statement"])
+
+
+def _all_statements(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for lid, policy in synth.resources("AWS::IAM::Policy").items():
+        found += [(lid, s) for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    for lid, role in synth.resources("AWS::IAM::Role").items():
+        for inline in role["Properties"].get("Policies", []):
+            found += [(lid, s) for s in inline["PolicyDocument"]["Statement"]]
+    return found
+
+
+def _granting(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements if s["Effect"] == "Allow" and action in _as_list(s["Action"])]
+
+
+def _objects_under(synth: Synth, prefix: str) -> dict[str, Any]:
+    media = logical_id_by_path(synth, "/Storage/Media/Resource")
+    return {"Fn::Join": ["", [{"Fn::GetAtt": [media, "Arn"]}, f"/{prefix}*"]]}
+
+
+def test_no_statement_allows_every_action(synth: Synth) -> None:
+    for lid, statement in _all_statements(synth):
+        for action in _as_list(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), (lid, statement)
+
+
+def test_resource_star_only_for_actions_aws_cannot_scope(synth: Synth) -> None:
+    for lid, statement in _all_statements(synth):
+        if statement["Effect"] == "Allow" and "*" in _as_list(statement.get("Resource", [])):
+            unscopable = set(_as_list(statement["Action"]))
+            assert unscopable <= RESOURCE_STAR_ALLOWED, (lid, unscopable - RESOURCE_STAR_ALLOWED)
+
+
+def test_api_function_may_put_objects_only_under_uploads(synth: Synth) -> None:
+    statements = _statements(synth, "/Api/FunctionRole/DefaultPolicy/Resource")
+    puts = _granting(statements, "s3:PutObject")
+    assert puts, "the API signs presigned PUTs and needs s3:PutObject"
+    for statement in puts:
+        assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")]
+    for action in ("s3:GetObject", "s3:DeleteObject"):
+        for statement in _granting(statements, action):
+            assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")], action
+
+
+def test_api_and_finalize_may_start_only_the_workflow(synth: Synth) -> None:
+    machine = logical_id_by_path(synth, "/Processing/Workflow/Resource")
+    for role in ("Api/FunctionRole", "Ingest/FinalizeRole"):
+        starts = _granting(_statements(synth, f"/{role}/DefaultPolicy/Resource"), "states:StartExecution")
+        assert starts == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}}], role
+
+
+def test_finalize_reads_and_deletes_only_under_uploads_and_cannot_put(synth: Synth) -> None:
+    statements = _statements(synth, "/Ingest/FinalizeRole/DefaultPolicy/Resource")
+    assert not _granting(statements, "s3:PutObject")
+    for action in ("s3:GetObject", "s3:DeleteObject"):
+        (statement,) = _granting(statements, action)
+        assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")], action
+
+
+def test_processing_reads_uploads_and_writes_only_tracks(synth: Synth) -> None:
+    statements = _statements(synth, "/Processing/StepRole/DefaultPolicy/Resource")
+    reads = {str(r) for s in _granting(statements, "s3:GetObject") for r in _as_list(s["Resource"])}
+    assert reads == {str(_objects_under(synth, "uploads/")), str(_objects_under(synth, "tracks/"))}
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        (statement,) = _granting(statements, action)
+        assert _as_list(statement["Resource"]) == [_objects_under(synth, "tracks/")], action
+
+
+def test_table_grants_name_tables_and_indexes_and_never_scan(synth: Synth) -> None:
+    for lid, statement in _all_statements(synth):
+        actions = _as_list(statement["Action"])
+        if any(a.startswith("dynamodb:") for a in actions):
+            assert "dynamodb:Scan" not in actions, lid
+            for resource in _as_list(statement["Resource"]):
+                assert "/index/*" not in str(resource), (lid, resource)
+
+
+def test_api_reads_entitlements_but_cannot_write_them(synth: Synth) -> None:
+    entitlements = {"Fn::GetAtt": [logical_id_by_path(synth, "/Tables/Entitlements/Resource"), "Arn"]}
+    statements = _statements(synth, "/Api/FunctionRole/DefaultPolicy/Resource")
+    on_entitlements = [s for s in statements if entitlements in _as_list(s["Resource"])]
+    actions = {a for s in on_entitlements for a in _as_list(s["Action"])}
+    assert "dynamodb:GetItem" in actions
+    assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+
+
+def test_function_roles_carry_no_aws_managed_policies(synth: Synth) -> None:
+    for path in ("Api/FunctionRole", "Ingest/FinalizeRole", "Processing/StepRole"):
+        role = synth.properties(logical_id_by_path(synth, f"/{path}/Resource"))
+        assert not role.get("ManagedPolicyArns"), path

@@ -1,0 +1,138 @@
+"""The media bucket is private, TLS-only and browser-uploadable; uploads reach finalize via SQS."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from stacks.constructs.ingest import BATCH_SIZE, FINALIZE_TIMEOUT, MAX_RECEIVE_COUNT
+from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
+
+
+def _media(synth: Synth) -> str:
+    return logical_id_by_path(synth, "/Storage/Media/Resource")
+
+
+def test_media_bucket_blocks_public_access_and_encrypts(synth: Synth) -> None:
+    bucket = synth.properties(_media(synth))
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {
+        "Ref": logical_id_by_path(synth, "/Storage/AccessLogs/Resource")
+    }
+
+
+def test_media_bucket_policy_denies_requests_without_tls(synth: Synth) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": _media(synth)},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                "Principal": {"AWS": "*"},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_browsers_may_put_post_and_get_from_the_configured_origins(synth: Synth, variant: Synth) -> None:
+    # ["*"] is cdk.json's default for corsOrigins; the variant sets one origin.
+    for deployed, origins in ((synth, ["*"]), (variant, VARIANT_CONTEXT["corsOrigins"])):
+        (cors,) = deployed.properties(_media(deployed))["CorsConfiguration"]["CorsRules"]
+        assert {"PUT", "POST", "GET"} <= set(cors["AllowedMethods"])
+        assert cors["AllowedOrigins"] == origins
+        assert cors["AllowedHeaders"] == ["*"]
+
+
+def test_incomplete_multipart_uploads_are_aborted_after_a_day(synth: Synth) -> None:
+    rules = synth.properties(_media(synth))["LifecycleConfiguration"]["Rules"]
+    assert {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}, "Id": "abort-incomplete-multipart",
+            "Status": "Enabled"} in rules  # fmt: skip
+
+
+def test_buckets_are_retained_unless_ephemeral_which_empties_them_on_delete(synth: Synth, variant: Synth) -> None:
+    assert {r["DeletionPolicy"] for r in synth.resources("AWS::S3::Bucket").values()} == {"Retain"}
+    assert not synth.resources("Custom::S3AutoDeleteObjects")
+    assert {r["DeletionPolicy"] for r in variant.resources("AWS::S3::Bucket").values()} == {"Delete"}
+    assert len(variant.resources("Custom::S3AutoDeleteObjects")) == 2
+
+
+def test_object_created_under_uploads_is_sent_to_the_put_events_queue(synth: Synth) -> None:
+    queue = logical_id_by_path(synth, "/Ingest/PutEvents/Resource")
+    (notification,) = synth.resources("Custom::S3BucketNotifications").values()
+    assert notification["Properties"]["BucketName"] == {"Ref": _media(synth)}
+    config = notification["Properties"]["NotificationConfiguration"]
+    assert set(config) == {"QueueConfigurations"}
+    assert config["QueueConfigurations"] == [
+        {
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
+            "QueueArn": {"Fn::GetAtt": [queue, "Arn"]},
+        }
+    ]
+
+
+def test_put_events_queue_is_encrypted_tls_only_and_redrives_to_a_dlq(synth: Synth) -> None:
+    queue_id = logical_id_by_path(synth, "/Ingest/PutEvents/Resource")
+    dlq_id = logical_id_by_path(synth, "/Ingest/DeadLetters/Resource")
+    queue = synth.properties(queue_id)
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+                                      "maxReceiveCount": MAX_RECEIVE_COUNT}  # fmt: skip
+    assert queue["VisibilityTimeout"] >= 6 * FINALIZE_TIMEOUT.to_seconds()
+    assert synth.properties(dlq_id)["SqsManagedSseEnabled"] is True
+    for queue_ref in (queue_id, dlq_id):
+        synth.assertions.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": queue_ref}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                    )
+                },
+            },
+        )
+
+
+def test_an_alarm_fires_as_soon_as_anything_lands_in_the_dlq(synth: Synth) -> None:
+    dlq_id = logical_id_by_path(synth, "/Ingest/DeadLetters/Resource")
+    synth.assertions.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}],
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 0,
+            "EvaluationPeriods": 1,
+        },
+    )
+
+
+def test_finalize_consumes_the_queue_in_batches_reporting_item_failures(synth: Synth) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [logical_id_by_path(synth, "/Ingest/PutEvents/Resource"), "Arn"]},
+            "FunctionName": {"Ref": logical_id_by_path(synth, "/Ingest/Finalize/Resource")},
+            "BatchSize": BATCH_SIZE,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
