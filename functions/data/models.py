@@ -169,6 +169,8 @@ class UploadModel(Model):
     expires_at_epoch = _TTLAttribute(null=True)
     finalized_at = UTCDateTimeAttribute(null=True)
     finalized_by = UnicodeAttribute(null=True)
+    # When the first API finalize was answered "finalized" (see functions.domain.finalize).
+    acknowledged_at = UTCDateTimeAttribute(null=True)
     rejected_code = UnicodeAttribute(null=True)
     rejected_message = UnicodeAttribute(null=True)
     execution_arn = UnicodeAttribute(null=True)

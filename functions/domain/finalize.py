@@ -1,8 +1,15 @@
 """Finalize an upload intent: one code path for the explicit API call and the S3 put event.
 
 Both triggers may race or repeat (S3 and SQS deliver at least once, clients retry). A conditional
-write on the Upload item (``status == "pending"``) picks exactly one winner; the workflow execution
-is named after the upload id, so even a repeated start creates no second execution.
+write on the Upload item (``status == "pending"``) picks exactly one winner, which starts processing;
+the workflow execution is named after the upload id, so even a repeated start creates no second
+execution.
+
+What the API answers is a second, separate decision. Seed 004 clients never see the S3 trigger: for
+them ``already_finalized`` means "you finalized this before". So the first API finalize of an intent
+answers ``finalized`` even when the S3 event got there first, and every later one
+``already_finalized`` — decided by a second conditional write (``acknowledged_at``), so exactly one
+API call gets ``finalized`` however many race.
 """
 
 from __future__ import annotations
@@ -73,7 +80,7 @@ def finalize(
         if _claim(upload, trigger):
             return _start_processing(upload, duration_ms=duration_ms, waveform=waveform)
         upload.refresh()
-    return _after_the_fact(upload, duration_ms=duration_ms, waveform=waveform)
+    return _after_the_fact(upload, trigger=trigger, duration_ms=duration_ms, waveform=waveform)
 
 
 def _verify_object(upload: UploadModel) -> None:
@@ -120,18 +127,19 @@ def _reject(upload: UploadModel, message: str) -> None:
 
 
 def _claim(upload: UploadModel, trigger: Trigger) -> bool:
-    """True for exactly one caller, however many race."""
+    """True for exactly one caller, however many race: the one that starts processing."""
+    now = utcnow()
+    actions: list[Any] = [
+        UploadModel.status.set("finalized"),
+        UploadModel.finalized_at.set(now),
+        UploadModel.finalized_by.set(trigger),
+        # A finalized intent is a record of the asset: it must not expire.
+        UploadModel.expires_at_epoch.remove(),
+    ]
+    if trigger == "api":
+        actions.append(UploadModel.acknowledged_at.set(now))
     try:
-        upload.update(
-            actions=[
-                UploadModel.status.set("finalized"),
-                UploadModel.finalized_at.set(utcnow()),
-                UploadModel.finalized_by.set(trigger),
-                # A finalized intent is a record of the asset: it must not expire.
-                UploadModel.expires_at_epoch.remove(),
-            ],
-            condition=UploadModel.status == "pending",
-        )
+        upload.update(actions=actions, condition=UploadModel.status == "pending")
     except UpdateError as error:
         if _condition_failed(error):
             return False
@@ -159,7 +167,23 @@ def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform:
     return Outcome("finalized", upload, LANES, "running")
 
 
-def _after_the_fact(upload: UploadModel, *, duration_ms: int | None, waveform: Waveform | None) -> Outcome:
+def _acknowledge(upload: UploadModel) -> bool:
+    """True for the first API finalize of an upload that was finalized by the S3 event."""
+    try:
+        upload.update(
+            actions=[UploadModel.acknowledged_at.set(utcnow())],
+            condition=UploadModel.acknowledged_at.does_not_exist() & (UploadModel.status == "finalized"),
+        )
+    except UpdateError as error:
+        if _condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def _after_the_fact(
+    upload: UploadModel, *, trigger: Trigger, duration_ms: int | None, waveform: Waveform | None
+) -> Outcome:
     if upload.status == "rejected":
         raise UploadAssetInvalid(upload.rejected_message or "The uploaded file did not match the upload intent.")
     if upload.status != "finalized":
@@ -171,7 +195,10 @@ def _after_the_fact(upload: UploadModel, *, duration_ms: int | None, waveform: W
     if waveform is not None or duration_ms is not None:
         _store_advisory_hints(upload.track_id, duration_ms=duration_ms, waveform=waveform)
     track = tracks.find(upload.track_id)
-    return Outcome("already_finalized", upload, (), track.workflow_status if track else None)
+    workflow_status = track.workflow_status if track else None
+    if trigger == "api" and _acknowledge(upload):
+        return Outcome("finalized", upload, LANES, workflow_status)
+    return Outcome("already_finalized", upload, (), workflow_status)
 
 
 def _store_advisory_hints(track_id: str, *, duration_ms: int | None, waveform: Waveform | None) -> None:
