@@ -116,6 +116,11 @@ class WorkflowStartFailed(DomainError):
     status = 503
 
 
+class RenditionNotReady(DomainError):
+    code = "rendition_not_ready"
+    status = 409
+
+
 class EmptyFile(DomainError):
     code = "empty_file"
     status = 400

@@ -38,10 +38,18 @@ class Settings(BaseSettings):
     # Entitlement policy for callers with no explicit grant or revocation.
     default_upload_entitlement: Literal["allow", "deny"] = "allow"
 
+    # External processors for the stems and lyrics lanes (HTTP endpoints); unset -> lane skipped.
+    stems_processor_url: str | None = None
+    lyrics_processor_url: str | None = None
+    processor_timeout_s: int = Field(default=120, ge=1, le=900)
+    stream_url_ttl_s: int = Field(default=300, ge=30, le=3600)
+
     ffmpeg_path: str | None = None
-    ffmpeg_timeout_s: int = 600
+    # Below the processing Lambda's 900 s, so a stuck ffmpeg ends as a lane failure, not a kill.
+    ffmpeg_timeout_s: int = 840
     min_audio_ms: int = 1000
-    max_audio_ms: int = 4 * 3600 * 1000
+    # Transcoding runs ~19x real time on 2 vCPUs: 3 h of audio fits the 840 s budget with margin.
+    max_audio_ms: int = 3 * 3600 * 1000
 
 
 @cache

@@ -10,6 +10,14 @@ def original(upload_id: str, extension: str) -> str:
     return f"{UPLOADS_PREFIX}{upload_id}/original.{extension}"
 
 
+def rendition(track_id: str, fmt: str, extension: str) -> str:
+    return f"tracks/{track_id}/renditions/{fmt}.{extension}"
+
+
+def waveform(track_id: str) -> str:
+    return f"tracks/{track_id}/waveform.json"
+
+
 def upload_id_from_key(key: str) -> str | None:
     """The upload id an ``uploads/`` object key belongs to, or None for any other key."""
     if not key.startswith(UPLOADS_PREFIX):

@@ -106,6 +106,11 @@ class TrackModel(Model):
     duration_ms = NumberAttribute(null=True)
     waveform = JSONAttribute(null=True)
     audio = JSONAttribute(null=True)
+    original_key = UnicodeAttribute(null=True)
+    original_content_type = UnicodeAttribute(null=True)
+    # {"aac": {"key", "contentType", "codec", "bitrateKbps", "byteSize"}, "opus": ..., "mp3": ...}
+    renditions = JSONAttribute(null=True)
+    loudness = JSONAttribute(null=True)
     failure_code = UnicodeAttribute(null=True)
     failure_message = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(default=utcnow)

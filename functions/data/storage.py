@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -57,6 +60,23 @@ def head(key: str) -> StoredObject | None:
         content_type=response.get("ContentType"),
         etag=response.get("ETag", "").strip('"'),
     )
+
+
+def upload_file(path: Path, key: str, *, content_type: str) -> None:
+    """Streams a local file to S3 (multipart above the transfer threshold): memory stays bounded."""
+    s3().upload_file(str(path), settings().media_bucket, key, ExtraArgs={"ContentType": content_type})
+
+
+def put_json(key: str, document: Any) -> None:
+    body = json.dumps(document, separators=(",", ":")).encode()
+    s3().put_object(Bucket=settings().media_bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def presign_get_inline(key: str, *, expires_in: int, content_type: str | None = None) -> str:
+    params: dict[str, Any] = {"Bucket": settings().media_bucket, "Key": key}
+    if content_type:
+        params["ResponseContentType"] = content_type
+    return s3().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
 
 def delete(key: str) -> None:

@@ -35,9 +35,9 @@ from functions.errors import (
 )
 from functions.observability import logger
 from functions.settings import settings
+from functions.workflow.definition import LANES
 
 Trigger = Literal["api", "s3_event"]
-LANES = ("probe",)
 
 
 @dataclass(frozen=True)

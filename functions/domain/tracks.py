@@ -10,8 +10,8 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions.data.models import LaneModel, TrackModel, ensure_bound, utcnow
 from functions.errors import TrackNotFound
+from functions.workflow.definition import LANES
 
-REQUIRED_LANES = frozenset({"probe"})
 TERMINAL_LANE_STATES = frozenset({"succeeded", "failed", "skipped"})
 
 
@@ -54,6 +54,7 @@ def processing_status(track_id: str, owner_id: str) -> ProcessingStatus:
                 lanes.append(LaneModel.from_raw_data(raw))
         if not page.get("LastEvaluatedKey"):
             break
+    lanes.sort(key=lambda lane: LANES.index(lane.lane) if lane.lane in LANES else len(LANES))
     if track is None or track.owner_id != owner_id:
         raise TrackNotFound("No such track.")
     return ProcessingStatus(track, lanes)

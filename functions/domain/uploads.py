@@ -169,6 +169,8 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         description=metadata.description or None,
         auto_tag=metadata.auto_tag,
         status="draft",
+        original_key=object_key,
+        original_content_type=content_type,
         created_at=now,
         updated_at=now,
         expires_at_epoch=upload.expires_at_epoch,

@@ -19,6 +19,23 @@ def executable() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
+_URL_PREFIXES = ("http://", "https://")
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(_URL_PREFIXES)
+
+
+def input_args(source: str) -> list[str]:
+    """ffmpeg's input options for ``source``: a local path or a (presigned) http(s) URL, streamed.
+
+    URLs get a 30 s read timeout and reconnect on a dropped connection. A local path is given as
+    ``file:`` so a name that contains a colon is never taken for a protocol."""
+    if is_url(source):
+        return ["-rw_timeout", "30000000", "-reconnect", "1", "-reconnect_on_network_error", "1", "-i", source]
+    return ["-i", f"file:{source}"]
+
+
 @dataclass(frozen=True)
 class Completed:
     returncode: int

@@ -60,10 +60,7 @@ def _channels(layout: str) -> int:
 def probe(source: str, *, min_ms: int, max_ms: int) -> AudioFacts:
     """``source`` is a local path or an (presigned) http(s) URL; ffmpeg streams it, never loading
     the whole file. Raises ``StepFailed`` with a stable code for anything that is not usable audio."""
-    args = []
-    if source.startswith(("http://", "https://")):
-        args += ["-rw_timeout", "30000000", "-reconnect", "1", "-reconnect_on_network_error", "1"]
-    args += ["-i", source, "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-nostats", "-"]
+    args = [*ffmpeg.input_args(source), "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-nostats", "-"]
     result = ffmpeg.run(args)
     report = result.stderr
 

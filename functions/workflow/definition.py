@@ -65,7 +65,8 @@ TaskRenderer = Callable[["Task"], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Task:
-    """Runs one step handler (``functions.workflow.steps.STEPS[step]``)."""
+    """Runs one step handler (``functions.workflow.steps.STEPS[step]``). A Task that is a processing
+    lane names it: its state shows in processing-status, and a failed required lane fails the track."""
 
     name: str
     step: str
@@ -74,6 +75,8 @@ class Task:
     timeout_seconds: int = 900
     retry: tuple[RetryPolicy, ...] = (RetryPolicy(),)
     catch: tuple[Catch, ...] = ()
+    lane: str | None = None
+    required: bool = False
 
     def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
         state: dict[str, Any] = {"Type": "Task", **render_task(self), "TimeoutSeconds": self.timeout_seconds}
@@ -85,6 +88,22 @@ class Task:
         state.update({"Next": self.next} if self.next else {"End": True})
         return state
 
+    def tasks(self) -> Iterator[Task]:
+        yield self
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Ends an optional lane's branch after its Catch: the lane has recorded why it failed."""
+
+    name: str
+
+    def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
+        return {"Type": "Pass", "Result": {}, "ResultPath": None, "End": True}
+
+    def tasks(self) -> Iterator[Task]:
+        return iter(())
+
 
 @dataclass(frozen=True)
 class Fail:
@@ -95,8 +114,46 @@ class Fail:
     def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
         return {"Type": "Fail", "Error": self.error, "Cause": self.cause}
 
+    def tasks(self) -> Iterator[Task]:
+        return iter(())
 
-State = Task | Fail
+
+@dataclass(frozen=True)
+class Branch:
+    start_at: str
+    states: tuple[State, ...]
+
+    def render(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
+        return {
+            "StartAt": self.start_at,
+            "States": {s.name: s.to_asl(render_task, with_retry=with_retry) for s in self.states},
+        }
+
+
+@dataclass(frozen=True)
+class Parallel:
+    name: str
+    branches: tuple[Branch, ...]
+    next: str
+    catch: tuple[Catch, ...] = ()
+
+    def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
+        return {
+            "Type": "Parallel",
+            "Branches": [branch.render(render_task, with_retry=with_retry) for branch in self.branches],
+            # Lanes record their outputs in DynamoDB; the execution state stays small.
+            "ResultPath": None,
+            "Catch": [c.to_asl() for c in self.catch],
+            "Next": self.next,
+        }
+
+    def tasks(self) -> Iterator[Task]:
+        for branch in self.branches:
+            for state in branch.states:
+                yield from state.tasks()
+
+
+State = Task | Pass | Fail | Parallel
 
 
 @dataclass(frozen=True)
@@ -107,7 +164,14 @@ class Workflow:
     states: tuple[State, ...] = field(default_factory=tuple)
 
     def tasks(self) -> Iterator[Task]:
-        return (state for state in self.states if isinstance(state, Task))
+        for state in self.states:
+            yield from state.tasks()
+
+    def lanes(self) -> tuple[str, ...]:
+        return tuple(task.lane for task in self.tasks() if task.lane)
+
+    def required_lanes(self) -> frozenset[str]:
+        return frozenset(task.lane for task in self.tasks() if task.lane and task.required)
 
     def render(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
         return {
@@ -120,18 +184,52 @@ class Workflow:
 
 _TO_FAILED = (Catch(next="MarkFailed"),)
 
+
+def _required_lane(name: str, step: str, *, timeout_seconds: int = 900) -> Branch:
+    """A required lane's failure fails its branch, the Parallel state and so the track."""
+    return Branch(
+        start_at=name,
+        states=(Task(name, step=step, lane=step, required=True, timeout_seconds=timeout_seconds),),
+    )
+
+
+def _optional_lane(name: str, step: str, *, timeout_seconds: int = 900) -> Branch:
+    """An optional lane's failure is caught inside its branch: the track can still be ready."""
+    return Branch(
+        start_at=name,
+        states=(
+            Task(name, step=step, lane=step, timeout_seconds=timeout_seconds, catch=(Catch(next=f"{name}Failed"),)),
+            Pass(f"{name}Failed"),
+        ),
+    )
+
+
 # Input: {"uploadId", "trackId", "ownerId", "objectKey"} (see functions.domain.finalize).
 WORKFLOW = Workflow(
-    comment="tracklane: probe and process a finalized original, then mark the track ready or failed",
+    comment="tracklane: probe a finalized original, run its processing lanes, mark the track ready or failed",
     start_at="Probe",
     timeout_seconds=2 * 3600,
     states=(
-        Task("Probe", step="probe", next="MarkReady", result_path="$.probe", catch=_TO_FAILED),
+        Task("Probe", step="probe", lane="probe", required=True, next="Lanes", result_path="$.probe", catch=_TO_FAILED),
+        Parallel(
+            "Lanes",
+            branches=(
+                _required_lane("Transcode", "transcode"),
+                _optional_lane("Waveform", "waveform", timeout_seconds=600),
+                _optional_lane("Loudness", "loudness", timeout_seconds=600),
+                _optional_lane("Stems", "stems", timeout_seconds=600),
+                _optional_lane("Lyrics", "lyrics", timeout_seconds=600),
+            ),
+            next="MarkReady",
+            catch=_TO_FAILED,
+        ),
         Task("MarkReady", step="mark_ready", result_path=None, timeout_seconds=60, catch=_TO_FAILED),
         Task("MarkFailed", step="mark_failed", next="ProcessingFailed", result_path=None, timeout_seconds=60),
         Fail("ProcessingFailed", error="TrackProcessingFailed", cause="A required processing step failed."),
     ),
 )
+LANES = WORKFLOW.lanes()
+REQUIRED_LANES = WORKFLOW.required_lanes()
 
 
 def render_aws(function_arn: str = PROCESSING_FUNCTION_ARN) -> dict[str, Any]:

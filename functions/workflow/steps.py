@@ -1,37 +1,45 @@
 """Workflow step implementations: the processing Lambda and the local runner both call ``run``.
 
-Each lane records its own state (running, attempts, succeeded/failed with a user-facing message)
-so processing-status tells the truth while the workflow runs, on AWS and locally alike.
+Each lane records its own state (running, attempts, succeeded/failed/skipped with a user-facing
+message) so processing-status tells the truth while the workflow runs, on AWS and locally alike.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.data import storage
+from functions.data import keys, storage
 from functions.data.models import TrackModel, ensure_bound, utcnow
 from functions.domain import tracks
-from functions.media import ffmpeg, probe
+from functions.media import ffmpeg, loudness, probe, transcode, waveform
 from functions.observability import logger
 from functions.settings import settings
+from functions.workflow import external
+from functions.workflow.definition import REQUIRED_LANES
 from functions.workflow.errors import StepFailed, TransientStepError
 
 StepInput = dict[str, Any]
 Step = Callable[[StepInput], Any]
+SOURCE_URL_TTL_S = 3600
 
 
 def _lane(name: str, work: Callable[[StepInput], dict[str, Any]]) -> Step:
-    """Wraps a lane's work with its bookkeeping: running -> succeeded | failed (permanent) or
-    still running with a message (transient: the Retry policy will call it again)."""
+    """Wraps a lane's work with its bookkeeping: running -> succeeded | skipped | failed
+    (permanent), or still running with a message (transient: the Retry policy calls it again)."""
 
     def step(payload: StepInput) -> dict[str, Any]:
         track_id = payload["trackId"]
         attempt = tracks.lane_started(track_id, name)
         try:
             outputs = work(payload)
+        except external.LaneSkipped as skipped:
+            tracks.lane_finished(track_id, name, state="skipped", code=skipped.code, message=skipped.message)
+            return {"skipped": skipped.code}
         except StepFailed as failure:
             tracks.lane_finished(track_id, name, state="failed", code=failure.code, message=failure.message)
             raise
@@ -45,44 +53,87 @@ def _lane(name: str, work: Callable[[StepInput], dict[str, Any]]) -> Step:
     return step
 
 
+def _source(payload: StepInput) -> str:
+    """A presigned GET: ffmpeg streams the original from S3, never holding it in memory."""
+    return storage.presign_get(payload["objectKey"], expires_in=SOURCE_URL_TTL_S)
+
+
+def _update_track(track_id: str, *actions: Any) -> None:
+    ensure_bound()
+    TrackModel(track_id, TrackModel.TRACK_SK).update(actions=[*actions, TrackModel.updated_at.set(utcnow())])
+
+
 def _probe(payload: StepInput) -> dict[str, Any]:
     current = settings()
-    source = storage.presign_get(payload["objectKey"], expires_in=3600)
-    facts = probe.probe(source, min_ms=current.min_audio_ms, max_ms=current.max_audio_ms)
-    ensure_bound()
-    TrackModel(payload["trackId"], TrackModel.TRACK_SK).update(
-        actions=[
-            TrackModel.audio.set(facts.to_json()),
-            TrackModel.duration_ms.set(facts.duration_ms),
-            TrackModel.updated_at.set(utcnow()),
-        ]
+    facts = probe.probe(_source(payload), min_ms=current.min_audio_ms, max_ms=current.max_audio_ms)
+    _update_track(
+        payload["trackId"], TrackModel.audio.set(facts.to_json()), TrackModel.duration_ms.set(facts.duration_ms)
     )
     return facts.to_json()
 
 
-def mark_ready(payload: StepInput) -> dict[str, str]:
-    ensure_bound()
-    TrackModel(payload["trackId"], TrackModel.TRACK_SK).update(
-        actions=[
-            TrackModel.status.set("ready"),
-            TrackModel.workflow_status.set("succeeded"),
-            TrackModel.failure_code.remove(),
-            TrackModel.failure_message.remove(),
-            TrackModel.updated_at.set(utcnow()),
-        ]
-    )
-    return {"status": "ready"}
-
-
-def mark_failed(payload: StepInput) -> dict[str, str]:
-    """Reached through Catch. A lane that failed permanently has already recorded why; a lane that
-    was still running (retries exhausted, a timeout, a crash) is closed here so nothing stays
-    'running' forever."""
-    ensure_bound()
+def _transcode(payload: StepInput) -> dict[str, Any]:
     track_id = payload["trackId"]
-    error_name = (payload.get("failure") or {}).get("Error", "States.Unknown")
-    status = tracks.processing_status(track_id, payload["ownerId"])
-    failures: list[tuple[str, str | None, str | None]] = []  # (lane, code, message)
+    # /tmp holds the renditions only while they upload; the directory is removed either way.
+    with tempfile.TemporaryDirectory(prefix="transcode-") as scratch:
+        made = transcode.transcode(_source(payload), Path(scratch))
+        renditions: dict[str, dict[str, Any]] = {}
+        for rendition in made:
+            spec = rendition.spec
+            key = keys.rendition(track_id, spec.format, spec.extension)
+            storage.upload_file(rendition.path, key, content_type=spec.content_type)
+            renditions[spec.format] = {
+                "key": key,
+                "contentType": spec.content_type,
+                "codec": spec.codec,
+                "bitrateKbps": spec.bitrate_kbps,
+                "byteSize": rendition.byte_size,
+            }
+    _update_track(track_id, TrackModel.renditions.set(renditions))
+    return {"renditions": renditions}
+
+
+def _waveform(payload: StepInput) -> dict[str, Any]:
+    track_id = payload["trackId"]
+    facts = payload["probe"]
+    peaks = waveform.waveform(
+        _source(payload),
+        duration_ms=facts["durationMs"],
+        sample_rate_hz=facts["sampleRateHz"],
+        channels=facts["channels"],
+    )
+    key = keys.waveform(track_id)
+    storage.put_json(key, {str(buckets): peaks.to_json(buckets) for buckets in sorted(peaks.peaks)})
+    # The measured peaks replace the client's advisory ones on the track.
+    summary = min(peaks.peaks)
+    _update_track(track_id, TrackModel.waveform.set({**peaks.to_json(summary), "source": "analysis", "key": key}))
+    return {"key": key, "buckets": sorted(peaks.peaks)}
+
+
+def _loudness(payload: StepInput) -> dict[str, Any]:
+    measured = loudness.loudness(_source(payload))
+    _update_track(payload["trackId"], TrackModel.loudness.set(measured.to_json()))
+    return measured.to_json()
+
+
+def _external(lane: str, url_of: Callable[[], str | None]) -> Callable[[StepInput], dict[str, Any]]:
+    def work(payload: StepInput) -> dict[str, Any]:
+        request = {
+            "trackId": payload["trackId"],
+            "audioUrl": _source(payload),
+            "durationMs": (payload.get("probe") or {}).get("durationMs"),
+        }
+        return external.call(url_of(), lane=lane, payload=request, timeout_s=settings().processor_timeout_s)
+
+    return work
+
+
+def _close_open_lanes(track_id: str, owner_id: str, error_name: str | None) -> list[tuple[str, str | None, str | None]]:
+    """Lanes still queued or running when the workflow ends were stopped (a timeout, a crash, retries
+    exhausted, a required lane failing beside them): close them so nothing stays 'running'.
+    Returns every failed lane as (lane, code, message)."""
+    status = tracks.processing_status(track_id, owner_id)
+    failures: list[tuple[str, str | None, str | None]] = []
     for lane in status.lanes:
         if lane.state == "failed":
             failures.append((lane.lane, lane.code, lane.message))
@@ -94,33 +145,59 @@ def mark_failed(payload: StepInput) -> dict[str, str]:
             tracks.lane_finished(
                 track_id, lane.lane, state="skipped", code="not_run", message="Not run: a required step failed."
             )
-    required = [f for f in failures if f[0] in tracks.REQUIRED_LANES]
+    return failures
+
+
+def mark_ready(payload: StepInput) -> dict[str, str]:
+    """Reached when every required lane succeeded; optional lanes may have failed."""
+    _close_open_lanes(payload["trackId"], payload["ownerId"], error_name=None)
+    _update_track(
+        payload["trackId"],
+        TrackModel.status.set("ready"),
+        TrackModel.workflow_status.set("succeeded"),
+        TrackModel.failure_code.remove(),
+        TrackModel.failure_message.remove(),
+    )
+    return {"status": "ready"}
+
+
+def mark_failed(payload: StepInput) -> dict[str, str]:
+    """Reached through Catch when a required lane failed. Lanes that failed permanently have
+    recorded why; the track reports the first required lane's reason."""
+    error_name = (payload.get("failure") or {}).get("Error", "States.Unknown")
+    failures = _close_open_lanes(payload["trackId"], payload["ownerId"], error_name)
+    required = [f for f in failures if f[0] in REQUIRED_LANES]
     code: str | None = None
     message: str | None = None
     if failures:
         _, code, message = (required or failures)[0]
-    TrackModel(track_id, TrackModel.TRACK_SK).update(
-        actions=[
-            TrackModel.status.set("failed"),
-            TrackModel.workflow_status.set("failed"),
-            TrackModel.failure_code.set(code or "processing_failed"),
-            TrackModel.failure_message.set(message or "Processing failed. Try uploading the file again."),
-            TrackModel.updated_at.set(utcnow()),
-        ]
+    _update_track(
+        payload["trackId"],
+        TrackModel.status.set("failed"),
+        TrackModel.workflow_status.set("failed"),
+        TrackModel.failure_code.set(code or "processing_failed"),
+        TrackModel.failure_message.set(message or "Processing failed. Try uploading the file again."),
     )
     return {"status": "failed"}
 
 
-def _stopped_message(error_name: str) -> str:
+def _stopped_message(error_name: str | None) -> str:
     if error_name == "States.Timeout":
         return "This step took too long and was stopped."
     if error_name == "TransientStepError":
         return "This step kept hitting temporary problems and gave up. Try again later."
+    if error_name is None:
+        return "This step did not finish before processing completed."
     return "This step stopped unexpectedly."
 
 
 STEPS: dict[str, Step] = {
     "probe": _lane("probe", _probe),
+    "transcode": _lane("transcode", _transcode),
+    "waveform": _lane("waveform", _waveform),
+    "loudness": _lane("loudness", _loudness),
+    "stems": _lane("stems", _external("stems", lambda: settings().stems_processor_url)),
+    "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor_url)),
     "mark_ready": mark_ready,
     "mark_failed": mark_failed,
 }

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 
+from functions.workflow.definition import LANES
+
 from .conftest import DEV_SECRET, ROOT, LocalStackProcess, readme_walkthrough
 
 
@@ -29,7 +31,7 @@ def test_the_readme_walkthrough_finalizes_and_processes_the_upload(local_stack: 
     assert lines[2] == "PUT 200"
     first, second = json.loads(lines[3]), json.loads(lines[4])
     assert first["status"] == "finalized"  # whether or not the S3 event got there first
-    assert first["jobsQueued"] == ["probe"]
+    assert first["jobsQueued"] == list(LANES)
     assert second["status"] == "already_finalized"
     assert second["trackId"] == intent["trackId"]
     status = json.loads(lines[5])

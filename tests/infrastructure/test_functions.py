@@ -60,7 +60,7 @@ def test_function_sizes_and_timeouts(synth: Synth) -> None:
     api, finalize, processing = (_function(synth, n) for n in ("api", "finalize", "processing"))
     assert (api["MemorySize"], api["Timeout"]) == (512, 29)
     assert finalize["Timeout"] == 60
-    assert (processing["MemorySize"], processing["Timeout"]) == (2048, 900)
+    assert (processing["MemorySize"], processing["Timeout"]) == (3584, 900)
     assert processing["EphemeralStorage"] == {"Size": 4096}
 
 

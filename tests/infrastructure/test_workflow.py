@@ -17,22 +17,43 @@ from tests.infrastructure.synth import ROOT, Synth, logical_id_by_path, state_ma
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 
 
+def _states_by_scope(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """The top-level States and each Parallel branch's States: a Catch may only target its own scope."""
+    scopes = [definition["States"]]
+    for state in definition["States"].values():
+        for branch in state.get("Branches", []):
+            scopes.extend(_states_by_scope(branch))
+    return scopes
+
+
 def test_every_task_of_the_workflow_is_deployed_with_its_retry_and_catch(synth: Synth) -> None:
     definition, _ = state_machine_definition(synth)
     processing = logical_id_by_path(synth, "/Processing/Step/Resource")
     function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{processing}"
     tasks = list(WORKFLOW.tasks())
-    assert tasks, "the workflow has no Task states"
-    deployed_tasks = {name for name, state in definition["States"].items() if state["Type"] == "Task"}
+    assert {task.lane for task in tasks if task.lane} >= {
+        "probe",
+        "transcode",
+        "waveform",
+        "loudness",
+        "stems",
+        "lyrics",
+    }
+    scope_of = {name: scope for scope in _states_by_scope(definition) for name in scope}
+    deployed_tasks = {name for name, scope in scope_of.items() if scope[name]["Type"] == "Task"}
     assert deployed_tasks == {task.name for task in tasks}
     for task in tasks:
-        state = definition["States"][task.name]
+        scope = scope_of[task.name]
+        state = scope[task.name]
         assert state["Resource"] == function_arn, task.name
         assert state["Parameters"] == {"step": task.step, "input.$": "$"}
         assert state["Retry"] == [policy.to_asl() for policy in task.retry], task.name
         assert state.get("Catch", []) == [catch.to_asl() for catch in task.catch], task.name
         for catch in state.get("Catch", []):
-            assert catch["Next"] in definition["States"], (task.name, catch)
+            assert catch["Next"] in scope, (task.name, catch)
+    lanes = definition["States"]["Lanes"]
+    assert lanes["Type"] == "Parallel"
+    assert lanes["Catch"][0]["Next"] == "MarkFailed"
     assert definition["StartAt"] == WORKFLOW.start_at
     assert definition["TimeoutSeconds"] == WORKFLOW.timeout_seconds
 

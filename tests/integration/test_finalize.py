@@ -9,6 +9,7 @@ import pytest
 from functions import ids
 from functions.data.models import TrackModel, UploadModel, bind
 from functions.domain import artists, finalize
+from functions.workflow.definition import LANES
 
 from .conftest import Stack, as_user
 
@@ -46,7 +47,7 @@ def test_finalize_twice_returns_finalized_then_already_finalized(stack, artist, 
         "status": "finalized",
         "assetId": upload["assetId"],
         "assetKind": "original_audio",
-        "jobsQueued": ["probe"],
+        "jobsQueued": list(LANES),
         "trackId": upload["trackId"],
         "uploadId": upload["uploadId"],
         "workflowStatus": "running",
@@ -71,7 +72,7 @@ def test_the_s3_event_alone_finalizes_the_upload(stack, artist, wav_3s):
     assert len(stack.executions()) == 1
     # The client never saw the S3 event: its first finalize is "finalized", a re-finalize is not.
     first, again = finalize_call(stack, upload).json(), finalize_call(stack, upload).json()
-    assert (first["status"], first["jobsQueued"]) == ("finalized", ["probe"])
+    assert (first["status"], first["jobsQueued"]) == ("finalized", list(LANES))
     assert (again["status"], again["jobsQueued"]) == ("already_finalized", [])
     assert len(stack.executions()) == 1
 

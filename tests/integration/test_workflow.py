@@ -45,8 +45,15 @@ def test_a_wav_is_probed_and_the_track_becomes_ready(stack, artist, runner, wav_
 
     assert status["status"] == "ready"
     assert status["workflowStatus"] == "succeeded"
-    (probe,) = status["lanes"]
-    assert probe["name"] == "probe"
+    assert [lane["name"] for lane in status["lanes"]] == [
+        "probe",
+        "transcode",
+        "waveform",
+        "loudness",
+        "stems",
+        "lyrics",
+    ]
+    probe = status["lanes"][0]
     assert probe["state"] == "succeeded"
     assert probe["attempts"] == 1
     assert probe["outputs"]["codec"] == "pcm_s16le"
@@ -70,6 +77,10 @@ def test_a_png_renamed_wav_fails_the_track_with_a_user_facing_message(stack, art
     assert "not audio" in status["failure"]["message"]
     assert status["lanes"][0]["state"] == "failed"
     assert status["lanes"][0]["code"] == "audio_unreadable"
+    # The lanes after probe never ran, and say so.
+    assert {lane["name"]: lane["state"] for lane in status["lanes"][1:]} == dict.fromkeys(
+        ["transcode", "waveform", "loudness", "stems", "lyrics"], "skipped"
+    )
     (execution,) = stack.executions()
     assert execution["status"] == "FAILED"
 

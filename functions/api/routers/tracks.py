@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import RedirectResponse
 
 from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelResponse, iso
+from functions.data import storage
 from functions.data.models import LaneModel, TrackModel
 from functions.domain import tracks
-from functions.errors import TrackNotFound
+from functions.errors import RenditionNotReady, TrackNotFound
+from functions.settings import settings
 
 router = APIRouter(prefix="/v1/tracks", tags=["tracks"])
 
@@ -37,6 +40,8 @@ class TrackResponse(CamelResponse):
     duration_ms: int | None
     waveform: dict[str, Any] | None
     audio: dict[str, Any] | None
+    renditions: dict[str, dict[str, Any]]
+    loudness: dict[str, Any] | None
     failure: Failure | None
     created_at: str
     updated_at: str
@@ -77,6 +82,10 @@ def _failure(track: TrackModel) -> Failure | None:
     return Failure(code=track.failure_code, message=track.failure_message or "")
 
 
+def _public_waveform(waveform: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {k: v for k, v in waveform.items() if k != "key"} if waveform else None
+
+
 def _lane(lane: LaneModel) -> LaneResponse:
     return LaneResponse(
         name=lane.lane,
@@ -108,8 +117,14 @@ def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) 
         status=track.status,
         workflow_status=track.workflow_status,
         duration_ms=int(track.duration_ms) if track.duration_ms is not None else None,
-        waveform=track.waveform,
+        waveform=_public_waveform(track.waveform),
         audio=track.audio,
+        # Storage keys stay internal: clients stream through /stream.
+        renditions={
+            fmt: {k: v for k, v in rendition.items() if k != "key"}
+            for fmt, rendition in (track.renditions or {}).items()
+        },
+        loudness=track.loudness,
         failure=_failure(track),
         created_at=iso(track.created_at) or "",
         updated_at=iso(track.updated_at) or "",
@@ -131,3 +146,38 @@ def get_processing_status(track_id: str, user: Annotated[Principal, Depends(curr
         lanes=[_lane(lane) for lane in status.lanes],
         updated_at=iso(track.updated_at) or "",
     )
+
+
+StreamFormat = Literal["aac", "opus", "mp3", "original"]
+
+
+@router.get(
+    "/{track_id}/stream",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        302: {"description": "Redirect to a short-lived presigned GET"},
+        409: {"description": "rendition_not_ready"},
+    },
+)
+def stream_track(
+    track_id: str,
+    user: Annotated[Principal, Depends(current_user)],
+    format: Annotated[StreamFormat, Query(description="aac (default), opus, mp3 or the original upload")] = "aac",
+) -> RedirectResponse:
+    """302 to a presigned GET that expires in minutes (owner only for now)."""
+    track = tracks.get_owned(_track_id(track_id), user.user_id)
+    if format == "original":
+        if track.status == "draft" or not track.original_key:
+            raise RenditionNotReady("The original is not stored yet: finalize the upload first.", format=format)
+        key, content_type = track.original_key, track.original_content_type
+    else:
+        rendition = (track.renditions or {}).get(format)
+        if rendition is None:
+            raise RenditionNotReady(
+                f"This track has no {format} rendition yet (status: {track.status}).", format=format
+            )
+        key, content_type = rendition["key"], rendition["contentType"]
+    url = storage.presign_get_inline(key, expires_in=settings().stream_url_ttl_s, content_type=content_type)
+    # The URL is personal and short-lived: never cache the redirect.
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})

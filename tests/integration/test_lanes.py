@@ -1,0 +1,199 @@
+"""The processing lanes after probe, run for real (ffmpeg) through the local runner."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import httpx
+import pytest
+
+from functions import clients
+from functions.media.probe import probe
+from functions.workflow import steps
+from functions.workflow.errors import StepFailed
+
+from .conftest import Stack, as_user
+from .test_workflow import processed, upload_and_finalize
+
+EXPECTED = {"aac": ("aac", 256), "opus": ("opus", 160), "mp3": ("mp3", 320)}
+
+
+@pytest.fixture(scope="module")
+def music(make_audio):
+    """Eight seconds of a tone at half scale (bitrates are measured in the transcode unit tests)."""
+    return make_audio("music.wav", seconds=8.0, codec_args=("-af", "volume=0.5"))
+
+
+def lanes_by_name(status: dict) -> dict[str, dict]:
+    return {lane["name"]: lane for lane in status["lanes"]}
+
+
+def test_every_rendition_decodes_with_its_codec_bitrate_and_duration(stack, artist, runner, music, tmp_path):
+    upload = upload_and_finalize(stack, artist, music)
+    status = processed(stack, artist, upload)
+    assert status["status"] == "ready", status
+
+    renditions = lanes_by_name(status)["transcode"]["outputs"]["renditions"]
+    assert set(renditions) == set(EXPECTED)
+    for fmt, (codec, kbps) in EXPECTED.items():
+        local = tmp_path / f"rendition.{fmt}"
+        local.write_bytes(stack.s3.get_object(Bucket=stack.resources.bucket, Key=renditions[fmt]["key"])["Body"].read())
+        facts = probe(str(local), min_ms=0, max_ms=10**9)
+        assert facts.codec == codec
+        assert abs(facts.duration_ms - 8000) <= 50, (fmt, facts)
+        assert renditions[fmt]["bitrateKbps"] == kbps
+    # The original is kept untouched beside the renditions.
+    original = stack.s3.get_object(Bucket=stack.resources.bucket, Key=f"uploads/{upload['uploadId'][4:]}/original.wav")
+    assert original["Body"].read() == music.read_bytes()
+
+
+def test_waveform_and_loudness_land_on_the_track(stack, artist, runner, music):
+    upload = upload_and_finalize(stack, artist, music)
+    status = processed(stack, artist, upload)
+    lanes = lanes_by_name(status)
+
+    waveform_doc = json.loads(
+        stack.s3.get_object(Bucket=stack.resources.bucket, Key=lanes["waveform"]["outputs"]["key"])["Body"].read()
+    )
+    assert sorted(waveform_doc) == ["1024", "2048"]
+    assert len(waveform_doc["2048"]["peaks"]) == 2048
+    assert all(0.0 <= p <= 1.0 for p in waveform_doc["1024"]["peaks"])
+
+    track = stack.api.get(f"/v1/tracks/{upload['trackId']}", headers=as_user(artist)).json()
+    assert track["waveform"]["source"] == "analysis"
+    assert len(track["waveform"]["peaks"]) == 1024
+    assert "key" not in track["waveform"]
+    assert track["loudness"]["referenceLufs"] == -14.0
+    assert track["loudness"]["integratedLufs"] < 0
+    assert set(track["renditions"]) == {"aac", "opus", "mp3"}
+    assert all("key" not in r for r in track["renditions"].values())
+
+
+def test_stems_and_lyrics_are_skipped_visibly_without_a_processor(stack, artist, runner, wav_3s):
+    status = processed(stack, artist, upload_and_finalize(stack, artist, wav_3s))
+    lanes = lanes_by_name(status)
+    for lane in ("stems", "lyrics"):
+        assert lanes[lane]["state"] == "skipped"
+        assert lanes[lane]["code"] == "not_configured"
+        assert "processor" in lanes[lane]["message"]
+    assert status["status"] == "ready"
+
+
+def test_an_optional_lane_failing_leaves_the_track_ready(stack, artist, runner, wav_3s, monkeypatch):
+    def broken(_):
+        raise StepFailed("waveform_failed", "Injected: the waveform could not be drawn.")
+
+    monkeypatch.setitem(steps.STEPS, "waveform", steps._lane("waveform", broken))
+    status = processed(stack, artist, upload_and_finalize(stack, artist, wav_3s))
+
+    assert status["status"] == "ready"
+    assert status["failure"] is None
+    lanes = lanes_by_name(status)
+    assert (lanes["waveform"]["state"], lanes["waveform"]["code"]) == ("failed", "waveform_failed")
+    assert lanes["transcode"]["state"] == "succeeded"
+
+
+def test_a_required_lane_failing_fails_the_track_and_closes_every_lane(stack, artist, runner, wav_3s, monkeypatch):
+    def broken(_):
+        raise StepFailed("transcode_failed", "Injected: the encoder refused this file.")
+
+    monkeypatch.setitem(steps.STEPS, "transcode", steps._lane("transcode", broken))
+    status = processed(stack, artist, upload_and_finalize(stack, artist, wav_3s))
+
+    assert status["status"] == "failed"
+    assert status["failure"] == {"code": "transcode_failed", "message": "Injected: the encoder refused this file."}
+    assert all(lane["state"] in {"succeeded", "failed", "skipped"} for lane in status["lanes"]), status["lanes"]
+
+
+class _Processor(BaseHTTPRequestHandler):
+    """A stand-in external stems processor on 127.0.0.1 that checks what it is sent."""
+
+    requests: ClassVar[list[dict]] = []
+    answers: ClassVar[list[int]] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        status = type(self).answers.pop(0) if type(self).answers else 200
+        audio = httpx.get(body["audioUrl"])  # the presigned URL really serves the original
+        payload = json.dumps({"stems": ["vocals", "drums"], "audioBytes": len(audio.content)}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stems_processor(monkeypatch):
+    _Processor.requests, _Processor.answers = [], []
+    server = HTTPServer(("127.0.0.1", 0), _Processor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TRACKLANE_STEMS_PROCESSOR_URL", f"http://127.0.0.1:{server.server_port}/stems")
+    clients.reset()
+    yield _Processor
+    server.shutdown()
+
+
+def test_a_configured_processor_is_called_with_a_presigned_url(stack, artist, stems_processor, wav_3s):
+    from local.runner import WorkflowRunner
+
+    stems_processor.answers = [503]  # transient once: the runner retries
+    fast = WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, wait_s=1, retry_delay_scale=0)
+    fast.start()
+    try:
+        upload = upload_and_finalize(stack, artist, wav_3s)
+        status = processed(stack, artist, upload)
+    finally:
+        fast.stop()
+
+    stems = lanes_by_name(status)["stems"]
+    assert stems["state"] == "succeeded"
+    assert stems["attempts"] == 2
+    assert stems["outputs"] == {"stems": ["vocals", "drums"], "audioBytes": wav_3s.stat().st_size}
+    sent = stems_processor.requests[0]
+    assert (sent["lane"], sent["trackId"]) == ("stems", upload["trackId"].removeprefix("trk_"))
+    assert abs(sent["durationMs"] - 3000) <= 50
+
+
+def test_stream_redirects_to_each_rendition_and_the_original(stack: Stack, artist, runner, wav_3s):
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    not_yet = stack.api.get(
+        f"/v1/tracks/{upload['trackId']}/stream?format=mp3", headers=as_user(artist), follow_redirects=False
+    )
+    assert not_yet.status_code in {302, 409}  # 409 rendition_not_ready until transcode has run
+    processed(stack, artist, upload)
+
+    for fmt, content_type in {
+        "aac": "audio/mp4",
+        "opus": "audio/ogg",
+        "mp3": "audio/mpeg",
+        "original": "audio/wav",
+    }.items():
+        response = stack.api.get(
+            f"/v1/tracks/{upload['trackId']}/stream?format={fmt}", headers=as_user(artist), follow_redirects=False
+        )
+        assert response.status_code == 302, response.text
+        assert response.headers["cache-control"] == "private, no-store"
+        media = httpx.get(response.headers["location"])
+        assert media.status_code == 200
+        assert media.headers["content-type"] == content_type
+        assert len(media.content) > 1000
+
+    other = stack.api.get(f"/v1/tracks/{upload['trackId']}/stream", headers=as_user("mallory"), follow_redirects=False)
+    assert other.status_code == 404
+    bad = stack.api.get(f"/v1/tracks/{upload['trackId']}/stream?format=flac", headers=as_user(artist))
+    assert bad.status_code == 422
+
+
+def test_stream_before_processing_is_409_with_a_code(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    response = stack.api.get(f"/v1/tracks/{upload['trackId']}/stream?format=aac", headers=as_user(artist))
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "rendition_not_ready"
