@@ -126,7 +126,11 @@ def through_the_stack(wav: Path, log: Path) -> tuple[float, dict[str, Any]]:
 def step_memory(wav: Path, work_dir: Path) -> list[dict[str, Any]]:
     """Each processing step in its own child process (as each Lambda invocation is), against a
     moto server in this process, reading the original from a presigned URL."""
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     moto_port = _free_port()
     os.environ["MOTO_PORT"] = str(moto_port)
@@ -167,6 +171,15 @@ def _child_step(environment: dict[str, str], step: str, probe_facts: dict[str, A
     return dict(json.loads(out.read_text()))
 
 
+def _lane_seconds(lane: dict[str, Any]) -> float:
+    from datetime import datetime
+
+    if not (lane.get("startedAt") and lane.get("finishedAt")):
+        return 0.0
+    started, finished = (datetime.fromisoformat(lane[k].replace("Z", "+00:00")) for k in ("startedAt", "finishedAt"))
+    return (finished - started).total_seconds()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the speed-test WAV")
@@ -181,8 +194,9 @@ def main() -> int:
         raw = raw_ffmpeg_three_renditions(wav, work)
         print(f"  (a) raw ffmpeg, three renditions in one process: {raw:6.2f} s")
         pipeline, status = through_the_stack(wav, work / "stack.log")
-        lanes = {lane["name"]: lane["state"] for lane in status["lanes"]}
-        print(f"  (b) finalize -> {status['status']} through the local stack: {pipeline:6.2f} s   lanes {lanes}")
+        print(f"  (b) finalize -> {status['status']} through the local stack: {pipeline:6.2f} s")
+        for lane in status["lanes"]:
+            print(f"      {lane['name']:<10} {lane['state']:<10} {_lane_seconds(lane):6.2f} s")
         print(f"  ratio b/a: {pipeline / raw:.3f}   (target <= 1.15)")
 
         if args.rss_mb:

@@ -1,20 +1,26 @@
 """One processing step in a fresh process, reporting its peak memory (see benchmarks/run.py).
 
-Peak RSS of the Python process comes from getrusage. ffmpeg's peak is read from /proc (VmHWM,
-the high-water mark since exec) by polling this process's children: RUSAGE_CHILDREN would report
-the forked Python image before it became ffmpeg. In Lambda both count against one memory limit, so
-the step's peak is reported as their sum (an upper bound: the two peaks need not coincide).
+Peaks are VmHWM from /proc (the RSS high-water mark of the image since exec): for this process at
+the end, for its ffmpeg children by polling while they run. getrusage's ru_maxrss would not do:
+Linux carries it across fork and exec, so it reports the parent's peak (the benchmark process,
+which holds a 500 MB WAV in moto) or the forked Python image before it became ffmpeg. In Lambda
+both count against one memory limit, so the step's peak is reported as their sum (an upper bound:
+the two peaks need not coincide).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import threading
 import time
 from pathlib import Path
+
+
+def _vm_hwm_kib(status: str) -> int:
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["VmHWM"].split()[0]) if "VmHWM" in fields else 0
 
 
 class ChildPeakWatcher(threading.Thread):
@@ -33,9 +39,8 @@ class ChildPeakWatcher(threading.Thread):
                     status = (entry / "status").read_text()
                 except OSError:
                     continue
-                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
-                    self.peak_kib = max(self.peak_kib, int(fields["VmHWM"].split()[0]))
+                if f"\nPPid:\t{me}\n" in status:
+                    self.peak_kib = max(self.peak_kib, _vm_hwm_kib(status))
             self.stopped.wait(0.05)
 
 
@@ -54,7 +59,7 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     watcher.stopped.set()
     watcher.join()
-    python_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    python_mb = _vm_hwm_kib(Path("/proc/self/status").read_text()) / 1024
     ffmpeg_mb = watcher.peak_kib / 1024
     out.write_text(
         json.dumps(
