@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 from dataclasses import dataclass
 from functools import cache
@@ -47,19 +49,27 @@ class FfmpegTimeout(Exception):
     pass
 
 
-def run(args: list[str], *, timeout_s: float | None = None) -> Completed:
+# Optional lanes run ffmpeg at a lower CPU priority: where lanes share cores (the local stack, a
+# small machine) the required transcode, which the track waits for, gets the CPU first, and the
+# optional lanes use what it leaves idle. In Lambda each lane has its own sandbox: no effect.
+BACKGROUND_NICENESS = 10
+
+
+def run(args: list[str], *, timeout_s: float | None = None, background: bool = False) -> Completed:
     command = [executable(), "-hide_banner", "-nostdin", *args]
-    try:
-        # The command is our own argument list (no shell); the only outside value is the input
-        # path or presigned URL, passed as one argv element.
-        done = subprocess.run(  # noqa: S603
-            command,
-            check=False,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout_s or settings().ffmpeg_timeout_s,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise FfmpegTimeout(f"ffmpeg did not finish within {error.timeout} s") from error
-    return Completed(done.returncode, done.stdout, done.stderr)
+    # The command is our own argument list (no shell); the only outside value is the input path
+    # or presigned URL, passed as one argv element.
+    with subprocess.Popen(  # noqa: S603
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+    ) as process:
+        if background:
+            # After the spawn rather than in preexec_fn, which is unsafe in a threaded process.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICENESS)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_s or settings().ffmpeg_timeout_s)
+        except subprocess.TimeoutExpired as error:
+            process.kill()
+            process.communicate()
+            raise FfmpegTimeout(f"ffmpeg did not finish within {error.timeout} s") from error
+    return Completed(process.returncode, stdout, stderr)

@@ -79,7 +79,7 @@ def playback_gain(integrated_lufs: float, true_peak_dbtp: float) -> float:
     return round(wanted, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def loudness(source: str, *, timeout_s: float | None = None) -> Loudness:
+def loudness(source: str, *, timeout_s: float | None = None, background: bool = False) -> Loudness:
     """Measures ``source`` (a local path or presigned URL) in one streamed pass. Raises
     ``StepFailed("loudness_failed", ...)`` if it cannot be decoded and measured;
     ``ffmpeg.FfmpegTimeout`` propagates."""
@@ -89,7 +89,7 @@ def loudness(source: str, *, timeout_s: float | None = None) -> Loudness:
         "-af", "ebur128=peak=true:dualmono=true:framelog=verbose",
         "-f", "null", "-",
     ]  # fmt: skip
-    result = ffmpeg.run(args, timeout_s=timeout_s)
+    result = ffmpeg.run(args, timeout_s=timeout_s, background=background)
     summary = _SUMMARY.search(result.stderr)
     if result.returncode != 0 or summary is None:
         logger.warning("loudness failed", extra={"returncode": result.returncode, "stderr_tail": result.stderr[-2000:]})

@@ -56,6 +56,7 @@ def waveform(
     channels: int,
     buckets: tuple[int, ...] = (1024, 2048),
     timeout_s: float | None = None,
+    background: bool = False,
 ) -> Waveform:
     """Peaks of ``source`` (a local path or presigned URL) for each count in ``buckets``.
 
@@ -80,7 +81,7 @@ def waveform(
         )
     )
     args = [*ffmpeg.input_args(source), "-map", "0:a:0", "-vn", "-af", chain, "-f", "null", "-"]
-    result = ffmpeg.run(args, timeout_s=timeout_s)
+    result = ffmpeg.run(args, timeout_s=timeout_s, background=background)
 
     frames = [_linear(level) for level in _PEAK.findall(result.stdout)]
     if result.returncode != 0 or not frames:

@@ -101,6 +101,7 @@ def _waveform(payload: StepInput) -> dict[str, Any]:
         duration_ms=facts["durationMs"],
         sample_rate_hz=facts["sampleRateHz"],
         channels=facts["channels"],
+        background=True,  # optional lane: yields the CPU to transcode where they share cores
     )
     key = keys.waveform(track_id)
     storage.put_json(key, {str(buckets): peaks.to_json(buckets) for buckets in sorted(peaks.peaks)})
@@ -111,7 +112,7 @@ def _waveform(payload: StepInput) -> dict[str, Any]:
 
 
 def _loudness(payload: StepInput) -> dict[str, Any]:
-    measured = loudness.loudness(_source(payload))
+    measured = loudness.loudness(_source(payload), background=True)
     _update_track(payload["trackId"], TrackModel.loudness.set(measured.to_json()))
     return measured.to_json()
 
