@@ -20,6 +20,7 @@ from functions import clients
 from functions.api.app import create_app
 from local.config import LocalSettings, local_settings
 from local.devauth import DevTokenAuthenticator
+from local.moto_atomic import make_dynamodb_writes_atomic
 from local.provision import LocalResources, provision
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
@@ -50,6 +51,7 @@ class LocalStack:
             os.environ.setdefault(name, value)
         # moto's Step Functions interpreter calls its own services at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.config.moto_port)
+        make_dynamodb_writes_atomic()
         self.moto.start()
         resources = provision(self.config.moto_endpoint, self.config.region)
         os.environ.update(resources.environment())

@@ -21,6 +21,7 @@ from functions import clients
 from functions.api.app import create_app
 from functions.api.auth import Principal
 from functions.domain import artists
+from local.moto_atomic import make_dynamodb_writes_atomic
 from local.provision import LocalResources, provision
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
@@ -37,6 +38,7 @@ def moto_endpoint() -> Iterator[str]:
     port = free_port()
     # moto's Step Functions interpreter calls its own SQS/DynamoDB at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
+    make_dynamodb_writes_atomic()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
