@@ -119,14 +119,25 @@ def stack(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
     clients.reset()
 
 
-@pytest.fixture
-def runner(stack: Stack) -> Iterator[WorkflowRunner]:
-    """The local workflow runner, answering the state machine's task callbacks."""
-    worker = WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, workers=2, wait_s=1)
+def _running(worker: WorkflowRunner) -> Iterator[WorkflowRunner]:
     worker.start()
     yield worker
     worker.stop()
     worker.join(timeout=5)
+
+
+@pytest.fixture
+def runner(stack: Stack) -> Iterator[WorkflowRunner]:
+    """The local workflow runner, answering the state machine's task callbacks."""
+    yield from _running(WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, workers=2, wait_s=1))
+
+
+@pytest.fixture
+def fast_runner(stack: Stack) -> Iterator[WorkflowRunner]:
+    """The same runner and retry sequence as Step Functions, without the 2 s/4 s/8 s waits."""
+    yield from _running(
+        WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, wait_s=1, retry_delay_scale=0)
+    )
 
 
 @pytest.fixture

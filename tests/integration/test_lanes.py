@@ -141,17 +141,10 @@ def stems_processor(monkeypatch):
     server.shutdown()
 
 
-def test_a_configured_processor_is_called_with_a_presigned_url(stack, artist, stems_processor, wav_3s):
-    from local.runner import WorkflowRunner
-
+def test_a_configured_processor_is_called_with_a_presigned_url(stack, artist, stems_processor, fast_runner, wav_3s):
     stems_processor.answers = [503]  # transient once: the runner retries
-    fast = WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, wait_s=1, retry_delay_scale=0)
-    fast.start()
-    try:
-        upload = upload_and_finalize(stack, artist, wav_3s)
-        status = processed(stack, artist, upload)
-    finally:
-        fast.stop()
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    status = processed(stack, artist, upload)
 
     stems = lanes_by_name(status)["stems"]
     assert stems["state"] == "succeeded"

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from functions.workflow import steps
 from functions.workflow.errors import StepFailed, TransientStepError
-from local.runner import WorkflowRunner
 
 from .conftest import Stack, as_user
 
@@ -134,19 +133,13 @@ def test_a_permanent_failure_ends_in_the_lanes_failed_state(stack, artist, runne
     assert status["failure"] == {"code": "audio_unreadable", "message": "Injected: this decoder refuses the file."}
 
 
-def test_retries_that_never_succeed_end_failed_not_stuck(stack, artist, wav_3s, monkeypatch):
+def test_retries_that_never_succeed_end_failed_not_stuck(stack, artist, fast_runner, wav_3s, monkeypatch):
     def always_throttled(_):
         raise TransientStepError("S3 throttled")
 
     monkeypatch.setitem(steps.STEPS, "probe", steps._lane("probe", always_throttled))
-    # Same retry sequence as Step Functions (MaxAttempts 3), without the 2 s/4 s/8 s waits.
-    fast_runner = WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, wait_s=1, retry_delay_scale=0)
-    fast_runner.start()
-    try:
-        upload = upload_and_finalize(stack, artist, wav_3s)
-        status = processed(stack, artist, upload)
-    finally:
-        fast_runner.stop()
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    status = processed(stack, artist, upload)
 
     assert status["status"] == "failed"
     probe = status["lanes"][0]
