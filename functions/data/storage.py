@@ -42,10 +42,12 @@ def presign_put(key: str, *, content_type: str, content_length: int, expires_in:
     return PresignedPut(url=url, headers={"content-type": content_type, "content-length": str(content_length)})
 
 
-def presign_get(key: str, *, expires_in: int = 900) -> str:
-    return s3().generate_presigned_url(
-        "get_object", Params={"Bucket": settings().media_bucket, "Key": key}, ExpiresIn=expires_in
-    )
+def presign_get(key: str, *, expires_in: int, content_type: str | None = None) -> str:
+    """A GET URL; ``content_type`` makes S3 answer with that Content-Type (for players)."""
+    params: dict[str, Any] = {"Bucket": settings().media_bucket, "Key": key}
+    if content_type:
+        params["ResponseContentType"] = content_type
+    return s3().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
 
 def head(key: str) -> StoredObject | None:
@@ -70,13 +72,6 @@ def upload_file(path: Path, key: str, *, content_type: str) -> None:
 def put_json(key: str, document: Any) -> None:
     body = json.dumps(document, separators=(",", ":")).encode()
     s3().put_object(Bucket=settings().media_bucket, Key=key, Body=body, ContentType="application/json")
-
-
-def presign_get_inline(key: str, *, expires_in: int, content_type: str | None = None) -> str:
-    params: dict[str, Any] = {"Bucket": settings().media_bucket, "Key": key}
-    if content_type:
-        params["ResponseContentType"] = content_type
-    return s3().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
 
 def delete(key: str) -> None:

@@ -178,6 +178,6 @@ def stream_track(
                 f"This track has no {format} rendition yet (status: {track.status}).", format=format
             )
         key, content_type = rendition["key"], rendition["contentType"]
-    url = storage.presign_get_inline(key, expires_in=settings().stream_url_ttl_s, content_type=content_type)
+    url = storage.presign_get(key, expires_in=settings().stream_url_ttl_s, content_type=content_type)
     # The URL is personal and short-lived: never cache the redirect.
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})

@@ -6,7 +6,6 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import Field, field_validator
 
 from functions import ids
@@ -138,7 +137,7 @@ def create_upload(
 )
 def finalize_upload(
     upload_id: str, user: Annotated[Principal, Depends(current_user)], body: FinalizeRequest | None = None
-) -> FinalizeResponse | JSONResponse:
+) -> FinalizeResponse:
     """Finalize after the signed PUT: the first finalize starts processing, later ones answer
     ``already_finalized``. The S3 put event finalizes too; both converge on one processing run."""
     body = body or FinalizeRequest()
