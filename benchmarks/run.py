@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,16 +29,12 @@ from typing import Any
 import httpx
 import imageio_ffmpeg
 
+from local.config import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 DEV_SECRET = "bench-dev-secret-at-least-32-bytes-long!"
 RUNS = 3  # medians of three: single runs of a 10 s transcode vary by +-1 s on a shared machine
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def render_wav(path: Path, seconds: float) -> Path:
@@ -71,7 +66,7 @@ class StackProcess:
     """The local stack exactly as `make run` starts it, on free ports."""
 
     def __init__(self, log: Path) -> None:
-        self.port, self.moto_port = _free_port(), _free_port()
+        self.port, self.moto_port = free_port(), free_port()
         env = {
             **os.environ,
             "PORT": str(self.port),
@@ -139,7 +134,7 @@ def step_memory(wav: Path, work_dir: Path) -> list[dict[str, Any]]:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    moto_port = _free_port()
+    moto_port = free_port()
     os.environ["MOTO_PORT"] = str(moto_port)
     os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"})
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
@@ -148,11 +143,9 @@ def step_memory(wav: Path, work_dir: Path) -> list[dict[str, Any]]:
         from local.provision import provision
 
         resources = provision(f"http://127.0.0.1:{moto_port}")
-        from functions import clients
+        from local.provision import client
 
-        clients.session().client("s3", endpoint_url=resources.endpoint, region_name="us-east-1").upload_file(
-            str(wav), resources.bucket, "uploads/bench/original.wav"
-        )
+        client("s3", resources.endpoint).upload_file(str(wav), resources.bucket, "uploads/bench/original.wav")
         probe_facts = _child_step(resources.environment(), "probe", {}, work_dir)["result"]
         results = []
         for step in ("probe", "transcode", "waveform", "loudness"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from functools import cache
 
 from pydantic import Field
@@ -36,3 +37,10 @@ class LocalSettings(BaseSettings):
 @cache
 def local_settings() -> LocalSettings:
     return LocalSettings()
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a stack started beside another (tests, benchmarks)."""
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])

@@ -44,20 +44,30 @@ class LocalResources:
         }
 
 
-def _client(service: str, endpoint: str, region: str) -> Any:
+def client(service: str, endpoint: str, region: str = "us-east-1") -> Any:
+    """A boto3 client for the moto server at ``endpoint`` (sharing the process's session)."""
     return clients.session().client(service, region_name=region, endpoint_url=endpoint)  # type: ignore[call-overload]
 
 
-def enable_workflow_execution(endpoint: str) -> None:
-    """moto only interprets ASL when told to, and only for state machines created afterwards."""
+def _moto_api(endpoint: str, path: str, body: dict[str, Any] | None = None) -> None:
     request = urllib.request.Request(  # noqa: S310 - our own local moto, http only
-        f"{endpoint}/moto-api/config",
-        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        f"{endpoint}/moto-api/{path}",
+        data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()
+
+
+def reset(endpoint: str) -> None:
+    """Forget every resource and item (tests start each case from nothing)."""
+    _moto_api(endpoint, "reset")
+
+
+def enable_workflow_execution(endpoint: str) -> None:
+    """moto only interprets ASL when told to, and only for state machines created afterwards."""
+    _moto_api(endpoint, "config", {"stepfunctions": {"execute_state_machine": True}})
 
 
 def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
@@ -69,7 +79,7 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
         if not model.exists():
             model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
 
-    sqs = _client("sqs", endpoint, region)
+    sqs = client("sqs", endpoint, region)
     dlq_url = sqs.create_queue(QueueName=f"{PREFIX}-s3-events-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue_url = sqs.create_queue(
@@ -85,7 +95,7 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
         "QueueUrl"
     ]
 
-    s3 = _client("s3", endpoint, region)
+    s3 = client("s3", endpoint, region)
     s3.create_bucket(Bucket=current.media_bucket)
     s3.put_bucket_notification_configuration(
         Bucket=current.media_bucket,
@@ -100,7 +110,7 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
         },
     )
 
-    sfn = _client("stepfunctions", endpoint, region)
+    sfn = client("stepfunctions", endpoint, region)
     asl = json.dumps(definition.render_local(tasks_url))
     existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
     name = f"{PREFIX}-process-track"

@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from functions import clients
 from functions.api.app import create_app
+from local import provision as provisioning
 from local.config import LocalSettings, local_settings
 from local.devauth import DevTokenAuthenticator
 from local.moto_atomic import make_dynamodb_writes_atomic
@@ -77,9 +78,7 @@ class LocalStack:
         return resources
 
     def _client(self, service: str) -> Any:
-        return clients.session().client(  # type: ignore[call-overload]
-            service, region_name=self.config.region, endpoint_url=self.config.moto_endpoint
-        )
+        return provisioning.client(service, self.config.moto_endpoint, self.config.region)
 
     def health_checks(self) -> dict[str, Any]:
         def storage() -> bool:

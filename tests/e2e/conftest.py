@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from local.config import free_port
 from local.devauth import mint
-from tests.integration.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_SECRET = "e2e-dev-secret-at-least-32-bytes-long"

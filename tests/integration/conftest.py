@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +19,12 @@ from functions import clients
 from functions.api.app import create_app
 from functions.api.auth import Principal
 from functions.domain import artists
+from local.config import free_port
 from local.moto_atomic import make_dynamodb_writes_atomic
-from local.provision import LocalResources, provision
+from local.provision import LocalResources, provision, reset
+from local.provision import client as local_client
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
-
-
-def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return int(probe_socket.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -87,22 +81,16 @@ class Stack:
         return dict(response.json())
 
 
-def _reset_moto(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
 @pytest.fixture
 def stack(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    _reset_moto(moto_endpoint)
+    reset(moto_endpoint)
     resources = provision(moto_endpoint)
     for name, value in resources.environment().items():
         monkeypatch.setenv(name, value)
     clients.reset()
 
     def client(service: str) -> Any:
-        return clients.session().client(service, region_name="us-east-1", endpoint_url=moto_endpoint)
+        return local_client(service, moto_endpoint)
 
     sqs = client("sqs")
     # The notification's s3:TestEvent is not an upload: drain it so tests start from a clean queue.
