@@ -15,6 +15,7 @@ from botocore.config import Config
 from functions.settings import settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -32,7 +33,7 @@ def _client(service: str, **config: Any) -> Any:
         service,  # type: ignore[call-overload]
         region_name=current.region,
         endpoint_url=current.aws_endpoint_url,
-        config=Config(retries={"mode": "standard", "max_attempts": 4}, **config),
+        config=Config(**{"retries": {"mode": "standard", "max_attempts": 4}, **config}),
     )
 
 
@@ -47,6 +48,16 @@ def sfn() -> SFNClient:
     return _client("stepfunctions")  # type: ignore[no-any-return]
 
 
+@cache
+def lambda_() -> LambdaClient:
+    """For external processors deployed as Lambda functions. No SDK retries: a read timeout would
+    invoke the processor again behind the workflow's back; the workflow's Retry policy decides."""
+    read_timeout = settings().processor_timeout_s + 5
+    return _client(  # type: ignore[no-any-return]
+        "lambda", read_timeout=read_timeout, retries={"mode": "standard", "total_max_attempts": 1}
+    )
+
+
 def reset() -> None:
     """Forget cached settings, clients and table bindings (tests and the local stack use this)."""
     from functions.data import models
@@ -54,4 +65,5 @@ def reset() -> None:
     settings.cache_clear()
     s3.cache_clear()
     sfn.cache_clear()
+    lambda_.cache_clear()
     models.unbind()

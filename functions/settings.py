@@ -38,9 +38,10 @@ class Settings(BaseSettings):
     # Entitlement policy for callers with no explicit grant or revocation.
     default_upload_entitlement: Literal["allow", "deny"] = "allow"
 
-    # External processors for the stems and lyrics lanes (HTTP endpoints); unset -> lane skipped.
-    stems_processor_url: str | None = None
-    lyrics_processor_url: str | None = None
+    # External processors for the stems and lyrics lanes: an http(s) URL or a Lambda function ARN
+    # (see functions.workflow.external); unset -> the lane is skipped with ``not_configured``.
+    stems_processor: str | None = None
+    lyrics_processor: str | None = None
     processor_timeout_s: int = Field(default=120, ge=1, le=900)
     stream_url_ttl_s: int = Field(default=300, ge=30, le=3600)
 

@@ -197,8 +197,8 @@ STEPS: dict[str, Step] = {
     "transcode": _lane("transcode", _transcode),
     "waveform": _lane("waveform", _waveform),
     "loudness": _lane("loudness", _loudness),
-    "stems": _lane("stems", _external("stems", lambda: settings().stems_processor_url)),
-    "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor_url)),
+    "stems": _lane("stems", _external("stems", lambda: settings().stems_processor)),
+    "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor)),
     "mark_ready": mark_ready,
     "mark_failed": mark_failed,
 }

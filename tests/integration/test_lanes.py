@@ -135,7 +135,7 @@ def stems_processor(monkeypatch):
     _Processor.requests, _Processor.answers = [], []
     server = HTTPServer(("127.0.0.1", 0), _Processor)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("TRACKLANE_STEMS_PROCESSOR_URL", f"http://127.0.0.1:{server.server_port}/stems")
+    monkeypatch.setenv("TRACKLANE_STEMS_PROCESSOR", f"http://127.0.0.1:{server.server_port}/stems")
     clients.reset()
     yield _Processor
     server.shutdown()
