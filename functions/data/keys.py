@@ -18,6 +18,15 @@ def waveform(track_id: str) -> str:
     return f"tracks/{track_id}/waveform.json"
 
 
+def embedded_cover(track_id: str, extension: str) -> str:
+    """The cover found in the audio's tags, kept as the artwork lane's source image."""
+    return f"tracks/{track_id}/artwork/source-embedded.{extension}"
+
+
+def artwork_variant(track_id: str, size: int, extension: str) -> str:
+    return f"tracks/{track_id}/artwork/{size}.{extension}"
+
+
 def upload_id_from_key(key: str) -> str | None:
     """The upload id an ``uploads/`` object key belongs to, or None for any other key."""
     if not key.startswith(UPLOADS_PREFIX):

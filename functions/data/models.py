@@ -23,7 +23,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.attributes import TTLAttribute as _TTLAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from functions.settings import Settings, settings
@@ -78,6 +78,19 @@ class TracksByOwner(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-unty
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class TracksInProcessing(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
+    """Tracks whose workflow has not reported an outcome, oldest first, for the sweeper. Sparse:
+    finalize sets the keys, mark ready/failed removes them. The partition is one of a few shards so
+    a burst of uploads does not funnel every write into one index partition."""
+
+    class Meta:
+        index_name = "by_processing"
+        projection = KeysOnlyProjection()
+
+    processing_shard = UnicodeAttribute(hash_key=True)
+    processing_since = UTCDateTimeAttribute(range_key=True)
+
+
 class TrackModel(Model):
     """A track (``sk=track``); its processing lanes live beside it as ``LaneModel`` items so one
     Query returns the whole processing status and parallel lanes never write the same item."""
@@ -93,7 +106,13 @@ class TrackModel(Model):
     owner_id = UnicodeAttribute()
     upload_id = UnicodeAttribute()
     title = UnicodeAttribute()
+    # Who chose the title: "uploader", "file_name" (the default) or "tags" (the tags lane filled it).
+    # Only a title the uploader did not choose may be replaced from the file's tags.
+    title_source = UnicodeAttribute(null=True)
     album = UnicodeAttribute(null=True)
+    genre = UnicodeAttribute(null=True)
+    year = NumberAttribute(null=True)
+    track_number = NumberAttribute(null=True)
     features = ListAttribute(of=UnicodeAttribute, null=True)
     tags = ListAttribute(of=UnicodeAttribute, null=True)
     support_gate = JSONAttribute(null=True)
@@ -111,13 +130,24 @@ class TrackModel(Model):
     # {"aac": {"key", "contentType", "codec", "bitrateKbps", "byteSize"}, "opus": ..., "mp3": ...}
     renditions = JSONAttribute(null=True)
     loudness = JSONAttribute(null=True)
+    # What the file's own tags say (the tags lane), whether or not it was applied.
+    embedded_tags = JSONAttribute(null=True)
+    # The image the artwork lane renders: {"key", "origin": "upload" | "embedded", "contentType"}.
+    image_source = JSONAttribute(null=True)
+    # {"origin", "width", "height", "variants": [{"size", "format", "key", "contentType", "byteSize"}]}
+    artwork = JSONAttribute(null=True)
+    # {"version", "dimensions", "vector", "analysedMs"} from the embeddings lane.
+    embedding = JSONAttribute(null=True)
     failure_code = UnicodeAttribute(null=True)
     failure_message = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(default=utcnow)
     updated_at = UTCDateTimeAttribute(default=utcnow)
     # DynamoDB TTL: a draft expires with its intent; finalize removes it.
     expires_at_epoch = _TTLAttribute(null=True)
+    processing_shard = UnicodeAttribute(null=True)
+    processing_since = UTCDateTimeAttribute(null=True)
     by_owner = TracksByOwner()
+    in_processing = TracksInProcessing()
 
     @property
     def track_id(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,62 @@ def head(key: str) -> StoredObject | None:
         content_type=response.get("ContentType"),
         etag=response.get("ETag", "").strip('"'),
     )
+
+
+# Reads smaller than this are widened to it: tag parsers read many small fields.
+RANGE_READ_BYTES = 256 * 1024
+
+
+class _RangedObject(io.RawIOBase):
+    """A seekable, read-only view of an S3 object that fetches only the byte ranges read."""
+
+    def __init__(self, key: str, size: int) -> None:
+        super().__init__()
+        self._key = key
+        self._size = size
+        self._position = 0
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._position >= self._size:
+            return 0
+        last = min(self._position + len(buffer), self._size) - 1
+        response = s3().get_object(
+            Bucket=settings().media_bucket, Key=self._key, Range=f"bytes={self._position}-{last}"
+        )
+        data = response["Body"].read()
+        self.requests += 1
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def open_ranged(key: str, *, size: int) -> io.BufferedReader:
+    """A file object over ``key`` for parsers that seek (e.g. tag readers): memory and transfer
+    are bounded by what is read, not by the object's size."""
+    return io.BufferedReader(_RangedObject(key, size), buffer_size=RANGE_READ_BYTES)
+
+
+def download(key: str, path: Path) -> None:
+    s3().download_file(settings().media_bucket, key, str(path))
+
+
+def put_bytes(key: str, data: bytes, *, content_type: str) -> None:
+    s3().put_object(Bucket=settings().media_bucket, Key=key, Body=data, ContentType=content_type)
 
 
 def upload_file(path: Path, key: str, *, content_type: str) -> None:

@@ -155,6 +155,9 @@ def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform:
         TrackModel.workflow_status.set("running"),
         TrackModel.updated_at.set(now),
         TrackModel.expires_at_epoch.remove(),
+        # Enters the sweeper's index until mark ready/failed takes it out.
+        TrackModel.processing_shard.set(tracks.processing_shard(upload.track_id)),
+        TrackModel.processing_since.set(now),
     ]
     if duration_ms is not None:
         actions.append(TrackModel.duration_ms.set(duration_ms))

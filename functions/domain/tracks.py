@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from functions.data.models import LaneModel, TrackModel, ensure_bound, utcnow
 from functions.errors import TrackNotFound
 from functions.workflow.definition import LANES
 
+if TYPE_CHECKING:
+    from functions.media.tags import EmbeddedTags
+
 TERMINAL_LANE_STATES = frozenset({"succeeded", "failed", "skipped"})
+# Partitions of the sweeper's index (``by_processing``); the sweeper queries each.
+PROCESSING_SHARDS = 8
+
+
+def processing_shard(track_id: str) -> str:
+    return f"processing#{zlib.crc32(track_id.encode()) % PROCESSING_SHARDS}"
 
 
 @dataclass(frozen=True)
@@ -115,3 +125,56 @@ def lane_retrying(track_id: str, lane: str, message: str) -> None:
     LaneModel(track_id, LaneModel.sort_key(lane)).update(
         actions=[LaneModel.message.set(message), LaneModel.updated_at.set(utcnow())]
     )
+
+
+def apply_embedded_tags(track_id: str, found: EmbeddedTags) -> list[str]:
+    """Fills the track's fields the uploader left empty from the file's own tags and returns the
+    names of the fields it filled. Each write is conditional on the field still being empty (the
+    title: on it not being the uploader's choice), so an edit racing the lane always wins."""
+    ensure_bound()
+    item = TrackModel(track_id, TrackModel.TRACK_SK)
+    applied: list[str] = []
+    if found.title and _update_if(
+        item,
+        [TrackModel.title.set(found.title), TrackModel.title_source.set("tags")],
+        TrackModel.title_source == "file_name",
+    ):
+        applied.append("title")
+    fillable: list[tuple[str, Any, Any]] = [
+        ("album", TrackModel.album, found.album),
+        ("genre", TrackModel.genre, found.genre),
+        ("year", TrackModel.year, found.year),
+        ("trackNumber", TrackModel.track_number, found.track_number),
+    ]
+    for name, attribute, value in fillable:
+        if value is not None and _update_if(item, [attribute.set(value)], attribute.does_not_exist()):
+            applied.append(name)
+    _update_if(item, [TrackModel.embedded_tags.set(found.fields())], None)
+    return applied
+
+
+def offer_image(track_id: str, source: dict[str, str]) -> bool:
+    """Makes ``source`` the image the artwork lane renders unless the track already has one (an
+    uploaded image always wins over one embedded in the audio). True when it was taken."""
+    ensure_bound()
+    return _update_if(
+        TrackModel(track_id, TrackModel.TRACK_SK),
+        [TrackModel.image_source.set(source)],
+        TrackModel.image_source.does_not_exist(),
+    )
+
+
+def _update_if(item: TrackModel, actions: list[Any], condition: Any) -> bool:
+    """An update that happens only if ``condition`` holds and the track still exists (UpdateItem
+    would otherwise create a stray item for a track deleted while its lanes ran)."""
+    exists = TrackModel.pk.exists()
+    try:
+        item.update(
+            actions=[*actions, TrackModel.updated_at.set(utcnow())],
+            condition=exists if condition is None else exists & condition,
+        )
+    except UpdateError as error:
+        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

@@ -162,6 +162,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         owner_id=owner_id,
         upload_id=upload_id,
         title=(metadata.title or "").strip() or PurePosixPath(request.file_name).stem,
+        title_source="uploader" if (metadata.title or "").strip() else "file_name",
         album=metadata.album,
         features=features or None,
         tags=tags or None,

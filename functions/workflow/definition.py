@@ -193,15 +193,27 @@ def _required_lane(name: str, step: str, *, timeout_seconds: int = 900) -> Branc
     )
 
 
-def _optional_lane(name: str, step: str, *, timeout_seconds: int = 900) -> Branch:
-    """An optional lane's failure is caught inside its branch: the track can still be ready."""
-    return Branch(
-        start_at=name,
-        states=(
-            Task(name, step=step, lane=step, timeout_seconds=timeout_seconds, catch=(Catch(next=f"{name}Failed"),)),
-            Pass(f"{name}Failed"),
-        ),
-    )
+def _optional_lanes(*lanes: tuple[str, str, int]) -> Branch:
+    """Optional lanes, ``(state name, step, timeout)``, run one after another in one branch when a
+    later one uses an earlier one's result (artwork renders the cover the tags lane found). Each
+    lane's failure is caught inside the branch, the next lane still runs, and the track can still be
+    ready."""
+    states: list[State] = []
+    last_name = lanes[-1][0]
+    for position, (name, step, timeout_seconds) in enumerate(lanes):
+        following = lanes[position + 1][0] if position + 1 < len(lanes) else None
+        states.append(
+            Task(
+                name,
+                step=step,
+                lane=step,
+                next=following,
+                timeout_seconds=timeout_seconds,
+                catch=(Catch(next=following or f"{last_name}Failed"),),
+            )
+        )
+    states.append(Pass(f"{last_name}Failed"))
+    return Branch(start_at=lanes[0][0], states=tuple(states))
 
 
 # Input: {"uploadId", "trackId", "ownerId", "objectKey"} (see functions.domain.finalize).
@@ -215,10 +227,11 @@ WORKFLOW = Workflow(
             "Lanes",
             branches=(
                 _required_lane("Transcode", "transcode"),
-                _optional_lane("Waveform", "waveform", timeout_seconds=600),
-                _optional_lane("Loudness", "loudness", timeout_seconds=600),
-                _optional_lane("Stems", "stems", timeout_seconds=600),
-                _optional_lane("Lyrics", "lyrics", timeout_seconds=600),
+                _optional_lanes(("Waveform", "waveform", 600)),
+                _optional_lanes(("Loudness", "loudness", 600)),
+                _optional_lanes(("Tags", "tags", 300)),
+                _optional_lanes(("Stems", "stems", 600)),
+                _optional_lanes(("Lyrics", "lyrics", 600)),
             ),
             next="MarkReady",
             catch=_TO_FAILED,

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.data import keys, storage
 from functions.data.models import TrackModel, ensure_bound, utcnow
 from functions.domain import tracks
-from functions.media import ffmpeg, loudness, probe, transcode, waveform
+from functions.media import ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
 from functions.settings import settings
 from functions.workflow import external
@@ -117,6 +117,37 @@ def _loudness(payload: StepInput) -> dict[str, Any]:
     return measured.to_json()
 
 
+def _tags(payload: StepInput) -> dict[str, Any]:
+    """Reads the original's embedded tags with ranged GETs (tags sit at either end of a file; the
+    audio between is never fetched) and fills what the uploader left empty."""
+    track_id, key = payload["trackId"], payload["objectKey"]
+    stored = storage.head(key)
+    if stored is None:
+        raise StepFailed("original_missing", "The original file is no longer in storage.")
+    with storage.open_ranged(key, size=stored.size) as fileobj:
+        found = tags.read(fileobj)
+    applied = tracks.apply_embedded_tags(track_id, found)
+    outputs: dict[str, Any] = {"container": found.container, "found": found.fields(), "applied": applied}
+    if found.cover is not None:
+        outputs["cover"] = _keep_embedded_cover(track_id, found.cover)
+    elif found.cover_note:
+        outputs["cover"] = {"used": False, "note": found.cover_note}
+    return outputs
+
+
+def _keep_embedded_cover(track_id: str, cover: tags.EmbeddedCover) -> dict[str, Any]:
+    """Stores the cover as the artwork lane's source unless the track already has an image: an
+    uploaded image wins. The object is written first and removed if the offer loses, so the track
+    never points at an image that is not there."""
+    extension, content_type = cover.kind()
+    key = keys.embedded_cover(track_id, extension)
+    storage.put_bytes(key, cover.data, content_type=content_type)
+    used = tracks.offer_image(track_id, {"key": key, "origin": "embedded", "contentType": content_type})
+    if not used:
+        storage.delete(key)
+    return {"used": used, "contentType": content_type, "byteSize": len(cover.data)}
+
+
 def _external(lane: str, url_of: Callable[[], str | None]) -> Callable[[StepInput], dict[str, Any]]:
     def work(payload: StepInput) -> dict[str, Any]:
         request = {
@@ -197,6 +228,7 @@ STEPS: dict[str, Step] = {
     "transcode": _lane("transcode", _transcode),
     "waveform": _lane("waveform", _waveform),
     "loudness": _lane("loudness", _loudness),
+    "tags": _lane("tags", _tags),
     "stems": _lane("stems", _external("stems", lambda: settings().stems_processor)),
     "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor)),
     "mark_ready": mark_ready,

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from functions.workflow import steps
+from functions.workflow.definition import LANES
 from functions.workflow.errors import StepFailed, TransientStepError
 
 from .conftest import Stack, as_user
@@ -49,6 +50,7 @@ def test_a_wav_is_probed_and_the_track_becomes_ready(stack, artist, runner, wav_
         "transcode",
         "waveform",
         "loudness",
+        "tags",
         "stems",
         "lyrics",
     ]
@@ -77,9 +79,7 @@ def test_a_png_renamed_wav_fails_the_track_with_a_user_facing_message(stack, art
     assert status["lanes"][0]["state"] == "failed"
     assert status["lanes"][0]["code"] == "audio_unreadable"
     # The lanes after probe never ran, and say so.
-    assert {lane["name"]: lane["state"] for lane in status["lanes"][1:]} == dict.fromkeys(
-        ["transcode", "waveform", "loudness", "stems", "lyrics"], "skipped"
-    )
+    assert {lane["name"]: lane["state"] for lane in status["lanes"][1:]} == dict.fromkeys(LANES[1:], "skipped")
     (execution,) = stack.executions()
     assert execution["status"] == "FAILED"
 

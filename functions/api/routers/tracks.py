@@ -29,7 +29,12 @@ class TrackResponse(CamelResponse):
     upload_id: str
     owner_id: str
     title: str
+    # uploader | file_name | tags: where the title came from.
+    title_source: str | None
     album: str | None
+    genre: str | None
+    year: int | None
+    track_number: int | None
     features: list[str]
     tags: list[str]
     support_gate: dict[str, Any] | None
@@ -42,6 +47,8 @@ class TrackResponse(CamelResponse):
     audio: dict[str, Any] | None
     renditions: dict[str, dict[str, Any]]
     loudness: dict[str, Any] | None
+    # What the file's own tags say (whether or not it was applied to the fields above).
+    embedded_tags: dict[str, Any] | None
     failure: Failure | None
     created_at: str
     updated_at: str
@@ -82,6 +89,10 @@ def _failure(track: TrackModel) -> Failure | None:
     return Failure(code=track.failure_code, message=track.failure_message or "")
 
 
+def _int_or_none(value: float | None) -> int | None:
+    return int(value) if value is not None else None
+
+
 def _public_waveform(waveform: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in waveform.items() if k != "key"} if waveform else None
 
@@ -108,7 +119,11 @@ def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) 
         upload_id=ids.render("upl", track.upload_id),
         owner_id=track.owner_id,
         title=track.title,
+        title_source=track.title_source,
         album=track.album,
+        genre=track.genre,
+        year=_int_or_none(track.year),
+        track_number=_int_or_none(track.track_number),
         features=[str(handle) for handle in track.features or []],
         tags=[str(tag) for tag in track.tags or []],
         support_gate=track.support_gate,
@@ -116,7 +131,7 @@ def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) 
         auto_tag=bool(track.auto_tag),
         status=track.status,
         workflow_status=track.workflow_status,
-        duration_ms=int(track.duration_ms) if track.duration_ms is not None else None,
+        duration_ms=_int_or_none(track.duration_ms),
         waveform=_public_waveform(track.waveform),
         audio=track.audio,
         # Storage keys stay internal: clients stream through /stream.
@@ -125,6 +140,7 @@ def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) 
             for fmt, rendition in (track.renditions or {}).items()
         },
         loudness=track.loudness,
+        embedded_tags=track.embedded_tags,
         failure=_failure(track),
         created_at=iso(track.created_at) or "",
         updated_at=iso(track.updated_at) or "",

@@ -1,0 +1,136 @@
+"""The tags lane against moto: embedded tags fill what the uploader left empty, never more, and the
+original is read with ranged GETs instead of being downloaded."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+from mutagen.id3 import APIC, ID3
+from PIL import Image
+
+from functions import clients
+from functions.data import storage
+from functions.media import tags
+from tests.conftest import FFMPEG
+
+from .conftest import as_user
+from .test_lanes import lanes_by_name
+from .test_workflow import processed, upload_and_finalize
+
+TAGS = {"title": "Night Drive", "artist": "Ana Lua", "album": "Coastlines", "genre": "Synthwave", "date": "2019"}
+
+
+def tagged_mp3(path: Path, *, cover: bytes | None = None, metadata: dict[str, str] = TAGS) -> Path:
+    flags = [arg for key, value in metadata.items() for arg in ("-metadata", f"{key}={value}")]
+    subprocess.run(
+        [
+            FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2",
+            "-c:a", "libmp3lame", "-b:a", "128k", "-metadata", "track=7/9", *flags, str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    if cover is not None:
+        id3 = ID3(path)
+        id3.add(APIC(encoding=3, mime="image/jpeg", type=3, desc="front", data=cover))
+        id3.save(path)
+    return path
+
+
+def jpeg(size=(640, 480), color=(200, 30, 90)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def track_of(stack, user, upload) -> dict:
+    return stack.api.get(f"/v1/tracks/{upload['trackId']}", headers=as_user(user)).json()
+
+
+def test_tags_fill_every_empty_field_and_the_cover_becomes_the_image(stack, artist, runner, tmp_path):
+    cover = jpeg()
+    path = tagged_mp3(tmp_path / "night-drive-final-v3.mp3", cover=cover)
+    upload = upload_and_finalize(stack, artist, path, content_type="audio/mpeg")
+
+    lane = lanes_by_name(processed(stack, artist, upload))["tags"]
+    assert lane["state"] == "succeeded", lane
+    assert lane["outputs"]["container"] == "MP3"
+    assert sorted(lane["outputs"]["applied"]) == ["album", "genre", "title", "trackNumber", "year"]
+    assert lane["outputs"]["cover"] == {"used": True, "contentType": "image/jpeg", "byteSize": len(cover)}
+
+    track = track_of(stack, artist, upload)
+    assert (track["title"], track["titleSource"]) == ("Night Drive", "tags")  # not "night-drive-final-v3"
+    assert (track["album"], track["genre"], track["year"], track["trackNumber"]) == ("Coastlines", "Synthwave", 2019, 7)
+    assert track["embeddedTags"]["artist"] == "Ana Lua"
+
+    stored = stack.s3.get_object(
+        Bucket=stack.resources.bucket, Key=f"tracks/{upload['trackId'][4:]}/artwork/source-embedded.jpg"
+    )
+    assert stored["Body"].read() == cover
+    assert stored["ContentType"] == "image/jpeg"
+
+
+def test_what_the_uploader_set_is_never_overwritten(stack, artist, runner, tmp_path):
+    path = tagged_mp3(tmp_path / "t.mp3")
+    upload = stack.create_upload(artist, path, content_type="audio/mpeg", title="My Own Title", album="My Album")
+    stack.put(upload["signedUrl"], path, content_type="audio/mpeg")
+    stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(artist))
+
+    lane = lanes_by_name(processed(stack, artist, upload))["tags"]
+    assert sorted(lane["outputs"]["applied"]) == ["genre", "trackNumber", "year"]
+    track = track_of(stack, artist, upload)
+    assert (track["title"], track["titleSource"], track["album"]) == ("My Own Title", "uploader", "My Album")
+    # What the file said is still visible.
+    assert track["embeddedTags"]["title"] == "Night Drive"
+    assert track["embeddedTags"]["album"] == "Coastlines"
+
+
+def test_an_untagged_file_changes_nothing_and_has_no_cover(stack, artist, runner, wav_3s):
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    lane = lanes_by_name(processed(stack, artist, upload))["tags"]
+    assert lane["state"] == "succeeded"
+    assert lane["outputs"]["applied"] == []
+    assert "cover" not in lane["outputs"]
+    track = track_of(stack, artist, upload)
+    assert (track["title"], track["titleSource"]) == ("tone-3s", "file_name")
+
+
+@pytest.fixture
+def counted_gets():
+    """Byte ranges of every GetObject the app's S3 client sends."""
+    ranges: list[str] = []
+
+    def record(params, **_):
+        ranges.append(params.get("Range", "all"))
+
+    events = clients.s3().meta.events
+    events.register("provide-client-params.s3.GetObject", record)
+    yield ranges
+    events.unregister("provide-client-params.s3.GetObject", record)
+
+
+def test_tags_are_read_with_ranged_gets_not_a_download(stack, tmp_path, counted_gets):
+    # A 60-second WAV (10 MB): tags are looked for before the audio (RIFF INFO, where ffmpeg writes
+    # them) and after it (an ID3 chunk); the 10 MB in between must never be fetched.
+    path = tmp_path / "long.wav"
+    subprocess.run(
+        [
+            FFMPEG, "-hide_banner", "-nostdin", "-y", "-v", "error",
+            "-f", "lavfi", "-i", "anoisesrc=duration=60:sample_rate=44100", "-ac", "2",
+            "-metadata", "title=Long Take", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    stack.s3.upload_file(str(path), stack.resources.bucket, "uploads/x/original.wav")
+    size = path.stat().st_size
+
+    with storage.open_ranged("uploads/x/original.wav", size=size) as fileobj:
+        found = tags.read(fileobj)
+
+    assert found.title == "Long Take"
+    assert counted_gets and all(r.startswith("bytes=") for r in counted_gets)
+    fetched = sum(int(end) - int(start) + 1 for start, end in (r[6:].split("-") for r in counted_gets))
+    assert fetched < size / 10, (fetched, size, counted_gets)
