@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     processor_timeout_s: int = Field(default=120, ge=1, le=900)
     stream_url_ttl_s: int = Field(default=300, ge=30, le=3600)
 
+    # The sweeper looks at a track's execution once it has been processing this long (a RUNNING
+    # execution is left alone, so this only bounds how late a repair can come).
+    sweep_after_s: int = Field(default=15 * 60, ge=0)
+
     ffmpeg_path: str | None = None
     # Below the processing Lambda's 900 s, so a stuck ffmpeg ends as a lane failure, not a kill.
     ffmpeg_timeout_s: int = 840

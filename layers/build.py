@@ -3,10 +3,14 @@
     .venv/bin/python -m layers.build          # or: .venv/bin/python layers/build.py
     .venv/bin/python -m layers.build --force  # rebuild even if the stamp matches
 
-* ``build/layers/deps/python/``: the functions' runtime dependencies, pinned to the versions in
-  ``requirements-dev.lock`` (the ones the tests run against), installed from manylinux2014 x86_64
-  wheels for CPython 3.11. Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26), so wheels
-  tagged only manylinux_2_28 would not load there; pip refuses them with this platform tag.
+* ``build/layers/deps/python/``: the functions' runtime dependencies (``[project].dependencies``),
+  pinned to the versions in ``requirements-dev.lock`` (the ones the tests run against), installed
+  from manylinux2014 x86_64 wheels for CPython 3.11. Lambda's python3.11 runtime is Amazon Linux 2
+  (glibc 2.26), so wheels tagged only manylinux_2_28 would not load there; pip refuses them with
+  this platform tag.
+* ``build/layers/media/python/``: the processing lanes' libraries (the ``media`` extra: mutagen,
+  numpy, Pillow), built the same way, without what the deps layer already ships -- only the
+  processing function carries it, always together with deps.
 * ``build/layers/ffmpeg/bin/ffmpeg``: the static ffmpeg shipped in the imageio-ffmpeg wheel
   (Lambda mounts a layer at ``/opt``, so the functions find it at ``/opt/bin/ffmpeg``).
 
@@ -54,10 +58,12 @@ PLATFORM_ARGS = (
 )
 # The Lambda Python runtime ships these; bundling a second copy only costs space.
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
-# Shipped by its own layer (the binary only), never by the deps layer.
+# Shipped by its own layer (the binary only), never by a packages layer.
 SEPARATE_LAYERS = frozenset({"imageio-ffmpeg"})
 FFMPEG_PACKAGE = "imageio-ffmpeg"
 FFMPEG_BINARY_GLOB = "imageio_ffmpeg/binaries/ffmpeg-linux-x86_64-v*"
+
+Lock = dict[str, tuple[str, set[str]]]
 
 
 def canonical(name: str) -> str:
@@ -67,6 +73,8 @@ def canonical(name: str) -> str:
 @dataclass(frozen=True)
 class Layer:
     name: str
+    # Relative to the layer directory: a path that exists only in a complete build.
+    marker_path: str
 
     @property
     def directory(self) -> Path:
@@ -78,21 +86,37 @@ class Layer:
 
     @property
     def marker(self) -> Path:
-        """A path that exists only in a complete build of this layer."""
-        return self.directory / ("python" if self.name == "deps" else "bin/ffmpeg")
+        return self.directory / self.marker_path
 
 
-DEPS = Layer("deps")
-FFMPEG = Layer("ffmpeg")
+@dataclass(frozen=True)
+class PackagesLayer(Layer):
+    """Locked packages pip-installed under ``python/`` (Lambda puts ``/opt/python`` on sys.path)."""
+
+    marker_path: str = "python"
+    # The pyproject extra whose packages it ships; None: ``[project].dependencies``.
+    extra: str | None = None
+    # Layers every function with this one also carries: what they ship is left out of this one.
+    alongside: tuple[PackagesLayer, ...] = ()
+    # Globs under ``python/`` that nothing imports at runtime (test suites), removed to save space.
+    prune: tuple[str, ...] = ()
+
+
+DEPS = PackagesLayer("deps")
+FFMPEG = Layer("ffmpeg", marker_path="bin/ffmpeg")
+# numpy's own test suites (numpy/tests, numpy/_core/tests, ...): ~6 MB that only numpy.test() reads.
+MEDIA = PackagesLayer("media", extra="media", alongside=(DEPS,), prune=("numpy/**/tests",))
+LAYERS: tuple[Layer, ...] = (DEPS, FFMPEG, MEDIA)
+PACKAGES_LAYERS = tuple(layer for layer in LAYERS if isinstance(layer, PackagesLayer))
 
 
 # --- inputs -------------------------------------------------------------------------------------
 
 
-def read_lock(path: Path = LOCK_FILE) -> dict[str, tuple[str, set[str]]]:
+def read_lock(path: Path = LOCK_FILE) -> Lock:
     """``{canonical name: (version, {canonical names it is required via})}`` from a uv/pip-compile
     lock with ``# via`` annotations."""
-    pins: dict[str, tuple[str, set[str]]] = {}
+    pins: Lock = {}
     current: str | None = None
     for raw in path.read_text().splitlines():
         line = raw.strip()
@@ -111,20 +135,22 @@ def read_lock(path: Path = LOCK_FILE) -> dict[str, tuple[str, set[str]]]:
     return pins
 
 
-def runtime_roots(path: Path = PYPROJECT) -> set[str]:
-    """The project's declared runtime dependencies (``[project].dependencies``), by name."""
-    dependencies = tomllib.loads(path.read_text())["project"]["dependencies"]
-    return {canonical(re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0]) for spec in dependencies}
+def roots(layer: PackagesLayer, path: Path = PYPROJECT) -> set[str]:
+    """The packages ``layer`` is declared to ship, by name: ``[project].dependencies`` or the
+    layer's ``[project.optional-dependencies]`` extra."""
+    project = tomllib.loads(path.read_text())["project"]
+    specs = project["dependencies"] if layer.extra is None else project["optional-dependencies"][layer.extra]
+    return {canonical(re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0]) for spec in specs}
 
 
-def runtime_pins(lock: dict[str, tuple[str, set[str]]], roots: Iterable[str]) -> dict[str, str]:
-    """Every locked package the runtime roots need, transitively, except what Lambda provides and
-    what another layer ships. The lock's ``# via`` lines are the reverse dependency edges."""
-    excluded = PROVIDED_BY_RUNTIME | SEPARATE_LAYERS
+def closure(lock: Lock, roots: Iterable[str], *, provided: Iterable[str] = ()) -> dict[str, str]:
+    """Every locked package ``roots`` need, transitively, except what Lambda provides, what another
+    layer ships, and ``provided``. The lock's ``# via`` lines are the reverse dependency edges."""
+    excluded = PROVIDED_BY_RUNTIME | SEPARATE_LAYERS | set(provided)
     needed = {root for root in roots if root not in excluded}
     missing = needed - lock.keys()
     if missing:
-        raise SystemExit(f"{sorted(missing)} are runtime dependencies but not pinned in {LOCK_FILE.name}")
+        raise SystemExit(f"{sorted(missing)} are declared in {PYPROJECT.name} but not pinned in {LOCK_FILE.name}")
     changed = True
     while changed:
         changed = False
@@ -135,19 +161,37 @@ def runtime_pins(lock: dict[str, tuple[str, set[str]]], roots: Iterable[str]) ->
     return {name: lock[name][0] for name in sorted(needed)}
 
 
+def pins(layer: PackagesLayer, lock: Lock | None = None, pyproject: Path = PYPROJECT) -> dict[str, str]:
+    """What ``layer`` installs: its roots' locked closure minus what the layers alongside ship."""
+    lock = read_lock() if lock is None else lock
+    shipped_alongside = {name for other in layer.alongside for name in pins(other, lock, pyproject)}
+    return closure(lock, roots(layer, pyproject), provided=shipped_alongside)
+
+
 def fingerprint(layer: Layer, inputs: object) -> dict[str, object]:
     payload = {"layer": layer.name, "recipe": RECIPE_VERSION, "platform": PLATFORM_ARGS, "inputs": inputs}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return {**payload, "sha256": digest}
 
 
-def deps_fingerprint() -> dict[str, object]:
-    return fingerprint(DEPS, runtime_pins(read_lock(), runtime_roots()))
+# --- recipes ------------------------------------------------------------------------------------
+
+Filler = Callable[[Path, Path], None]  # (directory to fill, scratch directory)
 
 
-def ffmpeg_fingerprint() -> dict[str, object]:
-    version = read_lock()[FFMPEG_PACKAGE][0]
-    return fingerprint(FFMPEG, {FFMPEG_PACKAGE: version, "binary": FFMPEG_BINARY_GLOB})
+def recipe(layer: Layer, lock: Lock) -> tuple[dict[str, object], Filler]:
+    """The stamp a complete build of ``layer`` records, and how to fill its directory."""
+    if isinstance(layer, PackagesLayer):
+        layer_pins = pins(layer, lock)
+        # Only a pruning layer fingerprints its prune patterns: one without them keeps the plain
+        # pins as its inputs, so existing deps builds stay valid.
+        inputs = {"packages": layer_pins, "prune": list(layer.prune)} if layer.prune else layer_pins
+        return fingerprint(layer, inputs), _fill_packages(layer, layer_pins)
+    if layer == FFMPEG:
+        version = lock[FFMPEG_PACKAGE][0]
+        inputs = {FFMPEG_PACKAGE: version, "binary": FFMPEG_BINARY_GLOB}
+        return fingerprint(layer, inputs), _fill_ffmpeg(version)
+    raise ValueError(f"no recipe for layer {layer.name!r}")
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -169,8 +213,10 @@ def _shown(path: Path) -> str:
 
 def problems() -> list[str]:
     """Why the built layers cannot be used as they are (empty when they can)."""
+    lock = read_lock()
     found = []
-    for layer, expected in ((DEPS, deps_fingerprint()), (FFMPEG, ffmpeg_fingerprint())):
+    for layer in LAYERS:
+        expected, _ = recipe(layer, lock)
         if not layer.marker.exists():
             found.append(f"{_shown(layer.marker)} does not exist")
         elif not _stamp_matches(layer, expected):
@@ -206,9 +252,6 @@ def _pip(*args: str) -> None:
     subprocess.run(command, check=True)  # noqa: S603  (this interpreter's pip, our own arguments)
 
 
-Filler = Callable[[Path, Path], None]  # (directory to fill, scratch directory)
-
-
 def _install_into_place(layer: Layer, stamp: dict[str, object], fill: Filler) -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=OUT_DIR, prefix=f".{layer.name}-") as scratch:
@@ -222,37 +265,39 @@ def _install_into_place(layer: Layer, stamp: dict[str, object], fill: Filler) ->
     layer.stamp_path.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
 
 
-def _fill_deps(pins: dict[str, str]) -> Filler:
+def _fill_packages(layer: PackagesLayer, layer_pins: dict[str, str]) -> Filler:
     def fill(staged: Path, scratch: Path) -> None:
         requirements = scratch / "requirements.txt"
-        requirements.write_text("".join(f"{name}=={version}\n" for name, version in pins.items()))
+        requirements.write_text("".join(f"{name}=={version}\n" for name, version in layer_pins.items()))
         target = staged / "python"
         # --no-deps: the pins are already the full closure; letting pip resolve would pull in
-        # botocore (a dependency of pynamodb and aws-xray-sdk) that the runtime already has.
+        # botocore (a dependency of pynamodb and aws-xray-sdk) that the runtime already has, and
+        # into the media layer packages the deps layer already ships.
         try:
             _pip(
                 "install", *PLATFORM_ARGS, "--no-deps", "--no-compile",
                 "--target", str(target), "-r", str(requirements),
             )  # fmt: skip
         except subprocess.CalledProcessError:
-            raise SystemExit(_explain_missing_wheels(pins, scratch)) from None
+            raise SystemExit(_explain_missing_wheels(layer, layer_pins, scratch)) from None
         # Console scripts are of no use in a layer.
         shutil.rmtree(target / "bin", ignore_errors=True)
-        for cache_dir in list(target.rglob("__pycache__")):
-            shutil.rmtree(cache_dir, ignore_errors=True)
+        prunable = [p for pattern in layer.prune for p in target.glob(pattern) if p.is_dir()]
+        for directory in [*prunable, *target.rglob("__pycache__")]:
+            shutil.rmtree(directory, ignore_errors=True)  # a pruned tree may hold a later match
 
     return fill
 
 
-def _explain_missing_wheels(pins: dict[str, str], scratch: Path) -> str:
+def _explain_missing_wheels(layer: Layer, layer_pins: dict[str, str], scratch: Path) -> str:
     """Name the pins that have no wheel Lambda's python3.11 (Amazon Linux 2, glibc 2.26) can load."""
     missing = []
-    for name, version in pins.items():
+    for name, version in layer_pins.items():
         probe = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check", "download"]
         args = [*PLATFORM_ARGS, "--no-deps", "--dest", str(scratch / "probe"), f"{name}=={version}"]
         if subprocess.run([*probe, *args], capture_output=True, check=False).returncode != 0:  # noqa: S603
             missing.append(f"{name}=={version}")
-    return "layers.build: pip could not install the deps layer. " + (
+    return f"layers.build: pip could not install the {layer.name} layer. " + (
         f"No manylinux2014 (glibc <= 2.17) cp311 x86_64 wheel exists for: {', '.join(missing)}. "
         "Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26), so wheels tagged only "
         "manylinux_2_27/2_28 cannot load there. Pin a version that still ships manylinux2014 "
@@ -281,32 +326,49 @@ def _fill_ffmpeg(version: str) -> Filler:
     return fill
 
 
+def _size(layer: Layer) -> str:
+    return f"{directory_size(layer.directory) / 1e6:.1f} MB unzipped"
+
+
 def build(*, force: bool = False) -> None:
-    pins = runtime_pins(read_lock(), runtime_roots())
-    plans = (
-        (DEPS, deps_fingerprint(), _fill_deps(pins)),
-        (FFMPEG, ffmpeg_fingerprint(), _fill_ffmpeg(read_lock()[FFMPEG_PACKAGE][0])),
-    )
-    for layer, stamp, fill in plans:
+    lock = read_lock()
+    for layer in LAYERS:
+        stamp, fill = recipe(layer, lock)
         if not force and _stamp_matches(layer, stamp):
-            print(f"layers.build: {layer.name} is up to date ({_shown(layer.directory)})")
+            print(f"layers.build: {layer.name} is up to date ({_shown(layer.directory)}, {_size(layer)})")
             continue
         started = time.monotonic()
         print(f"layers.build: building {layer.name} ...", flush=True)
         _install_into_place(layer, stamp, fill)
-        size_mb = directory_size(layer.directory) / 1e6
-        print(f"layers.build: {layer.name} built in {time.monotonic() - started:.1f}s, {size_mb:.1f} MB unzipped")
+        print(f"layers.build: {layer.name} built in {time.monotonic() - started:.1f}s, {_size(layer)}")
+
+
+def print_requirements(names: Iterable[str]) -> None:
+    """Each packages layer's pins as requirements lines, under a ``# <layer> layer`` heading."""
+    lock = read_lock()
+    for layer in PACKAGES_LAYERS:
+        if layer.name in names:
+            print(f"# {layer.name} layer")
+            for name, version in pins(layer, lock).items():
+                print(f"{name}=={version}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m layers.build", description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even when the stamps match")
     parser.add_argument("--check", action="store_true", help="only report whether the layers are usable")
-    parser.add_argument("--print-requirements", action="store_true", help="print the deps layer pins")
+    packages = [layer.name for layer in PACKAGES_LAYERS]
+    parser.add_argument(
+        "--print-requirements",
+        nargs="?",
+        const="all",
+        choices=[*packages, "all"],
+        metavar="LAYER",
+        help=f"print the pins of one packages layer ({', '.join(packages)}) or, without LAYER, of each",
+    )
     args = parser.parse_args(argv)
     if args.print_requirements:
-        for name, version in runtime_pins(read_lock(), runtime_roots()).items():
-            print(f"{name}=={version}")
+        print_requirements(packages if args.print_requirements == "all" else [args.print_requirements])
         return 0
     if args.check:
         found = problems()

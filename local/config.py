@@ -24,6 +24,8 @@ class LocalSettings(BaseSettings):
     pump_wait_s: int = 1
     runner_wait_s: int = 1
     runner_workers: int = 4
+    # How often the local sweeper runs (the deployed schedule is every 15 minutes).
+    sweep_interval_s: float = Field(default=60.0, validation_alias="TRACKLANE_LOCAL_SWEEP_INTERVAL_S")
 
     @property
     def moto_endpoint(self) -> str:

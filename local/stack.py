@@ -2,7 +2,7 @@
 
 moto server (S3, DynamoDB, SQS, Step Functions, EventBridge) on 127.0.0.1, resources provisioned
 from the shared definitions, the S3-event pump, the workflow runner, and the FastAPI app under
-uvicorn. Ctrl-C stops everything.
+uvicorn, and the sweeper on a short interval. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from local.moto_atomic import make_dynamodb_writes_atomic
 from local.provision import LocalResources, provision
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
+from local.sweeper import SweeperSchedule
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -42,6 +43,7 @@ class LocalStack:
         self.resources: LocalResources | None = None
         self.pump: S3EventPump | None = None
         self.runner: WorkflowRunner | None = None
+        self.sweeper: SweeperSchedule | None = None
 
     def start_backend(self) -> LocalResources:
         for name, value in {
@@ -72,8 +74,10 @@ class LocalStack:
             workers=self.config.runner_workers,
             wait_s=self.config.runner_wait_s,
         )
+        self.sweeper = SweeperSchedule(self.config.sweep_interval_s)
         self.pump.start()
         self.runner.start()
+        self.sweeper.start()
         self.resources = resources
         return resources
 
@@ -90,13 +94,15 @@ class LocalStack:
             "storage": storage,
             "s3EventPump": lambda: self.pump is not None and self.pump.is_alive(),
             "workflowRunner": lambda: self.runner is not None and self.runner.is_alive(),
+            "sweeper": lambda: self.sweeper is not None and self.sweeper.is_alive(),
         }
 
     def stop(self) -> None:
-        for worker in (self.pump, self.runner):
+        workers = (self.pump, self.runner, self.sweeper)
+        for worker in workers:
             if worker is not None:
                 worker.stop()
-        for worker in (self.pump, self.runner):
+        for worker in workers:
             if worker is not None:
                 worker.join(timeout=5)
         self.moto.stop()

@@ -6,14 +6,20 @@ Constructs receive a ``StackConfig``; none of them reads context itself.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 from constructs import Construct
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = ROOT / "cdk.json"
+# Lambda's own pattern for a function ARN, optionally qualified by a version or alias.
+LAMBDA_FUNCTION_ARN = re.compile(
+    r"arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:function:[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]+))?"
+)
 
 
 class ConfigError(ValueError):
@@ -35,6 +41,16 @@ class StackConfig:
     api_throttle_burst: int = 100
     bucket_versioning: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    # External processors for the stems and lyrics lanes: an http(s) URL or a Lambda function ARN;
+    # None skips the lane.
+    stems_processor: str | None = None
+    lyrics_processor: str | None = None
+
+    @property
+    def external_processors(self) -> dict[str, str]:
+        """``{lane: URL or Lambda ARN}`` for the lanes that have a processor."""
+        configured = {"stems": self.stems_processor, "lyrics": self.lyrics_processor}
+        return {lane: processor for lane, processor in configured.items() if processor}
 
     @classmethod
     def from_context(cls, scope: Construct) -> StackConfig:
@@ -62,7 +78,29 @@ class StackConfig:
             api_throttle_burst=int(get("apiThrottleBurst") or cls.api_throttle_burst),
             bucket_versioning=_flag(get("bucketVersioning"), "bucketVersioning"),
             tags=dict(get("tags") or {}),
+            stems_processor=_processor(get("stemsProcessor"), "stemsProcessor"),
+            lyrics_processor=_processor(get("lyricsProcessor"), "lyricsProcessor"),
         )
+
+
+def is_lambda_arn(processor: str) -> bool:
+    return LAMBDA_FUNCTION_ARN.fullmatch(processor) is not None
+
+
+def _processor(value: Any, key: str) -> str | None:
+    """An external processor: an http(s) URL or a Lambda function ARN; empty or absent -> None."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    url = urlsplit(text)
+    if (url.scheme in ("http", "https") and url.hostname) or is_lambda_arn(text):
+        return text
+    raise ConfigError(
+        f"context {key} must be an http(s) URL or a Lambda function ARN "
+        f"(arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]), not {value!r}"
+    )
 
 
 def _flag(value: Any, key: str) -> bool:

@@ -28,10 +28,22 @@ def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=f"{NAMESPACE}::{rule}", reason=reason))
 
 
-def arn_of(construct: IConstruct) -> str:
-    """How cdk-nag renders ``Fn::GetAtt [<logical id>, Arn]`` in a finding id."""
+def attribute_of(construct: IConstruct, attribute: str) -> str:
+    """How cdk-nag renders ``Fn::GetAtt [<logical id>, <attribute>]`` in a finding id."""
     resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
     if not isinstance(resource, CfnResource):
         raise TypeError(f"{construct.node.path} has no CloudFormation resource")
     stack = Stack.of(resource)
-    return f"<{stack.resolve(stack.get_logical_id(resource))}.Arn>"
+    return f"<{stack.resolve(stack.get_logical_id(resource))}.{attribute}>"
+
+
+def arn_of(construct: IConstruct) -> str:
+    return attribute_of(construct, "Arn")
+
+
+def executions_of(state_machine: IConstruct) -> str:
+    """How cdk-nag renders the ARN of every execution of ``state_machine``, built with
+    ``Stack.format_arn`` from its ``Name`` attribute."""
+    return (
+        f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{attribute_of(state_machine, 'Name')}:*"
+    )

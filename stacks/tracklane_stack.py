@@ -16,6 +16,7 @@ from stacks.constructs.ingest import Ingest
 from stacks.constructs.layers import Layers
 from stacks.constructs.processing import Processing
 from stacks.constructs.storage import Storage
+from stacks.constructs.sweeper import Sweeper
 from stacks.constructs.tables import Tables
 
 _RETENTION = {
@@ -65,7 +66,8 @@ class TracklaneStack(Stack):
             storage=self.storage,
             tables=self.tables,
             functions=functions,
-            layers=[self.layers.deps, self.layers.ffmpeg],
+            layers=[self.layers.deps, self.layers.ffmpeg, self.layers.media],
+            external_processors=config.external_processors,
             log_retention=log_retention,
             removal_policy=removal,
         )
@@ -74,6 +76,14 @@ class TracklaneStack(Stack):
             self,
             "Ingest",
             storage=self.storage,
+            tables=self.tables,
+            workflow=workflow,
+            functions=functions,
+            layers=[self.layers.deps],
+        )
+        self.sweeper = Sweeper(
+            self,
+            "Sweeper",
             tables=self.tables,
             workflow=workflow,
             functions=functions,

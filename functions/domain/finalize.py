@@ -165,7 +165,7 @@ def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform:
         actions.append(TrackModel.waveform.set(waveform.to_json()))
     TrackModel(upload.track_id, TrackModel.TRACK_SK).update(actions=actions)
     tracks.queue_lanes(upload.track_id, LANES)
-    _ensure_execution(upload)
+    ensure_execution(upload)
     logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})
     return Outcome("finalized", upload, LANES, "running")
 
@@ -194,7 +194,7 @@ def _after_the_fact(
     # The winner may have stopped between its claim and the start: starting again is harmless
     # (same execution name, same input) and guarantees the upload is processed.
     if upload.execution_arn is None:
-        _ensure_execution(upload)
+        ensure_execution(upload)
     if waveform is not None or duration_ms is not None:
         _store_advisory_hints(upload.track_id, duration_ms=duration_ms, waveform=waveform)
     track = tracks.find(upload.track_id)
@@ -231,7 +231,8 @@ def workflow_input(upload: UploadModel) -> dict[str, str]:
     }
 
 
-def _ensure_execution(upload: UploadModel) -> None:
+def ensure_execution(upload: UploadModel) -> None:
+    """Starts the upload's workflow; starting it again is a no-op (same name, same input)."""
     try:
         response = sfn().start_execution(
             stateMachineArn=settings().state_machine_arn,
@@ -239,17 +240,17 @@ def _ensure_execution(upload: UploadModel) -> None:
             # Deterministic input: a repeated start with the same name is then a no-op.
             input=json.dumps(workflow_input(upload), sort_keys=True),
         )
-        execution_arn = response["executionArn"]
+        started = response["executionArn"]
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
             raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
-        execution_arn = _execution_arn(upload.upload_id)
+        started = execution_arn(upload.upload_id)
     except BotoCoreError as error:
         raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
-    upload.update(actions=[UploadModel.execution_arn.set(execution_arn)])
+    upload.update(actions=[UploadModel.execution_arn.set(started)])
 
 
-def _execution_arn(name: str) -> str:
+def execution_arn(name: str) -> str:
     state_machine = settings().state_machine_arn
     return state_machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 

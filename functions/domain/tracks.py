@@ -70,6 +70,12 @@ def processing_status(track_id: str, owner_id: str) -> ProcessingStatus:
     return ProcessingStatus(track, lanes)
 
 
+def update(track_id: str, *actions: Any) -> None:
+    """Applies ``actions`` to the track item and stamps ``updated_at``."""
+    ensure_bound()
+    TrackModel(track_id, TrackModel.TRACK_SK).update(actions=[*actions, TrackModel.updated_at.set(utcnow())])
+
+
 def queue_lanes(track_id: str, lanes: Iterable[str]) -> None:
     ensure_bound()
     now = utcnow()

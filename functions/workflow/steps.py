@@ -14,14 +14,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.data import keys, storage
-from functions.data.models import TrackModel, ensure_bound, utcnow
+from functions.data.models import TrackModel
 from functions.domain import tracks
 from functions.media import ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
 from functions.settings import settings
 from functions.workflow import external
-from functions.workflow.definition import REQUIRED_LANES
 from functions.workflow.errors import StepFailed, TransientStepError
+from functions.workflow.verdict import mark_failed, mark_ready
 
 StepInput = dict[str, Any]
 Step = Callable[[StepInput], Any]
@@ -58,15 +58,10 @@ def _source(payload: StepInput) -> str:
     return storage.presign_get(payload["objectKey"], expires_in=SOURCE_URL_TTL_S)
 
 
-def _update_track(track_id: str, *actions: Any) -> None:
-    ensure_bound()
-    TrackModel(track_id, TrackModel.TRACK_SK).update(actions=[*actions, TrackModel.updated_at.set(utcnow())])
-
-
 def _probe(payload: StepInput) -> dict[str, Any]:
     current = settings()
     facts = probe.probe(_source(payload), min_ms=current.min_audio_ms, max_ms=current.max_audio_ms)
-    _update_track(
+    tracks.update(
         payload["trackId"], TrackModel.audio.set(facts.to_json()), TrackModel.duration_ms.set(facts.duration_ms)
     )
     return facts.to_json()
@@ -89,7 +84,7 @@ def _transcode(payload: StepInput) -> dict[str, Any]:
                 "bitrateKbps": spec.bitrate_kbps,
                 "byteSize": rendition.byte_size,
             }
-    _update_track(track_id, TrackModel.renditions.set(renditions))
+    tracks.update(track_id, TrackModel.renditions.set(renditions))
     return {"renditions": renditions}
 
 
@@ -107,13 +102,13 @@ def _waveform(payload: StepInput) -> dict[str, Any]:
     storage.put_json(key, {str(buckets): peaks.to_json(buckets) for buckets in sorted(peaks.peaks)})
     # The measured peaks replace the client's advisory ones on the track.
     summary = min(peaks.peaks)
-    _update_track(track_id, TrackModel.waveform.set({**peaks.to_json(summary), "source": "analysis", "key": key}))
+    tracks.update(track_id, TrackModel.waveform.set({**peaks.to_json(summary), "source": "analysis", "key": key}))
     return {"key": key, "buckets": sorted(peaks.peaks)}
 
 
 def _loudness(payload: StepInput) -> dict[str, Any]:
     measured = loudness.loudness(_source(payload), background=True)
-    _update_track(payload["trackId"], TrackModel.loudness.set(measured.to_json()))
+    tracks.update(payload["trackId"], TrackModel.loudness.set(measured.to_json()))
     return measured.to_json()
 
 
@@ -158,69 +153,6 @@ def _external(lane: str, url_of: Callable[[], str | None]) -> Callable[[StepInpu
         return external.call(url_of(), lane=lane, payload=request, timeout_s=settings().processor_timeout_s)
 
     return work
-
-
-def _close_open_lanes(track_id: str, owner_id: str, error_name: str | None) -> list[tuple[str, str | None, str | None]]:
-    """Lanes still queued or running when the workflow ends were stopped (a timeout, a crash, retries
-    exhausted, a required lane failing beside them): close them so nothing stays 'running'.
-    Returns every failed lane as (lane, code, message)."""
-    status = tracks.processing_status(track_id, owner_id)
-    failures: list[tuple[str, str | None, str | None]] = []
-    for lane in status.lanes:
-        if lane.state == "failed":
-            failures.append((lane.lane, lane.code, lane.message))
-        elif lane.state == "running":
-            stopped = _stopped_message(error_name)
-            tracks.lane_finished(track_id, lane.lane, state="failed", code="processing_stopped", message=stopped)
-            failures.append((lane.lane, "processing_stopped", stopped))
-        elif lane.state == "queued":
-            tracks.lane_finished(
-                track_id, lane.lane, state="skipped", code="not_run", message="Not run: a required step failed."
-            )
-    return failures
-
-
-def mark_ready(payload: StepInput) -> dict[str, str]:
-    """Reached when every required lane succeeded; optional lanes may have failed."""
-    _close_open_lanes(payload["trackId"], payload["ownerId"], error_name=None)
-    _update_track(
-        payload["trackId"],
-        TrackModel.status.set("ready"),
-        TrackModel.workflow_status.set("succeeded"),
-        TrackModel.failure_code.remove(),
-        TrackModel.failure_message.remove(),
-    )
-    return {"status": "ready"}
-
-
-def mark_failed(payload: StepInput) -> dict[str, str]:
-    """Reached through Catch when a required lane failed. Lanes that failed permanently have
-    recorded why; the track reports the first required lane's reason."""
-    error_name = (payload.get("failure") or {}).get("Error", "States.Unknown")
-    failures = _close_open_lanes(payload["trackId"], payload["ownerId"], error_name)
-    required = [f for f in failures if f[0] in REQUIRED_LANES]
-    code: str | None = None
-    message: str | None = None
-    if failures:
-        _, code, message = (required or failures)[0]
-    _update_track(
-        payload["trackId"],
-        TrackModel.status.set("failed"),
-        TrackModel.workflow_status.set("failed"),
-        TrackModel.failure_code.set(code or "processing_failed"),
-        TrackModel.failure_message.set(message or "Processing failed. Try uploading the file again."),
-    )
-    return {"status": "failed"}
-
-
-def _stopped_message(error_name: str | None) -> str:
-    if error_name == "States.Timeout":
-        return "This step took too long and was stopped."
-    if error_name == "TransientStepError":
-        return "This step kept hitting temporary problems and gave up. Try again later."
-    if error_name is None:
-        return "This step did not finish before processing completed."
-    return "This step stopped unexpectedly."
 
 
 STEPS: dict[str, Step] = {

@@ -59,6 +59,7 @@ class FunctionFactory:
         timeout: Duration,
         memory_size: int = 256,
         ephemeral_storage: Size | None = None,
+        reserved_concurrency: int | None = None,
         environment: Mapping[str, str] | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(scope, f"{id_}Logs", retention=self.log_retention, removal_policy=self.removal_policy)
@@ -83,6 +84,7 @@ class FunctionFactory:
             memory_size=memory_size,
             timeout=timeout,
             ephemeral_storage_size=ephemeral_storage,
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             role=role,
             log_group=log_group,

@@ -1,4 +1,7 @@
-"""The deps and ffmpeg Lambda layers, from the directories ``layers/build.py`` fills.
+"""The deps, ffmpeg and media Lambda layers, from the directories ``layers/build.py`` fills.
+
+Every function carries deps; only the processing function carries ffmpeg and media (mutagen,
+numpy, Pillow), which together are most of Lambda's 250 MB unzipped allowance.
 
 Synthesis stops with the build command when a layer is missing or older than the lock file: an
 empty or stale layer would deploy and then fail at import time in AWS.
@@ -23,6 +26,7 @@ class Layers(Construct):
         build.check()
         self.deps = self._layer("Deps", build.DEPS, "tracklane runtime Python dependencies (no boto3)")
         self.ffmpeg = self._layer("Ffmpeg", build.FFMPEG, "static ffmpeg 7 (x86_64) at /opt/bin/ffmpeg")
+        self.media = self._layer("Media", build.MEDIA, "tracklane processing libraries: mutagen, numpy, Pillow")
 
     def _layer(self, id_: str, layer: build.Layer, description: str) -> lambda_.LayerVersion:
         return lambda_.LayerVersion(

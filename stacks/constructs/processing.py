@@ -2,12 +2,16 @@
 
 The ASL comes from ``functions.workflow.definition.render_aws`` -- the same definition the local
 stack runs -- with the function ARN substituted at deploy time.
+
+The stems and lyrics lanes call external processors (``StackConfig.external_processors``): the
+function gets each one's URL or Lambda ARN in ``TRACKLANE_<LANE>_PROCESSOR`` and, for an ARN, the
+right to invoke exactly that function. A lane without a processor is skipped at run time.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
@@ -18,6 +22,7 @@ from constructs import Construct
 
 from functions.workflow.definition import PROCESSING_FUNCTION_ARN, render_aws
 from stacks import nag
+from stacks.config import is_lambda_arn
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.layers import FFMPEG_PATH
 from stacks.constructs.storage import TRACKS_PREFIX, UPLOADS_PREFIX, Storage
@@ -25,6 +30,11 @@ from stacks.constructs.tables import Tables
 
 # "${ProcessingFunctionArn}" -> "ProcessingFunctionArn"
 SUBSTITUTION = PROCESSING_FUNCTION_ARN.removeprefix("${").removesuffix("}")
+
+
+def processor_env_var(lane: str) -> str:
+    """The environment variable ``functions.settings`` reads a lane's external processor from."""
+    return f"TRACKLANE_{lane.upper()}_PROCESSOR"
 
 
 class Processing(Construct):
@@ -37,6 +47,7 @@ class Processing(Construct):
         tables: Tables,
         functions: FunctionFactory,
         layers: Sequence[lambda_.ILayerVersion],
+        external_processors: Mapping[str, str],
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -52,8 +63,18 @@ class Processing(Construct):
             memory_size=3584,
             timeout=Duration.seconds(900),
             ephemeral_storage=Size.mebibytes(4096),
-            environment={"TRACKLANE_FFMPEG_PATH": FFMPEG_PATH},
+            environment={
+                "TRACKLANE_FFMPEG_PATH": FFMPEG_PATH,
+                **{processor_env_var(lane): processor for lane, processor in external_processors.items()},
+            },
         )
+        for processor in external_processors.values():
+            if is_lambda_arn(processor):
+                # The ARN as configured (qualified or not) is what the lane invokes, so it is the
+                # one resource the grant names.
+                self.function.add_to_role_policy(
+                    iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[processor])
+                )
         storage.grant_uploads(self.function, read=True)
         storage.grant_tracks_read_write(self.function)
         tables.grant_read_write(self.function, "Tracks", "Uploads")

@@ -24,13 +24,17 @@ from stacks.config import cdk_json_context  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A throwaway stack on another issuer, with the stricter entitlement default.
+# A throwaway stack on another issuer, with the stricter entitlement default, and external
+# processors for both lanes: a Lambda function (by qualified ARN) and an HTTP endpoint. The
+# default synth has none.
 VARIANT_CONTEXT = {
     "ephemeral": True,
     "jwtIssuer": "https://issuer.example.test",
     "jwtAudience": ["tracklane-web"],
     "defaultUploadEntitlement": "deny",
     "corsOrigins": ["https://app.example.test"],
+    "stemsProcessor": "arn:aws:lambda:eu-west-1:210987654321:function:stem-splitter:live",
+    "lyricsProcessor": "https://lyrics.example.test/v1/transcribe",
 }
 
 

@@ -20,6 +20,8 @@ def test_cdk_json_defaults() -> None:
     assert config.cors_origins == ("*",)
     assert config.ephemeral is False
     assert config.jwt_issuer is None
+    assert (config.stems_processor, config.lyrics_processor) == (None, None)
+    assert config.external_processors == {}
 
 
 def test_command_line_strings_are_parsed() -> None:
@@ -36,9 +38,23 @@ def test_command_line_strings_are_parsed() -> None:
     assert config.default_upload_entitlement == "deny"
 
 
+def test_external_processors_are_urls_or_lambda_function_arns() -> None:
+    stems = "arn:aws:lambda:eu-west-1:210987654321:function:stem-splitter"
+    lyrics = "http://lyrics.internal.example:8080/transcribe"
+    config = _config(stemsProcessor=f" {stems} ", lyricsProcessor=lyrics)
+    assert config.external_processors == {"stems": stems, "lyrics": lyrics}
+    qualified = _config(stemsProcessor=f"{stems}:live", lyricsProcessor="")
+    assert qualified.external_processors == {"stems": f"{stems}:live"}
+
+
 @pytest.mark.parametrize(
     "context",
     [
+        {"stemsProcessor": "stem-splitter"},  # a bare function name: its region and account are unknown
+        {"stemsProcessor": "arn:aws:lambda:eu-west-1:2109876:function:stem-splitter"},
+        {"lyricsProcessor": "arn:aws:states:eu-west-1:210987654321:stateMachine:lyrics"},
+        {"lyricsProcessor": "ftp://lyrics.example/transcribe"},
+        {"lyricsProcessor": "https://"},
         {"defaultUploadEntitlement": "maybe"},
         {"jwtIssuer": "https://issuer.example"},  # the JWT authorizer needs the audience to check
         {"jwtIssuer": "http://issuer.example", "jwtAudience": ["web"]},

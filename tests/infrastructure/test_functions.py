@@ -13,7 +13,7 @@ import pytest
 
 from layers import build as layer_build
 from stacks.constructs.layers import FFMPEG_PATH
-from tests.infrastructure.synth import Synth, logical_id_by_path
+from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
 
 # Lambda's limit for a function's code plus all its layers, unzipped.
 UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
@@ -21,6 +21,7 @@ FUNCTIONS = {
     "api": ("Api/Function", "functions.handlers.api.handler"),
     "finalize": ("Ingest/Finalize", "functions.handlers.finalize_on_put.handler"),
     "processing": ("Processing/Step", "functions.handlers.workflow_step.handler"),
+    "sweeper": ("Sweeper/Function", "functions.handlers.sweeper.handler"),
 }
 # What the python3.11 Lambda runtime ships besides the standard library (boto3 and its deps).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
@@ -57,11 +58,18 @@ def test_each_function_runs_its_handler_on_python311_x86_64_with_tracing(synth: 
 
 
 def test_function_sizes_and_timeouts(synth: Synth) -> None:
-    api, finalize, processing = (_function(synth, n) for n in ("api", "finalize", "processing"))
+    api, finalize, processing, sweeper = (_function(synth, n) for n in ("api", "finalize", "processing", "sweeper"))
     assert (api["MemorySize"], api["Timeout"]) == (512, 29)
     assert finalize["Timeout"] == 60
     assert (processing["MemorySize"], processing["Timeout"]) == (3584, 900)
     assert processing["EphemeralStorage"] == {"Size": 4096}
+    assert (sweeper["MemorySize"], sweeper["Timeout"]) == (512, 300)
+
+
+def test_only_the_sweeper_is_limited_to_one_concurrent_run(synth: Synth) -> None:
+    for name in FUNCTIONS:
+        expected = 1 if name == "sweeper" else None
+        assert _function(synth, name).get("ReservedConcurrentExecutions") == expected, name
 
 
 def test_log_groups_have_a_retention(synth: Synth) -> None:
@@ -69,11 +77,24 @@ def test_log_groups_have_a_retention(synth: Synth) -> None:
         assert group["Properties"]["RetentionInDays"] > 0, lid
 
 
-def test_api_and_finalize_know_the_state_machine_and_processing_knows_ffmpeg(synth: Synth) -> None:
+def test_api_finalize_and_sweeper_know_the_state_machine_and_processing_knows_ffmpeg(synth: Synth) -> None:
     machine = {"Ref": logical_id_by_path(synth, "/Processing/Workflow/Resource")}
-    for name in ("api", "finalize"):
+    for name in ("api", "finalize", "sweeper"):
         assert _function(synth, name)["Environment"]["Variables"]["TRACKLANE_STATE_MACHINE_ARN"] == machine
     assert _function(synth, "processing")["Environment"]["Variables"]["TRACKLANE_FFMPEG_PATH"] == FFMPEG_PATH
+
+
+def test_processing_gets_each_configured_external_processor_and_no_variable_for_the_others(
+    synth: Synth, variant: Synth
+) -> None:
+    names = {"TRACKLANE_STEMS_PROCESSOR", "TRACKLANE_LYRICS_PROCESSOR"}
+    for deployed in (synth, variant):
+        for name in FUNCTIONS.keys() - {"processing"}:
+            assert not names & _function(deployed, name)["Environment"]["Variables"].keys(), name
+    assert not names & _function(synth, "processing")["Environment"]["Variables"].keys()
+    variables = _function(variant, "processing")["Environment"]["Variables"]
+    assert variables["TRACKLANE_STEMS_PROCESSOR"] == VARIANT_CONTEXT["stemsProcessor"]
+    assert variables["TRACKLANE_LYRICS_PROCESSOR"] == VARIANT_CONTEXT["lyricsProcessor"]
 
 
 def test_default_upload_entitlement_comes_from_context(synth: Synth, variant: Synth) -> None:
@@ -82,12 +103,17 @@ def test_default_upload_entitlement_comes_from_context(synth: Synth, variant: Sy
         assert variables["TRACKLANE_DEFAULT_UPLOAD_ENTITLEMENT"] == expected
 
 
-def test_only_processing_gets_the_ffmpeg_layer(synth: Synth) -> None:
-    deps = logical_id_by_path(synth, "/Layers/Deps/Resource")
-    ffmpeg = logical_id_by_path(synth, "/Layers/Ffmpeg/Resource")
-    assert _layer_ids(synth, "processing") == [deps, ffmpeg]
-    assert _layer_ids(synth, "api") == [deps]
-    assert _layer_ids(synth, "finalize") == [deps]
+def test_only_processing_gets_the_ffmpeg_and_media_layers(synth: Synth) -> None:
+    deps, ffmpeg, media = (logical_id_by_path(synth, f"/Layers/{n}/Resource") for n in ("Deps", "Ffmpeg", "Media"))
+    assert _layer_ids(synth, "processing") == [deps, ffmpeg, media]
+    for name in FUNCTIONS.keys() - {"processing"}:
+        assert _layer_ids(synth, name) == [deps], name
+    # Every function in the template, CDK's own deploy-time handlers included.
+    processing = logical_id_by_path(synth, f"/{FUNCTIONS['processing'][0]}/Resource")
+    for lid, function in synth.resources("AWS::Lambda::Function").items():
+        if lid != processing:
+            layers = [ref["Ref"] for ref in function["Properties"].get("Layers", [])]
+            assert not {ffmpeg, media} & set(layers), lid
 
 
 def test_ffmpeg_layer_puts_an_executable_at_opt_bin_ffmpeg(synth: Synth) -> None:
@@ -99,10 +125,44 @@ def test_ffmpeg_layer_puts_an_executable_at_opt_bin_ffmpeg(synth: Synth) -> None
 
 
 def test_code_and_layers_fit_lambdas_unzipped_limit(synth: Synth) -> None:
+    """The processing function (code + deps + ffmpeg + media) is the one near the limit."""
     for name in FUNCTIONS:
-        dirs = [_code_dir(synth, name), *(_layer_dir(synth, lid) for lid in _layer_ids(synth, name))]
-        total = sum(layer_build.directory_size(d) for d in dirs)
-        assert total < UNZIPPED_LIMIT_BYTES, f"{name}: {total / 2**20:.0f} MiB unzipped"
+        parts = {"code": _code_dir(synth, name)} | {lid: _layer_dir(synth, lid) for lid in _layer_ids(synth, name)}
+        sizes = {part: layer_build.directory_size(directory) for part, directory in parts.items()}
+        total = sum(sizes.values())
+        shown = ", ".join(f"{part} {size / 2**20:.0f} MiB" for part, size in sizes.items())
+        assert total < UNZIPPED_LIMIT_BYTES, f"{name}: {total / 2**20:.0f} MiB unzipped ({shown})"
+
+
+def test_media_layer_imports_its_libraries_and_ships_no_test_suites(synth: Synth) -> None:
+    """Pruning numpy's tests must leave everything an import reaches; the deps layer is always alongside."""
+    media = _layer_dir(synth, logical_id_by_path(synth, "/Layers/Media/Resource")) / "python"
+    deps = _layer_dir(synth, logical_id_by_path(synth, "/Layers/Deps/Resource")) / "python"
+    for pattern in layer_build.MEDIA.prune:
+        assert not list(media.glob(pattern)), pattern
+    assert not list(media.rglob("__pycache__"))
+    program = (
+        "import sys, io\n"
+        f"sys.path[:0] = {[str(media), str(deps)]!r}\n"
+        "import numpy, numpy.fft, numpy.linalg, numpy.random\n"
+        "from PIL import Image\n"
+        "import mutagen, mutagen.id3, mutagen.flac, mutagen.mp4\n"
+        f"assert numpy.__file__.startswith({str(media)!r}), numpy.__file__\n"
+        "spectrum = numpy.abs(numpy.fft.rfft(numpy.sin(numpy.linspace(0, 880 * numpy.pi, 44100))))\n"
+        "assert int(spectrum.argmax()) == 440\n"
+        "buffer = io.BytesIO()\n"
+        "Image.new('RGB', (64, 64), (200, 30, 30)).save(buffer, 'JPEG')\n"
+        "assert Image.open(io.BytesIO(buffer.getvalue())).size == (64, 64)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", program],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", "")},
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_code_asset_is_the_functions_package_only(synth: Synth) -> None:
@@ -119,15 +179,25 @@ def test_code_asset_is_the_functions_package_only(synth: Synth) -> None:
         assert "__pycache__" not in path.parts and path.suffix != ".pyc", path
 
 
-def test_deps_layer_holds_the_locked_runtime_deps_and_not_boto3(synth: Synth) -> None:
-    site = _layer_dir(synth, logical_id_by_path(synth, "/Layers/Deps/Resource")) / "python"
+def _installed(site: Path) -> dict[str, str]:
     installed = {}
     for dist_info in site.glob("*.dist-info"):
         name, version = dist_info.name.removesuffix(".dist-info").rsplit("-", 1)
         installed[layer_build.canonical(name)] = version
-    expected = layer_build.runtime_pins(layer_build.read_lock(), layer_build.runtime_roots())
-    assert installed == expected
+    return installed
+
+
+def test_deps_layer_holds_the_locked_runtime_deps_and_not_boto3(synth: Synth) -> None:
+    installed = _installed(_layer_dir(synth, logical_id_by_path(synth, "/Layers/Deps/Resource")) / "python")
+    assert installed == layer_build.pins(layer_build.DEPS)
     assert not {"boto3", "botocore", "s3transfer"} & installed.keys()
+
+
+def test_media_layer_holds_the_locked_media_extra_and_nothing_the_deps_layer_has(synth: Synth) -> None:
+    installed = _installed(_layer_dir(synth, logical_id_by_path(synth, "/Layers/Media/Resource")) / "python")
+    assert installed == layer_build.pins(layer_build.MEDIA)
+    assert {"mutagen", "numpy", "pillow"} <= installed.keys()
+    assert not installed.keys() & layer_build.pins(layer_build.DEPS).keys()
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from tests.infrastructure.synth import Synth, logical_id_by_path
+from functions.data.schema import table_specs
+from stacks.constructs.tables import READ_ACTIONS, WRITE_ACTIONS
+from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
 
 # Actions that support no resource-level permissions: AWS requires Resource "*" for them.
 RESOURCE_STAR_ALLOWED = {
@@ -46,6 +49,14 @@ def _granting(statements: list[dict[str, Any]], action: str) -> list[dict[str, A
     return [s for s in statements if s["Effect"] == "Allow" and action in _as_list(s["Action"])]
 
 
+def _unordered_resources(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The statements with each resource list sorted (CDK merges statements in its own order)."""
+    return [
+        {**s, "Resource": sorted(s["Resource"], key=json.dumps)} if isinstance(s["Resource"], list) else s
+        for s in statements
+    ]
+
+
 def _objects_under(synth: Synth, prefix: str) -> dict[str, Any]:
     media = logical_id_by_path(synth, "/Storage/Media/Resource")
     return {"Fn::Join": ["", [{"Fn::GetAtt": [media, "Arn"]}, f"/{prefix}*"]]}
@@ -75,9 +86,9 @@ def test_api_function_may_put_objects_only_under_uploads(synth: Synth) -> None:
             assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")], action
 
 
-def test_api_and_finalize_may_start_only_the_workflow(synth: Synth) -> None:
+def test_api_finalize_and_sweeper_may_start_only_the_workflow(synth: Synth) -> None:
     machine = logical_id_by_path(synth, "/Processing/Workflow/Resource")
-    for role in ("Api/FunctionRole", "Ingest/FinalizeRole"):
+    for role in ("Api/FunctionRole", "Ingest/FinalizeRole", "Sweeper/FunctionRole"):
         starts = _granting(_statements(synth, f"/{role}/DefaultPolicy/Resource"), "states:StartExecution")
         assert starts == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}}], role
 
@@ -117,7 +128,71 @@ def test_api_reads_entitlements_but_cannot_write_them(synth: Synth) -> None:
     assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
 
+def test_sweeper_role_is_exactly_logs_tracing_tracks_uploads_and_the_workflows_executions(synth: Synth) -> None:
+    specs = {spec.logical_name: spec for spec in table_specs()}
+    assert "by_processing" in {index.name for index in specs["Tracks"].indexes}, "the index the sweeper queries"
+    machine = logical_id_by_path(synth, "/Processing/Workflow/Resource")
+    log_group = logical_id_by_path(synth, "/Sweeper/FunctionLogs/Resource")
+
+    def table_and_indexes(name: str) -> list[Any]:
+        table = {"Fn::GetAtt": [logical_id_by_path(synth, f"/Tables/{name}/Resource"), "Arn"]}
+        return [table, *({"Fn::Join": ["", [table, f"/index/{index.name}"]]} for index in specs[name].indexes)]
+
+    statements = _statements(synth, "/Sweeper/FunctionRole/DefaultPolicy/Resource")
+    assert _unordered_resources(statements) == _unordered_resources(
+        [
+            {
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Effect": "Allow",
+                "Resource": {"Fn::GetAtt": [log_group, "Arn"]},
+            },
+            {"Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Effect": "Allow", "Resource": "*"},
+            {
+                "Action": sorted([*READ_ACTIONS, *WRITE_ACTIONS]),
+                "Effect": "Allow",
+                "Resource": [*table_and_indexes("Tracks"), *table_and_indexes("Uploads")],
+            },
+            {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}},
+            {
+                "Action": "states:DescribeExecution",
+                "Effect": "Allow",
+                "Resource": {
+                    "Fn::Join": [
+                        "",
+                        [
+                            "arn:",
+                            {"Ref": "AWS::Partition"},
+                            ":states:",
+                            {"Ref": "AWS::Region"},
+                            ":",
+                            {"Ref": "AWS::AccountId"},
+                            ":execution:",
+                            {"Fn::GetAtt": [machine, "Name"]},
+                            ":*",
+                        ],
+                    ]
+                },
+            },
+        ]
+    )
+    role = synth.properties(logical_id_by_path(synth, "/Sweeper/FunctionRole/Resource"))
+    assert "Policies" not in role
+
+
+def test_processing_invokes_no_lambda_when_no_processor_is_a_function(synth: Synth) -> None:
+    statements = _statements(synth, "/Processing/StepRole/DefaultPolicy/Resource")
+    assert not _granting(statements, "lambda:InvokeFunction")
+
+
+def test_processing_may_invoke_exactly_the_processor_function_and_nothing_for_a_url(variant: Synth) -> None:
+    # The variant's stems processor is a Lambda ARN (qualified by an alias), its lyrics processor a URL.
+    statements = _statements(variant, "/Processing/StepRole/DefaultPolicy/Resource")
+    assert _granting(statements, "lambda:InvokeFunction") == [
+        {"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": VARIANT_CONTEXT["stemsProcessor"]}
+    ]
+
+
 def test_function_roles_carry_no_aws_managed_policies(synth: Synth) -> None:
-    for path in ("Api/FunctionRole", "Ingest/FinalizeRole", "Processing/StepRole"):
+    for path in ("Api/FunctionRole", "Ingest/FinalizeRole", "Processing/StepRole", "Sweeper/FunctionRole"):
         role = synth.properties(logical_id_by_path(synth, f"/{path}/Resource"))
         assert not role.get("ManagedPolicyArns"), path

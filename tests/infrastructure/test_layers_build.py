@@ -1,7 +1,9 @@
-"""The layer build: which packages go into the deps layer, and what synth does without layers."""
+"""The layer build: which packages go into the deps and media layers, and what synth does without
+layers."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,7 @@ wrapt==2.5.2
 def test_deps_layer_is_the_runtime_closure_without_what_lambda_provides(tmp_path: Path) -> None:
     lock_file = tmp_path / "requirements-dev.lock"
     lock_file.write_text(LOCK)
-    pins = layer_build.runtime_pins(layer_build.read_lock(lock_file), {"aws-lambda-powertools", "boto3", "pynamodb"})
+    pins = layer_build.closure(layer_build.read_lock(lock_file), {"aws-lambda-powertools", "boto3", "pynamodb"})
     # botocore comes only via pynamodb / aws-xray-sdk / boto3 and python-dateutil only via botocore:
     # the runtime has them. moto is a dev dependency.
     assert pins == {
@@ -57,11 +59,56 @@ def test_deps_layer_is_the_runtime_closure_without_what_lambda_provides(tmp_path
     }
 
 
+MEDIA_LOCK = """\
+pillow==12.2.0
+    # via tracklane (pyproject.toml)
+pydantic==2.14.3
+    # via tracklane (pyproject.toml)
+scipy==1.15.3
+    # via tracklane (pyproject.toml)
+numpy==2.2.6
+    # via
+    #   tracklane (pyproject.toml)
+    #   scipy
+typing-extensions==4.16.0
+    # via
+    #   pydantic
+    #   scipy
+"""
+
+
+def test_media_layer_leaves_out_what_the_deps_layer_already_ships(tmp_path: Path) -> None:
+    lock_file = tmp_path / "requirements-dev.lock"
+    lock_file.write_text(MEDIA_LOCK)
+    lock = layer_build.read_lock(lock_file)
+    deps = layer_build.closure(lock, {"pydantic"})
+    pins = layer_build.closure(lock, {"pillow", "scipy"}, provided=deps)
+    # numpy comes in through scipy; typing-extensions too, but the deps layer (always alongside) has it.
+    assert deps == {"pydantic": "2.14.3", "typing-extensions": "4.16.0"}
+    assert pins == {"numpy": "2.2.6", "pillow": "12.2.0", "scipy": "1.15.3"}
+
+
 def test_real_lock_pins_every_declared_runtime_dependency() -> None:
-    pins = layer_build.runtime_pins(layer_build.read_lock(), layer_build.runtime_roots())
+    pins = layer_build.pins(layer_build.DEPS)
     declared = {"fastapi", "mangum", "pydantic", "pydantic-settings", "pynamodb", "pyjwt", "aws-lambda-powertools"}
     assert declared <= set(pins)
     assert not {"boto3", "botocore", "imageio-ffmpeg", "moto", "pytest"} & set(pins)
+    assert not {"mutagen", "numpy", "pillow"} & set(pins), "the media libraries belong in the media layer"
+
+
+def test_real_lock_pins_the_media_extra_into_the_media_layer_only() -> None:
+    deps, media = layer_build.pins(layer_build.DEPS), layer_build.pins(layer_build.MEDIA)
+    assert layer_build.roots(layer_build.MEDIA) == {"mutagen", "numpy", "pillow"}
+    assert {"mutagen", "numpy", "pillow"} <= set(media)
+    assert not set(media) & set(deps)
+    assert not {"boto3", "botocore", "imageio-ffmpeg", "moto", "pytest"} & set(media)
+
+
+def test_the_media_layers_pruning_is_part_of_its_stamp() -> None:
+    lock = layer_build.read_lock()
+    as_built, _ = layer_build.recipe(layer_build.MEDIA, lock)
+    unpruned, _ = layer_build.recipe(dataclasses.replace(layer_build.MEDIA, prune=()), lock)
+    assert as_built["sha256"] != unpruned["sha256"]
 
 
 def test_synth_refuses_missing_layers_and_names_the_build_command(
@@ -72,7 +119,7 @@ def test_synth_refuses_missing_layers_and_names_the_build_command(
         Layers(Stack(App(), "Probe"), "Layers")
     message = str(raised.value)
     assert layer_build.BUILD_COMMAND in message
-    assert "deps" in message and "ffmpeg" in message
+    assert "deps" in message and "ffmpeg" in message and "media" in message
 
 
 def test_a_layer_built_from_another_lock_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -65,9 +65,13 @@ def test_no_acknowledgement_is_stale(deployment: str, request: pytest.FixtureReq
 def test_wildcard_acknowledgements_stay_the_known_few(synth: Synth) -> None:
     """A new IAM5 (wildcard) finding must be looked at, not silently acknowledged in bulk."""
     media = logical_id_by_path(synth, "/Storage/Media/Resource")
+    machine = logical_id_by_path(synth, "/Processing/Workflow/Resource")
     wildcard = {v["ruleName"] for v in _suppressed(synth) if v["ruleName"].startswith("AwsSolutions-IAM5")}
     assert wildcard == {
         "AwsSolutions-IAM5[Resource::*]",  # X-Ray and log delivery
         f"AwsSolutions-IAM5[Resource::<{media}.Arn>/uploads/*]",
         f"AwsSolutions-IAM5[Resource::<{media}.Arn>/tracks/*]",
+        # The sweeper's DescribeExecution on the workflow's executions.
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        f"<{machine}.Name>:*]",
     }

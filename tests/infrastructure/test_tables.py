@@ -60,7 +60,8 @@ def test_tables_are_retained_by_default_and_destroyed_when_ephemeral(synth: Synt
 
 def test_functions_get_each_table_name_under_the_settings_variable(synth: Synth) -> None:
     """functions.settings reads TRACKLANE_<FIELD>; each must name the table of that model."""
-    functions = [logical_id_by_path(synth, f"/{p}/Resource") for p in ("Api/Function", "Ingest/Finalize")]
+    paths = ("Api/Function", "Ingest/Finalize", "Processing/Step", "Sweeper/Function")
+    functions = [logical_id_by_path(synth, f"/{p}/Resource") for p in paths]
     for spec in table_specs():
         table_id = logical_id_by_path(synth, f"/Tables/{spec.logical_name}/Resource")
         for function in functions:

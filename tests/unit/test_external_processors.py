@@ -58,7 +58,7 @@ def test_the_functions_own_refusal_is_permanent(lambda_service):
 
 def test_any_other_function_error_is_retried(lambda_service):
     _answer(lambda_service, {"errorType": "Sandbox.Timedout", "errorMessage": "t"}, function_error="Unhandled")
-    with pytest.raises(TransientStepError, match="Sandbox.Timedout"):
+    with pytest.raises(TransientStepError, match=r"Sandbox\.Timedout"):
         external.call(ARN, lane="stems", payload=REQUEST, timeout_s=5)
 
 

@@ -1,0 +1,118 @@
+"""The scheduled sweeper: nothing stays ``processing`` forever.
+
+A workflow normally ends in MarkReady or MarkFailed, which give the track its verdict. It can end
+without one: the execution times out (Step Functions stops it mid-lane), someone stops it, or a
+Lambda crash exhausts MarkFailed's own retries. And finalize can crash between claiming an upload
+and starting its execution. Each of these leaves a track ``processing`` with no workflow to finish
+it. The sweeper finds such tracks through the sparse ``by_processing`` index (a Query per shard,
+oldest first, never a Scan) and asks Step Functions what became of each one's execution:
+
+* still running -> left alone (the workflow's own timeout bounds it);
+* ended -> the track is settled: ready when every required lane succeeded, else failed, with
+  lanes still open closed as failed (``processing_stopped``) or skipped (``not_run``);
+* never started -> started now (same name and input as finalize would use: idempotent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import UpdateError
+
+from functions.clients import sfn
+from functions.data.models import TrackModel, ensure_bound, utcnow
+from functions.domain import finalize, tracks, uploads
+from functions.observability import logger
+from functions.settings import settings
+from functions.workflow import verdict
+
+# Step Functions execution status -> the error name the lanes' "stopped" messages are keyed by.
+ENDED = {"TIMED_OUT": "States.Timeout", "ABORTED": "States.Aborted", "FAILED": "States.Runtime"}
+STILL_RUNNING = frozenset({"RUNNING", "PENDING_REDRIVE"})
+
+
+@dataclass
+class SweepReport:
+    examined: int = 0
+    running: int = 0
+    settled_ready: int = 0
+    settled_failed: int = 0
+    restarted: int = 0
+    stale_entries: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def sweep(*, now: datetime | None = None, older_than_s: int | None = None) -> SweepReport:
+    ensure_bound()
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings().sweep_after_s if older_than_s is None else older_than_s)
+    report = SweepReport()
+    for shard in range(tracks.PROCESSING_SHARDS):
+        shard_key = f"processing#{shard}"
+        for entry in TrackModel.in_processing.query(shard_key, TrackModel.processing_since <= cutoff):
+            report.examined += 1
+            _sweep_one(entry.pk, now, report)
+    if report.examined:
+        logger.info("sweep finished", extra=report.to_json())
+    return report
+
+
+def _sweep_one(track_id: str, now: datetime, report: SweepReport) -> None:
+    track = tracks.find(track_id)
+    upload = uploads.find(track.upload_id) if track else None
+    if track is None or upload is None or track.status != "processing":
+        # Deleted, or given a verdict by a write that kept the index keys: drop the entry.
+        _leave_index(track_id)
+        report.stale_entries += 1
+        return
+    execution = _execution(upload.execution_arn or finalize.execution_arn(upload.upload_id))
+    if execution is None:
+        finalize.ensure_execution(upload)
+        _touch(track_id, now)  # give the new execution a full grace period before looking again
+        report.restarted += 1
+        logger.warning("sweeper started a missing execution", extra={"track_id": track_id})
+        return
+    status = execution["status"]
+    if status in STILL_RUNNING:
+        report.running += 1
+        return
+    error_name = ENDED.get(status, "States.Runtime")
+    if status == "FAILED" and execution.get("error"):
+        error_name = execution["error"]
+    status_now = verdict.settle(track_id, track.owner_id, error_name)
+    if status_now == "ready":
+        report.settled_ready += 1
+    else:
+        report.settled_failed += 1
+    logger.warning("sweeper settled a track", extra={"track_id": track_id, "execution": status, "verdict": status_now})
+
+
+def _execution(execution_arn: str) -> dict[str, Any] | None:
+    try:
+        return dict(sfn().describe_execution(executionArn=execution_arn))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return None
+        raise
+
+
+def _touch(track_id: str, now: datetime) -> None:
+    TrackModel(track_id, TrackModel.TRACK_SK).update(
+        actions=[TrackModel.processing_since.set(now)], condition=TrackModel.pk.exists()
+    )
+
+
+def _leave_index(track_id: str) -> None:
+    try:
+        TrackModel(track_id, TrackModel.TRACK_SK).update(
+            actions=[TrackModel.processing_shard.remove(), TrackModel.processing_since.remove()],
+            condition=TrackModel.pk.exists(),
+        )
+    except UpdateError as error:  # the item may be gone already
+        if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise

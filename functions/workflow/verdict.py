@@ -1,0 +1,100 @@
+"""A track's verdict once its workflow ends: ready or failed, with no lane left open.
+
+Kept apart from the lanes (``steps``) because the sweeper gives verdicts too, and it must not
+import the lanes' media libraries (Pillow, numpy), which only the processing function carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.data.models import TrackModel
+from functions.domain import tracks
+from functions.workflow.definition import REQUIRED_LANES
+
+StepInput = dict[str, Any]
+
+
+def close_open_lanes(track_id: str, owner_id: str, error_name: str | None) -> list[tuple[str, str | None, str | None]]:
+    """Lanes still queued or running when the workflow ends were stopped (a timeout, a crash, retries
+    exhausted, a required lane failing beside them): close them so nothing stays 'running'.
+    Returns every failed lane as (lane, code, message)."""
+    status = tracks.processing_status(track_id, owner_id)
+    failures: list[tuple[str, str | None, str | None]] = []
+    for lane in status.lanes:
+        if lane.state == "failed":
+            failures.append((lane.lane, lane.code, lane.message))
+        elif lane.state == "running":
+            stopped = _stopped_message(error_name)
+            tracks.lane_finished(track_id, lane.lane, state="failed", code="processing_stopped", message=stopped)
+            failures.append((lane.lane, "processing_stopped", stopped))
+        elif lane.state == "queued":
+            tracks.lane_finished(
+                track_id, lane.lane, state="skipped", code="not_run", message="Not run: a required step failed."
+            )
+    return failures
+
+
+def mark_ready(payload: StepInput) -> dict[str, str]:
+    """Reached when every required lane succeeded; optional lanes may have failed. (The sweeper
+    passes how the execution ended as ``failure``, so lanes it stopped say why.)"""
+    error_name = (payload.get("failure") or {}).get("Error")
+    close_open_lanes(payload["trackId"], payload["ownerId"], error_name=error_name)
+    tracks.update(
+        payload["trackId"],
+        TrackModel.status.set("ready"),
+        TrackModel.workflow_status.set("succeeded"),
+        TrackModel.failure_code.remove(),
+        TrackModel.failure_message.remove(),
+        *_leave_sweeper_index(),
+    )
+    return {"status": "ready"}
+
+
+def mark_failed(payload: StepInput) -> dict[str, str]:
+    """Reached through Catch when a required lane failed. Lanes that failed permanently have
+    recorded why; the track reports the first required lane's reason."""
+    error_name = (payload.get("failure") or {}).get("Error", "States.Unknown")
+    failures = close_open_lanes(payload["trackId"], payload["ownerId"], error_name)
+    required = [f for f in failures if f[0] in REQUIRED_LANES]
+    code: str | None = None
+    message: str | None = None
+    if failures:
+        _, code, message = (required or failures)[0]
+    tracks.update(
+        payload["trackId"],
+        TrackModel.status.set("failed"),
+        TrackModel.workflow_status.set("failed"),
+        # No lane failed: the workflow itself was stopped (timeout, abort) before any lane could.
+        TrackModel.failure_code.set(code or "processing_stopped"),
+        TrackModel.failure_message.set(message or "Processing stopped before it could finish. Upload the file again."),
+        *_leave_sweeper_index(),
+    )
+    return {"status": "failed"}
+
+
+def settle(track_id: str, owner_id: str, error_name: str) -> str:
+    """Gives a verdict for a track whose workflow ended without one (it timed out, was stopped, or
+    crashed before MarkReady/MarkFailed): ready when every required lane succeeded, else failed.
+    Returns the new status. Used by the sweeper."""
+    lanes = {lane.lane: lane.state for lane in tracks.processing_status(track_id, owner_id).lanes}
+    payload = {"trackId": track_id, "ownerId": owner_id, "failure": {"Error": error_name}}
+    if all(lanes.get(lane) == "succeeded" for lane in REQUIRED_LANES):
+        return mark_ready(payload)["status"]
+    return mark_failed(payload)["status"]
+
+
+def _leave_sweeper_index() -> tuple[Any, ...]:
+    return TrackModel.processing_shard.remove(), TrackModel.processing_since.remove()
+
+
+def _stopped_message(error_name: str | None) -> str:
+    if error_name == "States.Timeout":
+        return "This step took too long and was stopped."
+    if error_name == "States.Aborted":
+        return "Processing was stopped before this step finished."
+    if error_name == "TransientStepError":
+        return "This step kept hitting temporary problems and gave up. Try again later."
+    if error_name is None:
+        return "This step did not finish before processing completed."
+    return "This step stopped unexpectedly."
