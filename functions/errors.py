@@ -121,6 +121,16 @@ class RenditionNotReady(DomainError):
     status = 409
 
 
+class ArtworkNotFound(DomainError):
+    code = "artwork_not_found"
+    status = 404
+
+
+class EmbeddingNotReady(DomainError):
+    code = "embedding_not_ready"
+    status = 409
+
+
 class EmptyFile(DomainError):
     code = "empty_file"
     status = 400

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # execution is left alone, so this only bounds how late a repair can come).
     sweep_after_s: int = Field(default=15 * 60, ge=0)
 
+    # /similar compares a track with at most this many of its owner's tracks (newest first).
+    similar_candidates_max: int = Field(default=5000, ge=1)
+
     ffmpeg_path: str | None = None
     # Below the processing Lambda's 900 s, so a stuck ffmpeg ends as a lane failure, not a kill.
     ffmpeg_timeout_s: int = 840

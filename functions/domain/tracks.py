@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from functions.data.models import LaneModel, TrackModel, ensure_bound, utcnow
-from functions.errors import TrackNotFound
+from functions.domain import similarity
+from functions.errors import EmbeddingNotReady, TrackNotFound
+from functions.settings import settings
 from functions.workflow.definition import LANES
 
 if TYPE_CHECKING:
@@ -184,3 +186,26 @@ def _update_if(item: TrackModel, actions: list[Any], condition: Any) -> bool:
             return False
         raise
     return True
+
+
+@dataclass(frozen=True)
+class Similar:
+    track: TrackModel
+    score: float
+
+
+def similar(track_id: str, owner_id: str, *, limit: int) -> tuple[TrackModel, list[Similar], int]:
+    """The owner's ready tracks whose embeddings are nearest to this track's, best first, and how
+    many were compared. One Query on ``by_owner`` (newest first, bounded), never a Scan."""
+    track = get_owned(track_id, owner_id)
+    vector = (track.embedding or {}).get("vector")
+    if not vector:
+        raise EmbeddingNotReady(f"This track has no embedding yet (status: {track.status}).", trackStatus=track.status)
+    candidates: dict[str, TrackModel] = {}
+    for other in TrackModel.by_owner.query(owner_id, scan_index_forward=False, limit=settings().similar_candidates_max):
+        if other.pk != track_id and other.status == "ready" and (other.embedding or {}).get("vector"):
+            candidates[other.pk] = other
+    ranked = similarity.nearest(
+        vector, ((pk, other.embedding["vector"]) for pk, other in candidates.items()), limit=limit
+    )
+    return track, [Similar(candidates[pk], score) for pk, score in ranked], len(candidates)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import select
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, reduce
+from typing import IO
 
 from functions.settings import settings
 
@@ -73,3 +79,94 @@ def run(args: list[str], *, timeout_s: float | None = None, background: bool = F
             process.communicate()
             raise FfmpegTimeout(f"ffmpeg did not finish within {error.timeout} s") from error
     return Completed(process.returncode, stdout, stderr)
+
+
+@contextlib.contextmanager
+def stream(args: list[str], *, timeout_s: float | None = None, background: bool = False) -> Iterator[IO[bytes]]:
+    """Runs ffmpeg and yields its stdout as a binary pipe, for output too large to hold (decoded PCM).
+
+    ``run`` keeps everything ffmpeg prints; this keeps only what the caller has not read yet (the
+    pipe's buffer) and the last 8 KB of stderr, whatever the length of the audio. The caller reads
+    the pipe to its end inside the ``with`` block; leaving the block then:
+
+    * reaps ffmpeg, always, however the block ends;
+    * raises ``FfmpegTimeout`` once ``timeout_s`` (default: the ``ffmpeg_timeout_s`` setting) has
+      passed since the start: ffmpeg is killed at the deadline, so a read that was waiting sees
+      the end of the pipe at once rather than blocking until the Lambda itself is killed;
+    * raises ``subprocess.CalledProcessError`` if ffmpeg exited non-zero, with the tail of its
+      stderr (text) in ``stderr``. Any URL among ``args`` is replaced by ``<url>`` in both ``cmd``
+      and ``stderr``: a presigned URL is a credential, and the error ends up in logs.
+
+    Leaving the block before the end of the pipe (``break``, ``return``, an exception) kills
+    ffmpeg: the caller has what it needs or has failed, and an exception from the block propagates.
+    """
+    command = [executable(), "-hide_banner", "-nostdin", *args]
+    limit = timeout_s or settings().ffmpeg_timeout_s
+    deadline = time.monotonic() + limit
+    tail = bytearray()
+    expired = threading.Event()
+    failure: BaseException | None = None
+    read_to_end = False
+    # As in ``run``: our own argument list, no shell; the source is one argv element.
+    with subprocess.Popen(  # noqa: S603
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        output, errors = process.stdout, process.stderr
+        assert isinstance(output, io.BufferedReader) and isinstance(errors, io.BufferedReader)
+        if background:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICENESS)
+
+        def drain() -> None:
+            # ffmpeg stops, blocked on write, once an unread stderr pipe holds 64 KB (a verbose
+            # filter or a long run of decode warnings): read all of it, keep only the last 8 KB.
+            while chunk := errors.read1(65536):
+                tail.extend(chunk)
+                del tail[:-8192]
+
+        def expire() -> None:
+            expired.set()
+            process.kill()
+
+        drainer = threading.Thread(target=drain, name="ffmpeg-stderr", daemon=True)
+        watchdog = threading.Timer(limit, expire)
+        watchdog.daemon = True
+        drainer.start()
+        watchdog.start()
+        try:
+            yield output
+            # At the end of the output the pipe is readable and empty. Anything else (data still
+            # buffered or in the pipe, or nothing yet) means the caller stopped early.
+            read_to_end = bool(select.select([output], [], [], 0)[0]) and not output.peek(1)
+        except BaseException as error:  # re-raised below, once ffmpeg is reaped
+            failure = error
+        # The watchdog must not kill a process that wait() may already have reaped: its pid can be
+        # reused. From here on the deadline is wait()'s timeout.
+        watchdog.cancel()
+        watchdog.join()
+        if not read_to_end:
+            process.kill()
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:  # still running at the deadline (it was not killed above)
+            expired.set()
+            process.kill()
+            process.wait()
+        drainer.join()
+
+    if failure is not None and not isinstance(failure, Exception):
+        raise failure  # KeyboardInterrupt, SystemExit: not ours to replace
+    if expired.is_set():
+        # A caller that fails on the truncated output would otherwise hide the real cause.
+        raise FfmpegTimeout(f"ffmpeg did not finish within {limit} s") from failure
+    if failure is not None:
+        raise failure
+    if read_to_end and process.returncode != 0:
+        raise subprocess.CalledProcessError(
+            process.returncode,
+            ["<url>" if is_url(arg) else arg for arg in command],
+            # ffmpeg names the input in its errors, signature and all.
+            stderr=reduce(
+                lambda text, url: text.replace(url, "<url>"), filter(is_url, command), tail.decode(errors="replace")
+            ),
+        )

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.data import keys, storage
 from functions.data.models import TrackModel
 from functions.domain import tracks
-from functions.media import ffmpeg, loudness, probe, tags, transcode, waveform
+from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
 from functions.settings import settings
 from functions.workflow import external
@@ -143,6 +143,47 @@ def _keep_embedded_cover(track_id: str, cover: tags.EmbeddedCover) -> dict[str, 
     return {"used": used, "contentType": content_type, "byteSize": len(cover.data)}
 
 
+def _artwork(payload: StepInput) -> dict[str, Any]:
+    """Renders the track's image (uploaded, or the cover the tags lane found) into square variants.
+    A bad image fails this lane only: the audio is unaffected."""
+    track_id = payload["trackId"]
+    track = tracks.find(track_id)
+    source = track.image_source if track else None
+    if not source:
+        raise external.LaneSkipped("no_image", "No image was uploaded and the audio has no embedded cover.")
+    stored = storage.head(source["key"])
+    if stored is None:
+        raise StepFailed("image_missing", "The image is no longer in storage; upload it again.")
+    if stored.size > artwork.MAX_IMAGE_BYTES:
+        # Refused before it is downloaded.
+        raise StepFailed("image_too_large", f"The image is over {artwork.MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+    with tempfile.TemporaryDirectory(prefix="artwork-") as scratch:
+        original = Path(scratch) / "source"
+        storage.download(source["key"], original)
+        made = artwork.render(original, Path(scratch) / "variants")
+        variants = []
+        for variant in made.variants:
+            key = keys.artwork_variant(track_id, variant.size, variant.path.suffix.lstrip("."))
+            storage.upload_file(variant.path, key, content_type=variant.content_type)
+            variants.append({**variant.to_json(), "key": key})
+    record = {
+        "origin": source.get("origin"),
+        "sourceFormat": made.source_format,
+        "width": made.source_width,
+        "height": made.source_height,
+        "variants": variants,
+    }
+    tracks.update(track_id, TrackModel.artwork.set(record))
+    return record
+
+
+def _embeddings(payload: StepInput) -> dict[str, Any]:
+    made = embedding.embed(_source(payload), background=True)
+    tracks.update(payload["trackId"], TrackModel.embedding.set(made.to_json()))
+    # The vector itself stays on the track (it is a hundred numbers of no use to read).
+    return {"version": made.version, "dimensions": len(made.vector), "analysedMs": made.analysed_ms}
+
+
 def _external(lane: str, url_of: Callable[[], str | None]) -> Callable[[StepInput], dict[str, Any]]:
     def work(payload: StepInput) -> dict[str, Any]:
         request = {
@@ -161,6 +202,8 @@ STEPS: dict[str, Step] = {
     "waveform": _lane("waveform", _waveform),
     "loudness": _lane("loudness", _loudness),
     "tags": _lane("tags", _tags),
+    "artwork": _lane("artwork", _artwork),
+    "embeddings": _lane("embeddings", _embeddings),
     "stems": _lane("stems", _external("stems", lambda: settings().stems_processor)),
     "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor)),
     "mark_ready": mark_ready,

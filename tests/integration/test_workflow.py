@@ -45,15 +45,7 @@ def test_a_wav_is_probed_and_the_track_becomes_ready(stack, artist, runner, wav_
 
     assert status["status"] == "ready"
     assert status["workflowStatus"] == "succeeded"
-    assert [lane["name"] for lane in status["lanes"]] == [
-        "probe",
-        "transcode",
-        "waveform",
-        "loudness",
-        "tags",
-        "stems",
-        "lyrics",
-    ]
+    assert [lane["name"] for lane in status["lanes"]] == list(LANES)
     probe = status["lanes"][0]
     assert probe["state"] == "succeeded"
     assert probe["attempts"] == 1

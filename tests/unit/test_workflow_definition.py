@@ -59,3 +59,22 @@ def test_retry_backoff_matches_step_functions():
     assert [policy.delay_before(n) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
     assert policy.matches("TransientStepError")
     assert not policy.matches("StepFailed")
+
+
+def test_lanes_run_in_parallel_after_probe_and_artwork_follows_tags():
+    assert definition.LANES == (
+        "probe", "transcode", "waveform", "loudness", "tags", "artwork", "embeddings", "stems", "lyrics",
+    )  # fmt: skip
+    assert {"probe", "transcode"} == definition.REQUIRED_LANES
+    branches = definition.render_aws()["States"]["Lanes"]["Branches"]
+    assert [branch["StartAt"] for branch in branches] == [
+        "Transcode", "Waveform", "Loudness", "Tags", "Embeddings", "Stems", "Lyrics",
+    ]  # fmt: skip
+    (chain,) = [branch["States"] for branch in branches if branch["StartAt"] == "Tags"]
+    # Artwork renders the cover tags found, so it runs after Tags, and after a failed Tags too
+    # (an uploaded image does not need the tags lane).
+    assert chain["Tags"]["Next"] == "Artwork"
+    assert chain["Tags"]["Catch"][0]["Next"] == "Artwork"
+    assert chain["Artwork"]["Catch"][0]["Next"] == "ArtworkFailed"
+    assert chain["Artwork"]["End"] is True
+    assert chain["ArtworkFailed"] == {"Type": "Pass", "Result": {}, "ResultPath": None, "End": True}

@@ -13,7 +13,7 @@ from functions.api.models import CamelResponse, iso
 from functions.data import storage
 from functions.data.models import LaneModel, TrackModel
 from functions.domain import tracks
-from functions.errors import RenditionNotReady, TrackNotFound
+from functions.errors import ArtworkNotFound, RenditionNotReady, TrackNotFound
 from functions.settings import settings
 
 router = APIRouter(prefix="/v1/tracks", tags=["tracks"])
@@ -49,6 +49,9 @@ class TrackResponse(CamelResponse):
     loudness: dict[str, Any] | None
     # What the file's own tags say (whether or not it was applied to the fields above).
     embedded_tags: dict[str, Any] | None
+    # {origin, width, height, variants: [{size, format, contentType, byteSize}]}; fetch a variant
+    # through /artwork.
+    artwork: dict[str, Any] | None
     failure: Failure | None
     created_at: str
     updated_at: str
@@ -91,6 +94,13 @@ def _failure(track: TrackModel) -> Failure | None:
 
 def _int_or_none(value: float | None) -> int | None:
     return int(value) if value is not None else None
+
+
+def _public_artwork(artwork: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not artwork:
+        return None
+    variants = [{k: v for k, v in variant.items() if k != "key"} for variant in artwork.get("variants", [])]
+    return {**{k: v for k, v in artwork.items() if k != "variants"}, "variants": variants}
 
 
 def _public_waveform(waveform: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -141,6 +151,7 @@ def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) 
         },
         loudness=track.loudness,
         embedded_tags=track.embedded_tags,
+        artwork=_public_artwork(track.artwork),
         failure=_failure(track),
         created_at=iso(track.created_at) or "",
         updated_at=iso(track.updated_at) or "",
@@ -197,3 +208,79 @@ def stream_track(
     url = storage.presign_get(key, expires_in=settings().stream_url_ttl_s, content_type=content_type)
     # The URL is personal and short-lived: never cache the redirect.
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})
+
+
+ArtworkFormat = Literal["webp", "jpeg"]
+
+
+@router.get(
+    "/{track_id}/artwork",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        302: {"description": "Redirect to a short-lived presigned GET of the variant"},
+        404: {"description": "artwork_not_found"},
+    },
+)
+def track_artwork(
+    track_id: str,
+    user: Annotated[Principal, Depends(current_user)],
+    size: Annotated[
+        int, Query(ge=1, le=4096, description="wanted side in px: the smallest variant at least this big")
+    ] = 600,
+    format: Annotated[ArtworkFormat, Query(description="webp (default) or jpeg")] = "webp",
+) -> RedirectResponse:
+    """302 to the square variant that best fits ``size`` (the smallest at least that big, else the
+    largest there is)."""
+    track = tracks.get_owned(_track_id(track_id), user.user_id)
+    variants = [v for v in (track.artwork or {}).get("variants", []) if v["format"] == format]
+    if not variants:
+        raise ArtworkNotFound("This track has no artwork (yet).")
+    fitting = [v for v in variants if v["size"] >= size]
+    chosen = min(fitting, key=lambda v: v["size"]) if fitting else max(variants, key=lambda v: v["size"])
+    url = storage.presign_get(chosen["key"], expires_in=settings().stream_url_ttl_s, content_type=chosen["contentType"])
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})
+
+
+class SimilarTrack(CamelResponse):
+    track_id: str
+    title: str
+    duration_ms: int | None
+    # Cosine similarity of the two embeddings, -1..1 (1: the same sound).
+    score: float
+
+
+class SimilarResponse(CamelResponse):
+    track_id: str
+    embedding_version: str
+    compared: int
+    items: list[SimilarTrack]
+
+
+@router.get(
+    "/{track_id}/similar",
+    response_model=SimilarResponse,
+    response_model_by_alias=True,
+    responses={409: {"description": "embedding_not_ready"}},
+)
+def similar_tracks(
+    track_id: str,
+    user: Annotated[Principal, Depends(current_user)],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> SimilarResponse:
+    """The caller's ready tracks that sound most like this one (embeddings lane), best first."""
+    track, ranked, compared = tracks.similar(_track_id(track_id), user.user_id, limit=limit)
+    return SimilarResponse(
+        track_id=ids.render("trk", track.track_id),
+        embedding_version=(track.embedding or {}).get("version", ""),
+        compared=compared,
+        items=[
+            SimilarTrack(
+                track_id=ids.render("trk", hit.track.track_id),
+                title=hit.track.title,
+                duration_ms=_int_or_none(hit.track.duration_ms),
+                score=hit.score,
+            )
+            for hit in ranked
+        ],
+    )

@@ -1,5 +1,6 @@
-"""The tags lane against moto: embedded tags fill what the uploader left empty, never more, and the
-original is read with ranged GETs instead of being downloaded."""
+"""The tags and artwork lanes against moto: embedded tags fill what the uploader left empty, never
+more; the original is read with ranged GETs instead of being downloaded; an embedded cover becomes
+square WebP/JPEG variants, and a bad one fails only the artwork lane."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from mutagen.id3 import APIC, ID3
 from PIL import Image
@@ -134,3 +136,66 @@ def test_tags_are_read_with_ranged_gets_not_a_download(stack, tmp_path, counted_
     assert counted_gets and all(r.startswith("bytes=") for r in counted_gets)
     fetched = sum(int(end) - int(start) + 1 for start, end in (r[6:].split("-") for r in counted_gets))
     assert fetched < size / 10, (fetched, size, counted_gets)
+
+
+def test_an_embedded_cover_becomes_square_variants_served_by_redirect(stack, artist, runner, tmp_path):
+    path = tagged_mp3(tmp_path / "covered.mp3", cover=jpeg(size=(640, 480)))
+    upload = upload_and_finalize(stack, artist, path, content_type="audio/mpeg")
+
+    status = processed(stack, artist, upload)
+    lane = lanes_by_name(status)["artwork"]
+    assert status["status"] == "ready"
+    assert lane["state"] == "succeeded", lane
+    assert (lane["outputs"]["origin"], lane["outputs"]["width"], lane["outputs"]["height"]) == ("embedded", 640, 480)
+    # The centre square is 480 px: the 300 and 96 variants, never an upscaled 600 or 1400.
+    assert [(v["size"], v["format"]) for v in lane["outputs"]["variants"]] == [
+        (300, "webp"), (300, "jpeg"), (96, "webp"), (96, "jpeg"),
+    ]  # fmt: skip
+    track = track_of(stack, artist, upload)
+    assert all("key" not in variant for variant in track["artwork"]["variants"])
+
+    redirect = stack.api.get(
+        f"/v1/tracks/{upload['trackId']}/artwork?size=200&format=jpeg", headers=as_user(artist), follow_redirects=False
+    )
+    assert redirect.status_code == 302
+    image = httpx.get(redirect.headers["location"])
+    assert image.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(image.content)) as served:
+        assert (served.format, served.size) == ("JPEG", (300, 300))
+        assert served.getpixel((150, 150)) == pytest.approx((200, 30, 90), abs=8)
+
+    largest = stack.api.get(
+        f"/v1/tracks/{upload['trackId']}/artwork?size=4000", headers=as_user(artist), follow_redirects=False
+    )
+    with Image.open(io.BytesIO(httpx.get(largest.headers["location"]).content)) as served:
+        assert (served.format, served.size) == ("WEBP", (300, 300))
+
+
+def test_a_bad_cover_fails_the_artwork_lane_and_never_the_audio(stack, artist, runner, tmp_path):
+    path = tagged_mp3(tmp_path / "bad-cover.mp3", cover=b"\xff\xd8\xff" + b"not really a jpeg" * 100)
+    upload = upload_and_finalize(stack, artist, path, content_type="audio/mpeg")
+
+    status = processed(stack, artist, upload)
+    lane = lanes_by_name(status)["artwork"]
+    assert status["status"] == "ready"
+    assert (lane["state"], lane["code"]) == ("failed", "image_unreadable")
+    assert lane["message"]
+    assert track_of(stack, artist, upload)["artwork"] is None
+    missing = stack.api.get(f"/v1/tracks/{upload['trackId']}/artwork", headers=as_user(artist), follow_redirects=False)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "artwork_not_found")
+
+
+def test_no_image_skips_the_artwork_lane_visibly(stack, artist, runner, wav_3s):
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    lane = lanes_by_name(processed(stack, artist, upload))["artwork"]
+    assert (lane["state"], lane["code"]) == ("skipped", "no_image")
+
+
+def test_another_owner_cannot_fetch_the_artwork(stack, artist, runner, tmp_path):
+    path = tagged_mp3(tmp_path / "private.mp3", cover=jpeg())
+    upload = upload_and_finalize(stack, artist, path, content_type="audio/mpeg")
+    processed(stack, artist, upload)
+    response = stack.api.get(
+        f"/v1/tracks/{upload['trackId']}/artwork", headers=as_user("mallory"), follow_redirects=False
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "track_not_found")

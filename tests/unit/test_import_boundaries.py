@@ -1,0 +1,33 @@
+"""Only the processing function carries the media layer (Pillow, numpy, mutagen): every other
+handler must load without it, or it would fail at import time in AWS."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+MEDIA_LIBRARIES = ("numpy", "PIL", "mutagen")
+
+
+def imported_by(module: str) -> set[str]:
+    script = (
+        f"import json, sys; import {module}; "
+        f"print(json.dumps(sorted(m for m in {list(MEDIA_LIBRARIES)!r} if m in sys.modules)))"
+    )
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    return set(json.loads(output))
+
+
+@pytest.mark.parametrize(
+    "handler", ["functions.handlers.api", "functions.handlers.finalize_on_put", "functions.handlers.sweeper"]
+)
+def test_handlers_without_the_media_layer_do_not_import_it(handler):
+    assert imported_by(handler) == set()
+
+
+def test_the_processing_handler_does_import_it():
+    """The check above can see these imports at all."""
+    assert imported_by("functions.handlers.workflow_step") == set(MEDIA_LIBRARIES)
