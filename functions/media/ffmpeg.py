@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import select
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache, reduce
+from functools import cache
 from typing import IO
 
 from functions.settings import settings
@@ -61,6 +62,19 @@ class FfmpegTimeout(Exception):
 BACKGROUND_NICENESS = 10
 
 
+# Presigned-URL query parameters that are credentials; scrubbed even from a fragment of a URL (a
+# stderr tail can begin in the middle of one).
+_CREDENTIAL_PARAMETERS = re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token))=[^&\s\"']*", re.IGNORECASE)
+
+
+def redact(text: str, args: list[str]) -> str:
+    """``text`` (ffmpeg's stderr) without the presigned URLs among ``args``: ffmpeg names its
+    input in its messages, signature and all, and those messages end up in logs."""
+    for url in filter(is_url, args):
+        text = text.replace(url, "<url>")
+    return _CREDENTIAL_PARAMETERS.sub(r"\1=<redacted>", text)
+
+
 def run(args: list[str], *, timeout_s: float | None = None, background: bool = False) -> Completed:
     command = [executable(), "-hide_banner", "-nostdin", *args]
     # The command is our own argument list (no shell); the only outside value is the input path
@@ -78,7 +92,7 @@ def run(args: list[str], *, timeout_s: float | None = None, background: bool = F
             process.kill()
             process.communicate()
             raise FfmpegTimeout(f"ffmpeg did not finish within {error.timeout} s") from error
-    return Completed(process.returncode, stdout, stderr)
+    return Completed(process.returncode, stdout, redact(stderr, args))
 
 
 @contextlib.contextmanager
@@ -166,7 +180,5 @@ def stream(args: list[str], *, timeout_s: float | None = None, background: bool 
             process.returncode,
             ["<url>" if is_url(arg) else arg for arg in command],
             # ffmpeg names the input in its errors, signature and all.
-            stderr=reduce(
-                lambda text, url: text.replace(url, "<url>"), filter(is_url, command), tail.decode(errors="replace")
-            ),
+            stderr=redact(tail.decode(errors="replace"), command),
         )
