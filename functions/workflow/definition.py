@@ -186,10 +186,17 @@ _TO_FAILED = (Catch(next="MarkFailed"),)
 
 
 def _required_lane(name: str, step: str, *, timeout_seconds: int = 900) -> Branch:
-    """A required lane's failure fails its branch, the Parallel state and so the track."""
+    """A required lane's failure fails its branch, the Parallel state and so the track. Once it has
+    succeeded the track is playable, and says so at once (MarkPlayable) instead of waiting for the
+    optional lanes beside it; MarkReady completes the picture when they have all ended."""
     return Branch(
         start_at=name,
-        states=(Task(name, step=step, lane=step, required=True, timeout_seconds=timeout_seconds),),
+        states=(
+            Task(name, step=step, lane=step, required=True, timeout_seconds=timeout_seconds, next="MarkPlayable"),
+            # Only a status write: should it fail for good, MarkReady sets the same status later.
+            Task("MarkPlayable", step="mark_playable", timeout_seconds=60, catch=(Catch(next="PlayableLater"),)),
+            Pass("PlayableLater"),
+        ),
     )
 
 

@@ -21,7 +21,7 @@ from functions.observability import logger
 from functions.settings import settings
 from functions.workflow import external
 from functions.workflow.errors import StepFailed, TransientStepError
-from functions.workflow.verdict import mark_failed, mark_ready
+from functions.workflow.verdict import mark_failed, mark_playable, mark_ready
 
 StepInput = dict[str, Any]
 Step = Callable[[StepInput], Any]
@@ -206,6 +206,7 @@ STEPS: dict[str, Step] = {
     "embeddings": _lane("embeddings", _embeddings),
     "stems": _lane("stems", _external("stems", lambda: settings().stems_processor)),
     "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor)),
+    "mark_playable": mark_playable,
     "mark_ready": mark_ready,
     "mark_failed": mark_failed,
 }

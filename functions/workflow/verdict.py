@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.data.models import TrackModel
+from pynamodb.exceptions import UpdateError
+
+from functions.data.models import TrackModel, utcnow
 from functions.domain import tracks
 from functions.workflow.definition import REQUIRED_LANES
 
@@ -33,6 +35,22 @@ def close_open_lanes(track_id: str, owner_id: str, error_name: str | None) -> li
                 track_id, lane.lane, state="skipped", code="not_run", message="Not run: a required step failed."
             )
     return failures
+
+
+def mark_playable(payload: StepInput) -> dict[str, str]:
+    """Every required lane has succeeded (the renditions exist): the track is ``ready`` to play
+    while optional lanes (waveform, loudness, ...) may still run; ``workflowStatus`` stays
+    ``running`` until MarkReady. Conditional, so it never revives a track that was settled or
+    failed meanwhile."""
+    try:
+        TrackModel(payload["trackId"], TrackModel.TRACK_SK).update(
+            actions=[TrackModel.status.set("ready"), TrackModel.updated_at.set(utcnow())],
+            condition=TrackModel.status == "processing",
+        )
+    except UpdateError as error:
+        if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise
+    return {"status": "ready"}
 
 
 def mark_ready(payload: StepInput) -> dict[str, str]:

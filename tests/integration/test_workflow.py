@@ -4,6 +4,7 @@ track failed. Nothing is left 'processing'."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -139,3 +140,35 @@ def test_retries_that_never_succeed_end_failed_not_stuck(stack, artist, fast_run
     assert probe["state"] == "failed"
     assert probe["code"] == "processing_stopped"
     assert "temporary problems" in probe["message"]
+
+
+def test_the_track_is_ready_to_play_once_the_required_lanes_succeed(stack, artist, fast_runner, wav_3s, monkeypatch):
+    """A slow optional lane does not hold the track back: it is ``ready`` (playable) as soon as the
+    renditions exist, while ``workflowStatus`` stays ``running`` until every lane has ended."""
+    release = threading.Event()
+
+    def slow_waveform(_):
+        assert release.wait(30)
+        return {"slow": True}
+
+    monkeypatch.setitem(steps.STEPS, "waveform", steps._lane("waveform", slow_waveform))
+    upload = upload_and_finalize(stack, artist, wav_3s)
+
+    def status() -> dict:
+        return stack.api.get(f"/v1/tracks/{upload['trackId']}/processing-status", headers=as_user(artist)).json()
+
+    playable = wait_for(status, until=lambda s: s["status"] != "processing")
+    try:
+        assert (playable["status"], playable["workflowStatus"]) == ("ready", "running")
+        lanes = {lane["name"]: lane["state"] for lane in playable["lanes"]}
+        assert lanes["transcode"] == "succeeded"
+        assert lanes["waveform"] == "running"
+        stream = stack.api.get(
+            f"/v1/tracks/{upload['trackId']}/stream?format=mp3", headers=as_user(artist), follow_redirects=False
+        )
+        assert stream.status_code == 302
+    finally:
+        release.set()
+    done = processed(stack, artist, upload)
+    assert (done["status"], done["workflowStatus"]) == ("ready", "succeeded")
+    assert {lane["name"]: lane["state"] for lane in done["lanes"]}["waveform"] == "succeeded"
