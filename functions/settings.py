@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     tracks_table: str = "tracklane-tracks"
     uploads_table: str = "tracklane-uploads"
     entitlements_table: str = "tracklane-entitlements"
+    albums_table: str = "tracklane-albums"
     state_machine_arn: str = ""
 
     # Public base URL of the API as clients see it (used for finalizeUrl). When empty the

@@ -12,6 +12,7 @@ from typing import Any
 from functions import clients
 from functions.data import keys
 from functions.data.models import TABLE_MODELS, bind
+from functions.data.schema import table_specs
 from functions.settings import Settings
 from functions.workflow import definition
 
@@ -36,10 +37,11 @@ class LocalResources:
         return {
             "TRACKLANE_AWS_ENDPOINT_URL": self.endpoint,
             "TRACKLANE_MEDIA_BUCKET": current.media_bucket,
-            "TRACKLANE_ARTISTS_TABLE": current.artists_table,
-            "TRACKLANE_TRACKS_TABLE": current.tracks_table,
-            "TRACKLANE_UPLOADS_TABLE": current.uploads_table,
-            "TRACKLANE_ENTITLEMENTS_TABLE": current.entitlements_table,
+            # Every table the models define, as the CDK stack passes them (stacks.constructs.tables).
+            **{
+                f"TRACKLANE_{spec.settings_field.upper()}": getattr(current, spec.settings_field)
+                for spec in table_specs()
+            },
             "TRACKLANE_STATE_MACHINE_ARN": self.state_machine_arn,
         }
 

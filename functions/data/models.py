@@ -106,6 +106,8 @@ class TrackModel(Model):
     owner_id = UnicodeAttribute()
     upload_id = UnicodeAttribute()
     title = UnicodeAttribute()
+    # The album this track belongs to (``AlbumModel``); its order lives on the album.
+    album_id = UnicodeAttribute(null=True)
     # Who chose the title: "uploader", "file_name" (the default) or "tags" (the tags lane filled it).
     # Only a title the uploader did not choose may be replaced from the file's tags.
     title_source = UnicodeAttribute(null=True)
@@ -211,6 +213,85 @@ class UploadModel(Model):
     execution_arn = UnicodeAttribute(null=True)
 
 
+class AlbumsByOwner(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyped-call]
+    """An artist's albums, oldest first. Sparse: slug items carry no owner."""
+
+    class Meta:
+        index_name = "by_owner"
+        projection = AllProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class AlbumsListed(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyped-call]
+    """Every album, newest first, for ``GET /v1/albums``: one partition (``listed = "album"``).
+    Albums are created rarely, far below one index partition's write rate."""
+
+    class Meta:
+        index_name = "by_listing"
+        projection = AllProjection()
+
+    listed = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class AlbumModel(Model):
+    """An album (``pk=<albumId>, sk=album``). ``track_ids`` is the explicit track order: appends
+    are atomic (``list_append``), so tracks added concurrently keep a deterministic order.
+    ``revision`` grows with every change to the album or its track list (the ETag)."""
+
+    class Meta(_Unbound):
+        logical_name = "Albums"
+        settings_field = "albums_table"
+
+    ALBUM_SK = "album"
+    LISTED = "album"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    owner_id = UnicodeAttribute()
+    title = UnicodeAttribute()
+    slug = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    track_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    # {"key", "origin", "contentType"} of the cover image and the rendered variants, as on tracks.
+    image_source = JSONAttribute(null=True)
+    artwork = JSONAttribute(null=True)
+    listed = UnicodeAttribute(default=LISTED)
+    revision = NumberAttribute(default=1)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+    by_owner = AlbumsByOwner()
+    by_listing = AlbumsListed()
+
+    @property
+    def album_id(self) -> str:
+        return self.pk
+
+
+class AlbumSlugModel(Model):
+    """Claims an album slug per artist (``pk=slug#<ownerId>#<slug>, sk=slug``), so a transaction
+    keeps slugs unique. A slug the album was renamed away from stays, with ``current`` false, and
+    answers 301 to the album's current slug."""
+
+    class Meta(_Unbound):
+        logical_name = "Albums"
+        settings_field = "albums_table"
+        shares_table_with = "AlbumModel"
+
+    SLUG_SK = "slug"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    album_id = UnicodeAttribute()
+    current = BooleanAttribute(default=True)
+
+    @staticmethod
+    def key(owner_id: str, slug: str) -> str:
+        return f"slug#{owner_id}#{slug}"
+
+
 class EntitlementModel(Model):
     """An explicit upload grant or revocation; absence means the configured default policy."""
 
@@ -225,7 +306,15 @@ class EntitlementModel(Model):
     updated_at = UTCDateTimeAttribute(default=utcnow)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (ArtistModel, TrackModel, LaneModel, UploadModel, EntitlementModel)
+ALL_MODELS: tuple[type[Model], ...] = (
+    ArtistModel,
+    TrackModel,
+    LaneModel,
+    UploadModel,
+    AlbumModel,
+    AlbumSlugModel,
+    EntitlementModel,
+)
 # One model per physical table (the others share it); the local stack creates tables from these.
 TABLE_MODELS: tuple[type[Model], ...] = tuple(
     model for model in ALL_MODELS if not getattr(model.Meta, "shares_table_with", None)

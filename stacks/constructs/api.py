@@ -77,7 +77,7 @@ class Api(Construct):
             timeout=Duration.seconds(29),
             environment={"TRACKLANE_STATE_MACHINE_ARN": workflow.state_machine_arn},
         )
-        tables.grant_read_write(self.function, "Artists", "Tracks", "Uploads")
+        tables.grant_read_write(self.function, "Artists", "Tracks", "Uploads", "Albums")
         tables.grant_read(self.function, "Entitlements")
         # Presigned PUT URLs are signed with this role's credentials, so the role itself needs
         # PutObject -- on uploads/ only.
