@@ -138,3 +138,52 @@ class EmptyFile(DomainError):
 
 class ArtistProfileNotFound(NotFound):
     code = "artist_profile_not_found"
+
+
+class ArtistNotFound(NotFound):
+    """No artist has this handle (public album routes address artists by handle)."""
+
+    code = "artist_not_found"
+
+
+class AlbumNotFound(NotFound):
+    """No such album, or it is another owner's (owner-only routes never reveal that it exists)."""
+
+    code = "album_not_found"
+
+
+class InvalidAlbum(DomainError):
+    code = "invalid_album"
+    status = 422
+
+
+class AlbumChanged(DomainError):
+    """The album kept changing under an optimistic write; the request may simply be repeated."""
+
+    code = "album_changed"
+    status = 409
+
+
+class AlbumFull(DomainError):
+    code = "album_full"
+    status = 409
+
+
+class AlbumSlugUnavailable(DomainError):
+    code = "album_slug_unavailable"
+    status = 409
+
+
+class InvalidCursor(DomainError):
+    code = "invalid_cursor"
+    status = 400
+
+
+class TrackDeleted(TrackNotFound):
+    """The track item is gone, so a write that must not re-create it (a processing lane finishing
+    after the track was deleted) was refused. To a client it is just 'not found'."""
+
+
+class InvalidTrackUpdate(DomainError):
+    code = "invalid_track_update"
+    status = 400

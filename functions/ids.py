@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-Kind = Literal["upl", "trk", "ast"]
+Kind = Literal["upl", "trk", "ast", "alb"]
 
 
 def new_id() -> str:

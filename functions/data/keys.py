@@ -33,3 +33,14 @@ def upload_id_from_key(key: str) -> str | None:
         return None
     parts = key[len(UPLOADS_PREFIX) :].split("/")
     return parts[0] if len(parts) == 2 and parts[0] else None
+
+
+def track_prefix(track_id: str) -> str:
+    """Everything the workflow stores for a track lives under this prefix (renditions, waveform,
+    artwork): deleting the track deletes the prefix."""
+    return f"tracks/{track_id}/"
+
+
+def artwork_prefix(track_id: str) -> str:
+    """The track's artwork: the embedded cover kept as the source image and the rendered variants."""
+    return f"tracks/{track_id}/artwork/"

@@ -20,6 +20,7 @@ from pynamodb.attributes import (
     ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.attributes import TTLAttribute as _TTLAttribute
@@ -253,6 +254,9 @@ class AlbumModel(Model):
     owner_id = UnicodeAttribute()
     title = UnicodeAttribute()
     slug = UnicodeAttribute()
+    # Every slug this album holds a claim on (the current one and those it was renamed away from):
+    # claims are keyed by slug, so without this list deleting the album could not find them.
+    slugs = UnicodeSetAttribute(null=True)
     description = UnicodeAttribute(null=True)
     track_ids = ListAttribute(of=UnicodeAttribute, null=True)
     # {"key", "origin", "contentType"} of the cover image and the rendered variants, as on tracks.

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from functions.clients import s3
 from functions.settings import settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 
 @dataclass(frozen=True)
@@ -133,3 +137,42 @@ def put_json(key: str, document: Any) -> None:
 
 def delete(key: str) -> None:
     s3().delete_object(Bucket=settings().media_bucket, Key=key)
+
+
+# DeleteObjects takes at most this many keys per call; ListObjectsV2 pages are this size too.
+DELETE_BATCH = 1000
+
+
+class DeleteIncomplete(Exception):
+    """S3 refused to delete some keys (DeleteObjects reports them per key instead of failing)."""
+
+    def __init__(self, errors: Sequence[Mapping[str, object]]) -> None:
+        summary = ", ".join(f"{e.get('Key')}: {e.get('Code')}" for e in errors[:5])
+        super().__init__(f"{len(errors)} object(s) were not deleted ({summary})")
+        self.errors = errors
+
+
+def delete_prefix(prefix: str) -> int:
+    """Deletes every object under ``prefix`` and returns how many there were: ListObjectsV2 page by
+    page, one DeleteObjects per page of at most 1,000 keys. Deleting behind the listing is safe,
+    since each page continues after the last key already listed."""
+    # A prefix that is empty or not a whole folder ("tracks/ab" also matches "tracks/abc/...") would
+    # delete what belongs to something else; every caller passes a keys.*_prefix.
+    if not prefix.endswith("/") or prefix.strip("/") == "":
+        raise ValueError(f"refusing to delete under {prefix!r}: not a folder prefix")
+    bucket = settings().media_bucket
+    deleted = 0
+    pages = (
+        s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": DELETE_BATCH})
+    )
+    for page in pages:
+        objects: list[ObjectIdentifierTypeDef] = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if not objects:
+            continue
+        response = s3().delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+        if response.get("Errors"):
+            raise DeleteIncomplete(response["Errors"])
+        deleted += len(objects)
+    return deleted

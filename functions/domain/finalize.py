@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from functions.clients import sfn
 from functions.data import storage
@@ -79,7 +79,10 @@ def finalize(
         _verify_object(upload)
         if _claim(upload, trigger):
             return _start_processing(upload, duration_ms=duration_ms, waveform=waveform)
-        upload.refresh()
+        try:
+            upload.refresh()
+        except DoesNotExist as gone:  # its track was deleted (with the intent) meanwhile
+            raise UploadIntentNotFound("No such upload intent for this owner.") from gone
     return _after_the_fact(upload, trigger=trigger, duration_ms=duration_ms, waveform=waveform)
 
 
@@ -153,7 +156,6 @@ def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform:
     actions: list[Any] = [
         TrackModel.status.set("processing"),
         TrackModel.workflow_status.set("running"),
-        TrackModel.updated_at.set(now),
         TrackModel.expires_at_epoch.remove(),
         # Enters the sweeper's index until mark ready/failed takes it out.
         TrackModel.processing_shard.set(tracks.processing_shard(upload.track_id)),
@@ -163,7 +165,9 @@ def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform:
         actions.append(TrackModel.duration_ms.set(duration_ms))
     if waveform is not None:
         actions.append(TrackModel.waveform.set(waveform.to_json()))
-    TrackModel(upload.track_id, TrackModel.TRACK_SK).update(actions=actions)
+    # Conditional on the track still existing: a DELETE that won the race must not be undone by
+    # re-creating a bare track item (tracks.update raises TrackDeleted, a 404).
+    tracks.update(upload.track_id, *actions)
     tracks.queue_lanes(upload.track_id, LANES)
     ensure_execution(upload)
     logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})

@@ -11,7 +11,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from functions.data.models import LaneModel, TrackModel, ensure_bound, utcnow
 from functions.domain import similarity
-from functions.errors import EmbeddingNotReady, TrackNotFound
+from functions.errors import EmbeddingNotReady, TrackDeleted, TrackNotFound
 from functions.settings import settings
 from functions.workflow.definition import LANES
 
@@ -73,9 +73,18 @@ def processing_status(track_id: str, owner_id: str) -> ProcessingStatus:
 
 
 def update(track_id: str, *actions: Any) -> None:
-    """Applies ``actions`` to the track item and stamps ``updated_at``."""
+    """Applies ``actions`` to the track item and stamps ``updated_at``. Raises TrackDeleted when the
+    track is gone: UpdateItem would otherwise create a stray item for a track deleted while its
+    lanes ran."""
     ensure_bound()
-    TrackModel(track_id, TrackModel.TRACK_SK).update(actions=[*actions, TrackModel.updated_at.set(utcnow())])
+    try:
+        TrackModel(track_id, TrackModel.TRACK_SK).update(
+            actions=[*actions, TrackModel.updated_at.set(utcnow())], condition=TrackModel.pk.exists()
+        )
+    except UpdateError as error:
+        if _condition_failed(error):
+            raise TrackDeleted("The track was deleted.", trackId=track_id) from error
+        raise
 
 
 def queue_lanes(track_id: str, lanes: Iterable[str]) -> None:
@@ -91,17 +100,26 @@ def lane_started(track_id: str, lane: str) -> int:
     ensure_bound()
     now = utcnow()
     item = LaneModel(track_id, LaneModel.sort_key(lane))
-    item.update(
-        actions=[
-            LaneModel.lane.set(lane),
-            LaneModel.state.set("running"),
-            LaneModel.attempts.add(1),
-            LaneModel.started_at.set(LaneModel.started_at | now),
-            LaneModel.updated_at.set(now),
-            LaneModel.message.remove(),
-            LaneModel.code.remove(),
-        ]
-    )
+    actions: list[Any] = [
+        LaneModel.lane.set(lane),
+        LaneModel.state.set("running"),
+        LaneModel.attempts.add(1),
+        LaneModel.started_at.set(LaneModel.started_at | now),
+        LaneModel.updated_at.set(now),
+        LaneModel.message.remove(),
+        LaneModel.code.remove(),
+    ]
+    try:
+        item.update(actions=actions, condition=LaneModel.pk.exists())
+    except UpdateError as error:
+        if not _condition_failed(error):
+            raise
+        # Finalize queues every lane before the workflow starts, so a missing lane item means the
+        # track was deleted -- unless finalize stopped between the two and the sweeper started the
+        # workflow: then the track is still there and the lane is recorded now.
+        if find(track_id) is None:
+            raise TrackDeleted("The track was deleted.", trackId=track_id) from error
+        item.update(actions=actions)
     return int(item.attempts)
 
 
@@ -125,14 +143,38 @@ def lane_finished(
     actions.append(LaneModel.message.set(message) if message is not None else LaneModel.message.remove())
     actions.append(LaneModel.code.set(code) if code is not None else LaneModel.code.remove())
     actions.append(LaneModel.outputs.set(outputs) if outputs is not None else LaneModel.outputs.remove())
-    LaneModel(track_id, LaneModel.sort_key(lane)).update(actions=actions)
+    _update_lane(track_id, lane, actions)
 
 
 def lane_retrying(track_id: str, lane: str, message: str) -> None:
     ensure_bound()
-    LaneModel(track_id, LaneModel.sort_key(lane)).update(
-        actions=[LaneModel.message.set(message), LaneModel.updated_at.set(utcnow())]
-    )
+    _update_lane(track_id, lane, [LaneModel.message.set(message), LaneModel.updated_at.set(utcnow())])
+
+
+def _update_lane(track_id: str, lane: str, actions: list[Any]) -> None:
+    """A write to a lane that has started, so its item exists unless the track was deleted (which
+    deletes its lanes): the write must not re-create it."""
+    try:
+        LaneModel(track_id, LaneModel.sort_key(lane)).update(actions=actions, condition=LaneModel.pk.exists())
+    except UpdateError as error:
+        if _condition_failed(error):
+            raise TrackDeleted("The track was deleted.", trackId=track_id) from error
+        raise
+
+
+def delete_lanes(track_id: str) -> int:
+    """Deletes the track's lane items (one Query of its partition, then batch deletes) and returns
+    how many there were. The track item itself is never touched here."""
+    ensure_bound()
+    found = list(LaneModel.query(track_id, LaneModel.sk.startswith(LaneModel.sort_key("")), consistent_read=True))
+    with LaneModel.batch_write() as batch:
+        for lane in found:
+            batch.delete(lane)
+    return len(found)
+
+
+def _condition_failed(error: UpdateError) -> bool:
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 def apply_embedded_tags(track_id: str, found: EmbeddedTags) -> list[str]:

@@ -16,7 +16,7 @@ from pynamodb.transactions import TransactWrite
 from functions import ids
 from functions.data import keys, storage
 from functions.data.models import ArtistModel, TrackModel, UploadModel, ensure_bound, utcnow
-from functions.domain import artists, entitlements, media_types
+from functions.domain import albums, artists, entitlements, media_types
 from functions.errors import (
     FileTooLarge,
     InvalidUpload,
@@ -89,7 +89,9 @@ def normalize_tags(tags: list[str]) -> list[str]:
     return normalized
 
 
-def _check_features(handles: list[str]) -> list[str]:
+def check_features(handles: list[str]) -> list[str]:
+    """The handles, normalized (``" @Ana "`` -> ``"ana"``) and de-duplicated; each must be an
+    artist's (UnknownFeatureHandle names the first that is not)."""
     normalized = list(dict.fromkeys(h.strip().lower().removeprefix("@") for h in handles if h.strip()))
     if len(normalized) > MAX_FEATURES:
         raise InvalidUpload(f"At most {MAX_FEATURES} featured artists.", field="features")
@@ -131,8 +133,10 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     extension = _validate(request)
     artists.require(owner_id)
     entitlements.require_upload(owner_id)
-    features = _check_features(request.metadata.features)
+    features = check_features(request.metadata.features)
     tags = normalize_tags(request.metadata.tags)
+    # Resolved (and created, for a new title) only once the request is otherwise acceptable.
+    album = albums.resolve(owner_id, request.metadata.album) if request.metadata.album else None
 
     current = settings()
     upload_id, track_id, asset_id = ids.new_id(), ids.new_id(), ids.new_id()
@@ -163,7 +167,9 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         upload_id=upload_id,
         title=(metadata.title or "").strip() or PurePosixPath(request.file_name).stem,
         title_source="uploader" if (metadata.title or "").strip() else "file_name",
-        album=metadata.album,
+        album_id=album.album_id if album else None,
+        # The album's own title (the request may name it by id); the tags lane then leaves it alone.
+        album=album.title if album else None,
         features=features or None,
         tags=tags or None,
         support_gate=metadata.support_gate,
@@ -177,9 +183,18 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         expires_at_epoch=upload.expires_at_epoch,
     )
     ensure_bound()
-    with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
-        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
-        tx.save(track, condition=TrackModel.pk.does_not_exist())
+    if album is not None:
+        # Joined before the track is written: a full album refuses the intent before anything exists,
+        # and album readers skip ids whose track is not there (yet, or any more).
+        albums.add_track(album.album_id, track_id)
+    try:
+        with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
+            tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
+            tx.save(track, condition=TrackModel.pk.does_not_exist())
+    except Exception:
+        if album is not None:
+            albums.remove_track(album.album_id, track_id)
+        raise
     signed = storage.presign_put(
         object_key, content_type=content_type, content_length=request.byte_size, expires_in=current.upload_url_ttl_s
     )

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.data import keys, storage
 from functions.data.models import TrackModel
 from functions.domain import tracks
+from functions.errors import TrackDeleted
 from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
 from functions.settings import settings
@@ -30,9 +31,16 @@ SOURCE_URL_TTL_S = 3600
 
 def _lane(name: str, work: Callable[[StepInput], dict[str, Any]]) -> Step:
     """Wraps a lane's work with its bookkeeping: running -> succeeded | skipped | failed
-    (permanent), or still running with a message (transient: the Retry policy calls it again)."""
+    (permanent), or still running with a message (transient: the Retry policy calls it again).
+    A track deleted while the lane ran fails it for good (``track_deleted``), see ``_deleted``."""
 
     def step(payload: StepInput) -> dict[str, Any]:
+        try:
+            return bookkept(payload)
+        except TrackDeleted as deleted:
+            raise _deleted(payload["trackId"], name) from deleted
+
+    def bookkept(payload: StepInput) -> dict[str, Any]:
         track_id = payload["trackId"]
         attempt = tracks.lane_started(track_id, name)
         try:
@@ -51,6 +59,15 @@ def _lane(name: str, work: Callable[[StepInput], dict[str, Any]]) -> Step:
         return outputs
 
     return step
+
+
+def _deleted(track_id: str, lane: str) -> StepFailed:
+    """The track was deleted while this lane ran. Every lane stores its objects before it writes the
+    track, and that write is what failed, so anything it stored after the delete swept the track's
+    prefix is swept here (MarkReady/MarkFailed sweep once more). Permanent: nothing to retry."""
+    swept = storage.delete_prefix(keys.track_prefix(track_id))
+    logger.info("lane stopped: track deleted", extra={"lane": lane, "track_id": track_id, "objects_swept": swept})
+    return StepFailed("track_deleted", "The track was deleted while it was being processed.")
 
 
 def _source(payload: StepInput) -> str:

@@ -10,8 +10,11 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
+from functions.data import keys, storage
 from functions.data.models import TrackModel, utcnow
 from functions.domain import tracks
+from functions.errors import TrackNotFound
+from functions.observability import logger
 from functions.workflow.definition import REQUIRED_LANES
 
 StepInput = dict[str, Any]
@@ -53,9 +56,16 @@ def mark_playable(payload: StepInput) -> dict[str, str]:
     return {"status": "ready"}
 
 
-def mark_ready(payload: StepInput) -> dict[str, str]:
+def mark_ready(payload: StepInput, *, sweep_objects: bool = True) -> dict[str, str]:
     """Reached when every required lane succeeded; optional lanes may have failed. (The sweeper
     passes how the execution ended as ``failure``, so lanes it stopped say why.)"""
+    try:
+        return _mark_ready(payload)
+    except TrackNotFound:  # TrackDeleted included
+        return _forget_deleted(payload["trackId"], sweep_objects=sweep_objects)
+
+
+def _mark_ready(payload: StepInput) -> dict[str, str]:
     error_name = (payload.get("failure") or {}).get("Error")
     close_open_lanes(payload["trackId"], payload["ownerId"], error_name=error_name)
     tracks.update(
@@ -69,9 +79,16 @@ def mark_ready(payload: StepInput) -> dict[str, str]:
     return {"status": "ready"}
 
 
-def mark_failed(payload: StepInput) -> dict[str, str]:
+def mark_failed(payload: StepInput, *, sweep_objects: bool = True) -> dict[str, str]:
     """Reached through Catch when a required lane failed. Lanes that failed permanently have
     recorded why; the track reports the first required lane's reason."""
+    try:
+        return _mark_failed(payload)
+    except TrackNotFound:  # TrackDeleted included
+        return _forget_deleted(payload["trackId"], sweep_objects=sweep_objects)
+
+
+def _mark_failed(payload: StepInput) -> dict[str, str]:
     error_name = (payload.get("failure") or {}).get("Error", "States.Unknown")
     failures = close_open_lanes(payload["trackId"], payload["ownerId"], error_name)
     required = [f for f in failures if f[0] in REQUIRED_LANES]
@@ -95,11 +112,27 @@ def settle(track_id: str, owner_id: str, error_name: str) -> str:
     """Gives a verdict for a track whose workflow ended without one (it timed out, was stopped, or
     crashed before MarkReady/MarkFailed): ready when every required lane succeeded, else failed.
     Returns the new status. Used by the sweeper."""
-    lanes = {lane.lane: lane.state for lane in tracks.processing_status(track_id, owner_id).lanes}
+    # The sweeper has no S3 access: objects of a track deleted meanwhile are swept by its lanes and
+    # its workflow's MarkReady/MarkFailed.
+    try:
+        lanes = {lane.lane: lane.state for lane in tracks.processing_status(track_id, owner_id).lanes}
+    except TrackNotFound:
+        return _forget_deleted(track_id, sweep_objects=False)["status"]
     payload = {"trackId": track_id, "ownerId": owner_id, "failure": {"Error": error_name}}
     if all(lanes.get(lane) == "succeeded" for lane in REQUIRED_LANES):
-        return mark_ready(payload)["status"]
-    return mark_failed(payload)["status"]
+        return mark_ready(payload, sweep_objects=False)["status"]
+    return mark_failed(payload, sweep_objects=False)["status"]
+
+
+def _forget_deleted(track_id: str, *, sweep_objects: bool) -> dict[str, str]:
+    """The track was deleted while it was processed. Its delete removed the lanes and objects there
+    were then; lanes still running may have written since (a lane's own cleanup covers what it
+    stored, but not a lane that crashed in between): the workflow's last step sweeps once more, so
+    nothing of the track outlives its execution."""
+    lanes = tracks.delete_lanes(track_id)
+    objects = storage.delete_prefix(keys.track_prefix(track_id)) if sweep_objects else 0
+    logger.info("verdict for a deleted track", extra={"track_id": track_id, "lanes": lanes, "objects": objects})
+    return {"status": "deleted"}
 
 
 def _leave_sweeper_index() -> tuple[Any, ...]:

@@ -19,11 +19,19 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.constructs.function_factory import FunctionFactory
-from stacks.constructs.storage import UPLOADS_PREFIX, Storage
+from stacks.constructs.storage import TRACKS_PREFIX, UPLOADS_PREFIX, Storage
 from stacks.constructs.tables import Tables
 
 PROXY_PATH = "/{proxy+}"
-PUBLIC_PATHS = ("/health", "/docs", "/openapi.json")
+# GET routes without the JWT authorizer, each with why it may be public.
+PUBLIC_PATHS = {
+    "/health": "health check; it reads no user data",
+    "/docs": "API documentation; it reads no user data",
+    "/openapi.json": "API documentation; it reads no user data",
+    "/v1/albums": "the public album catalog; only ready tracks of public albums are listed",
+    "/v1/artists/{handle}/albums": "an artist's public albums",
+    "/v1/artists/{handle}/albums/{slug}": "a public album page; only ready tracks are shown",
+}
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -89,6 +97,14 @@ class Api(Construct):
             "Signs presigned PUTs for, inspects and deletes per-upload originals whose keys are created "
             "per request; limited to uploads/.",
         )
+        # DELETE /v1/tracks/{trackId} (and removeImage) delete what processing stored for the track.
+        storage.grant_tracks_delete(self.function)
+        nag.acknowledge(
+            self.function.role or self.function,
+            storage.objects_finding(TRACKS_PREFIX),
+            "Deletes a deleted track's renditions, waveform and artwork, whose keys are per track; "
+            "DeleteObject only, limited to tracks/.",
+        )
 
         self.http_api = apigwv2.HttpApi(
             self,
@@ -122,13 +138,9 @@ class Api(Construct):
         self.http_api.add_routes(
             path=PROXY_PATH, methods=[apigwv2.HttpMethod.ANY], integration=integration, authorizer=self.authorizer
         )
-        for path in PUBLIC_PATHS:
+        for path, why in PUBLIC_PATHS.items():
             for route in self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod.GET], integration=integration):
-                nag.acknowledge(
-                    route,
-                    "AwsSolutions-APIG4",
-                    f"GET {path} is public by design (health check / API documentation); it reads no user data.",
-                )
+                nag.acknowledge(route, "AwsSolutions-APIG4", f"GET {path} is public by design: {why}.")
         # ANY /{proxy+} also matches OPTIONS, so a browser's preflight (which carries no token)
         # would meet the authorizer and fail. AWS's documented remedy: an OPTIONS /{proxy+} route
         # without authorization, which outranks ANY; with CORS configured, API Gateway answers it.

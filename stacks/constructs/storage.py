@@ -98,6 +98,11 @@ class Storage(Construct):
     def grant_tracks_read_write(self, grantee: iam.IGrantable) -> None:
         self._grant(grantee, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], TRACKS_PREFIX)
 
+    def grant_tracks_delete(self, grantee: iam.IGrantable) -> None:
+        """DeleteObject under ``tracks/`` only (deleting a track deletes what processing stored for
+        it); listing the prefix needs the ListBucket that ``grant_uploads(read=True)`` gives."""
+        self._grant(grantee, ["s3:DeleteObject"], TRACKS_PREFIX)
+
     def _grant(self, grantee: iam.IGrantable, actions: list[str], prefix: str) -> None:
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=actions, resources=[self.bucket.arn_for_objects(f"{prefix}*")])

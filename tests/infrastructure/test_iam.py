@@ -81,9 +81,11 @@ def test_api_function_may_put_objects_only_under_uploads(synth: Synth) -> None:
     assert puts, "the API signs presigned PUTs and needs s3:PutObject"
     for statement in puts:
         assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")]
-    for action in ("s3:GetObject", "s3:DeleteObject"):
-        for statement in _granting(statements, action):
-            assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")], action
+    for statement in _granting(statements, "s3:GetObject"):
+        assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")]
+    # Deleting a track deletes its original (uploads/) and what processing stored (tracks/).
+    deletes = sorted(str(r) for s in _granting(statements, "s3:DeleteObject") for r in _as_list(s["Resource"]))
+    assert deletes == sorted(str(_objects_under(synth, prefix)) for prefix in ("uploads/", "tracks/"))
 
 
 def test_api_finalize_and_sweeper_may_start_only_the_workflow(synth: Synth) -> None:

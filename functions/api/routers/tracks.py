@@ -1,18 +1,20 @@
-"""``/v1/tracks/{trackId}`` and its processing status (owner only)."""
+"""``/v1/tracks/{trackId}``: read, edit and delete a track, and its processing status (owner only)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import RedirectResponse
+from pydantic import Field, StringConstraints, field_validator
 
 from functions import ids
 from functions.api.auth import Principal, current_user
-from functions.api.models import CamelResponse, iso
+from functions.api.models import CamelModel, CamelResponse, iso
+from functions.api.routers.uploads import FeatureHandles, SupportGate, TagNames, json_list
 from functions.data import storage
 from functions.data.models import LaneModel, TrackModel
-from functions.domain import tracks
+from functions.domain import track_mutations, tracks
 from functions.errors import ArtworkNotFound, RenditionNotReady, TrackNotFound
 from functions.settings import settings
 
@@ -31,7 +33,9 @@ class TrackResponse(CamelResponse):
     title: str
     # uploader | file_name | tags: where the title came from.
     title_source: str | None
+    # The album's title, or (without an albumId) the album named in the file's tags.
     album: str | None
+    album_id: str | None
     genre: str | None
     year: int | None
     track_number: int | None
@@ -121,9 +125,7 @@ def _lane(lane: LaneModel) -> LaneResponse:
     )
 
 
-@router.get("/{track_id}", response_model=TrackResponse, response_model_by_alias=True)
-def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) -> TrackResponse:
-    track = tracks.get_owned(_track_id(track_id), user.user_id)
+def _track_response(track: TrackModel) -> TrackResponse:
     return TrackResponse(
         track_id=ids.render("trk", track.track_id),
         upload_id=ids.render("upl", track.upload_id),
@@ -131,6 +133,7 @@ def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) 
         title=track.title,
         title_source=track.title_source,
         album=track.album,
+        album_id=ids.render("alb", track.album_id) if track.album_id else None,
         genre=track.genre,
         year=_int_or_none(track.year),
         track_number=_int_or_none(track.track_number),
@@ -156,6 +159,71 @@ def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) 
         created_at=iso(track.created_at) or "",
         updated_at=iso(track.updated_at) or "",
     )
+
+
+@router.get("/{track_id}", response_model=TrackResponse, response_model_by_alias=True)
+def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) -> TrackResponse:
+    return _track_response(tracks.get_owned(_track_id(track_id), user.user_id))
+
+
+class UpdateTrackRequest(CamelModel):
+    """Seed 001's editable fields; each is optional and only those sent change. Unknown fields are
+    refused (422), so a misspelled field never silently changes nothing."""
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)] | None = None
+    album: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="an album title (a new one creates the album) or an alb_ id; null takes the track out of its album",
+    )
+    features: FeatureHandles | None = None
+    tags: TagNames | None = None
+    description: str | None = Field(default=None, max_length=5000, description='"" removes it')
+    support_gate: SupportGate | None = Field(default=None, description="null removes it")
+    remove_image: bool = Field(default=False, description="true removes the artwork (and its stored images)")
+
+    _lists = field_validator("features", "tags", mode="before")(json_list)
+
+    @field_validator("title")
+    @classmethod
+    def _title_stays(cls, value: str | None) -> str | None:
+        # Validators run only on fields that were sent: an explicit null is refused, an absent title is kept.
+        if value is None:
+            raise ValueError("a track always has a title")
+        return value
+
+
+@router.patch(
+    "/{track_id}",
+    response_model=TrackResponse,
+    response_model_by_alias=True,
+    responses={
+        404: {"description": "track_not_found, album_not_found"},
+        409: {"description": "concurrent_update, album_full"},
+        422: {"description": "validation_failed, unknown_feature_handle"},
+    },
+)
+def update_track(
+    track_id: str, body: UpdateTrackRequest, user: Annotated[Principal, Depends(current_user)]
+) -> TrackResponse:
+    """Edits the track's metadata and answers the track as GET does. Only the fields sent are
+    written, so processing running meanwhile keeps what it writes; a title set here is never
+    replaced from the file's tags."""
+    changes = track_mutations.TrackUpdate(**body.model_dump(exclude_unset=True))
+    return _track_response(track_mutations.update(_track_id(track_id), user.user_id, changes))
+
+
+@router.delete(
+    "/{track_id}", status_code=204, response_class=Response, responses={404: {"description": "track_not_found"}}
+)
+def delete_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) -> Response:
+    """Deletes the track, its lanes, every stored file (original, renditions, waveform, artwork) and
+    its album membership. A track that is already deleted is 'not found' too: either way nothing of
+    it is left."""
+    if not track_mutations.delete(_track_id(track_id), user.user_id):
+        raise TrackNotFound("No such track.")
+    return Response(status_code=204)
 
 
 @router.get("/{track_id}/processing-status", response_model=ProcessingStatusResponse, response_model_by_alias=True)

@@ -23,7 +23,7 @@ class SupportGate(CamelModel):
     type: Literal["any"]
 
 
-def _json_list(value: Any) -> Any:
+def json_list(value: Any) -> Any:
     """Seed 000 sends tags and features as a JSON-array string; a real array is accepted too."""
     if isinstance(value, str):
         try:
@@ -31,6 +31,12 @@ def _json_list(value: Any) -> Any:
         except json.JSONDecodeError as error:
             raise ValueError("must be a JSON array of strings") from error
     return value
+
+
+# Bounds on what a request may carry; the domain normalizes and applies the real limits (10 tags
+# of 40 characters, 10 featured artists). Shared by the intent and PATCH /v1/tracks/{trackId}.
+FeatureHandles = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)]
+TagNames = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)]
 
 
 class CreateUploadRequest(CamelModel):
@@ -41,13 +47,13 @@ class CreateUploadRequest(CamelModel):
     # seed 000 metadata
     title: str | None = Field(default=None, max_length=256)
     album: str | None = Field(default=None, min_length=1, max_length=256)
-    features: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=20)
-    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    features: FeatureHandles = Field(default_factory=list)
+    tags: TagNames = Field(default_factory=list)
     support_gate: SupportGate | None = None
     description: str | None = Field(default=None, max_length=5000)
     auto_tag: bool = False
 
-    _lists = field_validator("features", "tags", mode="before")(_json_list)
+    _lists = field_validator("features", "tags", mode="before")(json_list)
 
 
 class CreateUploadResponse(CamelResponse):

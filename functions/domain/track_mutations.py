@@ -1,0 +1,204 @@
+"""Track mutations (seed 001): PATCH and DELETE, owner only.
+
+Both race the processing workflow, which keeps writing to the track while its lanes run. A PATCH
+is one UpdateItem of exactly the attributes it changes (never a whole-item save), so it cannot
+undo what a lane wrote meanwhile. A DELETE removes the track item first; from then on every lane
+write is conditional on the item existing and fails instead of re-creating it, and the lane, then
+the workflow's last step, sweep what was stored after the delete (``functions.workflow.steps``,
+``functions.workflow.verdict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal, TypeAlias, TypeVar
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from functions.data import keys, storage
+from functions.data.models import AlbumModel, TrackModel, UploadModel, utcnow
+from functions.domain import albums, tracks, uploads
+from functions.errors import ConcurrentUpdate, InvalidTrackUpdate, InvalidUpload, TrackNotFound
+from functions.observability import logger
+
+
+class Keep(Enum):
+    """A field the PATCH left out (``None`` means "remove it")."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+T = TypeVar("T")
+Patch: TypeAlias = T | Literal[Keep.KEEP]
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    """The fields a PATCH sent. ``title`` cannot be removed; ``album`` is a name or an id (``None``
+    takes the track out of its album); ``description`` ``""``/``None`` and ``support_gate``
+    ``None`` remove; empty ``features``/``tags`` remove them."""
+
+    title: Patch[str] = KEEP
+    album: Patch[str | None] = KEEP
+    features: Patch[list[str] | None] = KEEP
+    tags: Patch[list[str] | None] = KEEP
+    description: Patch[str | None] = KEEP
+    support_gate: Patch[dict[str, Any] | None] = KEEP
+    remove_image: bool = False
+
+
+def update(track_id: str, owner_id: str, changes: TrackUpdate) -> TrackModel:
+    """Applies ``changes`` and returns the track as stored afterwards. Another owner's track or an
+    unknown one is 'not found'. Works on drafts (intent not finalized) as on processed tracks."""
+    current = tracks.get_owned(track_id, owner_id)
+    # Everything that can be refused is checked before the album is resolved: resolving by a new
+    # title creates the album.
+    actions = _field_actions(changes)
+    move = _album_move(current, owner_id, changes.album) if changes.album is not KEEP else None
+    if move is not None:
+        actions += move.actions
+    if not actions:
+        return current
+    if move is not None and move.to is not None:
+        # Joined first: a full album refuses the move before the track changes (and re-adding the
+        # album the track is already in repairs a membership a crash left half done).
+        albums.add_track(move.to.album_id, track_id)
+    try:
+        updated = _apply(track_id, owner_id, actions, move.condition if move else None)
+    except Exception:
+        if move is not None and move.to is not None and move.leaves != move.to.album_id:
+            albums.remove_track(move.to.album_id, track_id)
+        raise
+    if move is not None and move.leaves and move.leaves != updated.album_id:
+        albums.remove_track(move.leaves, track_id)
+    if changes.remove_image:
+        # After the write, so a GET never shows artwork whose objects are gone.
+        storage.delete_prefix(keys.artwork_prefix(track_id))
+    return updated
+
+
+def _field_actions(changes: TrackUpdate) -> list[Any]:
+    actions: list[Any] = []
+    if changes.title is not KEEP:
+        # The uploader's choice from now on: the tags lane only replaces a title nobody chose.
+        actions += [TrackModel.title.set(changes.title), TrackModel.title_source.set("uploader")]
+    if changes.features is not KEEP:
+        actions.append(_set_or_remove(TrackModel.features, _validated(uploads.check_features, changes.features or [])))
+    if changes.tags is not KEEP:
+        actions.append(_set_or_remove(TrackModel.tags, _validated(uploads.normalize_tags, changes.tags or [])))
+    if changes.description is not KEEP:
+        actions.append(_set_or_remove(TrackModel.description, changes.description))
+    if changes.support_gate is not KEEP:
+        actions.append(_set_or_remove(TrackModel.support_gate, changes.support_gate))
+    if changes.remove_image:
+        actions += [TrackModel.image_source.remove(), TrackModel.artwork.remove()]
+    return actions
+
+
+def _set_or_remove(attribute: Any, value: Any) -> Any:
+    """Empty values are not stored (as on the intent): ``""``, ``[]`` and ``None`` remove."""
+    return attribute.set(value) if value else attribute.remove()
+
+
+@dataclass(frozen=True)
+class _AlbumMove:
+    actions: list[Any]
+    # The move is computed from the album read before it: it holds only if nobody moved it since.
+    condition: Any
+    to: AlbumModel | None
+    leaves: str | None
+
+
+def _album_move(current: TrackModel, owner_id: str, album: str | None) -> _AlbumMove:
+    to = albums.resolve(owner_id, album) if album else None
+    actions = (
+        [TrackModel.album_id.set(to.album_id), TrackModel.album.set(to.title)]
+        if to is not None
+        else [TrackModel.album_id.remove(), TrackModel.album.remove()]
+    )
+    condition = TrackModel.album_id == current.album_id if current.album_id else TrackModel.album_id.does_not_exist()
+    return _AlbumMove(actions, condition, to, current.album_id)
+
+
+def _validated(check: Callable[[list[str]], list[str]], values: list[str]) -> list[str]:
+    """The intent's own validation, answered in this route's terms (``invalid_track_update``)."""
+    try:
+        return check(values)
+    except InvalidUpload as error:
+        raise InvalidTrackUpdate(error.message, **error.details) from error
+
+
+def _apply(track_id: str, owner_id: str, actions: list[Any], extra_condition: Any) -> TrackModel:
+    """One UpdateItem of exactly these attributes, on the owner's existing track only."""
+    condition = TrackModel.pk.exists() & (TrackModel.owner_id == owner_id)
+    if extra_condition is not None:
+        condition &= extra_condition
+    item = TrackModel(track_id, TrackModel.TRACK_SK)
+    try:
+        item.update(actions=[*actions, TrackModel.updated_at.set(utcnow())], condition=condition)
+    except UpdateError as error:
+        if not _condition_failed(error):
+            raise
+        tracks.get_owned(track_id, owner_id)  # deleted meanwhile: TrackNotFound
+        raise ConcurrentUpdate("The track moved to another album while this request ran; try again.") from error
+    return item
+
+
+def delete(track_id: str, owner_id: str) -> bool:
+    """Deletes the track, its lanes, its S3 objects and its album membership. Idempotent: False
+    when there was nothing to delete. Another owner's track is 'not found' (TrackNotFound)."""
+    track = tracks.find(track_id)
+    if track is None:
+        return False
+    if track.owner_id != owner_id:
+        raise TrackNotFound("No such track.")
+    # The track item goes first: from then on no lane can write to it (their writes require it),
+    # so whatever a running workflow stores afterwards is swept by the workflow itself.
+    if not _delete_items(track):
+        return False
+    lanes = tracks.delete_lanes(track_id)
+    if track.album_id:
+        albums.remove_track(track.album_id, track_id)
+    if track.original_key:
+        storage.delete(track.original_key)
+    objects = storage.delete_prefix(keys.track_prefix(track_id))
+    logger.info("track deleted", extra={"track_id": track_id, "lanes": lanes, "objects": objects})
+    return True
+
+
+def _delete_items(track: TrackModel) -> bool:
+    """Deletes the track item (only the owner's, only if it is still there) and, while it is still
+    pending, the upload intent with it, so the file cannot be finalized into a deleted track. False
+    when the track was deleted meanwhile."""
+    owned = TrackModel.pk.exists() & (TrackModel.owner_id == track.owner_id)
+    upload = uploads.find(track.upload_id)
+    if upload is not None and upload.status == "pending":
+        try:
+            with TransactWrite(connection=Connection(region=TrackModel.Meta.region, host=TrackModel.Meta.host)) as tx:
+                tx.delete(track, condition=owned)
+                tx.delete(upload, condition=UploadModel.status == "pending")
+        except TransactWriteError as error:
+            reasons = [reason.code if reason else None for reason in error.cancellation_reasons or []]
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                return False
+            if "ConditionalCheckFailed" not in reasons:
+                raise
+            # The intent was finalized meanwhile: it stays as the record of its asset.
+        else:
+            return True
+    try:
+        track.delete(condition=owned)
+    except DeleteError as error:
+        if _condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def _condition_failed(error: UpdateError | DeleteError) -> bool:
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
