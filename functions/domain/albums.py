@@ -488,6 +488,13 @@ def resolve(owner_id: str, name_or_id: str) -> AlbumModel:
     return _create(owner_id, title, None, converge=True)
 
 
+def check_room(album: AlbumModel) -> None:
+    """Refuses early (AlbumFull) what ``add_track`` would refuse later: an intent names its album
+    long before its track joins it at finalize."""
+    if len(_order(album)) >= MAX_TRACKS:
+        raise AlbumFull(f"An album holds at most {MAX_TRACKS} tracks.", limit=MAX_TRACKS)
+
+
 def add_track(album_id: str, track_id: str) -> None:
     """Appends ``track_id`` to the album's order (atomic list_append, a no-op if it is there).
     Concurrent appends are applied one after another by DynamoDB, so the order is the order in

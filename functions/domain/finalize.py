@@ -24,8 +24,11 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from functions.clients import sfn
 from functions.data import storage
 from functions.data.models import TrackModel, UploadModel, ensure_bound, utcnow
-from functions.domain import media_types, tracks, uploads
+from functions.domain import albums, media_types, tracks, uploads
 from functions.errors import (
+    AlbumChanged,
+    AlbumFull,
+    AlbumNotFound,
     AssetMismatch,
     UploadAssetInvalid,
     UploadAssetMissing,
@@ -168,10 +171,25 @@ def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform:
     # Conditional on the track still existing: a DELETE that won the race must not be undone by
     # re-creating a bare track item (tracks.update raises TrackDeleted, a 404).
     tracks.update(upload.track_id, *actions)
+    _join_album(upload.track_id)
     tracks.queue_lanes(upload.track_id, LANES)
     ensure_execution(upload)
     logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})
     return Outcome("finalized", upload, LANES, "running")
+
+
+def _join_album(track_id: str) -> None:
+    """A track joins the album its intent (or a PATCH of the draft) named once its audio is here:
+    an abandoned intent never appears in an album. The album may have been deleted or filled
+    since; the upload still proceeds, as a standalone track."""
+    track = tracks.find(track_id)
+    if track is None or not track.album_id:
+        return
+    try:
+        albums.add_track(track.album_id, track_id)
+    except (AlbumNotFound, AlbumFull, AlbumChanged) as error:
+        tracks.update(track_id, TrackModel.album_id.remove(), TrackModel.album.remove())
+        logger.warning("finalized track left out of its album", extra={"track_id": track_id, "code": error.code})
 
 
 def _acknowledge(upload: UploadModel) -> bool:

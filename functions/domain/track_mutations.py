@@ -64,14 +64,19 @@ def update(track_id: str, owner_id: str, changes: TrackUpdate) -> TrackModel:
         actions += move.actions
     if not actions:
         return current
+    # A draft (intent not finalized) joins its album's list at finalize, like one created with it.
+    joins_now = move is not None and move.to is not None and current.status != "draft"
     if move is not None and move.to is not None:
-        # Joined first: a full album refuses the move before the track changes (and re-adding the
-        # album the track is already in repairs a membership a crash left half done).
-        albums.add_track(move.to.album_id, track_id)
+        if joins_now:
+            # Joined first: a full album refuses the move before the track changes (and re-adding
+            # the album the track is already in repairs a membership a crash left half done).
+            albums.add_track(move.to.album_id, track_id)
+        else:
+            albums.check_room(move.to)
     try:
         updated = _apply(track_id, owner_id, actions, move.condition if move else None)
     except Exception:
-        if move is not None and move.to is not None and move.leaves != move.to.album_id:
+        if joins_now and move is not None and move.to is not None and move.leaves != move.to.album_id:
             albums.remove_track(move.to.album_id, track_id)
         raise
     if move is not None and move.leaves and move.leaves != updated.album_id:

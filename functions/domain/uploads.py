@@ -184,17 +184,12 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     )
     ensure_bound()
     if album is not None:
-        # Joined before the track is written: a full album refuses the intent before anything exists,
-        # and album readers skip ids whose track is not there (yet, or any more).
-        albums.add_track(album.album_id, track_id)
-    try:
-        with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
-            tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
-            tx.save(track, condition=TrackModel.pk.does_not_exist())
-    except Exception:
-        if album is not None:
-            albums.remove_track(album.album_id, track_id)
-        raise
+        # The track joins the album's list at finalize (an abandoned intent never shows up in an
+        # album); a full album refuses the intent now rather than then.
+        albums.check_room(album)
+    with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
+        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
+        tx.save(track, condition=TrackModel.pk.does_not_exist())
     signed = storage.presign_put(
         object_key, content_type=content_type, content_length=request.byte_size, expires_in=current.upload_url_ttl_s
     )

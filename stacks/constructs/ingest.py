@@ -90,7 +90,8 @@ class Ingest(Construct):
         self.function.add_event_source(
             sources.SqsEventSource(self.queue, batch_size=BATCH_SIZE, report_batch_item_failures=True)
         )
-        tables.grant_read_write(self.function, "Uploads", "Tracks")
+        # Albums: a finalized track joins the album its intent named.
+        tables.grant_read_write(self.function, "Uploads", "Tracks", "Albums")
         storage.grant_uploads(self.function, read=True, delete=True)
         workflow.grant_start_execution(self.function)
         nag.acknowledge(

@@ -408,18 +408,56 @@ def album_order(album_id: str) -> list[str]:
     return list(album.track_ids or [])
 
 
-def test_an_album_named_on_the_intent_holds_the_track(stack, artist, wav_3s):
+def finalized(stack: Stack, user: str, path, **extra: Any) -> dict[str, Any]:
+    """An upload PUT and finalized (no runner: it stays processing), with intent fields ``extra``."""
+    upload = stack.create_upload(user, path, **extra)
+    stack.put(upload["signedUrl"], path, content_type="audio/wav")
+    response = stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(user))
+    assert response.json()["status"] == "finalized"
+    return upload
+
+
+def test_an_album_named_on_the_intent_holds_the_track_once_it_is_finalized(stack, artist, wav_3s):
     upload = stack.create_upload(artist, wav_3s, album="Coastlines")
 
     track = get_track(stack, artist, upload["trackId"])
-
     assert track["album"] == "Coastlines"
     assert track["albumId"].startswith("alb_")
+    # An intent that may never be used is not listed in the album yet.
+    assert album_order(track["albumId"]) == []
+
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(artist))
+
     assert album_order(track["albumId"]) == [raw(upload["trackId"])]
 
 
+def test_a_drafts_album_set_by_patch_lists_it_only_after_finalize(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s)
+    album_id = patch(stack, artist, upload["trackId"], {"album": "Later"}).json()["albumId"]
+    assert album_order(album_id) == []
+
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(artist))
+
+    assert album_order(album_id) == [raw(upload["trackId"])]
+
+
+def test_an_album_deleted_before_finalize_leaves_a_standalone_track(stack, artist, wav_3s):
+    upload = stack.create_upload(artist, wav_3s, album="Gone Soon")
+    album_id = get_track(stack, artist, upload["trackId"])["albumId"]
+    assert stack.api.delete(f"/v1/albums/{album_id}", headers=as_user(artist)).status_code == 200
+
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    response = stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(artist))
+
+    assert response.json()["status"] == "finalized"
+    track = get_track(stack, artist, upload["trackId"])
+    assert (track["albumId"], track["album"]) == (None, None)
+
+
 def test_patching_the_album_moves_the_track_and_null_takes_it_out(stack, artist, wav_3s):
-    upload = stack.create_upload(artist, wav_3s, album="First")
+    upload = finalized(stack, artist, wav_3s, album="First")
     first = get_track(stack, artist, upload["trackId"])["albumId"]
     track_id = raw(upload["trackId"])
 
@@ -439,9 +477,9 @@ def test_patching_the_album_moves_the_track_and_null_takes_it_out(stack, artist,
 
 
 def test_another_owners_album_id_is_not_found_and_changes_nothing(stack, artist, bob, wav_3s):
-    bobs = stack.create_upload(bob, wav_3s, album="Bob's")
+    bobs = finalized(stack, bob, wav_3s, album="Bob's")
     bobs_album = get_track(stack, bob, bobs["trackId"])["albumId"]
-    mine = stack.create_upload(artist, wav_3s, album="Mine")
+    mine = finalized(stack, artist, wav_3s, album="Mine")
 
     response = patch(stack, artist, mine["trackId"], {"album": bobs_album, "title": "Changed?"})
 
@@ -452,7 +490,7 @@ def test_another_owners_album_id_is_not_found_and_changes_nothing(stack, artist,
 
 
 def test_deleting_a_track_takes_it_out_of_its_album(stack, artist, wav_3s):
-    kept, deleted = (stack.create_upload(artist, wav_3s, album="Both") for _ in range(2))
+    kept, deleted = (finalized(stack, artist, wav_3s, album="Both") for _ in range(2))
     album_id = get_track(stack, artist, kept["trackId"])["albumId"]
     assert album_order(album_id) == [raw(kept["trackId"]), raw(deleted["trackId"])]
 
