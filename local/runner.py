@@ -37,6 +37,11 @@ class WorkflowRunner(threading.Thread):
         self._stop_requested.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def wait_for_running_tasks(self) -> None:
+        """After ``stop``: returns once the tasks already running have finished. A lane still running
+        when its test's stack is torn down would otherwise go on against whatever comes next."""
+        self._pool.shutdown(wait=True)
+
     def run(self) -> None:
         while not self._stop_requested.is_set():
             try:

@@ -112,6 +112,9 @@ def _running(worker: WorkflowRunner) -> Iterator[WorkflowRunner]:
     yield worker
     worker.stop()
     worker.join(timeout=5)
+    # Lanes of a workflow that failed early (a required lane) keep running in the pool; they must
+    # end before the stack they write to is torn down.
+    worker.wait_for_running_tasks()
 
 
 @pytest.fixture
