@@ -238,7 +238,7 @@ class Similar:
 
 def similar(track_id: str, owner_id: str, *, limit: int) -> tuple[TrackModel, list[Similar], int]:
     """The owner's ready tracks whose embeddings are nearest to this track's, best first, and how
-    many were compared. One Query on ``by_owner`` (newest first, bounded), never a Scan."""
+    many were compared. One Query on ``by_owner`` (newest first, bounded), never a full-table read."""
     track = get_owned(track_id, owner_id)
     vector = (track.embedding or {}).get("vector")
     if not vector:

@@ -5,7 +5,7 @@ without one: the execution times out (Step Functions stops it mid-lane), someone
 Lambda crash exhausts MarkFailed's own retries. And finalize can crash between claiming an upload
 and starting its execution. Each of these leaves a track ``processing`` with no workflow to finish
 it. The sweeper finds such tracks through the sparse ``by_processing`` index (a Query per shard,
-oldest first, never a Scan) and asks Step Functions what became of each one's execution:
+oldest first, never a full-table read) and asks Step Functions what became of each one's execution:
 
 * still running -> left alone (the workflow's own timeout bounds it);
 * ended -> the track is settled: ready when every required lane succeeded, else failed, with
