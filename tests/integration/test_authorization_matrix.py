@@ -1,0 +1,127 @@
+"""Every owner-scoped route × {owner, another artist, anonymous}: the owner gets a 2xx, another
+artist a 404 that reveals nothing (never a 403 that would confirm the id exists), anonymous a 401.
+
+The matrix must name every route the app has: a new route fails ``test_every_route_is_in_the_matrix``
+until someone decides who may call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from functions.api.app import create_app
+
+from .conftest import Stack, as_user
+
+# Deliberately public: readable by anyone, with or without a token.
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/v1/albums"),
+    ("GET", "/v1/artists/{handle}/albums"),
+    ("GET", "/v1/artists/{handle}/albums/{slug}"),
+}
+# Scoped to the caller by construction (there is no id of someone else's to pass).
+SELF_SCOPED = {
+    ("GET", "/v1/artists/me"): 200,
+    ("PUT", "/v1/artists/me"): 200,
+    ("POST", "/v1/uploads"): 201,
+    ("POST", "/v1/albums"): 201,
+}
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A route on something the owner has: ``call(stack, headers, ids) -> response``."""
+
+    method: str
+    path: str
+    owner_status: int
+    call: Callable[[Stack, dict[str, str], dict[str, str]], Any]
+
+
+def _req(method: str, template: str, body: Any = None, params: str = "") -> Callable[..., Any]:
+    def call(stack: Stack, headers: dict[str, str], ids: dict[str, str]) -> Any:
+        url = template.format(**ids) + params
+        return stack.api.request(method, url, json=body, headers=headers, follow_redirects=False)
+
+    return call
+
+
+# Order matters only at the end: the deleting routes run last, each on its own fresh fixtures.
+OWNED = [
+    Owned("GET", "/v1/tracks/{track_id}", 200, _req("GET", "/v1/tracks/{track}")),
+    Owned("GET", "/v1/tracks/{track_id}/processing-status", 200, _req("GET", "/v1/tracks/{track}/processing-status")),
+    Owned(
+        "GET", "/v1/tracks/{track_id}/stream", 302, _req("GET", "/v1/tracks/{track}/stream", params="?format=original")
+    ),
+    Owned("GET", "/v1/tracks/{track_id}/artwork", 404, _req("GET", "/v1/tracks/{track}/artwork")),
+    Owned("GET", "/v1/tracks/{track_id}/similar", 409, _req("GET", "/v1/tracks/{track}/similar")),
+    Owned("PATCH", "/v1/tracks/{track_id}", 200, _req("PATCH", "/v1/tracks/{track}", {"title": "Renamed"})),
+    Owned("POST", "/v1/uploads/{upload_id}/finalize", 200, _req("POST", "/v1/uploads/{upload}/finalize")),
+    Owned("PATCH", "/v1/albums/{album_id}", 200, _req("PATCH", "/v1/albums/{album}", {"description": "x"})),
+    Owned(
+        "DELETE",
+        "/v1/albums/{album_id}/tracks/{track_id}",
+        204,
+        _req("DELETE", "/v1/albums/{album}/tracks/{track}"),
+    ),
+    Owned("DELETE", "/v1/tracks/{track_id}", 204, _req("DELETE", "/v1/tracks/{track}")),
+    Owned("DELETE", "/v1/albums/{album_id}", 200, _req("DELETE", "/v1/albums/{album}")),
+]
+
+
+def test_every_route_is_in_the_matrix():
+    # The OpenAPI document lists every route of every included router (app.routes nests them).
+    paths = create_app(authenticator=None).openapi()["paths"]  # type: ignore[arg-type]
+    routes = {(method.upper(), path) for path, operations in paths.items() for method in operations}
+    assert len(routes) > 15  # the check below cannot pass on an empty list
+    covered = PUBLIC | set(SELF_SCOPED) | {(o.method, o.path) for o in OWNED}
+    assert routes - covered == set(), "a route nobody decided the authorization of"
+    assert covered - routes == set(), "the matrix names a route that does not exist"
+
+
+@pytest.fixture
+def owned(stack: Stack, artist: str, wav_3s) -> dict[str, str]:
+    """Alice's finalized track (no runner: it stays processing), in her album."""
+    from functions.domain import artists
+
+    artists.upsert("mallory", handle="mallory", display_name="Mallory")
+    upload = stack.create_upload(artist, wav_3s, album="Mine")
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    track = stack.api.get(f"/v1/tracks/{upload['trackId']}", headers=as_user(artist)).json()
+    return {"track": upload["trackId"], "upload": upload["uploadId"], "album": track["albumId"]}
+
+
+@pytest.mark.parametrize("route", OWNED, ids=lambda o: f"{o.method} {o.path}")
+def test_owner_other_artist_and_anonymous(stack, artist, owned, route):
+    if route.path != "/v1/uploads/{upload_id}/finalize":
+        # Every other route expects the upload finalized (a track that is processing).
+        stack.api.post(f"/v1/uploads/{owned['upload']}/finalize", headers=as_user(artist))
+
+    anonymous = route.call(stack, {}, owned)
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
+
+    other = route.call(stack, as_user("mallory"), owned)
+    assert other.status_code == 404, other.text
+    assert other.json()["error"]["code"].endswith("not_found")
+
+    # Neither attempt changed anything: the owner's call still does what it should.
+    mine = route.call(stack, as_user(artist), owned)
+    assert mine.status_code == route.owner_status, mine.text
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(SELF_SCOPED))
+def test_self_scoped_routes_need_a_caller(stack, method, path):
+    response = stack.api.request(method, path, json={})
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized")
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(PUBLIC))
+def test_public_routes_answer_without_a_token(stack, artist, method, path):
+    stack.api.post("/v1/albums", json={"title": "Open"}, headers=as_user(artist))
+    url = path.format(handle="alice", slug="open")
+    assert stack.api.request(method, url).status_code == 200
