@@ -24,6 +24,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.attributes import TTLAttribute as _TTLAttribute
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -32,6 +33,12 @@ from functions.settings import Settings, settings
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def condition_failed(error: PynamoDBException) -> bool:
+    """True when a conditional write was refused because its condition did not hold (as opposed
+    to any other failure, which callers re-raise)."""
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 class _Unbound:

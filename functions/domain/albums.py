@@ -19,13 +19,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DeleteError, DoesNotExist, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.expressions.operand import Value
 from pynamodb.transactions import TransactWrite
 
 from functions import ids
-from functions.data.models import AlbumModel, AlbumSlugModel, ArtistModel, TrackModel, ensure_bound, utcnow
+from functions.data.models import (
+    AlbumModel,
+    AlbumSlugModel,
+    ArtistModel,
+    TrackModel,
+    condition_failed,
+    ensure_bound,
+    utcnow,
+)
 from functions.domain import artists
 from functions.errors import (
     AlbumChanged,
@@ -313,10 +321,6 @@ def _reasons(error: TransactWriteError) -> list[str | None]:
     return [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
 
 
-def _condition_failed(error: PynamoDBException) -> bool:
-    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
-
-
 def _claim(owner_id: str, slug: str, album_id: str) -> AlbumSlugModel:
     return AlbumSlugModel(AlbumSlugModel.key(owner_id, slug), AlbumSlugModel.SLUG_SK, album_id=album_id, current=True)
 
@@ -460,7 +464,7 @@ def _update_if(album: AlbumModel, actions: list[Any], condition: Any) -> bool:
     try:
         AlbumModel(album.pk, AlbumModel.ALBUM_SK).update(actions=actions, condition=condition)
     except UpdateError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             return False
         raise
     return True
@@ -515,7 +519,7 @@ def add_track(album_id: str, track_id: str) -> None:
             )
             return
         except UpdateError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
         # Which part of the condition failed decides the answer; the write itself stays atomic.
         album = find(album_id)
@@ -550,7 +554,7 @@ def remove_track(album_id: str, track_id: str) -> bool:
             )
             return True
         except UpdateError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
     raise AlbumChanged("The album kept changing while the track was removed; try again.")
 
@@ -564,7 +568,7 @@ def _orphan(track_id: str, album_id: str) -> bool:
             condition=TrackModel.album_id == album_id,
         )
     except UpdateError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             return False
         raise
     return True
@@ -606,7 +610,7 @@ def delete(owner_id: str, album_id: str, *, cascade: bool) -> Deleted:
                     condition=AlbumSlugModel.album_id == album_id
                 )
             except DeleteError as error:
-                if not _condition_failed(error):  # the claim is already gone or someone else's
+                if not condition_failed(error):  # the claim is already gone or someone else's
                     raise
         try:
             with _transaction() as tx:

@@ -23,7 +23,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from functions.clients import sfn
 from functions.data import storage
-from functions.data.models import TrackModel, UploadModel, ensure_bound, utcnow
+from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
 from functions.domain import albums, media_types, tracks, uploads
 from functions.errors import (
     AlbumChanged,
@@ -122,7 +122,7 @@ def _reject(upload: UploadModel, message: str) -> None:
             condition=UploadModel.status == "pending",
         )
     except UpdateError as error:
-        if not _condition_failed(error):
+        if not condition_failed(error):
             raise
         upload.refresh()
         if upload.status == "finalized":
@@ -147,7 +147,7 @@ def _claim(upload: UploadModel, trigger: Trigger) -> bool:
     try:
         upload.update(actions=actions, condition=UploadModel.status == "pending")
     except UpdateError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             return False
         raise
     return True
@@ -200,7 +200,7 @@ def _acknowledge(upload: UploadModel) -> bool:
             condition=UploadModel.acknowledged_at.does_not_exist() & (UploadModel.status == "finalized"),
         )
     except UpdateError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             return False
         raise
     return True
@@ -240,7 +240,7 @@ def _store_advisory_hints(track_id: str, *, duration_ms: int | None, waveform: W
                 actions=[attribute.set(value)], condition=attribute.does_not_exist()
             )
         except UpdateError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
 
 
@@ -275,7 +275,3 @@ def ensure_execution(upload: UploadModel) -> None:
 def execution_arn(name: str) -> str:
     state_machine = settings().state_machine_arn
     return state_machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
-
-
-def _condition_failed(error: UpdateError) -> bool:
-    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"

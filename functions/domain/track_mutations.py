@@ -20,7 +20,7 @@ from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from functions.data import keys, storage
-from functions.data.models import AlbumModel, TrackModel, UploadModel, utcnow
+from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
 from functions.domain import albums, tracks, uploads
 from functions.errors import ConcurrentUpdate, InvalidTrackUpdate, InvalidUpload, TrackNotFound
 from functions.observability import logger
@@ -147,7 +147,7 @@ def _apply(track_id: str, owner_id: str, actions: list[Any], extra_condition: An
     try:
         item.update(actions=[*actions, TrackModel.updated_at.set(utcnow())], condition=condition)
     except UpdateError as error:
-        if not _condition_failed(error):
+        if not condition_failed(error):
             raise
         tracks.get_owned(track_id, owner_id)  # deleted meanwhile: TrackNotFound
         raise ConcurrentUpdate("The track moved to another album while this request ran; try again.") from error
@@ -199,11 +199,7 @@ def _delete_items(track: TrackModel) -> bool:
     try:
         track.delete(condition=owned)
     except DeleteError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             return False
         raise
     return True
-
-
-def _condition_failed(error: UpdateError | DeleteError) -> bool:
-    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from functions.data.models import LaneModel, TrackModel, ensure_bound, utcnow
+from functions.data.models import LaneModel, TrackModel, condition_failed, ensure_bound, utcnow
 from functions.domain import similarity
 from functions.errors import EmbeddingNotReady, TrackDeleted, TrackNotFound
 from functions.settings import settings
@@ -82,7 +82,7 @@ def update(track_id: str, *actions: Any) -> None:
             actions=[*actions, TrackModel.updated_at.set(utcnow())], condition=TrackModel.pk.exists()
         )
     except UpdateError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             raise TrackDeleted("The track was deleted.", trackId=track_id) from error
         raise
 
@@ -112,7 +112,7 @@ def lane_started(track_id: str, lane: str) -> int:
     try:
         item.update(actions=actions, condition=LaneModel.pk.exists())
     except UpdateError as error:
-        if not _condition_failed(error):
+        if not condition_failed(error):
             raise
         # Finalize queues every lane before the workflow starts, so a missing lane item means the
         # track was deleted -- unless finalize stopped between the two and the sweeper started the
@@ -157,7 +157,7 @@ def _update_lane(track_id: str, lane: str, actions: list[Any]) -> None:
     try:
         LaneModel(track_id, LaneModel.sort_key(lane)).update(actions=actions, condition=LaneModel.pk.exists())
     except UpdateError as error:
-        if _condition_failed(error):
+        if condition_failed(error):
             raise TrackDeleted("The track was deleted.", trackId=track_id) from error
         raise
 
@@ -171,10 +171,6 @@ def delete_lanes(track_id: str) -> int:
         for lane in found:
             batch.delete(lane)
     return len(found)
-
-
-def _condition_failed(error: UpdateError) -> bool:
-    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 def apply_embedded_tags(track_id: str, found: EmbeddedTags) -> list[str]:
@@ -224,7 +220,7 @@ def _update_if(item: TrackModel, actions: list[Any], condition: Any) -> bool:
             condition=exists if condition is None else exists & condition,
         )
     except UpdateError as error:
-        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+        if condition_failed(error):
             return False
         raise
     return True

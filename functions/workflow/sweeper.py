@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import UpdateError
 
 from functions.clients import sfn
-from functions.data.models import TrackModel, ensure_bound, utcnow
+from functions.data.models import TrackModel, condition_failed, ensure_bound, utcnow
 from functions.domain import finalize, tracks, uploads
 from functions.observability import logger
 from functions.settings import settings
@@ -114,5 +114,5 @@ def _leave_index(track_id: str) -> None:
             condition=TrackModel.pk.exists(),
         )
     except UpdateError as error:  # the item may be gone already
-        if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+        if not condition_failed(error):
             raise

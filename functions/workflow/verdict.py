@@ -11,7 +11,7 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 
 from functions.data import keys, storage
-from functions.data.models import TrackModel, utcnow
+from functions.data.models import TrackModel, condition_failed, utcnow
 from functions.domain import tracks
 from functions.errors import TrackNotFound
 from functions.observability import logger
@@ -51,7 +51,7 @@ def mark_playable(payload: StepInput) -> dict[str, str]:
             condition=TrackModel.status == "processing",
         )
     except UpdateError as error:
-        if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+        if not condition_failed(error):
             raise
     return {"status": "ready"}
 

@@ -100,15 +100,25 @@ def _int_or_none(value: float | None) -> int | None:
     return int(value) if value is not None else None
 
 
+def _without_key(document: dict[str, Any]) -> dict[str, Any]:
+    """Storage keys stay internal: clients fetch media through the redirecting routes."""
+    return {k: v for k, v in document.items() if k != "key"}
+
+
 def _public_artwork(artwork: dict[str, Any] | None) -> dict[str, Any] | None:
     if not artwork:
         return None
-    variants = [{k: v for k, v in variant.items() if k != "key"} for variant in artwork.get("variants", [])]
-    return {**{k: v for k, v in artwork.items() if k != "variants"}, "variants": variants}
+    return {**artwork, "variants": [_without_key(variant) for variant in artwork.get("variants", [])]}
 
 
 def _public_waveform(waveform: dict[str, Any] | None) -> dict[str, Any] | None:
-    return {k: v for k, v in waveform.items() if k != "key"} if waveform else None
+    return _without_key(waveform) if waveform else None
+
+
+def _presigned_redirect(key: str, content_type: str | None) -> RedirectResponse:
+    url = storage.presign_get(key, expires_in=settings().stream_url_ttl_s, content_type=content_type)
+    # The URL is personal and short-lived: never cache the redirect.
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})
 
 
 def _lane(lane: LaneModel) -> LaneResponse:
@@ -147,11 +157,7 @@ def _track_response(track: TrackModel) -> TrackResponse:
         duration_ms=_int_or_none(track.duration_ms),
         waveform=_public_waveform(track.waveform),
         audio=track.audio,
-        # Storage keys stay internal: clients stream through /stream.
-        renditions={
-            fmt: {k: v for k, v in rendition.items() if k != "key"}
-            for fmt, rendition in (track.renditions or {}).items()
-        },
+        renditions={fmt: _without_key(rendition) for fmt, rendition in (track.renditions or {}).items()},
         loudness=track.loudness,
         embedded_tags=track.embedded_tags,
         artwork=_public_artwork(track.artwork),
@@ -273,9 +279,7 @@ def stream_track(
                 f"This track has no {format} rendition yet (status: {track.status}).", format=format
             )
         key, content_type = rendition["key"], rendition["contentType"]
-    url = storage.presign_get(key, expires_in=settings().stream_url_ttl_s, content_type=content_type)
-    # The URL is personal and short-lived: never cache the redirect.
-    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})
+    return _presigned_redirect(key, content_type)
 
 
 ArtworkFormat = Literal["webp", "jpeg"]
@@ -306,8 +310,7 @@ def track_artwork(
         raise ArtworkNotFound("This track has no artwork (yet).")
     fitting = [v for v in variants if v["size"] >= size]
     chosen = min(fitting, key=lambda v: v["size"]) if fitting else max(variants, key=lambda v: v["size"])
-    url = storage.presign_get(chosen["key"], expires_in=settings().stream_url_ttl_s, content_type=chosen["contentType"])
-    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})
+    return _presigned_redirect(chosen["key"], chosen["contentType"])
 
 
 class SimilarTrack(CamelResponse):
