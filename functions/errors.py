@@ -179,6 +179,26 @@ class InvalidCursor(DomainError):
     status = 400
 
 
+class SupportRequired(DomainError):
+    """A support-gated track streams only to its artist's supporters (and its owner). The track
+    itself is no secret here: only ready public or unlisted tracks get this far."""
+
+    code = "support_required"
+    status = 403
+
+
+class OriginalOwnerOnly(DomainError):
+    """The uploaded original (often lossless) streams to its owner only; listeners get renditions."""
+
+    code = "original_owner_only"
+    status = 403
+
+
+class InvalidTag(DomainError):
+    code = "invalid_tag"
+    status = 400
+
+
 class TrackDeleted(TrackNotFound):
     """The track item is gone, so a write that must not re-create it (a processing lane finishing
     after the track was deleted) was refused. To a client it is just 'not found'."""

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from functions.api import errors
 from functions.api.auth import Authenticator
 from functions.api.limits import BodySizeLimit
-from functions.api.routers import albums, artists, health, tracks, uploads
+from functions.api.routers import albums, artists, browse, health, tracks, uploads
 from functions.settings import settings
 
 HealthCheck = Callable[[], bool]
@@ -26,7 +26,7 @@ def create_app(authenticator: Authenticator, *, health_checks: Mapping[str, Heal
     app.state.authenticator = authenticator
     app.state.health_checks = dict(health_checks or {})
     errors.install(app)
-    for router in (health.router, artists.router, uploads.router, tracks.router, albums.router):
+    for router in (health.router, artists.router, uploads.router, tracks.router, albums.router, browse.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: settings().max_request_body_bytes)
     return app

@@ -86,6 +86,20 @@ class TracksByOwner(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-unty
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class TracksListedByArtist(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
+    """An artist's publicly listed tracks (``GET /v1/artists/{handle}/tracks``). Sparse:
+    ``listed_owner`` is set only while the track is ready, public and ungated
+    (``functions.domain.listing`` keeps it so). Keys only: the page reads the few fields it shows
+    with one BatchGetItem, and re-checks them, since an index answers eventually."""
+
+    class Meta:
+        index_name = "by_artist_listing"
+        projection = KeysOnlyProjection()
+
+    listed_owner = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class TracksInProcessing(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
     """Tracks whose workflow has not reported an outcome, oldest first, for the sweeper. Sparse:
     finalize sets the keys, mark ready/failed removes them. The partition is one of a few shards so
@@ -108,6 +122,7 @@ class TrackModel(Model):
         settings_field = "tracks_table"
 
     TRACK_SK = "track"
+    VISIBILITIES = ("public", "unlisted", "private")
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -128,6 +143,12 @@ class TrackModel(Model):
     support_gate = JSONAttribute(null=True)
     description = UnicodeAttribute(null=True)
     auto_tag = BooleanAttribute(default=False)
+    # public (listed) | unlisted (playable by link, never listed) | private (owner only)
+    visibility = UnicodeAttribute(default="public")
+    # Set while the track is publicly listed (ready, public, ungated): the artist's id, which keys
+    # ``by_artist_listing``, and the tags it is listed under (their ``TagEntryModel`` items).
+    listed_owner = UnicodeAttribute(null=True)
+    listed_tags = ListAttribute(of=UnicodeAttribute, null=True)
     # draft (intent created) -> processing (finalized) -> ready | failed
     status = UnicodeAttribute(default="draft")
     # not_started | running | succeeded | failed
@@ -157,6 +178,7 @@ class TrackModel(Model):
     processing_shard = UnicodeAttribute(null=True)
     processing_since = UTCDateTimeAttribute(null=True)
     by_owner = TracksByOwner()
+    by_artist_listing = TracksListedByArtist()
     in_processing = TracksInProcessing()
 
     @property
@@ -188,6 +210,31 @@ class LaneModel(Model):
     @staticmethod
     def sort_key(lane: str) -> str:
         return f"lane#{lane}"
+
+
+class TagEntryModel(Model):
+    """A publicly listed track under one tag (``pk=tag#<tag>, sk=<createdAt>#<trackId>``), newest
+    last, for ``GET /v1/tags/{tag}/tracks``. Written and removed with the track's ``listed_tags``
+    in one transaction (``functions.domain.listing``). Its attributes avoid the names the Tracks
+    indexes key on, so it never shows up in them."""
+
+    class Meta(_Unbound):
+        logical_name = "Tracks"
+        settings_field = "tracks_table"
+        shares_table_with = "TrackModel"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    track_id = UnicodeAttribute()
+    artist_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(tag: str) -> str:
+        return f"tag#{tag}"
+
+    @staticmethod
+    def sort_key(created_at: datetime, track_id: str) -> str:
+        return f"{created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{track_id}"
 
 
 class UploadModel(Model):
@@ -303,6 +350,28 @@ class AlbumSlugModel(Model):
         return f"slug#{owner_id}#{slug}"
 
 
+class SupporterModel(Model):
+    """A supporter of an artist (``pk=artist#<artistId>, sk=supporter#<userId>``), granted by the
+    artist: support-gated tracks stream to the owner and these users only. It shares the artist's
+    partition, so one Query lists them and one GetItem checks one."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    supporter_id = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(default=utcnow)
+
+    PREFIX = "supporter#"
+
+    @staticmethod
+    def key(artist_id: str, supporter_id: str) -> tuple[str, str]:
+        return ArtistModel.profile_key(artist_id)[0], f"{SupporterModel.PREFIX}{supporter_id}"
+
+
 class EntitlementModel(Model):
     """An explicit upload grant or revocation; absence means the configured default policy."""
 
@@ -319,8 +388,10 @@ class EntitlementModel(Model):
 
 ALL_MODELS: tuple[type[Model], ...] = (
     ArtistModel,
+    SupporterModel,
     TrackModel,
     LaneModel,
+    TagEntryModel,
     UploadModel,
     AlbumModel,
     AlbumSlugModel,

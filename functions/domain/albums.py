@@ -8,10 +8,7 @@ renamed away from keeps its claim (``current`` false) and answers with a redirec
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -28,21 +25,18 @@ from functions import ids
 from functions.data.models import (
     AlbumModel,
     AlbumSlugModel,
-    ArtistModel,
     TrackModel,
     condition_failed,
     ensure_bound,
     utcnow,
 )
-from functions.domain import artists
+from functions.domain import artists, listing, paging
 from functions.errors import (
     AlbumChanged,
     AlbumFull,
     AlbumNotFound,
     AlbumSlugUnavailable,
-    ArtistNotFound,
     InvalidAlbum,
-    InvalidCursor,
     TrackNotFound,
 )
 
@@ -61,12 +55,11 @@ SLUG_WINDOW = 25
 TITLE_LOOKUP_LIMIT = 1000
 # Optimistic writes (revision conditions, list index removals) retry this often before giving up.
 MAX_ATTEMPTS = 5
-MAX_PAGE_SIZE = 100
-PUBLIC_STATUSES = frozenset({"ready"})
+MAX_PAGE_SIZE = paging.MAX_PAGE_SIZE
 # The owner also sees what is on its way or broken; a draft (no audio yet) is never listed.
 OWNER_STATUSES = frozenset({"ready", "processing", "failed"})
-# Only what the album page shows: a track item also carries waveforms and embedding vectors.
-TRACK_FIELDS = ["pk", "sk", "owner_id", "title", "duration_ms", "status"]  # pynamodb wants a list
+# Only what the album page shows and decides on: a track item also carries waveforms and vectors.
+TRACK_FIELDS = ["pk", "sk", "owner_id", "title", "duration_ms", "status", "visibility", "support_gate"]
 
 # Latin letters NFKD leaves whole; the ASCII fold would otherwise drop them from the slug.
 _TRANSLITERATIONS = str.maketrans(
@@ -74,8 +67,6 @@ _TRANSLITERATIONS = str.maketrans(
     | {"ł": "l", "Ł": "L", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D", "ı": "i"}
 )
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
-# Cursors carry created_at exactly as the index stores it (pynamodb leaves these methods untyped).
-_CREATED_AT: Any = AlbumModel.created_at
 
 
 @dataclass(frozen=True)
@@ -193,26 +184,10 @@ def get_owned(album_id: str, owner_id: str) -> AlbumModel:
     return album
 
 
-def artist_by_handle(handle: str) -> artists.Artist:
-    """The artist holding ``handle`` (its claim item names the user, the profile the display name)."""
-    handle = handle.lower()
-    if not artists.HANDLE_PATTERN.match(handle):
-        raise ArtistNotFound(f"No artist has the handle '{handle[:64]}'.")
-    ensure_bound()
-    try:
-        claim = ArtistModel.get(*ArtistModel.handle_key(handle))
-    except DoesNotExist:
-        raise ArtistNotFound(f"No artist has the handle '{handle}'.") from None
-    artist = artists.find(claim.user_id)
-    if artist is None or artist.handle != handle:  # a rename released the handle meanwhile
-        raise ArtistNotFound(f"No artist has the handle '{handle}'.")
-    return artist
-
-
 def find_by_slug(handle: str, slug: str) -> tuple[artists.Artist, AlbumModel]:
     """The album that holds or held ``slug`` for this artist. When ``album.slug`` differs from
     ``slug``, the album was renamed and the caller redirects to its current slug."""
-    artist = artist_by_handle(handle)
+    artist = artists.by_handle(handle)
     slug = slug.lower()
     if len(slug) > MAX_SLUG_LENGTH:
         raise AlbumNotFound("No such album.")
@@ -229,8 +204,8 @@ def find_by_slug(handle: str, slug: str) -> tuple[artists.Artist, AlbumModel]:
 
 
 def visible_tracks(album: AlbumModel, viewer_id: str | None) -> list[TrackModel]:
-    """The album's tracks in its explicit order that ``viewer_id`` may see: ``ready`` ones for
-    everybody, also ``processing``/``failed`` ones for the owner. One BatchGetItem per 100 tracks
+    """The album's tracks in its explicit order that ``viewer_id`` may see: publicly listed ones
+    (ready, public, ungated) for everybody; the owner sees every track past its draft. One BatchGetItem per 100 tracks
     of the album, however big the catalog is; ids whose track is gone are skipped."""
     order = list(dict.fromkeys(_order(album)))
     if not order:
@@ -240,74 +215,26 @@ def visible_tracks(album: AlbumModel, viewer_id: str | None) -> list[TrackModel]
         str(track.pk): track
         for track in TrackModel.batch_get([(tid, TrackModel.TRACK_SK) for tid in order], attributes_to_get=TRACK_FIELDS)
     }
-    allowed = OWNER_STATUSES if viewer_id == album.owner_id else PUBLIC_STATUSES
-    return [
-        found[tid]
-        for tid in order
-        if tid in found and found[tid].owner_id == album.owner_id and found[tid].status in allowed
-    ]
+    shown = (lambda t: t.status in OWNER_STATUSES) if viewer_id == album.owner_id else listing.is_listed
+    return [found[tid] for tid in order if tid in found and found[tid].owner_id == album.owner_id and shown(found[tid])]
 
 
-def _encode_cursor(kind: str, album: AlbumModel) -> str:
-    at = _CREATED_AT.serialize(album.created_at)
-    raw = json.dumps({"k": kind, "id": album.pk, "at": at}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(kind: str, cursor: str) -> tuple[str, str]:
-    """(album id, serialized created_at) of the last album of the previous page. Anything this
-    module did not write for this listing is refused before it can reach DynamoDB."""
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(decoded, dict) or set(decoded) != {"k", "id", "at"} or decoded["k"] != kind:
-            raise ValueError("foreign cursor")
-        album_id, at = decoded["id"], decoded["at"]
-        if not isinstance(album_id, str) or not isinstance(at, str) or ids.parse("alb", album_id) != album_id:
-            raise ValueError("malformed cursor")
-        _CREATED_AT.deserialize(at)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidCursor("The cursor is not one this listing returned.") from error
-    return album_id, at
-
-
-def _page(kind: str, index: Any, *, hash_key: str, key_name: str, limit: int, cursor: str | None) -> AlbumPage:
-    """Newest first; one extra album read tells whether another page exists."""
-    start = None
-    if cursor:
-        album_id, at = _decode_cursor(kind, cursor)
-        start = {
-            "pk": {"S": album_id},
-            "sk": {"S": AlbumModel.ALBUM_SK},
-            key_name: {"S": hash_key},
-            "created_at": {"S": at},
-        }
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
-    ensure_bound()
-    found: list[AlbumModel] = list(
-        index.query(hash_key, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start)
-    )
-    albums = found[:limit]
-    owners = list(dict.fromkeys(album.owner_id for album in albums))
-    profiles = {
-        item.user_id: artists.Artist(item.user_id, item.handle, item.display_name, item.created_at, item.updated_at)
-        for item in ArtistModel.batch_get([ArtistModel.profile_key(owner) for owner in owners])
-    }
-    next_cursor = _encode_cursor(kind, albums[-1]) if len(found) > limit else None
-    return AlbumPage([AlbumView(album, profiles.get(album.owner_id)) for album in albums], next_cursor)
+def _page(kind: str, index: Any, hash_key: str, *, limit: int, cursor: str | None) -> AlbumPage:
+    """Newest first, with each album's artist (one BatchGetItem for the page)."""
+    page = paging.query(kind, index, AlbumModel, hash_key, limit=limit, cursor=cursor)
+    owners = list(dict.fromkeys(album.owner_id for album in page.items))
+    profiles = {artist.user_id: artist for artist in artists.find_many(owners)}
+    return AlbumPage([AlbumView(album, profiles.get(album.owner_id)) for album in page.items], page.next_cursor)
 
 
 def list_all(*, limit: int, cursor: str | None) -> AlbumPage:
     """Every album, newest first (one Query on ``by_listing`` plus one BatchGetItem for artists)."""
-    return _page(
-        "all", AlbumModel.by_listing, hash_key=AlbumModel.LISTED, key_name="listed", limit=limit, cursor=cursor
-    )
+    return _page("albums", AlbumModel.by_listing, AlbumModel.LISTED, limit=limit, cursor=cursor)
 
 
 def list_by_artist(handle: str, *, limit: int, cursor: str | None) -> tuple[artists.Artist, AlbumPage]:
-    artist = artist_by_handle(handle)
-    return artist, _page(
-        "artist", AlbumModel.by_owner, hash_key=artist.user_id, key_name="owner_id", limit=limit, cursor=cursor
-    )
+    artist = artists.by_handle(handle)
+    return artist, _page("artist-albums", AlbumModel.by_owner, artist.user_id, limit=limit, cursor=cursor)
 
 
 # --- writes --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from functions.data.models import ArtistModel, ensure_bound, utcnow
-from functions.errors import ArtistProfileRequired, ConcurrentUpdate, HandleTaken
+from functions.errors import ArtistNotFound, ArtistProfileRequired, ConcurrentUpdate, HandleTaken
 
 HANDLE_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{1,61}[a-z0-9])?$")
 
@@ -35,6 +35,31 @@ def find(user_id: str) -> Artist | None:
         return _artist(ArtistModel.get(*ArtistModel.profile_key(user_id)))
     except DoesNotExist:
         return None
+
+
+def find_many(user_ids: list[str]) -> list[Artist]:
+    """The profiles of these users that exist (one BatchGetItem per 100)."""
+    if not user_ids:
+        return []
+    ensure_bound()
+    keys = [ArtistModel.profile_key(user_id) for user_id in dict.fromkeys(user_ids)]
+    return [_artist(item) for item in ArtistModel.batch_get(keys)]
+
+
+def by_handle(handle: str) -> Artist:
+    """The artist holding ``handle`` (its claim item names the user, the profile the rest)."""
+    handle = handle.lower()
+    if not HANDLE_PATTERN.match(handle):
+        raise ArtistNotFound(f"No artist has the handle '{handle[:64]}'.")
+    ensure_bound()
+    try:
+        claim = ArtistModel.get(*ArtistModel.handle_key(handle))
+    except DoesNotExist:
+        raise ArtistNotFound(f"No artist has the handle '{handle}'.") from None
+    artist = find(claim.user_id)
+    if artist is None or artist.handle != handle:  # a rename released the handle meanwhile
+        raise ArtistNotFound(f"No artist has the handle '{handle}'.")
+    return artist
 
 
 def require(user_id: str) -> Artist:

@@ -21,7 +21,7 @@ from pynamodb.transactions import TransactWrite
 
 from functions.data import keys, storage
 from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
-from functions.domain import albums, tracks, uploads
+from functions.domain import albums, listing, tracks, uploads
 from functions.errors import ConcurrentUpdate, InvalidTrackUpdate, InvalidUpload, TrackNotFound
 from functions.observability import logger
 
@@ -49,6 +49,7 @@ class TrackUpdate:
     tags: Patch[list[str] | None] = KEEP
     description: Patch[str | None] = KEEP
     support_gate: Patch[dict[str, Any] | None] = KEEP
+    visibility: Patch[str] = KEEP
     remove_image: bool = False
 
 
@@ -81,6 +82,8 @@ def update(track_id: str, owner_id: str, changes: TrackUpdate) -> TrackModel:
         raise
     if move is not None and move.leaves and move.leaves != updated.album_id:
         albums.remove_track(move.leaves, track_id)
+    # Visibility, the gate and tags decide where the track is listed.
+    listing.sync(track_id)
     if changes.remove_image:
         # After the write, so a GET never shows artwork whose objects are gone.
         storage.delete_prefix(keys.artwork_prefix(track_id))
@@ -100,6 +103,10 @@ def _field_actions(changes: TrackUpdate) -> list[Any]:
         actions.append(_set_or_remove(TrackModel.description, changes.description))
     if changes.support_gate is not KEEP:
         actions.append(_set_or_remove(TrackModel.support_gate, changes.support_gate))
+    if changes.visibility is not KEEP:
+        if changes.visibility not in listing.VISIBILITIES:
+            raise InvalidTrackUpdate(f"visibility is one of {', '.join(listing.VISIBILITIES)}.", field="visibility")
+        actions.append(TrackModel.visibility.set(changes.visibility))
     if changes.remove_image:
         actions += [TrackModel.image_source.remove(), TrackModel.artwork.remove()]
     return actions
@@ -164,8 +171,11 @@ def delete(track_id: str, owner_id: str) -> bool:
         raise TrackNotFound("No such track.")
     # The track item goes first: from then on no lane can write to it (their writes require it),
     # so whatever a running workflow stores afterwards is swept by the workflow itself.
-    if not _delete_items(track):
+    deleted = _delete_items(track)
+    if deleted is None:
         return False
+    # Tag entries as the item listed them when it went (a sync may have moved them since the read).
+    listing.unlist_deleted(deleted)
     lanes = tracks.delete_lanes(track_id)
     if track.album_id:
         albums.remove_track(track.album_id, track_id)
@@ -176,30 +186,33 @@ def delete(track_id: str, owner_id: str) -> bool:
     return True
 
 
-def _delete_items(track: TrackModel) -> bool:
+def _delete_items(track: TrackModel) -> TrackModel | None:
     """Deletes the track item (only the owner's, only if it is still there) and, while it is still
-    pending, the upload intent with it, so the file cannot be finalized into a deleted track. False
-    when the track was deleted meanwhile."""
+    pending, the upload intent with it, so the file cannot be finalized into a deleted track.
+    Returns the item as it was when deleted; None when the track was deleted meanwhile."""
     owned = TrackModel.pk.exists() & (TrackModel.owner_id == track.owner_id)
     upload = uploads.find(track.upload_id)
     if upload is not None and upload.status == "pending":
         try:
             with TransactWrite(connection=Connection(region=TrackModel.Meta.region, host=TrackModel.Meta.host)) as tx:
-                tx.delete(track, condition=owned)
+                # A draft: nothing has processed or listed it, so the item read is the item deleted.
+                tx.delete(track, condition=owned & (TrackModel.status == "draft"))
                 tx.delete(upload, condition=UploadModel.status == "pending")
         except TransactWriteError as error:
             reasons = [reason.code if reason else None for reason in error.cancellation_reasons or []]
-            if reasons[:1] == ["ConditionalCheckFailed"]:
-                return False
+            if reasons[:1] == ["ConditionalCheckFailed"] and tracks.find(track.track_id) is None:
+                return None
             if "ConditionalCheckFailed" not in reasons:
                 raise
             # The intent was finalized meanwhile: it stays as the record of its asset.
         else:
-            return True
+            return track
     try:
-        track.delete(condition=owned)
+        old = TrackModel._get_connection().delete_item(
+            track.track_id, TrackModel.TRACK_SK, condition=owned, return_values="ALL_OLD"
+        )
     except DeleteError as error:
         if condition_failed(error):
-            return False
+            return None
         raise
-    return True
+    return TrackModel.from_raw_data(old["Attributes"])

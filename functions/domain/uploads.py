@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -17,6 +15,7 @@ from functions import ids
 from functions.data import keys, storage
 from functions.data.models import ArtistModel, TrackModel, UploadModel, ensure_bound, utcnow
 from functions.domain import albums, artists, entitlements, media_types
+from functions.domain import tags as tag_names
 from functions.errors import (
     FileTooLarge,
     InvalidUpload,
@@ -32,8 +31,6 @@ REDIRECTED_INTENTS = {
     "track_artwork": ("use_track_artwork_upload_route", "POST /v1/tracks/:trackId/artwork/uploads"),
     "track_document": ("use_track_documents_upload_route", "POST /v1/tracks/:trackId/documents/uploads"),
 }
-MAX_TAGS = 10
-MAX_TAG_LENGTH = 40
 MAX_FEATURES = 10
 
 
@@ -48,6 +45,7 @@ class TrackMetadata:
     support_gate: dict[str, Any] | None = None
     description: str | None = None
     auto_tag: bool = False
+    visibility: str = "public"
 
 
 @dataclass(frozen=True)
@@ -69,23 +67,19 @@ class CreatedUpload:
     required_headers: dict[str, str]
 
 
-def normalize_tag(tag: str) -> str:
-    """``"  Lo-Fi   Hip HOP "`` -> ``"lo-fi hip hop"``: case, width and spacing never split a tag."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", tag)).strip().lower()
-
-
 def normalize_tags(tags: list[str]) -> list[str]:
     normalized: list[str] = []
     for tag in tags:
-        value = normalize_tag(tag)
+        value = tag_names.normalize(tag)
         if not value:
             continue
-        if len(value) > MAX_TAG_LENGTH:
-            raise InvalidUpload(f"Tags are at most {MAX_TAG_LENGTH} characters: '{value[:60]}'.", field="tags")
+        if len(value) > tag_names.MAX_TAG_LENGTH:
+            limit = tag_names.MAX_TAG_LENGTH
+            raise InvalidUpload(f"Tags are at most {limit} characters: '{value[:60]}'.", field="tags")
         if value not in normalized:
             normalized.append(value)
-    if len(normalized) > MAX_TAGS:
-        raise InvalidUpload(f"At most {MAX_TAGS} tags.", field="tags")
+    if len(normalized) > tag_names.MAX_TAGS:
+        raise InvalidUpload(f"At most {tag_names.MAX_TAGS} tags.", field="tags")
     return normalized
 
 
@@ -131,6 +125,8 @@ def _validate(request: NewUpload) -> str:
 
 def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     extension = _validate(request)
+    if request.metadata.visibility not in TrackModel.VISIBILITIES:
+        raise InvalidUpload(f"visibility is one of {', '.join(TrackModel.VISIBILITIES)}.", field="visibility")
     artists.require(owner_id)
     entitlements.require_upload(owner_id)
     features = check_features(request.metadata.features)
@@ -175,6 +171,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         support_gate=metadata.support_gate,
         description=metadata.description or None,
         auto_tag=metadata.auto_tag,
+        visibility=metadata.visibility,
         status="draft",
         original_key=object_key,
         original_content_type=content_type,

@@ -12,7 +12,7 @@ from pynamodb.exceptions import UpdateError
 
 from functions.data import keys, storage
 from functions.data.models import TrackModel, condition_failed, utcnow
-from functions.domain import tracks
+from functions.domain import listing, tracks
 from functions.errors import TrackNotFound
 from functions.observability import logger
 from functions.workflow.definition import REQUIRED_LANES
@@ -53,6 +53,7 @@ def mark_playable(payload: StepInput) -> dict[str, str]:
     except UpdateError as error:
         if not condition_failed(error):
             raise
+    listing.sync(payload["trackId"])
     return {"status": "ready"}
 
 
@@ -76,6 +77,7 @@ def _mark_ready(payload: StepInput) -> dict[str, str]:
         TrackModel.failure_message.remove(),
         *_leave_sweeper_index(),
     )
+    listing.sync(payload["trackId"])
     return {"status": "ready"}
 
 
@@ -105,6 +107,7 @@ def _mark_failed(payload: StepInput) -> dict[str, str]:
         TrackModel.failure_message.set(message or "Processing stopped before it could finish. Upload the file again."),
         *_leave_sweeper_index(),
     )
+    listing.sync(payload["trackId"])
     return {"status": "failed"}
 
 

@@ -30,7 +30,10 @@ PUBLIC_PATHS = {
     "/openapi.json": "API documentation; it reads no user data",
     "/v1/albums": "the public album catalog; only ready tracks of public albums are listed",
     "/v1/artists/{handle}/albums": "an artist's public albums",
-    "/v1/artists/{handle}/albums/{slug}": "a public album page; only ready tracks are shown",
+    "/v1/artists/{handle}/albums/{slug}": "a public album page; only listed tracks are shown",
+    "/v1/artists/{handle}": "an artist's public profile (handle, display name)",
+    "/v1/artists/{handle}/tracks": "an artist's listed tracks: ready, public and not support-gated only",
+    "/v1/tags/{tag}/tracks": "listed tracks under a tag: ready, public and not support-gated only",
 }
 
 ACCESS_LOG_FORMAT = json.dumps(

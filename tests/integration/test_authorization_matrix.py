@@ -23,6 +23,9 @@ PUBLIC = {
     ("GET", "/v1/albums"),
     ("GET", "/v1/artists/{handle}/albums"),
     ("GET", "/v1/artists/{handle}/albums/{slug}"),
+    ("GET", "/v1/artists/{handle}"),
+    ("GET", "/v1/artists/{handle}/tracks"),
+    ("GET", "/v1/tags/{tag}/tracks"),
 }
 # Scoped to the caller by construction (there is no id of someone else's to pass).
 SELF_SCOPED = {
@@ -30,6 +33,10 @@ SELF_SCOPED = {
     ("PUT", "/v1/artists/me"): 200,
     ("POST", "/v1/uploads"): 201,
     ("POST", "/v1/albums"): 201,
+    ("GET", "/v1/me/tracks"): 200,
+    ("GET", "/v1/artists/me/supporters"): 200,
+    ("PUT", "/v1/artists/me/supporters/{user_id}"): 200,
+    ("DELETE", "/v1/artists/me/supporters/{user_id}"): 204,
 }
 
 
@@ -116,12 +123,12 @@ def test_owner_other_artist_and_anonymous(stack, artist, owned, route):
 
 @pytest.mark.parametrize(("method", "path"), sorted(SELF_SCOPED))
 def test_self_scoped_routes_need_a_caller(stack, method, path):
-    response = stack.api.request(method, path, json={})
+    response = stack.api.request(method, path.format(user_id="bob"), json={})
     assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized")
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(PUBLIC))
 def test_public_routes_answer_without_a_token(stack, artist, method, path):
     stack.api.post("/v1/albums", json={"title": "Open"}, headers=as_user(artist))
-    url = path.format(handle="alice", slug="open")
+    url = path.format(handle="alice", slug="open", tag="open")
     assert stack.api.request(method, url).status_code == 200

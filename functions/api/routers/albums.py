@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -11,8 +9,10 @@ from fastapi.responses import RedirectResponse
 from pydantic import Field, StringConstraints
 
 from functions import ids
-from functions.api.auth import Authenticator, Principal, current_user
+from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
+from functions.api.public import cacheable, viewer
+from functions.api.track_views import ArtistRef, artist_ref
 from functions.data.models import AlbumModel, TrackModel
 from functions.domain import albums, artists
 from functions.errors import InvalidAlbum, TrackNotFound
@@ -36,11 +36,6 @@ class UpdateAlbumRequest(CamelModel):
 
     title: Title | None = None
     description: Description | None = None
-
-
-class ArtistRef(CamelResponse):
-    handle: str
-    display_name: str | None
 
 
 class AlbumResponse(CamelResponse):
@@ -86,23 +81,13 @@ class DeleteAlbumResponse(CamelResponse):
     tracks: int
 
 
-def viewer(request: Request) -> Principal | None:
-    """The caller when it sent valid credentials, else None: public routes answer both."""
-    authenticator: Authenticator = request.app.state.authenticator
-    return authenticator.authenticate(request)
-
-
-def _artist(artist: artists.Artist | None) -> ArtistRef | None:
-    return ArtistRef(handle=artist.handle, display_name=artist.display_name) if artist else None
-
-
 def _album(album: AlbumModel, artist: artists.Artist | None) -> AlbumResponse:
     return AlbumResponse(
         album_id=ids.render("alb", album.album_id),
         title=album.title,
         slug=album.slug,
         description=album.description,
-        artist=_artist(artist),
+        artist=artist_ref(artist),
         track_count=len(album.track_ids or []),
         created_at=iso(album.created_at) or "",
         updated_at=iso(album.updated_at) or "",
@@ -120,24 +105,6 @@ def _track(track: TrackModel, position: int) -> AlbumTrack:
     )
 
 
-def _cacheable(request: Request, body: CamelResponse, *, private: bool) -> Response:
-    """JSON with an ETag over the exact bytes, so any change (a rename, a track turning ready)
-    changes it at once and there is no cache to invalidate; ``If-None-Match`` gets a 304. The owner
-    sees more than the public, so the owner's answer is never stored by shared caches."""
-    content = body.model_dump(by_alias=True, mode="json")
-    encoded = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-    etag = f'"{hashlib.sha256(encoded).hexdigest()[:32]}"'
-    headers = {
-        "ETag": etag,
-        "Cache-Control": "private, no-cache" if private else "public, no-cache",
-        "Vary": "Authorization",
-    }
-    presented = {tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")}
-    if etag in presented or "*" in presented:
-        return Response(status_code=304, headers=headers)
-    return Response(encoded, media_type="application/json", headers=headers)
-
-
 @router.post("/v1/albums", status_code=201, response_model=AlbumResponse, response_model_by_alias=True)
 def create_album(body: CreateAlbumRequest, user: Annotated[Principal, Depends(current_user)]) -> AlbumResponse:
     """A new album; its slug comes from the title (``-2``, ``-3``… when the artist has it already)."""
@@ -152,7 +119,7 @@ def list_albums(request: Request, limit: Limit = 20, cursor: Cursor = None) -> R
     body = AlbumListResponse(
         albums=[_album(view.album, view.artist) for view in page.albums], next_cursor=page.next_cursor
     )
-    return _cacheable(request, body, private=False)
+    return cacheable(request, body, private=False)
 
 
 @router.get("/v1/artists/{handle}/albums", response_model=ArtistAlbumsResponse, response_model_by_alias=True)
@@ -164,7 +131,7 @@ def list_artist_albums(request: Request, handle: str, limit: Limit = 20, cursor:
         albums=[_album(view.album, view.artist) for view in page.albums],
         next_cursor=page.next_cursor,
     )
-    return _cacheable(request, body, private=False)
+    return cacheable(request, body, private=False)
 
 
 @router.get(
@@ -193,7 +160,7 @@ def get_album(
             "tracks": [_track(track, position) for position, track in enumerate(tracks, start=1)],
         }
     )
-    return _cacheable(request, body, private=viewer_id == album.owner_id)
+    return cacheable(request, body, private=viewer_id == album.owner_id)
 
 
 @router.patch("/v1/albums/{album_id}", response_model=AlbumResponse, response_model_by_alias=True)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import Field, StringConstraints, field_validator
 
 from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
-from functions.api.routers.uploads import FeatureHandles, SupportGate, TagNames, json_list
+from functions.api.public import cacheable
+from functions.api.routers.uploads import FeatureHandles, SupportGate, TagNames, Visibility, json_list
+from functions.api.track_views import PublicTrack, int_or_none, public_artwork, public_track, without_key
 from functions.data import storage
 from functions.data.models import LaneModel, TrackModel
-from functions.domain import track_mutations, tracks
-from functions.errors import ArtworkNotFound, RenditionNotReady, TrackNotFound
+from functions.domain import artists, listing, track_mutations, tracks
+from functions.errors import ArtworkNotFound, OriginalOwnerOnly, RenditionNotReady, TrackNotFound
 from functions.settings import settings
 
 router = APIRouter(prefix="/v1/tracks", tags=["tracks"])
@@ -44,6 +46,10 @@ class TrackResponse(CamelResponse):
     support_gate: dict[str, Any] | None
     description: str | None
     auto_tag: bool
+    visibility: str
+    # Whether the track is in its artist's public tracks and under its tags right now (ready,
+    # public, ungated).
+    listed: bool
     status: str
     workflow_status: str
     duration_ms: int | None
@@ -96,23 +102,8 @@ def _failure(track: TrackModel) -> Failure | None:
     return Failure(code=track.failure_code, message=track.failure_message or "")
 
 
-def _int_or_none(value: float | None) -> int | None:
-    return int(value) if value is not None else None
-
-
-def _without_key(document: dict[str, Any]) -> dict[str, Any]:
-    """Storage keys stay internal: clients fetch media through the redirecting routes."""
-    return {k: v for k, v in document.items() if k != "key"}
-
-
-def _public_artwork(artwork: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not artwork:
-        return None
-    return {**artwork, "variants": [_without_key(variant) for variant in artwork.get("variants", [])]}
-
-
 def _public_waveform(waveform: dict[str, Any] | None) -> dict[str, Any] | None:
-    return _without_key(waveform) if waveform else None
+    return without_key(waveform) if waveform else None
 
 
 def _presigned_redirect(key: str, content_type: str | None) -> RedirectResponse:
@@ -145,31 +136,54 @@ def _track_response(track: TrackModel) -> TrackResponse:
         album=track.album,
         album_id=ids.render("alb", track.album_id) if track.album_id else None,
         genre=track.genre,
-        year=_int_or_none(track.year),
-        track_number=_int_or_none(track.track_number),
+        year=int_or_none(track.year),
+        track_number=int_or_none(track.track_number),
         features=[str(handle) for handle in track.features or []],
         tags=[str(tag) for tag in track.tags or []],
         support_gate=track.support_gate,
         description=track.description,
         auto_tag=bool(track.auto_tag),
+        visibility=track.visibility,
+        listed=listing.is_listed(track),
         status=track.status,
         workflow_status=track.workflow_status,
-        duration_ms=_int_or_none(track.duration_ms),
+        duration_ms=int_or_none(track.duration_ms),
         waveform=_public_waveform(track.waveform),
         audio=track.audio,
-        renditions={fmt: _without_key(rendition) for fmt, rendition in (track.renditions or {}).items()},
+        renditions={fmt: without_key(rendition) for fmt, rendition in (track.renditions or {}).items()},
         loudness=track.loudness,
         embedded_tags=track.embedded_tags,
-        artwork=_public_artwork(track.artwork),
+        artwork=public_artwork(track.artwork),
         failure=_failure(track),
         created_at=iso(track.created_at) or "",
         updated_at=iso(track.updated_at) or "",
     )
 
 
-@router.get("/{track_id}", response_model=TrackResponse, response_model_by_alias=True)
-def get_track(track_id: str, user: Annotated[Principal, Depends(current_user)]) -> TrackResponse:
-    return _track_response(tracks.get_owned(_track_id(track_id), user.user_id))
+def _readable(track_id: str, viewer_id: str) -> TrackModel:
+    """The track if ``viewer_id`` may read it: its owner always, anyone else only a ready public or
+    unlisted track. Everything else is 'not found', so a private track's id reveals nothing."""
+    track = tracks.find(_track_id(track_id))
+    if track is None or not listing.may_read(track, viewer_id):
+        raise TrackNotFound("No such track.")
+    return track
+
+
+@router.get(
+    "/{track_id}",
+    response_model=TrackResponse | PublicTrack,
+    response_model_by_alias=True,
+    responses={200: {"description": "The owner gets the whole track; anyone else its public view."}},
+)
+def get_track(
+    track_id: str, request: Request, user: Annotated[Principal, Depends(current_user)]
+) -> TrackResponse | Response:
+    """The owner's track with everything processing found; for anyone else a ready public or
+    unlisted track's public view (with an ETag, ``If-None-Match`` -> 304)."""
+    track = _readable(track_id, user.user_id)
+    if track.owner_id == user.user_id:
+        return _track_response(track)
+    return cacheable(request, public_track(track, artists.find(track.owner_id)), private=False)
 
 
 class UpdateTrackRequest(CamelModel):
@@ -187,16 +201,17 @@ class UpdateTrackRequest(CamelModel):
     tags: TagNames | None = None
     description: str | None = Field(default=None, max_length=5000, description='"" removes it')
     support_gate: SupportGate | None = Field(default=None, description="null removes it")
+    visibility: Visibility | None = None
     remove_image: bool = Field(default=False, description="true removes the artwork (and its stored images)")
 
     _lists = field_validator("features", "tags", mode="before")(json_list)
 
-    @field_validator("title")
+    @field_validator("title", "visibility")
     @classmethod
-    def _title_stays(cls, value: str | None) -> str | None:
-        # Validators run only on fields that were sent: an explicit null is refused, an absent title is kept.
+    def _not_removable(cls, value: str | None) -> str | None:
+        # Validators run only on fields that were sent: an explicit null is refused, an absent one is kept.
         if value is None:
-            raise ValueError("a track always has a title")
+            raise ValueError("cannot be removed")
         return value
 
 
@@ -258,6 +273,8 @@ StreamFormat = Literal["aac", "opus", "mp3", "original"]
     response_class=RedirectResponse,
     responses={
         302: {"description": "Redirect to a short-lived presigned GET"},
+        403: {"description": "support_required, original_owner_only"},
+        404: {"description": "track_not_found"},
         409: {"description": "rendition_not_ready"},
     },
 )
@@ -266,9 +283,14 @@ def stream_track(
     user: Annotated[Principal, Depends(current_user)],
     format: Annotated[StreamFormat, Query(description="aac (default), opus, mp3 or the original upload")] = "aac",
 ) -> RedirectResponse:
-    """302 to a presigned GET that expires in minutes (owner only for now)."""
-    track = tracks.get_owned(_track_id(track_id), user.user_id)
+    """302 to a presigned GET that expires in minutes. The owner plays every track it has; anyone
+    else a ready public or unlisted one, and a support-gated one only as the artist's supporter
+    (403 ``support_required``). Private tracks are 'not found' to everyone but their owner."""
+    track = _readable(track_id, user.user_id)
+    listing.check_playable(track, user.user_id)
     if format == "original":
+        if track.owner_id != user.user_id:
+            raise OriginalOwnerOnly("Only the track's owner can fetch its original; use aac, opus or mp3.")
         if track.status == "draft" or not track.original_key:
             raise RenditionNotReady("The original is not stored yet: finalize the upload first.", format=format)
         key, content_type = track.original_key, track.original_content_type
@@ -303,8 +325,8 @@ def track_artwork(
     format: Annotated[ArtworkFormat, Query(description="webp (default) or jpeg")] = "webp",
 ) -> RedirectResponse:
     """302 to the square variant that best fits ``size`` (the smallest at least that big, else the
-    largest there is)."""
-    track = tracks.get_owned(_track_id(track_id), user.user_id)
+    largest there is). Readable by whoever may read the track."""
+    track = _readable(track_id, user.user_id)
     variants = [v for v in (track.artwork or {}).get("variants", []) if v["format"] == format]
     if not variants:
         raise ArtworkNotFound("This track has no artwork (yet).")
@@ -349,7 +371,7 @@ def similar_tracks(
             SimilarTrack(
                 track_id=ids.render("trk", hit.track.track_id),
                 title=hit.track.title,
-                duration_ms=_int_or_none(hit.track.duration_ms),
+                duration_ms=int_or_none(hit.track.duration_ms),
                 score=hit.score,
             )
             for hit in ranked

@@ -23,6 +23,11 @@ class SupportGate(CamelModel):
     type: Literal["any"]
 
 
+# public: listed and playable by anyone; unlisted: playable by anyone with the id, never listed;
+# private: the owner only. Shared by the intent and PATCH /v1/tracks/{trackId}.
+Visibility = Literal["public", "unlisted", "private"]
+
+
 def json_list(value: Any) -> Any:
     """Seed 000 sends tags and features as a JSON-array string; a real array is accepted too."""
     if isinstance(value, str):
@@ -52,6 +57,7 @@ class CreateUploadRequest(CamelModel):
     support_gate: SupportGate | None = None
     description: str | None = Field(default=None, max_length=5000)
     auto_tag: bool = False
+    visibility: Visibility = "public"
 
     _lists = field_validator("features", "tags", mode="before")(json_list)
 
@@ -117,6 +123,7 @@ def create_upload(
                 support_gate=body.support_gate.model_dump() if body.support_gate else None,
                 description=body.description,
                 auto_tag=body.auto_tag,
+                visibility=body.visibility,
             ),
         ),
     )

@@ -1,0 +1,97 @@
+"""Browsing beyond one artist: tracks by tag (public) and the caller's own tracks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from functions import ids
+from functions.api.auth import Principal, current_user
+from functions.api.models import CamelResponse, iso
+from functions.api.public import cacheable
+from functions.api.routers.artists import Cursor, Limit
+from functions.api.track_views import PublicTrack, int_or_none, public_track
+from functions.domain import listing, tags
+
+router = APIRouter(tags=["browse"])
+
+
+class TagTracksResponse(CamelResponse):
+    # The tag as tracks carry it (normalized: "Lo-Fi  HIP hop" -> "lo-fi hip hop").
+    tag: str
+    tracks: list[PublicTrack]
+    next_cursor: str | None
+
+
+@router.get(
+    "/v1/tags/{tag}/tracks",
+    response_model=TagTracksResponse,
+    response_model_by_alias=True,
+    responses={400: {"description": "invalid_tag, invalid_cursor"}},
+)
+def list_tag_tracks(
+    request: Request,
+    tag: Annotated[str, Path(min_length=1, max_length=4 * tags.MAX_TAG_LENGTH)],
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Response:
+    """Listed tracks (ready, public, not support-gated) under ``tag``, newest first, with their
+    artists (public). A page may hold fewer than ``limit`` tracks when some stopped being listed a
+    moment ago; follow ``nextCursor`` until it is null."""
+    normalized, page = listing.tag_tracks(tag, limit=limit, cursor=cursor)
+    body = TagTracksResponse(
+        tag=normalized,
+        tracks=[public_track(track, page.artists.get(track.owner_id)) for track in page.tracks],
+        next_cursor=page.next_cursor,
+    )
+    return cacheable(request, body, private=False)
+
+
+class MyTrack(CamelResponse):
+    track_id: str
+    upload_id: str
+    title: str
+    album_id: str | None
+    album: str | None
+    status: str
+    visibility: str
+    listed: bool
+    support_gate: dict[str, object] | None
+    duration_ms: int | None
+    tags: list[str]
+    created_at: str
+
+
+class MyTracksResponse(CamelResponse):
+    tracks: list[MyTrack]
+    next_cursor: str | None
+
+
+@router.get("/v1/me/tracks", response_model=MyTracksResponse, response_model_by_alias=True)
+def list_my_tracks(
+    user: Annotated[Principal, Depends(current_user)], limit: Limit = 20, cursor: Cursor = None
+) -> MyTracksResponse:
+    """Every track of the caller, newest first: drafts (intent not finalized yet), processing,
+    ready and failed, whatever their visibility."""
+    page = listing.owner_tracks(user.user_id, limit=limit, cursor=cursor)
+    return MyTracksResponse(
+        tracks=[
+            MyTrack(
+                track_id=ids.render("trk", track.track_id),
+                upload_id=ids.render("upl", track.upload_id),
+                title=track.title,
+                album_id=ids.render("alb", track.album_id) if track.album_id else None,
+                album=track.album,
+                status=track.status,
+                visibility=track.visibility,
+                listed=listing.is_listed(track),
+                support_gate=track.support_gate,
+                duration_ms=int_or_none(track.duration_ms),
+                tags=[str(tag) for tag in track.tags or []],
+                created_at=iso(track.created_at) or "",
+            )
+            for track in page.items
+        ],
+        next_cursor=page.next_cursor,
+    )

@@ -1,0 +1,240 @@
+"""Who may see and play a track, and the public listings that follow from it.
+
+A track is *listed* -- in its artist's public tracks and under each of its tags -- only while it is
+``ready``, ``public`` and has no support gate. Gated, private and unlisted tracks never appear in a
+public list; unlisted ones still play for anyone holding their id, gated ones only for the owner
+and the artist's supporters, private ones only for the owner.
+
+Listing state is derived, never written directly: every write that can change one of its inputs
+(status, visibility, support gate, tags) calls ``sync`` afterwards. ``sync`` reads the track and
+writes the listing in one transaction conditional on exactly the inputs it read (and the listing it
+read), retrying when any moved. A ``sync`` that keeps losing may stop: its condition only fails
+because another writer changed an input after its read, and that writer's own ``sync`` comes after
+its change. So the last ``sync`` to commit always saw the final inputs, however writers interleave.
+(A writer that crashes between its write and its ``sync`` leaves the listing stale until the
+track's next change; the public reads re-check every track they return, so it never shows a track
+that should not be listed -- it can only miss one.)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from functions.data.models import SupporterModel, TagEntryModel, TrackModel, ensure_bound
+from functions.domain import artists, paging, tags
+from functions.errors import SupportRequired, TrackNotFound
+from functions.observability import logger
+
+VISIBILITIES = TrackModel.VISIBILITIES
+# Tracks a non-owner may read or play at all (a private one is 'not found' to them).
+SHAREABLE = frozenset({"public", "unlisted"})
+# Transactions hold at most 100 items: the track plus its tag entries (10 tags, at most 20 moves).
+MAX_ATTEMPTS = 6
+# Jittered pause before attempt n: up to 10 ms * 2**n, so racing writers stop colliding.
+BACKOFF_S = 0.01
+# What a listing page shows of each track (a track item also carries waveforms and vectors).
+SUMMARY_FIELDS = [
+    "pk",
+    "sk",
+    "owner_id",
+    "title",
+    "album",
+    "album_id",
+    "duration_ms",
+    "status",
+    "visibility",
+    "support_gate",
+    "tags",
+    "features",
+    "artwork",
+    "created_at",
+]
+
+
+def is_listed(track: TrackModel) -> bool:
+    return track.status == "ready" and track.visibility == "public" and not track.support_gate
+
+
+def may_read(track: TrackModel, viewer_id: str | None) -> bool:
+    """The owner reads every track; others only ready public or unlisted ones (gated included:
+    the gate limits playing, not knowing the track exists)."""
+    if viewer_id is not None and viewer_id == track.owner_id:
+        return True
+    return track.status == "ready" and track.visibility in SHAREABLE
+
+
+def check_playable(track: TrackModel, viewer_id: str) -> None:
+    """Raises unless ``viewer_id`` may stream ``track``: a track it may not even read is 'not
+    found'; a gated one needs the viewer to be the artist's supporter."""
+    if viewer_id == track.owner_id:
+        return
+    if not may_read(track, viewer_id):
+        raise TrackNotFound("No such track.")
+    if track.support_gate and not is_supporter(track.owner_id, viewer_id):
+        raise SupportRequired(
+            "This track is for the artist's supporters: ask the artist to add you as a supporter.",
+            gate=track.support_gate,
+        )
+
+
+def is_supporter(artist_id: str, user_id: str) -> bool:
+    ensure_bound()
+    try:
+        SupporterModel.get(*SupporterModel.key(artist_id, user_id), consistent_read=True)
+    except DoesNotExist:
+        return False
+    return True
+
+
+# --- keeping the listing in step -------------------------------------------------------------------
+
+
+def _inputs_unchanged(track: TrackModel) -> Any:
+    """True while every input of the listing (and the listing itself) is as ``track`` read it."""
+
+    def same(attribute: Any, value: Any) -> Any:
+        return attribute == value if value else attribute.does_not_exist()
+
+    return (
+        TrackModel.pk.exists()
+        & (TrackModel.status == track.status)
+        & (TrackModel.visibility == track.visibility)
+        & same(TrackModel.support_gate, track.support_gate)
+        & same(TrackModel.tags, list(track.tags or []))
+        & same(TrackModel.listed_owner, track.listed_owner)
+        & same(TrackModel.listed_tags, list(track.listed_tags or []))
+    )
+
+
+def sync(track_id: str) -> None:
+    """Brings the track's public listing (``listed_owner`` and its tag entries) in line with its
+    current state. Idempotent; a deleted track is left to ``unlist_deleted``."""
+    ensure_bound()
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, BACKOFF_S * 2**attempt))  # noqa: S311 - jitter, not secrecy
+        try:
+            track = TrackModel.get(track_id, TrackModel.TRACK_SK, consistent_read=True)
+        except DoesNotExist:
+            return
+        listed = is_listed(track)
+        wanted_owner = track.owner_id if listed else None
+        wanted_tags = [str(tag) for tag in track.tags or []] if listed else []
+        current_tags = [str(tag) for tag in track.listed_tags or []]
+        if track.listed_owner == wanted_owner and current_tags == wanted_tags:
+            return
+        listed_tags: Any = TrackModel.listed_tags  # pynamodb types a list's items as attributes
+        actions = [
+            TrackModel.listed_owner.set(wanted_owner) if wanted_owner else TrackModel.listed_owner.remove(),
+            listed_tags.set(wanted_tags) if wanted_tags else listed_tags.remove(),
+        ]
+        try:
+            with _transaction() as tx:
+                tx.update(track, actions=actions, condition=_inputs_unchanged(track))
+                for tag in set(current_tags) - set(wanted_tags):
+                    tx.delete(_entry(track, tag))
+                for tag in set(wanted_tags) - set(current_tags):
+                    tx.save(_entry(track, tag))
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" in _reasons(error):
+                continue  # an input moved since the read: look again
+            raise
+        logger.info("listing synced", extra={"track_id": track_id, "listed": listed, "tags": wanted_tags})
+        return
+    # Every attempt lost to a writer that changed an input since: its own sync comes after it.
+    logger.info("listing left to a later writer", extra={"track_id": track_id, "attempts": MAX_ATTEMPTS})
+
+
+def unlist_deleted(track: TrackModel) -> None:
+    """Removes the tag entries of a track whose item is already deleted (its index entry went
+    with the item). Deleting an entry that is not there is a no-op, so a repeat is harmless."""
+    tags = [str(tag) for tag in track.listed_tags or []]
+    if not tags:
+        return
+    ensure_bound()
+    with TagEntryModel.batch_write() as batch:
+        for tag in tags:
+            batch.delete(_entry(track, tag))
+
+
+def _entry(track: TrackModel, tag: str) -> TagEntryModel:
+    return TagEntryModel(
+        TagEntryModel.key(tag),
+        TagEntryModel.sort_key(track.created_at, track.track_id),
+        track_id=track.track_id,
+        artist_id=track.owner_id,
+    )
+
+
+def _transaction() -> TransactWrite:
+    return TransactWrite(connection=Connection(region=TrackModel.Meta.region, host=TrackModel.Meta.host))
+
+
+def _reasons(error: TransactWriteError) -> list[str | None]:
+    return [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+
+
+# --- public reads ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackPage:
+    tracks: list[TrackModel]
+    artists: dict[str, artists.Artist]
+    next_cursor: str | None
+
+
+def _summaries(track_ids: list[str]) -> dict[str, TrackModel]:
+    if not track_ids:
+        return {}
+    ensure_bound()
+    keys = [(track_id, TrackModel.TRACK_SK) for track_id in dict.fromkeys(track_ids)]
+    return {str(t.pk): t for t in TrackModel.batch_get(keys, attributes_to_get=SUMMARY_FIELDS)}
+
+
+def _listed_page(track_ids: list[str], next_cursor: str | None, *, with_artists: bool) -> TrackPage:
+    """The page's tracks in index order, re-checked against the items themselves: an index answers
+    eventually, so a track unlisted a moment ago may still be in it."""
+    found = _summaries(track_ids)
+    listed = [found[tid] for tid in track_ids if tid in found and is_listed(found[tid])]
+    owners = list(dict.fromkeys(track.owner_id for track in listed)) if with_artists else []
+    profiles = {artist.user_id: artist for artist in artists.find_many(owners)}
+    return TrackPage(listed, profiles, next_cursor)
+
+
+def artist_tracks(artist: artists.Artist, *, limit: int, cursor: str | None) -> TrackPage:
+    """The artist's listed tracks, newest first: one Query on ``by_artist_listing`` and one
+    BatchGetItem, whatever the size of the catalog."""
+    page = paging.query(
+        "artist-tracks", TrackModel.by_artist_listing, TrackModel, artist.user_id, limit=limit, cursor=cursor
+    )
+    result = _listed_page([str(t.pk) for t in page.items], page.next_cursor, with_artists=False)
+    return TrackPage(result.tracks, {artist.user_id: artist}, result.next_cursor)
+
+
+def tag_tracks(tag: str, *, limit: int, cursor: str | None) -> tuple[str, TrackPage]:
+    """Listed tracks under ``tag`` (normalized as tags are on tracks), newest first, with their
+    artists: one Query on the tag's entries and two BatchGetItems."""
+    tag = tags.lookup(tag)
+    page = paging.query("tag-tracks", TagEntryModel, TagEntryModel, TagEntryModel.key(tag), limit=limit, cursor=cursor)
+    return tag, _listed_page([entry.track_id for entry in page.items], page.next_cursor, with_artists=True)
+
+
+def owner_tracks(owner_id: str, *, limit: int, cursor: str | None) -> paging.Page[TrackModel]:
+    """Every track of the caller, newest first, drafts included (``by_owner``)."""
+    return paging.query(
+        "my-tracks",
+        TrackModel.by_owner,
+        TrackModel,
+        owner_id,
+        limit=limit,
+        cursor=cursor,
+        attributes_to_get=[*SUMMARY_FIELDS, "upload_id"],
+    )

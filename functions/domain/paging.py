@@ -1,0 +1,104 @@
+"""Cursor pagination over one Query, shared by every listing.
+
+A cursor is the key of the last item of the previous page (the table's keys plus the index's),
+base64url JSON tagged with the listing it belongs to. It is not secret -- it only says where to
+start inside a partition the caller may read anyway -- but anything this module did not write for
+this listing and partition is refused (``invalid_cursor``) before it can reach DynamoDB.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pynamodb.indexes import Index
+from pynamodb.models import Model
+
+from functions.data.models import ensure_bound
+from functions.errors import InvalidCursor
+
+MAX_PAGE_SIZE = 100
+# Longest key value a cursor may carry (ids, timestamps and tag names are far shorter).
+_MAX_KEY_VALUE = 512
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    items: list[M]
+    next_cursor: str | None
+
+
+def _roles(schema: Any) -> dict[str, str]:
+    return {k["KeyType"]: k["AttributeName"] for k in schema["key_schema"]}
+
+
+def _key_names(source: type[Model] | Index[Any], model: type[Model]) -> tuple[str, list[str]]:
+    """(hash key, every key attribute a start key needs) of a table or one of its indexes."""
+    table = _roles(model._get_schema())
+    if isinstance(source, Index):
+        index = _roles(source._get_schema())
+        return index["HASH"], list(dict.fromkeys([table["HASH"], table["RANGE"], index["HASH"], index["RANGE"]]))
+    return table["HASH"], [table["HASH"], table["RANGE"]]
+
+
+def encode(kind: str, key: dict[str, str]) -> str:
+    raw = json.dumps({"k": kind, "key": key}, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(kind: str, cursor: str, *, names: list[str], hash_name: str, hash_value: str) -> dict[str, str]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(decoded, dict) or set(decoded) != {"k", "key"} or decoded["k"] != kind:
+            raise ValueError("foreign cursor")
+        key = decoded["key"]
+        if not isinstance(key, dict) or set(key) != set(names):
+            raise ValueError("malformed cursor")
+        if not all(isinstance(value, str) and 0 < len(value) <= _MAX_KEY_VALUE for value in key.values()):
+            raise ValueError("malformed cursor")
+        if key[hash_name] != hash_value:
+            raise ValueError("a cursor of another listing")
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidCursor("The cursor is not one this listing returned.") from error
+    return key
+
+
+def _serialized_key(item: Model, names: list[str]) -> dict[str, str]:
+    attributes = item.get_attributes()
+    return {name: str(attributes[name].serialize(getattr(item, name))) for name in names}
+
+
+def query(
+    kind: str,
+    source: type[M] | Index[M],
+    model: type[M],
+    hash_value: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = True,
+    **options: Any,
+) -> Page[M]:
+    """One page of ``source`` (a model or one of its indexes) in one partition, in sort-key order
+    (descending when ``newest_first``). One extra item is read to tell whether another page exists.
+    Every key attribute is a string (S), as in all of this system's tables and indexes."""
+    hash_name, names = _key_names(source, model)
+    start = None
+    if cursor:
+        key = decode(kind, cursor, names=names, hash_name=hash_name, hash_value=hash_value)
+        start = {name: {"S": value} for name, value in key.items()}
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    ensure_bound()
+    found: list[M] = list(
+        source.query(
+            hash_value, scan_index_forward=not newest_first, limit=limit + 1, last_evaluated_key=start, **options
+        )
+    )
+    items = found[:limit]
+    next_cursor = encode(kind, _serialized_key(items[-1], names)) if len(found) > limit else None
+    return Page(items, next_cursor)
