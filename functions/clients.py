@@ -15,6 +15,7 @@ from botocore.config import Config
 from functions.settings import settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
@@ -49,6 +50,11 @@ def sfn() -> SFNClient:
 
 
 @cache
+def events() -> EventBridgeClient:
+    return _client("events")  # type: ignore[no-any-return]
+
+
+@cache
 def lambda_() -> LambdaClient:
     """For external processors deployed as Lambda functions. No SDK retries: a read timeout would
     invoke the processor again behind the workflow's back; the workflow's Retry policy decides."""
@@ -66,4 +72,5 @@ def reset() -> None:
     s3.cache_clear()
     sfn.cache_clear()
     lambda_.cache_clear()
+    events.cache_clear()
     models.unbind()

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     entitlements_table: str = "tracklane-entitlements"
     albums_table: str = "tracklane-albums"
     state_machine_arn: str = ""
+    # The custom EventBridge bus the domain events (track.created, album.updated, ...) go to.
+    event_bus_name: str = "tracklane-events"
 
     # Public base URL of the API as clients see it (used for finalizeUrl). When empty the
     # request's own base URL is used.

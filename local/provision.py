@@ -13,6 +13,7 @@ from functions import clients
 from functions.data import keys
 from functions.data.models import TABLE_MODELS, bind
 from functions.data.schema import table_specs
+from functions.events import publish
 from functions.settings import Settings
 from functions.workflow import definition
 
@@ -30,6 +31,8 @@ class LocalResources:
     tasks_queue_url: str
     state_machine_arn: str
     settings: Settings
+    # The queue a rule on the domain-events bus fills with every event (what a consumer would see).
+    domain_events_queue_url: str
 
     def environment(self) -> dict[str, str]:
         """Environment that points ``functions.settings`` at these resources."""
@@ -43,6 +46,7 @@ class LocalResources:
                 for spec in table_specs()
             },
             "TRACKLANE_STATE_MACHINE_ARN": self.state_machine_arn,
+            "TRACKLANE_EVENT_BUS_NAME": current.event_bus_name,
         }
 
 
@@ -122,6 +126,8 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
     else:
         state_machine_arn = sfn.create_state_machine(name=name, definition=asl, roleArn=ROLE_ARN)["stateMachineArn"]
 
+    domain_events_queue_url = _domain_events_bus(current.event_bus_name, endpoint, region)
+
     return LocalResources(
         endpoint=endpoint,
         bucket=current.media_bucket,
@@ -131,4 +137,21 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
         tasks_queue_url=tasks_url,
         state_machine_arn=state_machine_arn,
         settings=current.model_copy(update={"state_machine_arn": state_machine_arn}),
+        domain_events_queue_url=domain_events_queue_url,
     )
+
+
+def _domain_events_bus(bus_name: str, endpoint: str, region: str) -> str:
+    """The domain-events bus, and a rule sending every tracklane event on it to a queue: locally the
+    events are there to be read (the deployed stack has the bus only; consumers add their rules).
+    The tables' streams come from the models (``Meta.stream_view_type``) with the tables."""
+    events = client("events", endpoint, region)
+    if bus_name not in {bus["Name"] for bus in events.list_event_buses()["EventBuses"]}:
+        events.create_event_bus(Name=bus_name)
+    sqs = client("sqs", endpoint, region)
+    queue_url: str = sqs.create_queue(QueueName=f"{PREFIX}-domain-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"{PREFIX}-domain-events-to-queue"
+    events.put_rule(Name=rule, EventBusName=bus_name, EventPattern=json.dumps({"source": [publish.SOURCE]}))
+    events.put_targets(Rule=rule, EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return queue_url

@@ -25,6 +25,7 @@ from local.moto_atomic import make_dynamodb_writes_atomic
 from local.provision import LocalResources, provision
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
+from local.streams import StreamPump, streamed_tables
 from local.sweeper import SweeperSchedule
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -44,6 +45,7 @@ class LocalStack:
         self.pump: S3EventPump | None = None
         self.runner: WorkflowRunner | None = None
         self.sweeper: SweeperSchedule | None = None
+        self.stream_pump: StreamPump | None = None
 
     def start_backend(self) -> LocalResources:
         for name, value in {
@@ -75,9 +77,15 @@ class LocalStack:
             wait_s=self.config.runner_wait_s,
         )
         self.sweeper = SweeperSchedule(self.config.sweep_interval_s)
+        self.stream_pump = StreamPump(
+            self._client("dynamodb"),
+            self._client("dynamodbstreams"),
+            streamed_tables(resources.settings),
+        )
         self.pump.start()
         self.runner.start()
         self.sweeper.start()
+        self.stream_pump.start()
         self.resources = resources
         return resources
 
@@ -95,10 +103,11 @@ class LocalStack:
             "s3EventPump": lambda: self.pump is not None and self.pump.is_alive(),
             "workflowRunner": lambda: self.runner is not None and self.runner.is_alive(),
             "sweeper": lambda: self.sweeper is not None and self.sweeper.is_alive(),
+            "domainEventPump": lambda: self.stream_pump is not None and self.stream_pump.is_alive(),
         }
 
     def stop(self) -> None:
-        workers = (self.pump, self.runner, self.sweeper)
+        workers = (self.pump, self.runner, self.sweeper, self.stream_pump)
         for worker in workers:
             if worker is not None:
                 worker.stop()

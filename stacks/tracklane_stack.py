@@ -11,6 +11,7 @@ from constructs import Construct
 from stacks.config import ConfigError, StackConfig
 from stacks.constructs.api import Api
 from stacks.constructs.auth import Auth
+from stacks.constructs.events import DomainEvents
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.ingest import Ingest
 from stacks.constructs.layers import Layers
@@ -89,6 +90,9 @@ class TracklaneStack(Stack):
             functions=functions,
             layers=[self.layers.deps],
         )
+        self.domain_events = DomainEvents(
+            self, "DomainEvents", tables=self.tables, functions=functions, layers=[self.layers.deps]
+        )
         self.auth = Auth(self, "Auth", issuer=config.jwt_issuer, audience=config.jwt_audience, removal_policy=removal)
         self.api = Api(
             self,
@@ -111,6 +115,7 @@ class TracklaneStack(Stack):
         CfnOutput(self, "MediaBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine_arn)
         CfnOutput(self, "JwtIssuer", value=self.auth.issuer)
+        CfnOutput(self, "EventBusName", value=self.domain_events.bus.event_bus_name)
         if self.auth.user_pool and self.auth.client:
             CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
             CfnOutput(self, "UserPoolClientId", value=self.auth.client.user_pool_client_id)

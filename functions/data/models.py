@@ -18,6 +18,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
     ListAttribute,
+    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
@@ -120,6 +121,8 @@ class TrackModel(Model):
     class Meta(_Unbound):
         logical_name = "Tracks"
         settings_field = "tracks_table"
+        # Domain events are read from this stream (functions.events); both images tell what changed.
+        stream_view_type = "NEW_AND_OLD_IMAGES"
 
     TRACK_SK = "track"
     VISIBILITIES = ("public", "unlisted", "private")
@@ -169,6 +172,10 @@ class TrackModel(Model):
     artwork = JSONAttribute(null=True)
     # {"version", "dimensions", "vector", "analysedMs"} from the embeddings lane.
     embedding = JSONAttribute(null=True)
+    # Documents stored with the track, by document id (the upload's asset id): {"fileName",
+    # "contentType", "byteSize", "key", "uploadId", "createdAt"}. A map so that adding one is a
+    # conditional write on its own id (at most MAX_DOCUMENTS: functions.domain.media_uploads).
+    documents: MapAttribute[str, Any] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
     failure_code = UnicodeAttribute(null=True)
     failure_message = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(default=utcnow)
@@ -249,6 +256,9 @@ class UploadModel(Model):
     track_id = UnicodeAttribute()
     asset_id = UnicodeAttribute()
     intent = UnicodeAttribute(default="track_original")
+    # An album cover intent (intent "album_cover") names its album here; ``track_id`` then holds
+    # the album id too, so that every intent names the item its asset belongs to.
+    album_id = UnicodeAttribute(null=True)
     object_key = UnicodeAttribute()
     file_name = UnicodeAttribute()
     content_type = UnicodeAttribute()
@@ -299,6 +309,8 @@ class AlbumModel(Model):
     class Meta(_Unbound):
         logical_name = "Albums"
         settings_field = "albums_table"
+        # Domain events are read from this stream (functions.events).
+        stream_view_type = "NEW_AND_OLD_IMAGES"
 
     ALBUM_SK = "album"
     LISTED = "album"

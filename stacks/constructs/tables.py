@@ -8,12 +8,14 @@ every access pattern is a GetItem or a Query, so a Scan in the code fails loudly
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from functions.data.models import TABLE_MODELS
 from functions.data.schema import Key, TableSpec, table_specs
 
 _ATTRIBUTE_TYPES = {
@@ -45,6 +47,13 @@ def _attribute(key: Key) -> dynamodb.Attribute:
     return dynamodb.Attribute(name=key.name, type=_ATTRIBUTE_TYPES[key.type])
 
 
+def stream_view_types() -> dict[str, str]:
+    """``{logical table name: view type}`` for each table whose model asks for a DynamoDB stream
+    (``Meta.stream_view_type``, which the local stack's ``create_table`` honours as well)."""
+    metas: list[Any] = [model.Meta for model in TABLE_MODELS]
+    return {meta.logical_name: meta.stream_view_type for meta in metas if getattr(meta, "stream_view_type", None)}
+
+
 def env_var(spec: TableSpec) -> str:
     """The environment variable ``functions.settings`` reads the table name from."""
     return f"TRACKLANE_{spec.settings_field.upper()}"
@@ -55,6 +64,7 @@ class Tables(Construct):
         super().__init__(scope, id_)
         self.specs: dict[str, TableSpec] = {spec.logical_name: spec for spec in table_specs()}
         self.by_name: dict[str, dynamodb.Table] = {}
+        streams = stream_view_types()
         for name, spec in self.specs.items():
             table = dynamodb.Table(
                 self,
@@ -67,6 +77,7 @@ class Tables(Construct):
                 ),
                 encryption=dynamodb.TableEncryption.AWS_MANAGED,
                 time_to_live_attribute=spec.ttl_attribute,
+                stream=dynamodb.StreamViewType(streams[name]) if name in streams else None,
                 removal_policy=removal_policy,
             )
             for index in spec.indexes:

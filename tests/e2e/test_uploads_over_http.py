@@ -131,5 +131,5 @@ def test_a_forged_token_is_401(local_stack):
 
 def test_health_reports_every_component(local_stack):
     body = httpx.get(f"{local_stack.api}/health").json()
-    checks = {"storage": True, "s3EventPump": True, "workflowRunner": True, "sweeper": True}
+    checks = {"storage": True, "s3EventPump": True, "workflowRunner": True, "sweeper": True, "domainEventPump": True}
     assert body == {"status": "ok", "checks": checks}

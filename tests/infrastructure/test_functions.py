@@ -22,6 +22,7 @@ FUNCTIONS = {
     "finalize": ("Ingest/Finalize", "functions.handlers.finalize_on_put.handler"),
     "processing": ("Processing/Step", "functions.handlers.workflow_step.handler"),
     "sweeper": ("Sweeper/Function", "functions.handlers.sweeper.handler"),
+    "domain_events": ("DomainEvents/Publisher", "functions.handlers.domain_events.handler"),
 }
 # What the python3.11 Lambda runtime ships besides the standard library (boto3 and its deps).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
