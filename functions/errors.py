@@ -207,3 +207,14 @@ class TrackDeleted(TrackNotFound):
 class InvalidTrackUpdate(DomainError):
     code = "invalid_track_update"
     status = 400
+
+
+class DocumentNotFound(NotFound):
+    code = "document_not_found"
+
+
+class DocumentLimitReached(DomainError):
+    """A track holds a bounded number of documents; delete one to add another."""
+
+    code = "document_limit_reached"
+    status = 409

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from functions.api import errors
 from functions.api.auth import Authenticator
 from functions.api.limits import BodySizeLimit
-from functions.api.routers import albums, artists, browse, health, tracks, uploads
+from functions.api.routers import albums, artists, browse, health, media_uploads, tracks, uploads
 from functions.settings import settings
 
 HealthCheck = Callable[[], bool]
@@ -28,5 +28,6 @@ def create_app(authenticator: Authenticator, *, health_checks: Mapping[str, Heal
     errors.install(app)
     for router in (health.router, artists.router, uploads.router, tracks.router, albums.router, browse.router):
         app.include_router(router)
+    app.include_router(media_uploads.router)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: settings().max_request_body_bytes)
     return app

@@ -10,6 +10,12 @@ def original(upload_id: str, extension: str) -> str:
     return f"{UPLOADS_PREFIX}{upload_id}/original.{extension}"
 
 
+def media_upload(upload_id: str, kind: str, extension: str) -> str:
+    """Where the client PUTs an image or a document (``kind``: artwork, cover, document); under
+    ``uploads/`` so that its S3 event finalizes it like an original."""
+    return f"{UPLOADS_PREFIX}{upload_id}/{kind}.{extension}"
+
+
 def rendition(track_id: str, fmt: str, extension: str) -> str:
     return f"tracks/{track_id}/renditions/{fmt}.{extension}"
 
@@ -23,8 +29,11 @@ def embedded_cover(track_id: str, extension: str) -> str:
     return f"tracks/{track_id}/artwork/source-embedded.{extension}"
 
 
-def artwork_variant(track_id: str, size: int, extension: str) -> str:
-    return f"tracks/{track_id}/artwork/{size}.{extension}"
+def artwork_variant(track_id: str, size: int, extension: str, *, version: str | None = None) -> str:
+    """A rendered variant. An uploaded image's variants sit in a folder of their own (``version``:
+    the upload id), so a render of an image that was replaced meanwhile never overwrites them."""
+    folder = f"{version}/" if version else ""
+    return f"tracks/{track_id}/artwork/{folder}{size}.{extension}"
 
 
 def upload_id_from_key(key: str) -> str | None:
@@ -44,3 +53,17 @@ def track_prefix(track_id: str) -> str:
 def artwork_prefix(track_id: str) -> str:
     """The track's artwork: the embedded cover kept as the source image and the rendered variants."""
     return f"tracks/{track_id}/artwork/"
+
+
+def album_prefix(album_id: str) -> str:
+    """Everything stored for an album (its cover variants): deleting the album deletes the prefix."""
+    return f"albums/{album_id}/"
+
+
+def album_cover_prefix(album_id: str) -> str:
+    return f"albums/{album_id}/cover/"
+
+
+def album_cover_variant(album_id: str, version: str, size: int, extension: str) -> str:
+    """A rendered cover variant, in a folder per cover upload (``version``: the upload id)."""
+    return f"albums/{album_id}/cover/{version}/{size}.{extension}"

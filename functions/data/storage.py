@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,14 +152,15 @@ class DeleteIncomplete(Exception):
         self.errors = errors
 
 
-def delete_prefix(prefix: str) -> int:
-    """Deletes every object under ``prefix`` and returns how many there were: ListObjectsV2 page by
-    page, one DeleteObjects per page of at most 1,000 keys. Deleting behind the listing is safe,
-    since each page continues after the last key already listed."""
+def delete_prefix(prefix: str, *, keep: Iterable[str] = ()) -> int:
+    """Deletes every object under ``prefix`` except ``keep`` and returns how many it deleted:
+    ListObjectsV2 page by page, one DeleteObjects per page of at most 1,000 keys. Deleting behind
+    the listing is safe, since each page continues after the last key already listed."""
     # A prefix that is empty or not a whole folder ("tracks/ab" also matches "tracks/abc/...") would
     # delete what belongs to something else; every caller passes a keys.*_prefix.
     if not prefix.endswith("/") or prefix.strip("/") == "":
         raise ValueError(f"refusing to delete under {prefix!r}: not a folder prefix")
+    kept = set(keep)
     bucket = settings().media_bucket
     deleted = 0
     pages = (
@@ -168,7 +169,9 @@ def delete_prefix(prefix: str) -> int:
         .paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": DELETE_BATCH})
     )
     for page in pages:
-        objects: list[ObjectIdentifierTypeDef] = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        objects: list[ObjectIdentifierTypeDef] = [
+            {"Key": item["Key"]} for item in page.get("Contents", []) if item["Key"] not in kept
+        ]
         if not objects:
             continue
         response = s3().delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})

@@ -22,6 +22,7 @@ from pynamodb.expressions.operand import Value
 from pynamodb.transactions import TransactWrite
 
 from functions import ids
+from functions.data import keys, storage
 from functions.data.models import (
     AlbumModel,
     AlbumSlugModel,
@@ -550,5 +551,10 @@ def delete(owner_id: str, album_id: str, *, cascade: bool) -> Deleted:
             if {"ConditionalCheckFailed", "TransactionConflict"} & set(_reasons(error)):
                 continue
             raise
+        # Its cover: the rendered variants and the uploaded image.
+        storage.delete_prefix(keys.album_prefix(album_id))
+        cover = album.image_source or {}
+        if cover.get("origin") == "upload" and cover.get("key"):
+            storage.delete(cover["key"])
         return Deleted(album_id, cascade, len(handled))
     raise AlbumChanged("The album kept changing while it was being deleted; try again.")

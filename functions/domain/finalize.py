@@ -24,12 +24,14 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from functions.clients import sfn
 from functions.data import storage
 from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import albums, media_types, tracks, uploads
+from functions.domain import albums, media_types, media_uploads, tracks, uploads
 from functions.errors import (
     AlbumChanged,
     AlbumFull,
     AlbumNotFound,
     AssetMismatch,
+    DocumentLimitReached,
+    TrackNotFound,
     UploadAssetInvalid,
     UploadAssetMissing,
     UploadExpired,
@@ -77,6 +79,12 @@ def finalize(
         raise UploadIntentNotFound("No such upload intent for this owner.")
     if asset_id is not None and asset_id != upload.asset_id:
         raise AssetMismatch("assetId does not match this upload intent.", assetId=asset_id)
+    if upload.intent in media_uploads.KINDS:
+        if trigger == "api":
+            # Images and documents are finalized by their put event only (their intents carry no
+            # finalizeUrl); seed 004's finalize answers describe an original's processing.
+            raise UploadIntentNotFound("No such upload intent for this owner.")
+        return _finalize_media(upload)
 
     if upload.status == "pending":
         _verify_object(upload)
@@ -111,12 +119,12 @@ def _verify_object(upload: UploadModel) -> None:
         raise UploadAssetInvalid(message)
 
 
-def _reject(upload: UploadModel, message: str) -> None:
+def _reject(upload: UploadModel, message: str, code: str = UploadAssetInvalid.code) -> None:
     try:
         upload.update(
             actions=[
                 UploadModel.status.set("rejected"),
-                UploadModel.rejected_code.set(UploadAssetInvalid.code),
+                UploadModel.rejected_code.set(code),
                 UploadModel.rejected_message.set(message),
             ],
             condition=UploadModel.status == "pending",
@@ -192,6 +200,62 @@ def _join_album(track_id: str) -> None:
         logger.warning("finalized track left out of its album", extra={"track_id": track_id, "code": error.code})
 
 
+def _finalize_media(upload: UploadModel) -> Outcome:
+    """The put event of an image or a document. The claim (pending -> finalized) is the one
+    winner, as for an original; a document is recorded before it (that write is conditional on
+    its own id, so a repeat is harmless) so that a full track rejects the upload instead."""
+    if upload.status == "pending":
+        _verify_object(upload)
+        if upload.intent == media_uploads.TRACK_DOCUMENT:
+            try:
+                media_uploads.record_document(upload)
+            except (DocumentLimitReached, TrackNotFound) as refused:
+                _reject(upload, refused.message, refused.code)
+                raise
+        if _claim(upload, "s3_event"):
+            return _apply_media(upload)
+        try:
+            upload.refresh()
+        except DoesNotExist as gone:
+            raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+    if upload.status == "rejected":
+        raise UploadAssetInvalid(upload.rejected_message or "The uploaded file did not match the upload intent.")
+    if upload.status != "finalized":
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    if upload.intent != media_uploads.TRACK_DOCUMENT and upload.execution_arn is None:
+        # The winner stopped between its claim and the start: finish its work (each part is
+        # idempotent, and the execution is named after the upload).
+        return _apply_media(upload)
+    return Outcome("already_finalized", upload, (), None)
+
+
+def _apply_media(upload: UploadModel) -> Outcome:
+    if upload.intent == media_uploads.TRACK_DOCUMENT:
+        logger.info("document recorded", extra={"upload_id": upload.upload_id, "track_id": upload.track_id})
+        return Outcome("finalized", upload, (), None)
+    adopt = (
+        media_uploads.adopt_track_image
+        if upload.intent == media_uploads.TRACK_ARTWORK
+        else media_uploads.adopt_album_cover
+    )
+    try:
+        adopted = adopt(upload)
+    except (TrackNotFound, AlbumNotFound) as gone:  # the track or album was deleted meanwhile
+        storage.delete(upload.object_key)
+        logger.info("image for a deleted item dropped", extra={"upload_id": upload.upload_id, "code": gone.code})
+        raise
+    if not adopted:
+        # A newer upload is the image already: this one will never be rendered.
+        storage.delete(upload.object_key)
+        logger.info("older image upload superseded", extra={"upload_id": upload.upload_id})
+        return Outcome("finalized", upload, (), None)
+    if upload.intent == media_uploads.TRACK_ARTWORK:
+        tracks.queue_lanes(upload.track_id, ("artwork",))
+    ensure_execution(upload)
+    logger.info("image upload finalized", extra={"upload_id": upload.upload_id, "intent": upload.intent})
+    return Outcome("finalized", upload, ("artwork",), "running")
+
+
 def _acknowledge(upload: UploadModel) -> bool:
     """True for the first API finalize of an upload that was finalized by the S3 event."""
     try:
@@ -245,12 +309,18 @@ def _store_advisory_hints(track_id: str, *, duration_ms: int | None, waveform: W
 
 
 def workflow_input(upload: UploadModel) -> dict[str, str]:
-    return {
+    payload = {
         "uploadId": upload.upload_id,
         "trackId": upload.track_id,
         "ownerId": upload.owner_id,
         "objectKey": upload.object_key,
     }
+    # An uploaded image runs one part of the workflow (functions.workflow.definition.RUNS).
+    if upload.intent == media_uploads.TRACK_ARTWORK:
+        payload["run"] = "artwork"
+    elif upload.intent == media_uploads.ALBUM_COVER:
+        payload.update({"run": "album_cover", "albumId": upload.album_id or upload.track_id})
+    return payload
 
 
 def ensure_execution(upload: UploadModel) -> None:

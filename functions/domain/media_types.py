@@ -1,4 +1,4 @@
-"""Which audio files an upload intent accepts: extension and MIME type are checked together."""
+"""Which files an upload intent accepts: extension and MIME type are checked together."""
 
 from __future__ import annotations
 
@@ -18,6 +18,23 @@ AUDIO_TYPES: dict[str, frozenset[str]] = {
     "webm": frozenset({"audio/webm"}),
 }
 
+# Artwork and album covers: what the artwork lane decodes (functions.media.artwork), at most 20 MB.
+IMAGE_TYPES: dict[str, frozenset[str]] = {
+    "jpg": frozenset({"image/jpeg", "image/pjpeg"}),
+    "jpeg": frozenset({"image/jpeg", "image/pjpeg"}),
+    "png": frozenset({"image/png"}),
+    "webp": frozenset({"image/webp"}),
+    "gif": frozenset({"image/gif"}),
+}
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# Documents stored beside a track (liner notes, lyrics sheets, credits): kept as uploaded, never
+# opened by the backend.
+DOCUMENT_TYPES: dict[str, frozenset[str]] = {
+    "pdf": frozenset({"application/pdf"}),
+    "txt": frozenset({"text/plain"}),
+}
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+
 
 def extension_of(file_name: str) -> str:
     return PurePosixPath(file_name).suffix.lower().removeprefix(".")
@@ -28,9 +45,9 @@ def normalized_content_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def is_accepted(file_name: str, content_type: str) -> bool:
-    return normalized_content_type(content_type) in AUDIO_TYPES.get(extension_of(file_name), frozenset())
+def is_accepted(file_name: str, content_type: str, accepted: dict[str, frozenset[str]] = AUDIO_TYPES) -> bool:
+    return normalized_content_type(content_type) in accepted.get(extension_of(file_name), frozenset())
 
 
-def accepted_summary() -> str:
-    return ", ".join(f".{ext}" for ext in AUDIO_TYPES)
+def accepted_summary(accepted: dict[str, frozenset[str]] = AUDIO_TYPES) -> str:
+    return ", ".join(f".{ext}" for ext in accepted)

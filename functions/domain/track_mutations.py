@@ -21,7 +21,7 @@ from pynamodb.transactions import TransactWrite
 
 from functions.data import keys, storage
 from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
-from functions.domain import albums, listing, tracks, uploads
+from functions.domain import albums, listing, media_uploads, tracks, uploads
 from functions.errors import ConcurrentUpdate, InvalidTrackUpdate, InvalidUpload, TrackNotFound
 from functions.observability import logger
 
@@ -87,6 +87,9 @@ def update(track_id: str, owner_id: str, changes: TrackUpdate) -> TrackModel:
     if changes.remove_image:
         # After the write, so a GET never shows artwork whose objects are gone.
         storage.delete_prefix(keys.artwork_prefix(track_id))
+        image = current.image_source or {}
+        if image.get("origin") == "upload" and image.get("key"):
+            storage.delete(image["key"])
     return updated
 
 
@@ -179,11 +182,20 @@ def delete(track_id: str, owner_id: str) -> bool:
     lanes = tracks.delete_lanes(track_id)
     if track.album_id:
         albums.remove_track(track.album_id, track_id)
-    if track.original_key:
-        storage.delete(track.original_key)
+    for key in _uploaded_files(deleted):
+        storage.delete(key)
     objects = storage.delete_prefix(keys.track_prefix(track_id))
     logger.info("track deleted", extra={"track_id": track_id, "lanes": lanes, "objects": objects})
     return True
+
+
+def _uploaded_files(track: TrackModel) -> list[str]:
+    """What the owner uploaded for the track, under ``uploads/`` (everything processing made is
+    under the track's own prefix): the original, an uploaded image, its documents."""
+    image = track.image_source or {}
+    uploaded_image = [image["key"]] if image.get("origin") == "upload" and image.get("key") else []
+    documents = [document.key for document in media_uploads.documents(track)]
+    return [key for key in (track.original_key, *uploaded_image, *documents) if key]
 
 
 def _delete_items(track: TrackModel) -> TrackModel | None:

@@ -119,6 +119,21 @@ class Fail:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """Routes on the execution input: ``choices`` are ASL Choice rules tested in order."""
+
+    name: str
+    choices: tuple[dict[str, Any], ...]
+    default: str
+
+    def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
+        return {"Type": "Choice", "Choices": [dict(rule) for rule in self.choices], "Default": self.default}
+
+    def tasks(self) -> Iterator[Task]:
+        return iter(())
+
+
+@dataclass(frozen=True)
 class Branch:
     start_at: str
     states: tuple[State, ...]
@@ -153,7 +168,7 @@ class Parallel:
                 yield from state.tasks()
 
 
-State = Task | Pass | Fail | Parallel
+State = Task | Pass | Fail | Parallel | Choice
 
 
 @dataclass(frozen=True)
@@ -168,7 +183,7 @@ class Workflow:
             yield from state.tasks()
 
     def lanes(self) -> tuple[str, ...]:
-        return tuple(task.lane for task in self.tasks() if task.lane)
+        return tuple(dict.fromkeys(task.lane for task in self.tasks() if task.lane))
 
     def required_lanes(self) -> frozenset[str]:
         return frozenset(task.lane for task in self.tasks() if task.lane and task.required)
@@ -223,12 +238,27 @@ def _optional_lanes(*lanes: tuple[str, str, int]) -> Branch:
     return Branch(start_at=lanes[0][0], states=tuple(states))
 
 
-# Input: {"uploadId", "trackId", "ownerId", "objectKey"} (see functions.domain.finalize).
+# Input: {"uploadId", "trackId", "ownerId", "objectKey"} (see functions.domain.finalize) for an
+# original. An uploaded image adds "run": "artwork" (the artwork lane alone, for that track) or
+# "run": "album_cover" (with "albumId"): one state machine, so one deployment, one IAM role and
+# one local runner; the execution is named after the upload either way.
+RUNS = ("artwork", "album_cover")
 WORKFLOW = Workflow(
     comment="tracklane: probe a finalized original, run its processing lanes, mark the track ready or failed",
-    start_at="Probe",
+    start_at="Route",
     timeout_seconds=2 * 3600,
     states=(
+        # Two Choice states: a comparison on a path the input lacks is a runtime error in Step
+        # Functions, so presence is tested first, on its own.
+        Choice("Route", choices=({"Variable": "$.run", "IsPresent": True, "Next": "RouteRun"},), default="Probe"),
+        Choice(
+            "RouteRun",
+            choices=(
+                {"Variable": "$.run", "StringEquals": "artwork", "Next": "ArtworkOnly"},
+                {"Variable": "$.run", "StringEquals": "album_cover", "Next": "AlbumCover"},
+            ),
+            default="UnknownRun",
+        ),
         Task("Probe", step="probe", lane="probe", required=True, next="Lanes", result_path="$.probe", catch=_TO_FAILED),
         Parallel(
             "Lanes",
@@ -247,6 +277,21 @@ WORKFLOW = Workflow(
         Task("MarkReady", step="mark_ready", result_path=None, timeout_seconds=60, catch=_TO_FAILED),
         Task("MarkFailed", step="mark_failed", next="ProcessingFailed", result_path=None, timeout_seconds=60),
         Fail("ProcessingFailed", error="TrackProcessingFailed", cause="A required processing step failed."),
+        # An uploaded image for a track that already has audio: the artwork lane alone. No verdict
+        # follows, so the track's status never moves; a lane left open is closed by the Catch.
+        Task(
+            "ArtworkOnly",
+            step="artwork_upload",
+            result_path=None,
+            timeout_seconds=300,
+            catch=(Catch(next="ArtworkOnlyStopped"),),
+        ),
+        Task("ArtworkOnlyStopped", step="artwork_stopped", result_path=None, timeout_seconds=60),
+        Task(
+            "AlbumCover", step="album_cover", result_path=None, timeout_seconds=300, catch=(Catch(next="CoverFailed"),)
+        ),
+        Fail("CoverFailed", error="AlbumCoverFailed", cause="The album cover could not be rendered."),
+        Fail("UnknownRun", error="UnknownRun", cause="The execution input names no known run."),
     ),
 )
 LANES = WORKFLOW.lanes()

@@ -6,16 +6,18 @@ message) so processing-status tells the truth while the workflow runs, on AWS an
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import DoesNotExist
 
 from functions.data import keys, storage
-from functions.data.models import TrackModel
-from functions.domain import tracks
+from functions.data.models import LaneModel, TrackModel
+from functions.domain import albums, media_uploads, tracks
 from functions.errors import TrackDeleted
 from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
@@ -29,6 +31,11 @@ Step = Callable[[StepInput], Any]
 SOURCE_URL_TTL_S = 3600
 
 
+class LaneSuperseded(Exception):
+    """The lane's input was replaced while it ran (a newer image): the run that replaced it owns the
+    lane's state, so this one ends without writing it."""
+
+
 def _lane(name: str, work: Callable[[StepInput], dict[str, Any]]) -> Step:
     """Wraps a lane's work with its bookkeeping: running -> succeeded | skipped | failed
     (permanent), or still running with a message (transient: the Retry policy calls it again).
@@ -39,6 +46,9 @@ def _lane(name: str, work: Callable[[StepInput], dict[str, Any]]) -> Step:
             return bookkept(payload)
         except TrackDeleted as deleted:
             raise _deleted(payload["trackId"], name) from deleted
+        except LaneSuperseded:
+            logger.info("lane superseded", extra={"lane": name, "track_id": payload["trackId"]})
+            return {"superseded": True}
 
     def bookkept(payload: StepInput) -> dict[str, Any]:
         track_id = payload["trackId"]
@@ -162,7 +172,12 @@ def _keep_embedded_cover(track_id: str, cover: tags.EmbeddedCover) -> dict[str, 
 
 def _artwork(payload: StepInput) -> dict[str, Any]:
     """Renders the track's image (uploaded, or the cover the tags lane found) into square variants.
-    A bad image fails this lane only: the audio is unaffected."""
+    A bad image fails this lane only: the audio is unaffected.
+
+    The image may be replaced while this runs (an upload, a removal). The record is written only
+    if the image rendered is still the track's, and what it replaced (older variants, which may
+    be larger than the new image allows; an embedded cover an upload replaced) is deleted after;
+    a render that lost deletes its own variants instead."""
     track_id = payload["trackId"]
     track = tracks.find(track_id)
     source = track.image_source if track else None
@@ -170,19 +185,13 @@ def _artwork(payload: StepInput) -> dict[str, Any]:
         raise external.LaneSkipped("no_image", "No image was uploaded and the audio has no embedded cover.")
     stored = storage.head(source["key"])
     if stored is None:
+        if media_uploads.image_replaced(track_id, source):
+            raise LaneSuperseded()
         raise StepFailed("image_missing", "The image is no longer in storage; upload it again.")
-    if stored.size > artwork.MAX_IMAGE_BYTES:
-        # Refused before it is downloaded.
-        raise StepFailed("image_too_large", f"The image is over {artwork.MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
-    with tempfile.TemporaryDirectory(prefix="artwork-") as scratch:
-        original = Path(scratch) / "source"
-        storage.download(source["key"], original)
-        made = artwork.render(original, Path(scratch) / "variants")
-        variants = []
-        for variant in made.variants:
-            key = keys.artwork_variant(track_id, variant.size, variant.path.suffix.lstrip("."))
-            storage.upload_file(variant.path, key, content_type=variant.content_type)
-            variants.append({**variant.to_json(), "key": key})
+    version = source.get("uploadId")
+    made, variants = _render(
+        source["key"], stored.size, lambda size, ext: keys.artwork_variant(track_id, size, ext, version=version)
+    )
     record = {
         "origin": source.get("origin"),
         "sourceFormat": made.source_format,
@@ -190,7 +199,103 @@ def _artwork(payload: StepInput) -> dict[str, Any]:
         "height": made.source_height,
         "variants": variants,
     }
-    tracks.update(track_id, TrackModel.artwork.set(record))
+    written = [variant["key"] for variant in variants]
+    if not media_uploads.store_track_artwork(track_id, source, record):
+        for key in written:
+            storage.delete(key)
+        raise LaneSuperseded()
+    storage.delete_prefix(keys.artwork_prefix(track_id), keep=[source["key"], *written])
+    return record
+
+
+def _render(
+    source_key: str, byte_size: int, key_of: Callable[[int, str], str]
+) -> tuple[artwork.Artwork, list[dict[str, Any]]]:
+    """Downloads an image, renders its variants and stores each at ``key_of(size, extension)``."""
+    if byte_size > artwork.MAX_IMAGE_BYTES:
+        # Refused before it is downloaded.
+        raise StepFailed("image_too_large", f"The image is over {artwork.MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+    with tempfile.TemporaryDirectory(prefix="artwork-") as scratch:
+        original = Path(scratch) / "source"
+        storage.download(source_key, original)
+        made = artwork.render(original, Path(scratch) / "variants")
+        variants = []
+        for variant in made.variants:
+            key = key_of(variant.size, variant.path.suffix.lstrip("."))
+            storage.upload_file(variant.path, key, content_type=variant.content_type)
+            variants.append({**variant.to_json(), "key": key})
+    return made, variants
+
+
+_artwork_lane = _lane("artwork", _artwork)
+
+
+def _artwork_upload(payload: StepInput) -> dict[str, Any]:
+    """The artwork lane alone, for an image uploaded to a track (``run: artwork``). An execution
+    whose image a newer upload replaced before it started leaves the lane to that upload's run."""
+    track = tracks.find(payload["trackId"])
+    if track is None or (track.image_source or {}).get("uploadId") != payload["uploadId"]:
+        logger.info("artwork run superseded", extra={"upload_id": payload["uploadId"]})
+        return {"superseded": True}
+    return dict(_artwork_lane(payload))
+
+
+def _artwork_stopped(payload: StepInput) -> dict[str, Any]:
+    """Catch of the artwork-only run: a lane it left queued or running (retries exhausted, a
+    timeout) is closed as failed, as MarkReady/MarkFailed do for a whole workflow."""
+    track_id = payload["trackId"]
+    try:
+        lane: LaneModel | None = LaneModel.get(track_id, LaneModel.sort_key("artwork"), consistent_read=True)
+    except DoesNotExist:
+        lane = None
+    if lane is not None and lane.state in {"queued", "running"}:
+        error_name = (payload.get("failure") or {}).get("Error")
+        message = (
+            "This step took too long and was stopped."
+            if error_name == "States.Timeout"
+            else "This step kept failing and was stopped. Upload the image again."
+        )
+        with contextlib.suppress(TrackDeleted):  # deleted meanwhile: its lanes are gone too
+            tracks.lane_finished(track_id, "artwork", state="failed", code="processing_stopped", message=message)
+    return {"closed": lane is not None}
+
+
+def _album_cover(payload: StepInput) -> dict[str, Any]:
+    """Renders an album's uploaded cover (``run: album_cover``) into the album's ``artwork`` and
+    bumps its revision. Only the cover this execution's upload made is rendered; a newer one has
+    its own execution. An album has no lanes: a failure shows in the execution (and the log)."""
+    try:
+        return _render_album_cover(payload)
+    except (BotoCoreError, ClientError) as error:
+        raise TransientStepError(str(error)) from error
+
+
+def _render_album_cover(payload: StepInput) -> dict[str, Any]:
+    album_id, upload_id = payload["albumId"], payload["uploadId"]
+    album = albums.find(album_id)
+    source = album.image_source if album else None
+    if not source or source.get("uploadId") != upload_id:
+        logger.info("album cover run superseded", extra={"upload_id": upload_id})
+        return {"superseded": True}
+    stored = storage.head(source["key"])
+    if stored is None:
+        raise StepFailed("image_missing", "The image is no longer in storage; upload it again.")
+    made, variants = _render(
+        source["key"], stored.size, lambda size, ext: keys.album_cover_variant(album_id, upload_id, size, ext)
+    )
+    record = {
+        "origin": "upload",
+        "sourceFormat": made.source_format,
+        "width": made.source_width,
+        "height": made.source_height,
+        "variants": variants,
+    }
+    written = [variant["key"] for variant in variants]
+    if not media_uploads.store_album_cover(album_id, source, record):
+        for key in written:
+            storage.delete(key)
+        return {"superseded": True}
+    storage.delete_prefix(keys.album_cover_prefix(album_id), keep=written)
     return record
 
 
@@ -219,7 +324,10 @@ STEPS: dict[str, Step] = {
     "waveform": _lane("waveform", _waveform),
     "loudness": _lane("loudness", _loudness),
     "tags": _lane("tags", _tags),
-    "artwork": _lane("artwork", _artwork),
+    "artwork": _artwork_lane,
+    "artwork_upload": _artwork_upload,
+    "artwork_stopped": _artwork_stopped,
+    "album_cover": _album_cover,
     "embeddings": _lane("embeddings", _embeddings),
     "stems": _lane("stems", _external("stems", lambda: settings().stems_processor)),
     "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor)),

@@ -12,6 +12,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -19,6 +20,7 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.constructs.function_factory import FunctionFactory
+from stacks.constructs.processing import ALBUMS_PREFIX
 from stacks.constructs.storage import TRACKS_PREFIX, UPLOADS_PREFIX, Storage
 from stacks.constructs.tables import Tables
 
@@ -31,6 +33,7 @@ PUBLIC_PATHS = {
     "/v1/albums": "the public album catalog; only ready tracks of public albums are listed",
     "/v1/artists/{handle}/albums": "an artist's public albums",
     "/v1/artists/{handle}/albums/{slug}": "a public album page; only listed tracks are shown",
+    "/v1/artists/{handle}/albums/{slug}/cover": "a public album's cover image (a redirect to it)",
     "/v1/artists/{handle}": "an artist's public profile (handle, display name)",
     "/v1/artists/{handle}/tracks": "an artist's listed tracks: ready, public and not support-gated only",
     "/v1/tags/{tag}/tracks": "listed tracks under a tag: ready, public and not support-gated only",
@@ -100,13 +103,27 @@ class Api(Construct):
             "Signs presigned PUTs for, inspects and deletes per-upload originals whose keys are created "
             "per request; limited to uploads/.",
         )
-        # DELETE /v1/tracks/{trackId} (and removeImage) delete what processing stored for the track.
-        storage.grant_tracks_delete(self.function)
+        # The public album cover redirects to a presigned GET of a variant under albums/ (signed with
+        # this role); deleting an album deletes them.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:DeleteObject"],
+                resources=[storage.bucket.arn_for_objects(f"{ALBUMS_PREFIX}*")],
+            )
+        )
+        nag.acknowledge(
+            self.function.role or self.function,
+            storage.objects_finding(ALBUMS_PREFIX),
+            "Signs presigned GETs for and deletes album cover variants, whose keys are per album; limited to albums/.",
+        )
+        # /stream and /artwork redirect to presigned GETs of what processing stored (signed with this
+        # role, so it needs GetObject there); DELETE /v1/tracks/{trackId} and removeImage delete it.
+        storage.grant_tracks_read_delete(self.function)
         nag.acknowledge(
             self.function.role or self.function,
             storage.objects_finding(TRACKS_PREFIX),
-            "Deletes a deleted track's renditions, waveform and artwork, whose keys are per track; "
-            "DeleteObject only, limited to tracks/.",
+            "Signs presigned GETs for and deletes a track's renditions, waveform and artwork, whose keys "
+            "are per track; GetObject and DeleteObject only, limited to tracks/.",
         )
 
         self.http_api = apigwv2.HttpApi(

@@ -28,6 +28,9 @@ from stacks.constructs.layers import FFMPEG_PATH
 from stacks.constructs.storage import TRACKS_PREFIX, UPLOADS_PREFIX, Storage
 from stacks.constructs.tables import Tables
 
+# Album covers' rendered variants (functions.data.keys.album_prefix).
+ALBUMS_PREFIX = "albums/"
+
 # "${ProcessingFunctionArn}" -> "ProcessingFunctionArn"
 SUBSTITUTION = PROCESSING_FUNCTION_ARN.removeprefix("${").removesuffix("}")
 
@@ -77,8 +80,19 @@ class Processing(Construct):
                 )
         storage.grant_uploads(self.function, read=True)
         storage.grant_tracks_read_write(self.function)
-        tables.grant_read_write(self.function, "Tracks", "Uploads")
-        for prefix, what in ((UPLOADS_PREFIX, "reads the original"), (TRACKS_PREFIX, "writes renditions/artwork")):
+        # Albums: an uploaded album cover is rendered into the album's variants (``run: album_cover``).
+        tables.grant_read_write(self.function, "Tracks", "Uploads", "Albums")
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[storage.bucket.arn_for_objects(f"{ALBUMS_PREFIX}*")],
+            )
+        )
+        for prefix, what in (
+            (UPLOADS_PREFIX, "reads the original"),
+            (TRACKS_PREFIX, "writes renditions/artwork"),
+            (ALBUMS_PREFIX, "writes album cover variants"),
+        ):
             nag.acknowledge(
                 self.function.role or self.function,
                 storage.objects_finding(prefix),

@@ -98,10 +98,12 @@ class Storage(Construct):
     def grant_tracks_read_write(self, grantee: iam.IGrantable) -> None:
         self._grant(grantee, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], TRACKS_PREFIX)
 
-    def grant_tracks_delete(self, grantee: iam.IGrantable) -> None:
-        """DeleteObject under ``tracks/`` only (deleting a track deletes what processing stored for
-        it); listing the prefix needs the ListBucket that ``grant_uploads(read=True)`` gives."""
-        self._grant(grantee, ["s3:DeleteObject"], TRACKS_PREFIX)
+    def grant_tracks_read_delete(self, grantee: iam.IGrantable) -> None:
+        """GetObject and DeleteObject under ``tracks/`` only: the API presigns GETs of renditions
+        and artwork there (a presigned URL carries the signer's permissions) and deleting a track
+        deletes what processing stored for it. Listing the prefix needs the ListBucket that
+        ``grant_uploads(read=True)`` gives."""
+        self._grant(grantee, ["s3:GetObject", "s3:DeleteObject"], TRACKS_PREFIX)
 
     def _grant(self, grantee: iam.IGrantable, actions: list[str], prefix: str) -> None:
         grantee.grant_principal.add_to_principal_policy(

@@ -81,11 +81,14 @@ def test_api_function_may_put_objects_only_under_uploads(synth: Synth) -> None:
     assert puts, "the API signs presigned PUTs and needs s3:PutObject"
     for statement in puts:
         assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")]
-    for statement in _granting(statements, "s3:GetObject"):
-        assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")]
-    # Deleting a track deletes its original (uploads/) and what processing stored (tracks/).
+    # Presigned GETs carry the signer's permissions: uploads/ (originals, documents), tracks/
+    # (renditions and artwork for /stream and /artwork) and albums/ (the public album cover).
+    reads = sorted(str(r) for s in _granting(statements, "s3:GetObject") for r in _as_list(s["Resource"]))
+    assert reads == sorted(str(_objects_under(synth, prefix)) for prefix in ("uploads/", "tracks/", "albums/"))
+    # Deleting a track deletes its original (uploads/) and what processing stored (tracks/); an
+    # album its cover variants (albums/).
     deletes = sorted(str(r) for s in _granting(statements, "s3:DeleteObject") for r in _as_list(s["Resource"]))
-    assert deletes == sorted(str(_objects_under(synth, prefix)) for prefix in ("uploads/", "tracks/"))
+    assert deletes == sorted(str(_objects_under(synth, prefix)) for prefix in ("uploads/", "tracks/", "albums/"))
 
 
 def test_api_finalize_and_sweeper_may_start_only_the_workflow(synth: Synth) -> None:
@@ -103,13 +106,13 @@ def test_finalize_reads_and_deletes_only_under_uploads_and_cannot_put(synth: Syn
         assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")], action
 
 
-def test_processing_reads_uploads_and_writes_only_tracks(synth: Synth) -> None:
+def test_processing_reads_uploads_and_writes_only_tracks_and_album_covers(synth: Synth) -> None:
     statements = _statements(synth, "/Processing/StepRole/DefaultPolicy/Resource")
     reads = {str(r) for s in _granting(statements, "s3:GetObject") for r in _as_list(s["Resource"])}
-    assert reads == {str(_objects_under(synth, "uploads/")), str(_objects_under(synth, "tracks/"))}
+    assert reads == {str(_objects_under(synth, prefix)) for prefix in ("uploads/", "tracks/", "albums/")}
     for action in ("s3:PutObject", "s3:DeleteObject"):
-        (statement,) = _granting(statements, action)
-        assert _as_list(statement["Resource"]) == [_objects_under(synth, "tracks/")], action
+        granted = sorted(str(r) for s in _granting(statements, action) for r in _as_list(s["Resource"]))
+        assert granted == sorted(str(_objects_under(synth, prefix)) for prefix in ("tracks/", "albums/")), action
 
 
 def test_table_grants_name_tables_and_indexes_and_never_scan(synth: Synth) -> None:

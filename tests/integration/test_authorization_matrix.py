@@ -23,10 +23,13 @@ PUBLIC = {
     ("GET", "/v1/albums"),
     ("GET", "/v1/artists/{handle}/albums"),
     ("GET", "/v1/artists/{handle}/albums/{slug}"),
+    ("GET", "/v1/artists/{handle}/albums/{slug}/cover"),
     ("GET", "/v1/artists/{handle}"),
     ("GET", "/v1/artists/{handle}/tracks"),
     ("GET", "/v1/tags/{tag}/tracks"),
 }
+# Public routes that answer something other than 200 for the fixture below (an album without a cover).
+PUBLIC_STATUS = {("GET", "/v1/artists/{handle}/albums/{slug}/cover"): 404}
 # Scoped to the caller by construction (there is no id of someone else's to pass).
 SELF_SCOPED = {
     ("GET", "/v1/artists/me"): 200,
@@ -69,6 +72,49 @@ OWNED = [
     Owned("GET", "/v1/tracks/{track_id}/similar", 409, _req("GET", "/v1/tracks/{track}/similar")),
     Owned("PATCH", "/v1/tracks/{track_id}", 200, _req("PATCH", "/v1/tracks/{track}", {"title": "Renamed"})),
     Owned("POST", "/v1/uploads/{upload_id}/finalize", 200, _req("POST", "/v1/uploads/{upload}/finalize")),
+    Owned(
+        "POST",
+        "/v1/tracks/{track_id}/artwork/uploads",
+        201,
+        _req(
+            "POST",
+            "/v1/tracks/{track}/artwork/uploads",
+            {"fileName": "c.png", "contentType": "image/png", "byteSize": 9},
+        ),
+    ),
+    Owned(
+        "POST",
+        "/v1/albums/{album_id}/cover/uploads",
+        201,
+        _req(
+            "POST", "/v1/albums/{album}/cover/uploads", {"fileName": "c.gif", "contentType": "image/gif", "byteSize": 9}
+        ),
+    ),
+    Owned(
+        "POST",
+        "/v1/tracks/{track_id}/documents/uploads",
+        201,
+        _req(
+            "POST",
+            "/v1/tracks/{track}/documents/uploads",
+            {"fileName": "n.txt", "contentType": "text/plain", "byteSize": 9},
+        ),
+    ),
+    Owned("GET", "/v1/tracks/{track_id}/documents", 200, _req("GET", "/v1/tracks/{track}/documents")),
+    # The track has no document: its owner learns that (document_not_found), another artist only
+    # that there is no such track. test_document_uploads covers the 302 and the 204.
+    Owned(
+        "GET",
+        "/v1/tracks/{track_id}/documents/{document_id}",
+        404,
+        _req("GET", "/v1/tracks/{track}/documents/ast_00000000-0000-4000-8000-000000000000"),
+    ),
+    Owned(
+        "DELETE",
+        "/v1/tracks/{track_id}/documents/{document_id}",
+        404,
+        _req("DELETE", "/v1/tracks/{track}/documents/ast_00000000-0000-4000-8000-000000000000"),
+    ),
     Owned("PATCH", "/v1/albums/{album_id}", 200, _req("PATCH", "/v1/albums/{album}", {"description": "x"})),
     Owned(
         "DELETE",
@@ -131,4 +177,4 @@ def test_self_scoped_routes_need_a_caller(stack, method, path):
 def test_public_routes_answer_without_a_token(stack, artist, method, path):
     stack.api.post("/v1/albums", json={"title": "Open"}, headers=as_user(artist))
     url = path.format(handle="alice", slug="open", tag="open")
-    assert stack.api.request(method, url).status_code == 200
+    assert stack.api.request(method, url).status_code == PUBLIC_STATUS.get((method, path), 200)

@@ -179,8 +179,11 @@ def test_stream_redirects_to_each_rendition_and_the_original(stack: Stack, artis
         assert media.headers["content-type"] == content_type
         assert len(media.content) > 1000
 
-    other = stack.api.get(f"/v1/tracks/{upload['trackId']}/stream", headers=as_user("mallory"), follow_redirects=False)
-    assert other.status_code == 404
+    # A ready public track plays for anyone signed in; its original stays the owner's.
+    url = f"/v1/tracks/{upload['trackId']}/stream"
+    assert stack.api.get(url, headers=as_user("mallory"), follow_redirects=False).status_code == 302
+    original = stack.api.get(f"{url}?format=original", headers=as_user("mallory"), follow_redirects=False)
+    assert (original.status_code, original.json()["error"]["code"]) == (403, "original_owner_only")
     bad = stack.api.get(f"/v1/tracks/{upload['trackId']}/stream?format=flac", headers=as_user(artist))
     assert bad.status_code == 422
 

@@ -191,11 +191,17 @@ def test_no_image_skips_the_artwork_lane_visibly(stack, artist, runner, wav_3s):
     assert (lane["state"], lane["code"]) == ("skipped", "no_image")
 
 
-def test_another_owner_cannot_fetch_the_artwork(stack, artist, runner, tmp_path):
-    path = tagged_mp3(tmp_path / "private.mp3", cover=jpeg())
+def test_another_user_sees_a_public_tracks_artwork_but_not_a_private_ones(stack, artist, runner, tmp_path):
+    path = tagged_mp3(tmp_path / "cover.mp3", cover=jpeg())
     upload = upload_and_finalize(stack, artist, path, content_type="audio/mpeg")
     processed(stack, artist, upload)
-    response = stack.api.get(
-        f"/v1/tracks/{upload['trackId']}/artwork", headers=as_user("mallory"), follow_redirects=False
+    url = f"/v1/tracks/{upload['trackId']}/artwork"
+    assert stack.api.get(url, headers=as_user("mallory"), follow_redirects=False).status_code == 302
+
+    made_private = stack.api.patch(
+        f"/v1/tracks/{upload['trackId']}", json={"visibility": "private"}, headers=as_user(artist)
     )
+    assert made_private.status_code == 200
+    response = stack.api.get(url, headers=as_user("mallory"), follow_redirects=False)
     assert (response.status_code, response.json()["error"]["code"]) == (404, "track_not_found")
+    assert stack.api.get(url, headers=as_user(artist), follow_redirects=False).status_code == 302
