@@ -15,6 +15,7 @@ from botocore.config import Config
 from functions.settings import settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
@@ -50,6 +51,12 @@ def sfn() -> SFNClient:
 
 
 @cache
+def dynamodb() -> DynamoDBClient:
+    """For what talks to DynamoDB without pynamodb (powertools' idempotency persistence layer)."""
+    return _client("dynamodb")  # type: ignore[no-any-return]
+
+
+@cache
 def events() -> EventBridgeClient:
     return _client("events")  # type: ignore[no-any-return]
 
@@ -73,4 +80,5 @@ def reset() -> None:
     sfn.cache_clear()
     lambda_.cache_clear()
     events.cache_clear()
+    dynamodb.cache_clear()
     models.unbind()

@@ -218,3 +218,59 @@ class DocumentLimitReached(DomainError):
 
     code = "document_limit_reached"
     status = 409
+
+
+class InvalidIdempotencyKey(DomainError):
+    code = "invalid_idempotency_key"
+    status = 400
+
+
+class IdempotencyKeyReused(DomainError):
+    """The key already belongs to a request with another body (or query) on this route."""
+
+    code = "idempotency_key_reused"
+    status = 422
+
+
+class IdempotencyKeyInProgress(DomainError):
+    """The first request with this key has not answered yet; repeating it later replays that answer."""
+
+    code = "idempotency_key_in_progress"
+    status = 409
+
+
+class TrackHasNoAudio(DomainError):
+    """A new version replaces a track's audio: a draft has none yet (finalize its own upload)."""
+
+    code = "track_has_no_audio"
+    status = 409
+
+
+class VersionInProgress(DomainError):
+    """A track processes one new version at a time; the next one waits until it is live or failed."""
+
+    code = "version_in_progress"
+    status = 409
+
+
+class TrackProcessing(DomainError):
+    """A version's processing would share the lanes of the track's own run, which has not ended
+    yet: its upload stays pending, and finalizing again once the run has ended starts it."""
+
+    code = "track_processing"
+    status = 409
+
+
+class VersionSuperseded(DomainError):
+    """A newer version intent replaced this one before its file was finalized; the file is dropped."""
+
+    code = "version_superseded"
+    status = 409
+
+
+class VersionDiscarded(DomainError):
+    """A lane finished for a version that is no longer the one being processed (it failed, or the
+    track's next version replaced it): what the lane made is dropped. Never reaches the API."""
+
+    code = "version_discarded"
+    status = 409

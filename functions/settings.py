@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     uploads_table: str = "tracklane-uploads"
     entitlements_table: str = "tracklane-entitlements"
     albums_table: str = "tracklane-albums"
+    # Idempotency-Key records of POST requests (functions.api.idempotency).
+    idempotency_table: str = "tracklane-idempotency"
     state_machine_arn: str = ""
     # The custom EventBridge bus the domain events (track.created, album.updated, ...) go to.
     event_bus_name: str = "tracklane-events"
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = 64 * 1024
     # Entitlement policy for callers with no explicit grant or revocation.
     default_upload_entitlement: Literal["allow", "deny"] = "allow"
+    # How long an Idempotency-Key is remembered: a repeat within this window replays the first
+    # answer, a later one is a new request.
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
 
     # External processors for the stems and lyrics lanes: an http(s) URL or a Lambda function ARN
     # (see functions.workflow.external); unset -> the lane is skipped with ``not_configured``.

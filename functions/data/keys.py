@@ -16,12 +16,24 @@ def media_upload(upload_id: str, kind: str, extension: str) -> str:
     return f"{UPLOADS_PREFIX}{upload_id}/{kind}.{extension}"
 
 
-def rendition(track_id: str, fmt: str, extension: str) -> str:
-    return f"tracks/{track_id}/renditions/{fmt}.{extension}"
+def rendition(track_id: str, fmt: str, extension: str, *, version: str | None = None) -> str:
+    """A streaming rendition. A new version's (``version``: its upload id) sit in the version's own
+    folder, so processing it never overwrites what listeners are streaming."""
+    return f"{_outputs_folder(track_id, version)}renditions/{fmt}.{extension}"
 
 
-def waveform(track_id: str) -> str:
-    return f"tracks/{track_id}/waveform.json"
+def waveform(track_id: str, *, version: str | None = None) -> str:
+    return f"{_outputs_folder(track_id, version)}waveform.json"
+
+
+def version_prefix(track_id: str, upload_id: str) -> str:
+    """What processing a new version of the track stores (renditions, waveform): under the track's
+    prefix, so deleting the track deletes it too."""
+    return f"tracks/{track_id}/versions/{upload_id}/"
+
+
+def _outputs_folder(track_id: str, version: str | None) -> str:
+    return version_prefix(track_id, version) if version else track_prefix(track_id)
 
 
 def embedded_cover(track_id: str, extension: str) -> str:

@@ -178,12 +178,23 @@ class TrackModel(Model):
     documents: MapAttribute[str, Any] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
     failure_code = UnicodeAttribute(null=True)
     failure_message = UnicodeAttribute(null=True)
+    # The track's next original while it is uploaded and processed (``functions.domain.versions``):
+    # {"uploadId", "status": awaiting_upload | processing | failed, "createdAt", "fileName",
+    # "contentType", "byteSize", "originalKey", "finalizedAt"?, "failure"?, "outputs": {attribute
+    # name: JSON}}. Its lanes write their results into ``outputs`` (a raw map, so that each lane sets
+    # its own path while the live attributes above stay untouched) until one UpdateItem swaps them in.
+    pending_version: MapAttribute[str, Any] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
+    # The track's originals, oldest first, at most versions.MAX_HISTORY: [{"uploadId", "status":
+    # live | replaced | failed, "createdAt", "durationMs", "replacedAt"?, "failure"?}].
+    versions = JSONAttribute(null=True)
     created_at = UTCDateTimeAttribute(default=utcnow)
     updated_at = UTCDateTimeAttribute(default=utcnow)
     # DynamoDB TTL: a draft expires with its intent; finalize removes it.
     expires_at_epoch = _TTLAttribute(null=True)
     processing_shard = UnicodeAttribute(null=True)
     processing_since = UTCDateTimeAttribute(null=True)
+    # The original's content checksum: its ``ContentClaimModel`` is released when the track goes.
+    content_checksum = UnicodeAttribute(null=True)
     by_owner = TracksByOwner()
     by_artist_listing = TracksListedByArtist()
     in_processing = TracksInProcessing()
@@ -244,6 +255,29 @@ class TagEntryModel(Model):
         return f"{created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{track_id}"
 
 
+class ContentClaimModel(Model):
+    """Which of an owner's tracks holds a given content (``pk=content#<ownerId>#<checksum>,
+    sk=claim``): a second upload of the same bytes by the same owner is finalized as a duplicate
+    of that track instead of being processed again. Claimed with a conditional put at finalize,
+    released when the track is deleted. Its attributes avoid the names the Tracks indexes key on."""
+
+    class Meta(_Unbound):
+        logical_name = "Tracks"
+        settings_field = "tracks_table"
+        shares_table_with = "TrackModel"
+
+    CLAIM_SK = "claim"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    track_id = UnicodeAttribute()
+    upload_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(owner_id: str, checksum: str) -> tuple[str, str]:
+        return f"content#{owner_id}#{checksum}", ContentClaimModel.CLAIM_SK
+
+
 class UploadModel(Model):
     """An upload intent and, once finalized, the record of its asset."""
 
@@ -263,8 +297,12 @@ class UploadModel(Model):
     file_name = UnicodeAttribute()
     content_type = UnicodeAttribute()
     byte_size = NumberAttribute()
-    # pending -> finalized | rejected
+    # pending -> finalized | rejected | duplicate
     status = UnicodeAttribute(default="pending")
+    # The stored object's content checksum (``functions.domain.duplicates.checksum``) and, for a
+    # duplicate, the owner's track that already holds that content.
+    content_checksum = UnicodeAttribute(null=True)
+    duplicate_of = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute(default=utcnow)
     expires_at = UTCDateTimeAttribute()
     # DynamoDB TTL: set while pending, removed when the intent is finalized.
@@ -398,16 +436,44 @@ class EntitlementModel(Model):
     updated_at = UTCDateTimeAttribute(default=utcnow)
 
 
+class IdempotencyRecordModel(Model):
+    """One ``Idempotency-Key`` of one caller on one route (``functions.api.idempotency``).
+
+    powertools' ``DynamoDBPersistenceLayer`` reads and writes these items itself, with its default
+    attribute names; this model only declares the table so the local stack and CDK create it from
+    here like every other table, and it must keep those names. ``expiration`` is the TTL (epoch
+    seconds); until DynamoDB removes an expired item, powertools' conditional put treats it as absent.
+    """
+
+    class Meta(_Unbound):
+        logical_name = "Idempotency"
+        settings_field = "idempotency_table"
+
+    # "api#<sha256 of caller, method, path and key>"
+    id = UnicodeAttribute(hash_key=True)
+    expiration = _TTLAttribute(null=True)
+    # INPROGRESS | COMPLETED
+    status = UnicodeAttribute(null=True)
+    # The stored response (JSON: status, headers, body) of a COMPLETED record.
+    data = UnicodeAttribute(null=True)
+    # Hash of the request fingerprint: a different body under the same key is refused.
+    validation = UnicodeAttribute(null=True)
+    # Epoch milliseconds after which an INPROGRESS record may be taken over (its request died).
+    in_progress_expiration = NumberAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     ArtistModel,
     SupporterModel,
     TrackModel,
     LaneModel,
     TagEntryModel,
+    ContentClaimModel,
     UploadModel,
     AlbumModel,
     AlbumSlugModel,
     EntitlementModel,
+    IdempotencyRecordModel,
 )
 # One model per physical table (the others share it); the local stack creates tables from these.
 TABLE_MODELS: tuple[type[Model], ...] = tuple(

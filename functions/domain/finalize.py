@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from functions.clients import sfn
 from functions.data import storage
 from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import albums, media_types, media_uploads, tracks, uploads
+from functions.domain import albums, duplicates, media_types, media_uploads, tracks, uploads, versions
 from functions.errors import (
     AlbumChanged,
     AlbumFull,
@@ -36,6 +36,7 @@ from functions.errors import (
     UploadAssetMissing,
     UploadExpired,
     UploadIntentNotFound,
+    VersionSuperseded,
     WorkflowStartFailed,
 )
 from functions.observability import logger
@@ -57,10 +58,15 @@ class Waveform:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["finalized", "already_finalized"]
+    status: Literal["finalized", "already_finalized", "duplicate"]
     upload: UploadModel
     jobs_queued: tuple[str, ...]
     workflow_status: str | None
+
+    @property
+    def track_id(self) -> str:
+        """The track the upload's audio lives in: a duplicate's is the owner's existing track."""
+        return self.upload.duplicate_of or self.upload.track_id
 
 
 def finalize(
@@ -85,11 +91,17 @@ def finalize(
             # finalizeUrl); seed 004's finalize answers describe an original's processing.
             raise UploadIntentNotFound("No such upload intent for this owner.")
         return _finalize_media(upload)
+    if upload.intent == versions.TRACK_VERSION:
+        return _finalize_version(upload, trigger)
 
     if upload.status == "pending":
-        _verify_object(upload)
-        if _claim(upload, trigger):
-            return _start_processing(upload, duration_ms=duration_ms, waveform=waveform)
+        content = duplicates.checksum(_verify_object(upload).etag)
+        if content is not None:
+            holder = duplicates.claim(upload.owner_id, content, track_id=upload.track_id, upload_id=upload.upload_id)
+            if holder != upload.track_id:
+                return _finalize_duplicate(upload, holder, content, trigger=trigger)
+        if _claim(upload, trigger, content=content):
+            return _start_processing(upload, content=content, duration_ms=duration_ms, waveform=waveform)
         try:
             upload.refresh()
         except DoesNotExist as gone:  # its track was deleted (with the intent) meanwhile
@@ -97,7 +109,7 @@ def finalize(
     return _after_the_fact(upload, trigger=trigger, duration_ms=duration_ms, waveform=waveform)
 
 
-def _verify_object(upload: UploadModel) -> None:
+def _verify_object(upload: UploadModel) -> storage.StoredObject:
     """The stored object must be exactly what the intent promised, else nothing is processed."""
     stored = storage.head(upload.object_key)
     if stored is None:
@@ -117,6 +129,7 @@ def _verify_object(upload: UploadModel) -> None:
         message = "The uploaded file does not match the upload intent: " + "; ".join(problems) + "."
         _reject(upload, message)
         raise UploadAssetInvalid(message)
+    return stored
 
 
 def _reject(upload: UploadModel, message: str, code: str = UploadAssetInvalid.code) -> None:
@@ -140,10 +153,11 @@ def _reject(upload: UploadModel, message: str, code: str = UploadAssetInvalid.co
     logger.info("upload rejected", extra={"upload_id": upload.upload_id, "reason": message})
 
 
-def _claim(upload: UploadModel, trigger: Trigger) -> bool:
+def _claim(upload: UploadModel, trigger: Trigger, *, content: str | None = None) -> bool:
     """True for exactly one caller, however many race: the one that starts processing."""
     now = utcnow()
     actions: list[Any] = [
+        *([UploadModel.content_checksum.set(content)] if content else []),
         UploadModel.status.set("finalized"),
         UploadModel.finalized_at.set(now),
         UploadModel.finalized_by.set(trigger),
@@ -161,10 +175,13 @@ def _claim(upload: UploadModel, trigger: Trigger) -> bool:
     return True
 
 
-def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform: Waveform | None) -> Outcome:
+def _start_processing(
+    upload: UploadModel, *, content: str | None, duration_ms: int | None, waveform: Waveform | None
+) -> Outcome:
     ensure_bound()
     now = utcnow()
     actions: list[Any] = [
+        *([TrackModel.content_checksum.set(content)] if content else []),
         TrackModel.status.set("processing"),
         TrackModel.workflow_status.set("running"),
         TrackModel.expires_at_epoch.remove(),
@@ -184,6 +201,43 @@ def _start_processing(upload: UploadModel, *, duration_ms: int | None, waveform:
     ensure_execution(upload)
     logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})
     return Outcome("finalized", upload, LANES, "running")
+
+
+def _finalize_duplicate(upload: UploadModel, holder: str, content: str, *, trigger: Trigger) -> Outcome:
+    """The owner already has a track with these bytes: the upload is recorded as its duplicate,
+    nothing is processed, and neither the second copy nor the intent's draft track is kept (the
+    draft never became a track: no list, album or event ever showed it)."""
+    now = utcnow()
+    try:
+        upload.update(
+            actions=[
+                UploadModel.status.set("duplicate"),
+                UploadModel.duplicate_of.set(holder),
+                UploadModel.content_checksum.set(content),
+                UploadModel.finalized_at.set(now),
+                UploadModel.finalized_by.set(trigger),
+                UploadModel.expires_at_epoch.remove(),
+            ],
+            condition=UploadModel.status == "pending",
+        )
+    except UpdateError as error:
+        if not condition_failed(error):
+            raise
+        upload.refresh()  # decided meanwhile (by the other trigger): answer what was decided
+        return _after_the_fact(upload, trigger=trigger, duration_ms=None, waveform=None)
+    storage.delete(upload.object_key)
+    try:
+        TrackModel(upload.track_id, TrackModel.TRACK_SK).delete(condition=TrackModel.status == "draft")
+    except DeleteError as error:
+        if not condition_failed(error):
+            raise
+    logger.info("duplicate upload", extra={"upload_id": upload.upload_id, "duplicate_of": holder})
+    return _duplicate_outcome(upload)
+
+
+def _duplicate_outcome(upload: UploadModel) -> Outcome:
+    existing = tracks.find(upload.duplicate_of or "")
+    return Outcome("duplicate", upload, (), existing.workflow_status if existing else None)
 
 
 def _join_album(track_id: str) -> None:
@@ -256,6 +310,47 @@ def _apply_media(upload: UploadModel) -> Outcome:
     return Outcome("finalized", upload, ("artwork",), "running")
 
 
+def _finalize_version(upload: UploadModel, trigger: Trigger) -> Outcome:
+    """A new original for an existing track (``functions.domain.versions``): finalized like an
+    original (either trigger, one winner, one execution named after the upload), but the track's
+    side comes first: its pending version must still be this one, and the track's own run must have
+    ended (``track_processing`` leaves the upload pending, to be finalized again). ``durationMs``
+    and ``waveform`` hints are not stored: they would overwrite the version listeners get."""
+    if upload.status == "pending":
+        _verify_object(upload)
+        try:
+            versions.begin(upload)
+        except (VersionSuperseded, TrackNotFound) as refused:
+            _reject(upload, refused.message, refused.code)
+            if isinstance(refused, TrackNotFound):
+                raise UploadIntentNotFound("No such upload intent for this owner.") from refused
+            raise
+        if _claim(upload, trigger):
+            tracks.queue_lanes(upload.track_id, LANES)
+            ensure_execution(upload)
+            logger.info("version finalized", extra={"upload_id": upload.upload_id, "trigger": trigger})
+            return Outcome("finalized", upload, LANES, "running")
+        try:
+            upload.refresh()
+        except DoesNotExist as gone:
+            raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+    if upload.status == "rejected":
+        if upload.rejected_code == VersionSuperseded.code:
+            raise VersionSuperseded(upload.rejected_message or "A newer version replaced this one.")
+        if upload.rejected_code == TrackNotFound.code:
+            raise UploadIntentNotFound("No such upload intent for this owner.")
+        raise UploadAssetInvalid(upload.rejected_message or "The uploaded file did not match the upload intent.")
+    if upload.status != "finalized":
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    if upload.execution_arn is None:
+        # The winner stopped between its claim and the start: same name, same input, one run.
+        ensure_execution(upload)
+    workflow_status = versions.run_status(upload)
+    if trigger == "api" and _acknowledge(upload):
+        return Outcome("finalized", upload, LANES, workflow_status)
+    return Outcome("already_finalized", upload, (), workflow_status)
+
+
 def _acknowledge(upload: UploadModel) -> bool:
     """True for the first API finalize of an upload that was finalized by the S3 event."""
     try:
@@ -275,6 +370,8 @@ def _after_the_fact(
 ) -> Outcome:
     if upload.status == "rejected":
         raise UploadAssetInvalid(upload.rejected_message or "The uploaded file did not match the upload intent.")
+    if upload.status == "duplicate":
+        return _duplicate_outcome(upload)
     if upload.status != "finalized":
         raise UploadIntentNotFound("No such upload intent for this owner.")
     # The winner may have stopped between its claim and the start: starting again is harmless
@@ -320,6 +417,9 @@ def workflow_input(upload: UploadModel) -> dict[str, str]:
         payload["run"] = "artwork"
     elif upload.intent == media_uploads.ALBUM_COVER:
         payload.update({"run": "album_cover", "albumId": upload.album_id or upload.track_id})
+    elif upload.intent == versions.TRACK_VERSION:
+        # The whole workflow, for a new version of the track (functions.domain.versions).
+        payload["version"] = upload.upload_id
     return payload
 
 

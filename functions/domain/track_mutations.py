@@ -21,7 +21,7 @@ from pynamodb.transactions import TransactWrite
 
 from functions.data import keys, storage
 from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
-from functions.domain import albums, listing, media_uploads, tracks, uploads
+from functions.domain import albums, duplicates, listing, media_uploads, tracks, uploads, versions
 from functions.errors import ConcurrentUpdate, InvalidTrackUpdate, InvalidUpload, TrackNotFound
 from functions.observability import logger
 
@@ -179,6 +179,9 @@ def delete(track_id: str, owner_id: str) -> bool:
         return False
     # Tag entries as the item listed them when it went (a sync may have moved them since the read).
     listing.unlist_deleted(deleted)
+    if deleted.content_checksum:
+        # The owner may upload these bytes again: they are a new track then, not a duplicate.
+        duplicates.release(owner_id, deleted.content_checksum, track_id)
     lanes = tracks.delete_lanes(track_id)
     if track.album_id:
         albums.remove_track(track.album_id, track_id)
@@ -191,11 +194,13 @@ def delete(track_id: str, owner_id: str) -> bool:
 
 def _uploaded_files(track: TrackModel) -> list[str]:
     """What the owner uploaded for the track, under ``uploads/`` (everything processing made is
-    under the track's own prefix): the original, an uploaded image, its documents."""
+    under the track's own prefix): the original, a pending version's, an uploaded image, its documents."""
     image = track.image_source or {}
     uploaded_image = [image["key"]] if image.get("origin") == "upload" and image.get("key") else []
     documents = [document.key for document in media_uploads.documents(track)]
-    return [key for key in (track.original_key, *uploaded_image, *documents) if key]
+    # A new version's original that was stored but never processed (a running one cleans up itself).
+    pending_original = (versions.pending_of(track) or {}).get("originalKey")
+    return [key for key in (track.original_key, pending_original, *uploaded_image, *documents) if key]
 
 
 def _delete_items(track: TrackModel) -> TrackModel | None:

@@ -106,12 +106,32 @@ def _track_event(change: Change) -> DomainEvent | None:
         return None
     if not old or old.get("status") == DRAFT:
         return _track(change, "track.created", new)
+    return _existing_track_event(change)
+
+
+def _existing_track_event(change: Change) -> DomainEvent | None:
+    """A write to a track that existed before it (past its draft) and still does."""
+    old, new = change.old, change.new
+    if _version_promoted(old, new):
+        # A new original was processed and now plays in place of the old one.
+        return _track(change, "track.processed", new, versionUploadId=ids.render("upl", new["upload_id"]))
     if new.get("workflow_status") == "succeeded" and old.get("workflow_status") != "succeeded":
         return _track(change, "track.processed", new)
     if new.get("status") == "failed" and old.get("status") != "failed":
         return _track(change, "track.failed", new, failureCode=new.get("failure_code"))
     changed = metadata_changes(old, new)
     return _track(change, "track.updated", new, changed=changed) if changed else None
+
+
+def _version_promoted(old: Image, new: Image) -> bool:
+    """The one write that swaps a processed version in (``functions.domain.versions``): the
+    pending version leaves the item and the track's upload becomes the version's."""
+    pending = old.get("pending_version") or {}
+    return (
+        pending.get("status") == "processing"
+        and not new.get("pending_version")
+        and old.get("upload_id") != new.get("upload_id")
+    )
 
 
 def metadata_changes(old: Image, new: Image) -> list[str]:

@@ -241,7 +241,10 @@ def _optional_lanes(*lanes: tuple[str, str, int]) -> Branch:
 # Input: {"uploadId", "trackId", "ownerId", "objectKey"} (see functions.domain.finalize) for an
 # original. An uploaded image adds "run": "artwork" (the artwork lane alone, for that track) or
 # "run": "album_cover" (with "albumId"): one state machine, so one deployment, one IAM role and
-# one local runner; the execution is named after the upload either way.
+# one local runner; the execution is named after the upload either way. A new version of a track
+# (functions.domain.versions) runs the original's states with "version": <uploadId> added: the
+# lanes store beside the live version, MarkPlayable waits, MarkReady swaps the version in and
+# MarkFailed fails the version only.
 RUNS = ("artwork", "album_cover")
 WORKFLOW = Workflow(
     comment="tracklane: probe a finalized original, run its processing lanes, mark the track ready or failed",

@@ -16,9 +16,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import DoesNotExist
 
 from functions.data import keys, storage
-from functions.data.models import LaneModel, TrackModel
-from functions.domain import albums, media_uploads, tracks
-from functions.errors import TrackDeleted
+from functions.data.models import LaneModel
+from functions.domain import albums, media_uploads, tracks, versions
+from functions.errors import TrackDeleted, VersionDiscarded
 from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
 from functions.settings import settings
@@ -80,6 +80,20 @@ def _deleted(track_id: str, lane: str) -> StepFailed:
     return StepFailed("track_deleted", "The track was deleted while it was being processed.")
 
 
+def _store(payload: StepInput, **outputs: Any) -> None:
+    """Records a lane's results (``versions.OUTPUTS`` names): on the track for its original; for a
+    new version (``"version"`` in the input) beside the live one, which listeners keep getting
+    until MarkReady swaps the whole version in."""
+    version = payload.get("version")
+    if not version:
+        tracks.update(payload["trackId"], *(versions.OUTPUTS[name].set(value) for name, value in outputs.items()))
+        return
+    try:
+        versions.store_outputs(payload["trackId"], version, outputs)
+    except VersionDiscarded as discarded:
+        raise StepFailed(discarded.code, discarded.message) from discarded
+
+
 def _source(payload: StepInput) -> str:
     """A presigned GET: ffmpeg streams the original from S3, never holding it in memory."""
     return storage.presign_get(payload["objectKey"], expires_in=SOURCE_URL_TTL_S)
@@ -88,9 +102,7 @@ def _source(payload: StepInput) -> str:
 def _probe(payload: StepInput) -> dict[str, Any]:
     current = settings()
     facts = probe.probe(_source(payload), min_ms=current.min_audio_ms, max_ms=current.max_audio_ms)
-    tracks.update(
-        payload["trackId"], TrackModel.audio.set(facts.to_json()), TrackModel.duration_ms.set(facts.duration_ms)
-    )
+    _store(payload, audio=facts.to_json(), duration_ms=facts.duration_ms)
     return facts.to_json()
 
 
@@ -102,7 +114,7 @@ def _transcode(payload: StepInput) -> dict[str, Any]:
         renditions: dict[str, dict[str, Any]] = {}
         for rendition in made:
             spec = rendition.spec
-            key = keys.rendition(track_id, spec.format, spec.extension)
+            key = keys.rendition(track_id, spec.format, spec.extension, version=payload.get("version"))
             storage.upload_file(rendition.path, key, content_type=spec.content_type)
             renditions[spec.format] = {
                 "key": key,
@@ -111,7 +123,7 @@ def _transcode(payload: StepInput) -> dict[str, Any]:
                 "bitrateKbps": spec.bitrate_kbps,
                 "byteSize": rendition.byte_size,
             }
-    tracks.update(track_id, TrackModel.renditions.set(renditions))
+    _store(payload, renditions=renditions)
     return {"renditions": renditions}
 
 
@@ -125,17 +137,17 @@ def _waveform(payload: StepInput) -> dict[str, Any]:
         channels=facts["channels"],
         background=True,  # optional lane: yields the CPU to transcode where they share cores
     )
-    key = keys.waveform(track_id)
+    key = keys.waveform(track_id, version=payload.get("version"))
     storage.put_json(key, {str(buckets): peaks.to_json(buckets) for buckets in sorted(peaks.peaks)})
     # The measured peaks replace the client's advisory ones on the track.
     summary = min(peaks.peaks)
-    tracks.update(track_id, TrackModel.waveform.set({**peaks.to_json(summary), "source": "analysis", "key": key}))
+    _store(payload, waveform={**peaks.to_json(summary), "source": "analysis", "key": key})
     return {"key": key, "buckets": sorted(peaks.peaks)}
 
 
 def _loudness(payload: StepInput) -> dict[str, Any]:
     measured = loudness.loudness(_source(payload), background=True)
-    tracks.update(payload["trackId"], TrackModel.loudness.set(measured.to_json()))
+    _store(payload, loudness=measured.to_json())
     return measured.to_json()
 
 
@@ -148,6 +160,11 @@ def _tags(payload: StepInput) -> dict[str, Any]:
         raise StepFailed("original_missing", "The original file is no longer in storage.")
     with storage.open_ranged(key, size=stored.size) as fileobj:
         found = tags.read(fileobj)
+    if payload.get("version"):
+        # A new version keeps the track's metadata and artwork (the owner's, edited since): its
+        # tags are recorded, and go live with the version, but fill nothing.
+        _store(payload, embedded_tags=found.fields())
+        return {"container": found.container, "found": found.fields(), "applied": []}
     applied = tracks.apply_embedded_tags(track_id, found)
     outputs: dict[str, Any] = {"container": found.container, "found": found.fields(), "applied": applied}
     if found.cover is not None:
@@ -179,6 +196,8 @@ def _artwork(payload: StepInput) -> dict[str, Any]:
     be larger than the new image allows; an embedded cover an upload replaced) is deleted after;
     a render that lost deletes its own variants instead."""
     track_id = payload["trackId"]
+    if payload.get("version"):
+        raise external.LaneSkipped("version_keeps_artwork", "A new version keeps the track's artwork.")
     track = tracks.find(track_id)
     source = track.image_source if track else None
     if not source:
@@ -301,7 +320,7 @@ def _render_album_cover(payload: StepInput) -> dict[str, Any]:
 
 def _embeddings(payload: StepInput) -> dict[str, Any]:
     made = embedding.embed(_source(payload), background=True)
-    tracks.update(payload["trackId"], TrackModel.embedding.set(made.to_json()))
+    _store(payload, embedding=made.to_json())
     # The vector itself stays on the track (it is a hundred numbers of no use to read).
     return {"version": made.version, "dimensions": len(made.vector), "analysedMs": made.analysed_ms}
 

@@ -12,7 +12,7 @@ from pynamodb.exceptions import UpdateError
 
 from functions.data import keys, storage
 from functions.data.models import TrackModel, condition_failed, utcnow
-from functions.domain import listing, tracks
+from functions.domain import listing, tracks, versions
 from functions.errors import TrackNotFound
 from functions.observability import logger
 from functions.workflow.definition import REQUIRED_LANES
@@ -45,6 +45,10 @@ def mark_playable(payload: StepInput) -> dict[str, str]:
     while optional lanes (waveform, loudness, ...) may still run; ``workflowStatus`` stays
     ``running`` until MarkReady. Conditional, so it never revives a track that was settled or
     failed meanwhile."""
+    if payload.get("version"):
+        # A new version goes live whole, once every lane has ended (MarkReady); until then the
+        # track keeps playing the version it has.
+        return {"status": "pending"}
     try:
         TrackModel(payload["trackId"], TrackModel.TRACK_SK).update(
             actions=[TrackModel.status.set("ready"), TrackModel.updated_at.set(utcnow())],
@@ -61,9 +65,11 @@ def mark_ready(payload: StepInput, *, sweep_objects: bool = True) -> dict[str, s
     """Reached when every required lane succeeded; optional lanes may have failed. (The sweeper
     passes how the execution ended as ``failure``, so lanes it stopped say why.)"""
     try:
+        if payload.get("version"):
+            return _promote_version(payload)
         return _mark_ready(payload)
     except TrackNotFound:  # TrackDeleted included
-        return _forget_deleted(payload["trackId"], sweep_objects=sweep_objects)
+        return _forget_deleted(payload, sweep_objects=sweep_objects)
 
 
 def _mark_ready(payload: StepInput) -> dict[str, str]:
@@ -85,29 +91,55 @@ def mark_failed(payload: StepInput, *, sweep_objects: bool = True) -> dict[str, 
     """Reached through Catch when a required lane failed. Lanes that failed permanently have
     recorded why; the track reports the first required lane's reason."""
     try:
+        if payload.get("version"):
+            return _fail_version(payload)
         return _mark_failed(payload)
     except TrackNotFound:  # TrackDeleted included
-        return _forget_deleted(payload["trackId"], sweep_objects=sweep_objects)
+        return _forget_deleted(payload, sweep_objects=sweep_objects)
 
 
 def _mark_failed(payload: StepInput) -> dict[str, str]:
     error_name = (payload.get("failure") or {}).get("Error", "States.Unknown")
     failures = close_open_lanes(payload["trackId"], payload["ownerId"], error_name)
+    code, message = _reason(failures)
+    tracks.update(
+        payload["trackId"],
+        TrackModel.status.set("failed"),
+        TrackModel.workflow_status.set("failed"),
+        TrackModel.failure_code.set(code),
+        TrackModel.failure_message.set(message),
+        *_leave_sweeper_index(),
+    )
+    listing.sync(payload["trackId"])
+    return {"status": "failed"}
+
+
+def _reason(failures: list[tuple[str, str | None, str | None]]) -> tuple[str, str]:
+    """The first failed required lane's code and message (else the first failed lane's)."""
     required = [f for f in failures if f[0] in REQUIRED_LANES]
     code: str | None = None
     message: str | None = None
     if failures:
         _, code, message = (required or failures)[0]
-    tracks.update(
-        payload["trackId"],
-        TrackModel.status.set("failed"),
-        TrackModel.workflow_status.set("failed"),
-        # No lane failed: the workflow itself was stopped (timeout, abort) before any lane could.
-        TrackModel.failure_code.set(code or "processing_stopped"),
-        TrackModel.failure_message.set(message or "Processing stopped before it could finish. Upload the file again."),
-        *_leave_sweeper_index(),
-    )
-    listing.sync(payload["trackId"])
+    # No lane failed: the workflow itself was stopped (timeout, abort) before any lane could.
+    return code or "processing_stopped", message or "Processing stopped before it could finish. Upload the file again."
+
+
+def _promote_version(payload: StepInput) -> dict[str, str]:
+    """A new version's MarkReady: its outputs replace the live version's (functions.domain.versions)
+    and the track's status stays (or becomes) ready. A version no longer pending is dropped."""
+    error_name = (payload.get("failure") or {}).get("Error")
+    close_open_lanes(payload["trackId"], payload["ownerId"], error_name=error_name)
+    promoted = versions.promote(payload["trackId"], payload["version"], payload["objectKey"])
+    return {"status": "ready" if promoted else "discarded"}
+
+
+def _fail_version(payload: StepInput) -> dict[str, str]:
+    """A new version's MarkFailed: the version is failed, the track keeps the one it plays and its
+    own status, failure and workflow status."""
+    error_name = (payload.get("failure") or {}).get("Error", "States.Unknown")
+    code, message = _reason(close_open_lanes(payload["trackId"], payload["ownerId"], error_name))
+    versions.fail(payload["trackId"], payload["version"], payload["objectKey"], code, message)
     return {"status": "failed"}
 
 
@@ -120,20 +152,23 @@ def settle(track_id: str, owner_id: str, error_name: str) -> str:
     try:
         lanes = {lane.lane: lane.state for lane in tracks.processing_status(track_id, owner_id).lanes}
     except TrackNotFound:
-        return _forget_deleted(track_id, sweep_objects=False)["status"]
+        return _forget_deleted({"trackId": track_id}, sweep_objects=False)["status"]
     payload = {"trackId": track_id, "ownerId": owner_id, "failure": {"Error": error_name}}
     if all(lanes.get(lane) == "succeeded" for lane in REQUIRED_LANES):
         return mark_ready(payload, sweep_objects=False)["status"]
     return mark_failed(payload, sweep_objects=False)["status"]
 
 
-def _forget_deleted(track_id: str, *, sweep_objects: bool) -> dict[str, str]:
+def _forget_deleted(payload: StepInput, *, sweep_objects: bool) -> dict[str, str]:
     """The track was deleted while it was processed. Its delete removed the lanes and objects there
     were then; lanes still running may have written since (a lane's own cleanup covers what it
     stored, but not a lane that crashed in between): the workflow's last step sweeps once more, so
     nothing of the track outlives its execution."""
+    track_id = payload["trackId"]
     lanes = tracks.delete_lanes(track_id)
     objects = storage.delete_prefix(keys.track_prefix(track_id)) if sweep_objects else 0
+    if payload.get("version"):
+        versions.forget_deleted(payload["objectKey"])
     logger.info("verdict for a deleted track", extra={"track_id": track_id, "lanes": lanes, "objects": objects})
     return {"status": "deleted"}
 

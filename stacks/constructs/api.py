@@ -92,6 +92,8 @@ class Api(Construct):
             environment={"TRACKLANE_STATE_MACHINE_ARN": workflow.state_machine_arn},
         )
         tables.grant_read_write(self.function, "Artists", "Tracks", "Uploads", "Albums")
+        # Idempotency-Key records (functions.api.idempotency): conditional put, get, update, delete.
+        tables.grant_read_write(self.function, "Idempotency")
         tables.grant_read(self.function, "Entitlements")
         # Presigned PUT URLs are signed with this role's credentials, so the role itself needs
         # PutObject -- on uploads/ only.

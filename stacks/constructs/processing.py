@@ -78,7 +78,10 @@ class Processing(Construct):
                 self.function.add_to_role_policy(
                     iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[processor])
                 )
-        storage.grant_uploads(self.function, read=True)
+        # Delete: a track's new version, once live, replaces the original it had; a version that
+        # failed, or whose track was deleted meanwhile, leaves no original behind
+        # (functions.domain.versions).
+        storage.grant_uploads(self.function, read=True, delete=True)
         storage.grant_tracks_read_write(self.function)
         # Albums: an uploaded album cover is rendered into the album's variants (``run: album_cover``).
         tables.grant_read_write(self.function, "Tracks", "Uploads", "Albums")
@@ -89,7 +92,7 @@ class Processing(Construct):
             )
         )
         for prefix, what in (
-            (UPLOADS_PREFIX, "reads the original"),
+            (UPLOADS_PREFIX, "reads the original, deletes a replaced or failed version's"),
             (TRACKS_PREFIX, "writes renditions/artwork"),
             (ALBUMS_PREFIX, "writes album cover variants"),
         ):

@@ -26,13 +26,9 @@ def test_only_the_tracks_and_albums_tables_stream_both_images(synth: Synth) -> N
         r["Metadata"]["aws:cdk:path"].split("/")[-2]: r["Properties"].get("StreamSpecification")
         for r in synth.resources("AWS::DynamoDB::Table").values()
     }
-    assert streams_by_table == {
-        "Artists": None,
-        "Tracks": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
-        "Uploads": None,
-        "Albums": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
-        "Entitlements": None,
-    }
+    assert {table for table, stream in streams_by_table.items() if stream is not None} == {"Tracks", "Albums"}
+    assert streams_by_table["Tracks"] == streams_by_table["Albums"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert len(streams_by_table) >= 5  # the check above cannot pass on an empty synth
 
 
 def test_each_stream_feeds_the_publisher_in_order_with_partial_failures_and_a_dead_letter_queue(

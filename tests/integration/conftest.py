@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,3 +139,20 @@ def artist(stack: Stack) -> str:
 
 def decode(response: httpx.Response) -> dict[str, Any]:
     return dict(json.loads(response.text))
+
+
+@pytest.fixture
+def distinct_wav(wav_3s: Path, tmp_path: Path) -> Callable[[], Path]:
+    """Copies of the 3 s WAV that differ in their last samples: the same owner uploading the same
+    bytes twice gets a duplicate (functions.domain.duplicates), so tests needing several tracks
+    upload distinct files."""
+    made = iter(range(1, 1 << 30))
+
+    def copy() -> Path:
+        n = next(made)
+        data = wav_3s.read_bytes()
+        path = tmp_path / f"distinct-{n}.wav"
+        path.write_bytes(data[:-4] + n.to_bytes(4, "little"))
+        return path
+
+    return copy

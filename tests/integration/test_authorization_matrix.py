@@ -74,6 +74,16 @@ OWNED = [
     Owned("POST", "/v1/uploads/{upload_id}/finalize", 200, _req("POST", "/v1/uploads/{upload}/finalize")),
     Owned(
         "POST",
+        "/v1/tracks/{track_id}/versions/uploads",
+        201,
+        _req(
+            "POST",
+            "/v1/tracks/{track}/versions/uploads",
+            {"fileName": "v2.wav", "contentType": "audio/wav", "byteSize": 9},
+        ),
+    ),
+    Owned(
+        "POST",
         "/v1/tracks/{track_id}/artwork/uploads",
         201,
         _req(

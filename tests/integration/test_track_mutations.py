@@ -489,8 +489,8 @@ def test_another_owners_album_id_is_not_found_and_changes_nothing(stack, artist,
     assert album_order(bobs_album) == [raw(bobs["trackId"])]
 
 
-def test_deleting_a_track_takes_it_out_of_its_album(stack, artist, wav_3s):
-    kept, deleted = (finalized(stack, artist, wav_3s, album="Both") for _ in range(2))
+def test_deleting_a_track_takes_it_out_of_its_album(stack, artist, distinct_wav):
+    kept, deleted = (finalized(stack, artist, distinct_wav(), album="Both") for _ in range(2))
     album_id = get_track(stack, artist, kept["trackId"])["albumId"]
     assert album_order(album_id) == [raw(kept["trackId"]), raw(deleted["trackId"])]
 

@@ -28,8 +28,10 @@ def bob(stack: Stack) -> str:
     return "bob"
 
 
-def finalized(stack: Stack, user: str, wav, **intent) -> str:
-    """A finalized upload's track id (no runner: it stays ``processing``)."""
+def finalized(stack: Stack, user: str, make_wav, **intent) -> str:
+    """A finalized upload's track id (no runner: it stays ``processing``). ``make_wav`` gives a
+    file of its own (the same owner's same bytes would be a duplicate)."""
+    wav = make_wav()
     upload = stack.create_upload(user, wav, **intent)
     stack.put(upload["signedUrl"], wav, content_type="audio/wav")
     response = stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(user))
@@ -56,8 +58,8 @@ def make_ready(track_id: str) -> None:
     verdict.mark_playable({"trackId": tid})
 
 
-def ready_track(stack: Stack, user: str, wav, **intent) -> str:
-    track_id = finalized(stack, user, wav, **intent)
+def ready_track(stack: Stack, user: str, make_wav, **intent) -> str:
+    track_id = finalized(stack, user, make_wav, **intent)
     make_ready(track_id)
     return track_id
 
@@ -93,9 +95,10 @@ def stream(stack: Stack, user: str | None, track_id: str, fmt: str = "aac"):
 # --- listing ------------------------------------------------------------------------------------
 
 
-def test_a_processed_public_track_is_listed_under_its_artist_and_each_tag(stack, artist, runner, wav_3s):
-    upload = stack.create_upload(artist, wav_3s, title="Night Drive", tags=["Lo-Fi  Hip HOP", "night"])
-    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+def test_a_processed_public_track_is_listed_under_its_artist_and_each_tag(stack, artist, runner, distinct_wav):
+    wav = distinct_wav()
+    upload = stack.create_upload(artist, wav, title="Night Drive", tags=["Lo-Fi  Hip HOP", "night"])
+    stack.put(upload["signedUrl"], wav, content_type="audio/wav")
     stack.drain_s3_events()  # the put event finalizes it
     assert processed(stack, artist, upload)["status"] == "ready"
 
@@ -114,9 +117,9 @@ def test_a_processed_public_track_is_listed_under_its_artist_and_each_tag(stack,
     assert stack.api.get(f"/v1/tracks/{track_id}", headers=as_user(artist)).json()["listed"] is True
 
 
-def test_drafts_and_tracks_still_processing_are_not_listed(stack, artist, wav_3s):
-    stack.create_upload(artist, wav_3s, tags=["demo"])  # a draft: the file never arrived
-    processing = finalized(stack, artist, wav_3s, tags=["demo"])
+def test_drafts_and_tracks_still_processing_are_not_listed(stack, artist, distinct_wav):
+    stack.create_upload(artist, distinct_wav(), tags=["demo"])  # a draft: the file never arrived
+    processing = finalized(stack, artist, distinct_wav, tags=["demo"])
     assert artist_tracks(stack) == []
     assert tag_tracks(stack, "demo") == []
     assert tag_entries("demo") == []
@@ -125,13 +128,13 @@ def test_drafts_and_tracks_still_processing_are_not_listed(stack, artist, wav_3s
     assert tag_tracks(stack, "demo") == [processing]
 
 
-def test_unlisted_private_and_gated_tracks_never_appear_in_any_public_list(stack, artist, wav_3s):
+def test_unlisted_private_and_gated_tracks_never_appear_in_any_public_list(stack, artist, distinct_wav):
     made = {
-        seen_as: ready_track(stack, artist, wav_3s, title=seen_as, visibility=seen_as, tags=["mix"], album="EP")
+        seen_as: ready_track(stack, artist, distinct_wav, title=seen_as, visibility=seen_as, tags=["mix"], album="EP")
         for seen_as in ("public", "unlisted", "private")
     }
     made["gated"] = ready_track(
-        stack, artist, wav_3s, title="gated", tags=["mix"], album="EP", supportGate={"type": "any"}
+        stack, artist, distinct_wav, title="gated", tags=["mix"], album="EP", supportGate={"type": "any"}
     )
 
     assert artist_tracks(stack) == [made["public"]]
@@ -151,8 +154,8 @@ def test_unlisted_private_and_gated_tracks_never_appear_in_any_public_list(stack
     }
 
 
-def test_patching_tags_visibility_and_the_gate_moves_the_listing(stack, artist, wav_3s):
-    track_id = ready_track(stack, artist, wav_3s, tags=["a", "b"])
+def test_patching_tags_visibility_and_the_gate_moves_the_listing(stack, artist, distinct_wav):
+    track_id = ready_track(stack, artist, distinct_wav, tags=["a", "b"])
     assert (tag_entries("a"), tag_entries("b")) == ([raw(track_id)], [raw(track_id)])
 
     patch(stack, artist, track_id, {"tags": ["b", "C"]})
@@ -175,8 +178,8 @@ def test_patching_tags_visibility_and_the_gate_moves_the_listing(stack, artist, 
     assert (tag_entries("b"), tag_entries("c")) == ([], [])
 
 
-def test_visibility_cannot_be_removed_or_invented(stack, artist, wav_3s):
-    track_id = finalized(stack, artist, wav_3s)
+def test_visibility_cannot_be_removed_or_invented(stack, artist, distinct_wav):
+    track_id = finalized(stack, artist, distinct_wav)
     for body in ({"visibility": None}, {"visibility": "friends"}):
         response = stack.api.patch(f"/v1/tracks/{track_id}", json=body, headers=as_user(artist))
         assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_failed"), body
@@ -188,15 +191,15 @@ def test_visibility_cannot_be_removed_or_invented(stack, artist, wav_3s):
     assert (response.status_code, response.json()["error"]["code"]) == (422, "validation_failed")
 
 
-def test_deleting_a_listed_track_removes_its_tag_entries(stack, artist, wav_3s):
-    track_id = ready_track(stack, artist, wav_3s, tags=["gone", "soon"])
+def test_deleting_a_listed_track_removes_its_tag_entries(stack, artist, distinct_wav):
+    track_id = ready_track(stack, artist, distinct_wav, tags=["gone", "soon"])
     assert stack.api.delete(f"/v1/tracks/{track_id}", headers=as_user(artist)).status_code == 204
     assert (tag_entries("gone"), tag_entries("soon")) == ([], [])
     assert (artist_tracks(stack), tag_tracks(stack, "gone")) == ([], [])
 
 
-def test_the_listing_settles_on_the_last_state_however_writers_race(stack, artist, wav_3s):
-    track_id = finalized(stack, artist, wav_3s, tags=["race"])
+def test_the_listing_settles_on_the_last_state_however_writers_race(stack, artist, distinct_wav):
+    track_id = finalized(stack, artist, distinct_wav, tags=["race"])
     tid = raw(track_id)
     barrier = threading.Barrier(9)
     errors: list[BaseException] = []
@@ -233,12 +236,12 @@ def test_the_listing_settles_on_the_last_state_however_writers_race(stack, artis
 # --- reading and playing ------------------------------------------------------------------------
 
 
-def test_who_may_stream_what(stack, artist, bob, wav_3s):
-    public = ready_track(stack, artist, wav_3s)
-    unlisted = ready_track(stack, artist, wav_3s, visibility="unlisted")
-    private = ready_track(stack, artist, wav_3s, visibility="private")
-    gated = ready_track(stack, artist, wav_3s, supportGate={"type": "any"})
-    processing = finalized(stack, artist, wav_3s)
+def test_who_may_stream_what(stack, artist, bob, distinct_wav):
+    public = ready_track(stack, artist, distinct_wav)
+    unlisted = ready_track(stack, artist, distinct_wav, visibility="unlisted")
+    private = ready_track(stack, artist, distinct_wav, visibility="private")
+    gated = ready_track(stack, artist, distinct_wav, supportGate={"type": "any"})
+    processing = finalized(stack, artist, distinct_wav)
 
     for track_id in (public, unlisted, private, gated):
         assert stream(stack, artist, track_id).status_code == 302
@@ -266,9 +269,9 @@ def test_who_may_stream_what(stack, artist, bob, wav_3s):
     assert stream(stack, "carol", gated).status_code == 403
 
 
-def test_another_users_read_is_the_public_view_of_a_shareable_track_only(stack, artist, bob, wav_3s):
-    public = ready_track(stack, artist, wav_3s, title="Shared", tags=["x"])
-    private = ready_track(stack, artist, wav_3s, visibility="private")
+def test_another_users_read_is_the_public_view_of_a_shareable_track_only(stack, artist, bob, distinct_wav):
+    public = ready_track(stack, artist, distinct_wav, title="Shared", tags=["x"])
+    private = ready_track(stack, artist, distinct_wav, visibility="private")
 
     response = stack.api.get(f"/v1/tracks/{public}", headers=as_user(bob))
     assert response.status_code == 200
@@ -285,9 +288,9 @@ def test_another_users_read_is_the_public_view_of_a_shareable_track_only(stack, 
     assert stack.api.get(f"/v1/tracks/{private}", headers=as_user(artist)).json()["visibility"] == "private"
 
 
-def test_no_route_leaks_another_owners_private_or_gated_track(stack, artist, bob, wav_3s):
-    private = ready_track(stack, artist, wav_3s, visibility="private", tags=["leak"], album="Hidden")
-    gated = ready_track(stack, artist, wav_3s, supportGate={"type": "any"}, tags=["leak"], album="Hidden")
+def test_no_route_leaks_another_owners_private_or_gated_track(stack, artist, bob, distinct_wav):
+    private = ready_track(stack, artist, distinct_wav, visibility="private", tags=["leak"], album="Hidden")
+    gated = ready_track(stack, artist, distinct_wav, supportGate={"type": "any"}, tags=["leak"], album="Hidden")
     private_raw, gated_raw = raw(private), raw(gated)
     anonymous_pages = [
         "/v1/albums",
@@ -361,10 +364,10 @@ def test_an_artists_public_profile_is_cacheable(stack, artist):
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "artist_not_found")
 
 
-def test_my_tracks_lists_every_state_newest_first_and_only_mine(stack, artist, bob, wav_3s):
-    made = [finalized(stack, artist, wav_3s, title=f"t{n}") for n in range(3)]
-    made.append(stack.create_upload(artist, wav_3s, title="draft")["trackId"])
-    finalized(stack, bob, wav_3s, title="bob's")
+def test_my_tracks_lists_every_state_newest_first_and_only_mine(stack, artist, bob, distinct_wav):
+    made = [finalized(stack, artist, distinct_wav, title=f"t{n}") for n in range(3)]
+    made.append(stack.create_upload(artist, distinct_wav(), title="draft")["trackId"])
+    finalized(stack, bob, distinct_wav, title="bob's")
 
     seen: list[str] = []
     cursor = None
@@ -378,10 +381,10 @@ def test_my_tracks_lists_every_state_newest_first_and_only_mine(stack, artist, b
     assert seen == list(reversed(made))
 
 
-def test_cursors_are_bound_to_their_listing(stack, artist, bob, wav_3s):
+def test_cursors_are_bound_to_their_listing(stack, artist, bob, distinct_wav):
     for n in range(3):
-        ready_track(stack, artist, wav_3s, tags=["x"], title=f"{n}")
-        finalized(stack, bob, wav_3s)
+        ready_track(stack, artist, distinct_wav, tags=["x"], title=f"{n}")
+        finalized(stack, bob, distinct_wav)
     mine = stack.api.get("/v1/me/tracks", params={"limit": 1}, headers=as_user(artist)).json()["nextCursor"]
     listed = stack.api.get("/v1/artists/alice/tracks", params={"limit": 1}).json()["nextCursor"]
     tagged = stack.api.get("/v1/tags/x/tracks", params={"limit": 1}).json()["nextCursor"]
@@ -401,7 +404,7 @@ def test_cursors_are_bound_to_their_listing(stack, artist, bob, wav_3s):
 
 
 def test_an_artist_tracks_page_costs_the_same_dynamodb_calls_whatever_the_catalog_size(
-    stack, artist, bob, wav_3s, monkeypatch
+    stack, artist, bob, distinct_wav, monkeypatch
 ):
     calls: list[str] = []
     original = Connection._make_api_call
@@ -418,12 +421,12 @@ def test_an_artist_tracks_page_costs_the_same_dynamodb_calls_whatever_the_catalo
         return Counter(calls)
 
     for n in range(6):
-        ready_track(stack, artist, wav_3s, tags=["counted"], title=f"{n}")
+        ready_track(stack, artist, distinct_wav, tags=["counted"], title=f"{n}")
     monkeypatch.setattr(Connection, "_make_api_call", counting)
     small = page_calls("/v1/artists/alice/tracks"), page_calls("/v1/tags/counted/tracks")
 
     # The catalog grows: 300 more listed tracks, all of them Bob's and under the same tag.
-    bob_item = TrackModel.get(raw(ready_track(stack, bob, wav_3s, tags=["counted"])), TrackModel.TRACK_SK)
+    bob_item = TrackModel.get(raw(ready_track(stack, bob, distinct_wav, tags=["counted"])), TrackModel.TRACK_SK)
     copies = [TrackModel.from_raw_data({**bob_item.serialize(), "pk": {"S": ids.new_id()}}) for _ in range(300)]
     with TrackModel.batch_write() as batch:
         for copy in copies:

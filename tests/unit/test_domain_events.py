@@ -118,6 +118,22 @@ def test_the_workflow_succeeding_is_track_processed_and_becoming_playable_before
     assert processed.detail["status"] == "ready"
 
 
+def test_a_promoted_version_is_track_processed_and_its_progress_is_not() -> None:
+    """A new original (functions.domain.versions) runs while the old one stays live; only the
+    write that swaps it in is an event."""
+    version = ids.new_id()
+    pending = {"uploadId": version, "status": "processing", "outputs": {}}
+    running = changed(READY, pending_version=pending)
+    lane_wrote = changed(running, pending_version={**pending, "outputs": {"duration_ms": "5000"}})
+    assert type_of(READY, running) is None
+    assert type_of(running, lane_wrote) is None
+    promoted = event_of(lane_wrote, changed(lane_wrote, upload_id=version, duration_ms=5000, pending_version=None))
+    assert promoted is not None and promoted.type == "track.processed"
+    assert promoted.detail["versionUploadId"] == ids.render("upl", version)
+    failed = changed(lane_wrote, pending_version={**pending, "status": "failed"})
+    assert type_of(lane_wrote, failed) is None
+
+
 def test_a_failure_verdict_is_track_failed_with_its_code() -> None:
     failed = changed(PROCESSING, status="failed", workflow_status="failed", failure_code="audio_unreadable")
     found = event_of(PROCESSING, failed)

@@ -1,22 +1,28 @@
-"""Image and document uploads (seed 004's redirected intents, seed 000's image, seed 002's cover):
-``POST /v1/tracks/{trackId}/artwork/uploads``, ``POST /v1/albums/{albumId}/cover/uploads``,
-``POST /v1/tracks/{trackId}/documents/uploads``, the documents' reads and delete, and the public
-album cover. The intents answer like ``POST /v1/uploads`` (a presigned PUT with the headers it was
-signed with); there is no finalize call: the object's S3 put event finalizes it."""
+"""A track's sub-uploads (seed 004's redirected intents, seed 000's image, seed 002's cover):
+``POST /v1/tracks/{trackId}/versions/uploads``, ``POST /v1/tracks/{trackId}/artwork/uploads``,
+``POST /v1/albums/{albumId}/cover/uploads``, ``POST /v1/tracks/{trackId}/documents/uploads``, the
+documents' reads and delete, and the public album cover. The intents answer like
+``POST /v1/uploads`` (a presigned PUT with the headers it was signed with). A version is a new
+original, finalized like one (its put event or its ``finalizeUrl``); images and documents have no
+finalize call: the object's S3 put event finalizes them."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import Field
 
 from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
+
+# One definition of where an upload is finalized (a version's finalize is seed 004's).
+from functions.api.routers.uploads import _finalize_url as finalize_url
 from functions.data import storage
-from functions.domain import albums, media_uploads
+from functions.data.models import TrackModel
+from functions.domain import albums, media_uploads, versions
 from functions.errors import ArtworkNotFound, DocumentNotFound, TrackNotFound
 from functions.settings import settings
 
@@ -43,6 +49,71 @@ class MediaUploadResponse(CamelResponse):
 
 class TrackMediaUploadResponse(MediaUploadResponse):
     track_id: str
+
+
+class VersionUploadResponse(TrackMediaUploadResponse):
+    finalize_url: str
+
+
+class VersionFailure(CamelResponse):
+    code: str
+    message: str
+
+
+class PendingVersionResponse(CamelResponse):
+    """The track's next original: ``awaiting_upload`` (intent created), ``processing`` (the track
+    still plays the live version meanwhile) or ``failed`` (it never went live; ``failure`` says why)."""
+
+    upload_id: str
+    status: str
+    file_name: str | None
+    created_at: str
+    finalized_at: str | None
+    failure: VersionFailure | None
+
+
+class VersionResponse(CamelResponse):
+    """One of the track's originals: ``live``, ``replaced`` (``replacedAt``) or ``failed``."""
+
+    upload_id: str
+    status: str
+    created_at: str | None
+    duration_ms: int | None
+    replaced_at: str | None
+    failure: VersionFailure | None
+
+
+def _version_failure(failure: versions.Failure | None) -> VersionFailure | None:
+    return VersionFailure(code=failure.code, message=failure.message) if failure else None
+
+
+def pending_version(track: TrackModel) -> PendingVersionResponse | None:
+    """The track's pending version as the track and processing-status responses show it."""
+    pending = versions.pending_view(track)
+    if pending is None:
+        return None
+    return PendingVersionResponse(
+        upload_id=ids.render("upl", pending.upload_id),
+        status=pending.status,
+        file_name=pending.file_name,
+        created_at=pending.created_at,
+        finalized_at=pending.finalized_at,
+        failure=_version_failure(pending.failure),
+    )
+
+
+def version_history(track: TrackModel) -> list[VersionResponse]:
+    return [
+        VersionResponse(
+            upload_id=ids.render("upl", record.upload_id),
+            status=record.status,
+            created_at=record.created_at,
+            duration_ms=record.duration_ms,
+            replaced_at=record.replaced_at,
+            failure=_version_failure(record.failure),
+        )
+        for record in versions.history(track)
+    ]
 
 
 class DocumentUploadResponse(TrackMediaUploadResponse):
@@ -98,6 +169,42 @@ def _intent_fields(created: media_uploads.CreatedMediaUpload) -> dict[str, Any]:
         "expires_at": iso(created.expires_at) or "",
         "required_headers": created.required_headers,
     }
+
+
+@router.post(
+    "/v1/tracks/{track_id}/versions/uploads",
+    status_code=201,
+    response_model=VersionUploadResponse,
+    response_model_by_alias=True,
+    responses={
+        400: {"description": "unsupported_media_type, empty_file"},
+        403: {"description": "entitlement_required"},
+        404: {"description": "track_not_found"},
+        409: {"description": "version_in_progress, track_has_no_audio"},
+        413: {"description": "file_too_large"},
+    },
+)
+def create_version_upload(
+    track_id: str, body: MediaUploadRequest, request: Request, user: Annotated[Principal, Depends(current_user)]
+) -> VersionUploadResponse:
+    """A new original for the track (the audio rules of ``POST /v1/uploads``): PUT it to
+    ``signedUrl`` with every header in ``requiredHeaders``, then finalize it at ``finalizeUrl`` (or
+    let the put event do it). It is processed while the track keeps playing its current version,
+    and replaces it (renditions, waveform, duration, stream URLs) at once when every lane has ended;
+    the replaced files are deleted. A version that fails leaves the track as it was and shows as
+    ``pendingVersion`` with its ``failure``. One version is processed at a time
+    (``version_in_progress``); a newer intent replaces one whose file has not been finalized."""
+    spec = versions.FileSpec(body.file_name, body.content_type, body.byte_size)
+    created = versions.create(user.user_id, _track_id(track_id), spec)
+    return VersionUploadResponse(
+        track_id=ids.render("trk", created.track_id),
+        upload_id=ids.render("upl", created.upload_id),
+        asset_id=ids.render("ast", created.asset_id),
+        signed_url=created.signed_url,
+        expires_at=iso(created.expires_at) or "",
+        required_headers=created.required_headers,
+        finalize_url=finalize_url(request, created.upload_id),
+    )
 
 
 @router.post(

@@ -12,6 +12,12 @@ from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
 from functions.api.public import cacheable
+from functions.api.routers.media_uploads import (
+    PendingVersionResponse,
+    VersionResponse,
+    pending_version,
+    version_history,
+)
 from functions.api.routers.uploads import FeatureHandles, SupportGate, TagNames, Visibility, json_list
 from functions.api.track_views import PublicTrack, int_or_none, public_artwork, public_track, without_key
 from functions.data import storage
@@ -63,6 +69,9 @@ class TrackResponse(CamelResponse):
     # through /artwork.
     artwork: dict[str, Any] | None
     failure: Failure | None
+    # A new original being uploaded or processed, or one that failed (the track plays the live one).
+    pending_version: PendingVersionResponse | None
+    versions: list[VersionResponse]
     created_at: str
     updated_at: str
 
@@ -85,6 +94,8 @@ class ProcessingStatusResponse(CamelResponse):
     status: str
     workflow_status: str
     failure: Failure | None
+    # The lanes describe the latest run, a new version's included: this says which version it is.
+    pending_version: PendingVersionResponse | None
     lanes: list[LaneResponse]
     updated_at: str
 
@@ -155,6 +166,8 @@ def _track_response(track: TrackModel) -> TrackResponse:
         embedded_tags=track.embedded_tags,
         artwork=public_artwork(track.artwork),
         failure=_failure(track),
+        pending_version=pending_version(track),
+        versions=version_history(track),
         created_at=iso(track.created_at) or "",
         updated_at=iso(track.updated_at) or "",
     )
@@ -259,6 +272,7 @@ def get_processing_status(track_id: str, user: Annotated[Principal, Depends(curr
         status=track.status,
         workflow_status=track.workflow_status,
         failure=_failure(track),
+        pending_version=pending_version(track),
         lanes=[_lane(lane) for lane in status.lanes],
         updated_at=iso(track.updated_at) or "",
     )

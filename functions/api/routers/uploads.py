@@ -86,7 +86,9 @@ class FinalizeRequest(CamelModel):
 
 
 class FinalizeResponse(CamelResponse):
-    status: Literal["finalized", "already_finalized"]
+    # duplicate: the caller already has a track with exactly these bytes; ``trackId`` is that
+    # track, nothing is processed again and the second copy is not kept.
+    status: Literal["finalized", "already_finalized", "duplicate"]
     asset_id: str
     asset_kind: Literal["original_audio"] = "original_audio"
     jobs_queued: list[str]
@@ -152,7 +154,9 @@ def finalize_upload(
     upload_id: str, user: Annotated[Principal, Depends(current_user)], body: FinalizeRequest | None = None
 ) -> FinalizeResponse:
     """Finalize after the signed PUT: the first finalize starts processing, later ones answer
-    ``already_finalized``. The S3 put event finalizes too; both converge on one processing run."""
+    ``already_finalized``. The S3 put event finalizes too; both converge on one processing run.
+    The same bytes uploaded again by the same owner answer ``duplicate`` (every time) with the
+    existing track's id."""
     body = body or FinalizeRequest()
     raw_upload_id = ids.parse("upl", upload_id)
     if raw_upload_id is None:
@@ -179,7 +183,7 @@ def finalize_upload(
         status=outcome.status,
         asset_id=ids.render("ast", outcome.upload.asset_id),
         jobs_queued=list(outcome.jobs_queued),
-        track_id=ids.render("trk", outcome.upload.track_id),
+        track_id=ids.render("trk", outcome.track_id),
         upload_id=ids.render("upl", outcome.upload.upload_id),
         workflow_status=outcome.workflow_status,
     )
