@@ -274,3 +274,17 @@ class VersionDiscarded(DomainError):
 
     code = "version_discarded"
     status = 409
+
+
+class ProgressTokenInvalid(DomainError):
+    """The ``token`` of a progress request is unknown or minted for another upload."""
+
+    code = "progress_token_invalid"
+    status = 401
+
+
+class ProgressTokenExpired(DomainError):
+    """The progress token was valid but has expired: mint a new one and resume with ``lastEventId``."""
+
+    code = "progress_token_expired"
+    status = 401

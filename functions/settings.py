@@ -60,6 +60,21 @@ class Settings(BaseSettings):
     # /similar compares a track with at most this many of its owner's tracks (newest first).
     similar_candidates_max: int = Field(default=5000, ge=1)
 
+    # Live progress (GET /v1/uploads/{uploadId}/progress, functions.api.routers.progress). True:
+    # stream until the upload settles (the local stack under uvicorn). False (the deployed default):
+    # answer what the client has not seen yet and close; EventSource reconnects after
+    # ``progress_retry_ms`` with Last-Event-ID. API Gateway cannot stream a Lambda's answer through
+    # Mangum, so a request that came through Mangum never streams, whatever this says.
+    progress_stream: bool = False
+    progress_poll_interval_s: float = Field(default=0.5, gt=0, le=10)
+    progress_heartbeat_s: float = Field(default=15.0, gt=0)
+    # One stream ends after this long or this many polls (the client then reconnects and resumes).
+    progress_max_stream_s: float = Field(default=15 * 60, gt=0)
+    progress_max_polls: int = Field(default=2000, ge=1)
+    progress_retry_ms: int = Field(default=2000, ge=100, le=60_000)
+    # Lifetime of a progress token (POST /v1/uploads/{uploadId}/progress-tokens).
+    progress_token_ttl_s: int = Field(default=300, ge=30, le=3600)
+
     ffmpeg_path: str | None = None
     # Below the processing Lambda's 900 s, so a stuck ffmpeg ends as a lane failure, not a kill.
     ffmpeg_timeout_s: int = 840

@@ -56,6 +56,8 @@ class LocalStack:
             os.environ.setdefault(name, value)
         # moto's Step Functions interpreter calls its own services at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.config.moto_port)
+        # uvicorn can stream: the progress route streams until the upload settles (functions.settings).
+        os.environ.setdefault("TRACKLANE_PROGRESS_STREAM", "true")
         make_dynamodb_writes_atomic()
         self.moto.start()
         resources = provision(self.config.moto_endpoint, self.config.region)

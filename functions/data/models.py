@@ -316,6 +316,33 @@ class UploadModel(Model):
     execution_arn = UnicodeAttribute(null=True)
 
 
+class ProgressTokenModel(Model):
+    """A short-lived credential for one upload's progress stream (``functions.domain.progress``).
+    EventSource cannot send an Authorization header, and the long-lived bearer must never appear in
+    a URL, so the owner mints one of these and passes it as ``?token=``. Only the token's SHA-256 is
+    stored: the table never holds a usable credential. It lives in the Uploads table beside the
+    intent it is scoped to (``upload_id=progress-token#<sha256>``; the key attribute is the
+    table's) and expires by its own ``expires_at`` at once, by DynamoDB TTL eventually."""
+
+    class Meta(_Unbound):
+        logical_name = "Uploads"
+        settings_field = "uploads_table"
+        shares_table_with = "UploadModel"
+
+    PREFIX = "progress-token#"
+
+    pk = UnicodeAttribute(hash_key=True, attr_name="upload_id")
+    # The one upload (bare id) and the one user this token reads progress for.
+    for_upload = UnicodeAttribute()
+    owner_id = UnicodeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    expires_at_epoch = _TTLAttribute()
+
+    @staticmethod
+    def key(token_sha256: str) -> str:
+        return f"{ProgressTokenModel.PREFIX}{token_sha256}"
+
+
 class AlbumsByOwner(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyped-call]
     """An artist's albums, oldest first. Sparse: slug items carry no owner."""
 
@@ -470,6 +497,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     TagEntryModel,
     ContentClaimModel,
     UploadModel,
+    ProgressTokenModel,
     AlbumModel,
     AlbumSlugModel,
     EntitlementModel,

@@ -37,6 +37,10 @@ PUBLIC_PATHS = {
     "/v1/artists/{handle}": "an artist's public profile (handle, display name)",
     "/v1/artists/{handle}/tracks": "an artist's listed tracks: ready, public and not support-gated only",
     "/v1/tags/{tag}/tracks": "listed tracks under a tag: ready, public and not support-gated only",
+    # EventSource cannot send an Authorization header, so the JWT authorizer would refuse it: the
+    # route authenticates itself with a short-lived progress token (?token=) scoped to one upload
+    # and its owner; without one it answers 401, another owner's upload 404.
+    "/v1/uploads/{uploadId}/progress": "live upload progress; needs a progress token minted by its owner",
 }
 
 ACCESS_LOG_FORMAT = json.dumps(

@@ -72,6 +72,9 @@ OWNED = [
     Owned("GET", "/v1/tracks/{track_id}/similar", 409, _req("GET", "/v1/tracks/{track}/similar")),
     Owned("PATCH", "/v1/tracks/{track_id}", 200, _req("PATCH", "/v1/tracks/{track}", {"title": "Renamed"})),
     Owned("POST", "/v1/uploads/{upload_id}/finalize", 200, _req("POST", "/v1/uploads/{upload}/finalize")),
+    # The test app answers progress once and closes (progress_stream is off), so the owner gets a 200.
+    Owned("GET", "/v1/uploads/{upload_id}/progress", 200, _req("GET", "/v1/uploads/{upload}/progress")),
+    Owned("POST", "/v1/uploads/{upload_id}/progress-tokens", 201, _req("POST", "/v1/uploads/{upload}/progress-tokens")),
     Owned(
         "POST",
         "/v1/tracks/{track_id}/versions/uploads",
