@@ -40,7 +40,7 @@ from pynamodb.transactions import TransactWrite
 from functions import ids
 from functions.data import keys, storage
 from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import entitlements, listing, media_types, tracks
+from functions.domain import duplicates, entitlements, listing, media_types, tracks
 from functions.errors import (
     EmptyFile,
     FileTooLarge,
@@ -346,6 +346,9 @@ def promote(track_id: str, upload_id: str, original_key: str) -> bool:
             TrackModel.failure_code.remove(),
             TrackModel.failure_message.remove(),
             TrackModel.versions.set(_history_after_promote(track, pending, produced, now)),
+            # The replaced original's bytes are no longer this track's (duplicates compare owners'
+            # uploads with what their tracks play).
+            TrackModel.content_checksum.remove(),
             _pending.remove(),
             TrackModel.updated_at.set(now),
         ]
@@ -358,6 +361,8 @@ def promote(track_id: str, upload_id: str, original_key: str) -> bool:
                 continue
             raise
         listing.sync(track_id)
+        if track.content_checksum:
+            duplicates.release(track.owner_id, track.content_checksum, track_id)
         _delete_replaced_files(track, keep_original=pending["originalKey"])
         logger.info("version promoted", extra={"track_id": track_id, "upload_id": upload_id})
         return True

@@ -153,6 +153,9 @@ def test_the_live_version_streams_until_the_new_one_is_processed_then_is_replace
     assert status["pendingVersion"] is None
     assert {lane["name"]: lane["state"] for lane in status["lanes"]}["artwork"] == "skipped"
     assert [execution["status"] for execution in stack.executions()] == ["SUCCEEDED", "SUCCEEDED"]
+    # The replaced original's bytes are no longer the track's: uploading them again is not a
+    # duplicate of it (upload_and_finalize asserts "finalized").
+    assert upload_and_finalize(stack, artist, wav_3s)["trackId"] != track_id
 
 
 def test_a_version_that_fails_leaves_the_live_one_and_says_why(stack, artist, runner, wav_3s, png_named_wav):
