@@ -288,3 +288,69 @@ class ProgressTokenExpired(DomainError):
 
     code = "progress_token_expired"
     status = 401
+
+
+class UploadCancelled(DomainError):
+    """The owner cancelled the intent (``DELETE /v1/uploads/{uploadId}``): nothing it receives is kept."""
+
+    code = "upload_intent_cancelled"
+    status = 410
+    union_status = "upload_intent_cancelled"
+
+
+class UploadAlreadyFinalized(DomainError):
+    """A finalized upload is the record of a track's audio: delete the track instead."""
+
+    code = "upload_already_finalized"
+    status = 409
+
+
+class UploadNotMultipart(DomainError):
+    """A multipart route called for an intent that was given one signed PUT."""
+
+    code = "upload_not_multipart"
+    status = 409
+
+
+class UploadPartsIncomplete(DomainError):
+    """Completing needs every planned part, each of its planned size; ``missing`` lists the part
+    numbers to upload (again)."""
+
+    code = "upload_parts_incomplete"
+    status = 409
+
+
+class UploadPartMismatch(DomainError):
+    """S3 refused the part list sent to complete (an ETag that is not the stored part's)."""
+
+    code = "upload_part_mismatch"
+    status = 409
+
+
+class UploadSessionNotFound(NotFound):
+    """No such upload session, or it is another owner's (seed 003)."""
+
+    code = "upload_session_not_found"
+
+
+class UploadSessionExpired(DomainError):
+    """The upload session is past its ``expires_at``: it takes no more tracks (seed 003)."""
+
+    code = "upload_session_expired"
+    status = 410
+
+
+class UploadSessionFull(DomainError):
+    code = "upload_session_full"
+    status = 409
+
+
+class CollectionNotFound(NotFound):
+    """Seed 003's ``collection_id`` is not an album of the caller's (another owner's is 'not found')."""
+
+    code = "collection_not_found"
+
+
+class MetadataTooLarge(DomainError):
+    code = "metadata_too_large"
+    status = 413

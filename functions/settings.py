@@ -38,13 +38,25 @@ class Settings(BaseSettings):
     upload_url_ttl_s: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     # A pending intent (and its DynamoDB item, via TTL) lives this long.
     intent_ttl_s: int = Field(default=24 * 3600, ge=300)
+    # A seed 003 upload session takes new tracks this long (its ``expires_at``).
+    upload_session_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
     max_audio_bytes: int = 500 * 1024 * 1024
+    # Resumable uploads (functions.domain.uploads): an intent asking for it (``"multipart": true``)
+    # gets a multipart plan instead of one signed PUT; so does one above this size when it is set
+    # and the intent does not say. Unset by default: seed 004 clients, which know nothing of parts,
+    # always get the signedUrl their contract promises. Parts are ``multipart_part_size_bytes``
+    # (S3's minimum for all but the last part is 5 MiB), grown so a file never takes over 10,000.
+    multipart_threshold_bytes: int | None = Field(default=None, ge=5 * 1024 * 1024)
+    multipart_part_size_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
     max_request_body_bytes: int = 64 * 1024
     # Entitlement policy for callers with no explicit grant or revocation.
     default_upload_entitlement: Literal["allow", "deny"] = "allow"
     # How long an Idempotency-Key is remembered: a repeat within this window replays the first
     # answer, a later one is a new request.
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+
+    # The autotag lane compares a new track with at most this many of the newest tagged public tracks.
+    autotag_examples_max: int = Field(default=2000, ge=1, le=10_000)
 
     # External processors for the stems and lyrics lanes: an http(s) URL or a Lambda function ARN
     # (see functions.workflow.external); unset -> the lane is skipped with ``not_configured``.

@@ -10,7 +10,7 @@ from functions.api import errors
 from functions.api.auth import Authenticator
 from functions.api.idempotency import Idempotency
 from functions.api.limits import BodySizeLimit
-from functions.api.routers import albums, artists, browse, health, media_uploads, progress, tracks, uploads
+from functions.api.routers import albums, artists, browse, health, media_uploads, progress, sessions, tracks, uploads
 from functions.settings import settings
 
 HealthCheck = Callable[[], bool]
@@ -31,6 +31,7 @@ def create_app(authenticator: Authenticator, *, health_checks: Mapping[str, Heal
         app.include_router(router)
     app.include_router(media_uploads.router)
     app.include_router(progress.router)
+    app.include_router(sessions.router)
     # Added first, so it runs inside BodySizeLimit: the body it buffers is already bounded.
     app.add_middleware(Idempotency)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: settings().max_request_body_bytes)

@@ -79,3 +79,9 @@ def album_cover_prefix(album_id: str) -> str:
 def album_cover_variant(album_id: str, version: str, size: int, extension: str) -> str:
     """A rendered cover variant, in a folder per cover upload (``version``: the upload id)."""
     return f"albums/{album_id}/cover/{version}/{size}.{extension}"
+
+
+def posted_upload(upload_id: str, kind: str) -> str:
+    """Where a browser-form POST stores a file whose type is only known once it is stored (seed
+    003's track cover): no extension; under ``uploads/`` so that its S3 event finalizes it."""
+    return f"{UPLOADS_PREFIX}{upload_id}/{kind}"

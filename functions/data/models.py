@@ -26,7 +26,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.attributes import TTLAttribute as _TTLAttribute
 from pynamodb.exceptions import PynamoDBException
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from functions.settings import Settings, settings
@@ -101,6 +101,20 @@ class TracksListedByArtist(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class TaggedReferenceTracks(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
+    """Listed tracks that have tags and an embedding, newest first: what the autotag lane learns
+    genre tags from (nearest neighbours). Sparse: ``tag_reference`` is set by
+    ``functions.domain.listing`` exactly while the track is such a track. It carries only what the
+    classifier reads, not the waveform or the rest of the item."""
+
+    class Meta:
+        index_name = "by_tag_reference"
+        projection = IncludeProjection(["owner_id", "tags", "embedding"])
+
+    tag_reference = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class TracksInProcessing(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
     """Tracks whose workflow has not reported an outcome, oldest first, for the sweeper. Sparse:
     finalize sets the keys, mark ready/failed removes them. The partition is one of a few shards so
@@ -126,6 +140,7 @@ class TrackModel(Model):
 
     TRACK_SK = "track"
     VISIBILITIES = ("public", "unlisted", "private")
+    TAG_REFERENCE = "tagged"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -152,6 +167,9 @@ class TrackModel(Model):
     # ``by_artist_listing``, and the tags it is listed under (their ``TagEntryModel`` items).
     listed_owner = UnicodeAttribute(null=True)
     listed_tags = ListAttribute(of=UnicodeAttribute, null=True)
+    # Set (to ``TAG_REFERENCE``) while the track is listed, tagged and has an embedding: it keys
+    # ``by_tag_reference``, the examples the autotag lane classifies new tracks by.
+    tag_reference = UnicodeAttribute(null=True)
     # draft (intent created) -> processing (finalized) -> ready | failed
     status = UnicodeAttribute(default="draft")
     # not_started | running | succeeded | failed
@@ -195,8 +213,15 @@ class TrackModel(Model):
     processing_since = UTCDateTimeAttribute(null=True)
     # The original's content checksum: its ``ContentClaimModel`` is released when the track goes.
     content_checksum = UnicodeAttribute(null=True)
+    # A track of an upload session (seed 003): its place among the session's tracks in its album,
+    # a JSON list compared as a tuple (``functions.domain.sessions.order_key``). Finalize places the
+    # track by it (``albums.place_track``) instead of appending, so the order does not depend on
+    # which upload finished first.
+    album_order = JSONAttribute(null=True)
+    upload_session_id = UnicodeAttribute(null=True)
     by_owner = TracksByOwner()
     by_artist_listing = TracksListedByArtist()
+    by_tag_reference = TaggedReferenceTracks()
     in_processing = TracksInProcessing()
 
     @property
@@ -297,7 +322,9 @@ class UploadModel(Model):
     file_name = UnicodeAttribute()
     content_type = UnicodeAttribute()
     byte_size = NumberAttribute()
-    # pending -> finalized | rejected | duplicate
+    # pending -> finalized | rejected | duplicate | cancelled. "expired" is never written: a pending
+    # intent past ``expires_at_epoch`` is expired (``functions.domain.uploads.is_expired``) until
+    # DynamoDB TTL deletes it, which can take days.
     status = UnicodeAttribute(default="pending")
     # The stored object's content checksum (``functions.domain.duplicates.checksum``) and, for a
     # duplicate, the owner's track that already holds that content.
@@ -314,6 +341,17 @@ class UploadModel(Model):
     rejected_code = UnicodeAttribute(null=True)
     rejected_message = UnicodeAttribute(null=True)
     execution_arn = UnicodeAttribute(null=True)
+    # An intent signed without an exact size or type (seed 003 upload sessions: the track's PUT
+    # has no size, the cover's POST neither size nor type): ``{"maxBytes", "contentTypes"?,
+    # "contentTypePrefix"?}``. Finalize takes the stored object's size and type when they are within
+    # these bounds (``functions.domain.sessions.settle``) and then verifies as for any intent.
+    declared_bounds = JSONAttribute(null=True)
+    # A resumable upload (functions.domain.uploads): S3's multipart UploadId and the plan the part
+    # URLs were signed for (every part ``part_size`` bytes but the last). Absent for a single PUT.
+    multipart_id = UnicodeAttribute(null=True)
+    part_size = NumberAttribute(null=True)
+    part_count = NumberAttribute(null=True)
+    cancelled_at = UTCDateTimeAttribute(null=True)
 
 
 class ProgressTokenModel(Model):
@@ -341,6 +379,38 @@ class ProgressTokenModel(Model):
     @staticmethod
     def key(token_sha256: str) -> str:
         return f"{ProgressTokenModel.PREFIX}{token_sha256}"
+
+
+class UploadSessionModel(Model):
+    """A seed 003 upload session: a batch of track intents into one of the owner's albums
+    (``functions.domain.sessions``). It lives in the Uploads table beside its intents
+    (``upload_id=upload-session#<uuid>``; the key attribute is the table's). ``tracks`` holds one
+    compact JSON string per track intent, appended atomically and bounded, so one GetItem reads the
+    whole session. It stops taking tracks at ``expires_at``; DynamoDB TTL removes it later."""
+
+    class Meta(_Unbound):
+        logical_name = "Uploads"
+        settings_field = "uploads_table"
+        shares_table_with = "UploadModel"
+
+    PREFIX = "upload-session#"
+
+    pk = UnicodeAttribute(hash_key=True, attr_name="upload_id")
+    owner_id = UnicodeAttribute()
+    collection_id = UnicodeAttribute()
+    creator_id = UnicodeAttribute(null=True)
+    organization_index = UnicodeAttribute(null=True)
+    metadata = JSONAttribute(null=True)
+    # {"trackId", "uploadId", "coverUploadId", "index", "organizationIndex", "fileName",
+    # "metadata", "createdAt"} as JSON strings, oldest first.
+    tracks = ListAttribute(of=UnicodeAttribute, null=True)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    expires_at = UTCDateTimeAttribute()
+    expires_at_epoch = _TTLAttribute()
+
+    @staticmethod
+    def key(session_id: str) -> str:
+        return f"{UploadSessionModel.PREFIX}{session_id}"
 
 
 class AlbumsByOwner(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyped-call]
@@ -390,6 +460,9 @@ class AlbumModel(Model):
     slugs = UnicodeSetAttribute(null=True)
     description = UnicodeAttribute(null=True)
     track_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    # The order keys of the upload-session tracks in ``track_ids`` ({trackId: key}), which
+    # ``albums.place_track`` inserts by; written with ``track_ids`` in one conditional update.
+    track_order_keys = JSONAttribute(null=True)
     # {"key", "origin", "contentType"} of the cover image and the rendered variants, as on tracks.
     image_source = JSONAttribute(null=True)
     artwork = JSONAttribute(null=True)
@@ -498,6 +571,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ContentClaimModel,
     UploadModel,
     ProgressTokenModel,
+    UploadSessionModel,
     AlbumModel,
     AlbumSlugModel,
     EntitlementModel,

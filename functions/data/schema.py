@@ -26,6 +26,8 @@ class IndexSpec:
     partition_key: Key
     sort_key: Key | None
     projection: str  # "ALL" | "KEYS_ONLY" | "INCLUDE"
+    # With INCLUDE: the attributes the index carries besides the keys.
+    non_key_attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,16 @@ def spec_for(model: type[Model]) -> TableSpec:
     for index in model._indexes.values():
         index_schema = index._get_schema()
         index_partition, index_sort = _keys(index_schema)
-        projection = index_schema["projection"]["ProjectionType"]
-        indexes.append(IndexSpec(index_schema["index_name"], index_partition, index_sort, projection))
+        projection = index_schema["projection"]
+        indexes.append(
+            IndexSpec(
+                index_schema["index_name"],
+                index_partition,
+                index_sort,
+                projection["ProjectionType"],
+                tuple(projection.get("NonKeyAttributes", ())),
+            )
+        )
     return TableSpec(
         logical_name=model.Meta.logical_name,  # type: ignore[attr-defined]
         settings_field=model.Meta.settings_field,  # type: ignore[attr-defined]

@@ -179,3 +179,152 @@ def delete_prefix(prefix: str, *, keep: Iterable[str] = ()) -> int:
             raise DeleteIncomplete(response["Errors"])
         deleted += len(objects)
     return deleted
+
+
+# Resumable (multipart) uploads: the API opens the upload, signs one URL per part, lists what has
+# landed and completes or aborts it; the client sends the bytes straight to S3, as for a single PUT.
+
+# S3 lifecycle aborts an incomplete multipart upload this many days after it was started
+# (stacks/constructs/storage.py). An intent's multipart window must end before that.
+ABORT_INCOMPLETE_MULTIPART_DAYS = 1
+# S3's limits: every part but the last is at least 5 MiB; an upload has at most 10,000 parts.
+MIN_PART_BYTES = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+# ListParts answers at most this many parts per call.
+_LIST_PARTS_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    part_number: int
+    size: int
+    etag: str
+
+
+class MultipartUploadGone(Exception):
+    """S3 no longer knows the multipart upload: it was completed, aborted, or expired by lifecycle."""
+
+
+class PartsRefused(Exception):
+    """CompleteMultipartUpload refused the part list (an ETag that is not the stored part's, a
+    missing part, or a part under 5 MiB before the last)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _multipart_error(error: ClientError) -> Exception:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in {"NoSuchUpload", "404"}:
+        return MultipartUploadGone(str(error))
+    if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"}:
+        return PartsRefused(code, error.response.get("Error", {}).get("Message", code))
+    return error
+
+
+def create_multipart(key: str, *, content_type: str) -> str:
+    """Opens a multipart upload and returns S3's UploadId. The content type is fixed here, so the
+    completed object carries the intent's type whatever the part requests send."""
+    response = s3().create_multipart_upload(Bucket=settings().media_bucket, Key=key, ContentType=content_type)
+    return response["UploadId"]
+
+
+def presign_part(
+    key: str, multipart_id: str, part_number: int, *, content_length: int, expires_in: int
+) -> PresignedPut:
+    """An UploadPart URL signed over Content-Length (SigV4), like ``presign_put``: S3 refuses a part
+    of any other size, so a completed upload can only have the planned total size."""
+    url = s3().generate_presigned_url(
+        "upload_part",
+        Params={
+            "Bucket": settings().media_bucket,
+            "Key": key,
+            "UploadId": multipart_id,
+            "PartNumber": part_number,
+            "ContentLength": content_length,
+        },
+        ExpiresIn=expires_in,
+    )
+    return PresignedPut(url=url, headers={"content-length": str(content_length)})
+
+
+def list_parts(key: str, multipart_id: str) -> list[StoredPart]:
+    """Every part S3 holds for the upload, in part number order. Raises MultipartUploadGone."""
+    parts: list[StoredPart] = []
+    marker = 0
+    while True:
+        try:
+            page = s3().list_parts(
+                Bucket=settings().media_bucket,
+                Key=key,
+                UploadId=multipart_id,
+                PartNumberMarker=marker,
+                MaxParts=_LIST_PARTS_PAGE,
+            )
+        except ClientError as error:
+            raise _multipart_error(error) from error
+        parts.extend(
+            StoredPart(int(p["PartNumber"]), int(p["Size"]), p["ETag"].strip('"')) for p in page.get("Parts", [])
+        )
+        if not page.get("IsTruncated") or not page.get("Parts"):
+            return parts
+        marker = int(page["NextPartNumberMarker"])
+
+
+def complete_multipart(key: str, multipart_id: str, parts: Sequence[tuple[int, str]]) -> None:
+    """Assembles the object from ``(part number, etag)`` pairs. Raises MultipartUploadGone or PartsRefused."""
+    try:
+        s3().complete_multipart_upload(
+            Bucket=settings().media_bucket,
+            Key=key,
+            UploadId=multipart_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in parts]},
+        )
+    except ClientError as error:
+        raise _multipart_error(error) from error
+
+
+def abort_multipart(key: str, multipart_id: str) -> bool:
+    """Aborts the upload and frees its parts; False when S3 no longer knows it (already completed,
+    aborted or expired): aborting is idempotent."""
+    try:
+        s3().abort_multipart_upload(Bucket=settings().media_bucket, Key=key, UploadId=multipart_id)
+    except ClientError as error:
+        if isinstance(_multipart_error(error), MultipartUploadGone):
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    url: str
+    # The form fields to send before the file (key, policy, signature...), as S3 requires.
+    fields: dict[str, str]
+
+
+def presign_post(key: str, *, max_bytes: int, content_type_prefix: str, expires_in: int) -> PresignedPost:
+    """A browser-form POST to exactly ``key`` whose signed policy bounds what S3 accepts: 1 to
+    ``max_bytes`` bytes (``content-length-range``) and a ``Content-Type`` form field starting with
+    ``content_type_prefix``. For uploads whose size and type the client does not declare up front
+    (seed 003's track cover); finalize still checks the stored object."""
+    post = s3().generate_presigned_post(
+        Bucket=settings().media_bucket,
+        Key=key,
+        Conditions=[["content-length-range", 1, max_bytes], ["starts-with", "$Content-Type", content_type_prefix]],
+        ExpiresIn=expires_in,
+    )
+    return PresignedPost(url=post["url"], fields={name: str(value) for name, value in post["fields"].items()})
+
+
+def presign_put_any_size(key: str, *, content_type: str, expires_in: int) -> PresignedPut:
+    """A PUT URL signed over Content-Type only: for an upload whose size the client does not
+    declare (seed 003's session tracks). S3 cannot bound a PUT's size without an exact signed
+    Content-Length, so finalize bounds it (``UploadModel.declared_bounds``)."""
+    url = s3().generate_presigned_url(
+        "put_object",
+        Params={"Bucket": settings().media_bucket, "Key": key, "ContentType": content_type},
+        ExpiresIn=expires_in,
+    )
+    return PresignedPut(url=url, headers={"content-type": content_type})

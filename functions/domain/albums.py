@@ -9,7 +9,9 @@ renamed away from keeps its claim (``current`` false) and answers with a redirec
 from __future__ import annotations
 
 import contextlib
+import random
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -458,6 +460,60 @@ def add_track(album_id: str, track_id: str) -> None:
         if len(_order(album)) >= MAX_TRACKS:
             raise AlbumFull(f"An album holds at most {MAX_TRACKS} tracks.", limit=MAX_TRACKS)
     raise AlbumChanged("The album kept changing while the track was added; try again.")
+
+
+# Placing a track rewrites the whole list conditional on the revision read: tracks of one session
+# finalized at the same moment retry each other out, so it gets more attempts (with a jittered wait)
+# than the single-attribute writes above.
+MAX_PLACE_ATTEMPTS = 25
+PLACE_BACKOFF_S = 0.01
+
+
+def _order_tuple(key: Any) -> tuple[Any, ...]:
+    return tuple(key)
+
+
+def place_track(album_id: str, track_id: str, order_key: list[Any]) -> None:
+    """Inserts ``track_id`` before the first track of the album whose order key is greater than
+    ``order_key`` (appends when there is none): tracks placed this way stay sorted by their keys
+    whatever order they are placed in, and tracks added without a key keep their places. DynamoDB
+    cannot insert into a list, so the new list (and the keys beside it) is written whole,
+    conditional on the album's revision being the one read, and retried. A no-op if the track is
+    there already. Raises AlbumNotFound, AlbumFull, or AlbumChanged when the retries run out."""
+    ensure_bound()
+    wanted = _order_tuple(order_key)
+    for attempt in range(MAX_PLACE_ATTEMPTS):
+        album = find(album_id)
+        if album is None:
+            raise AlbumNotFound("No such album.")
+        order = _order(album)
+        if track_id in order:
+            return
+        if len(order) >= MAX_TRACKS:
+            raise AlbumFull(f"An album holds at most {MAX_TRACKS} tracks.", limit=MAX_TRACKS)
+        known: dict[str, Any] = dict(album.track_order_keys or {})
+        position = next(
+            (i for i, tid in enumerate(order) if tid in known and _order_tuple(known[tid]) > wanted), len(order)
+        )
+        placed = [*order[:position], track_id, *order[position:]]
+        # Keys of tracks that left the album are dropped here, so the map stays bounded by the list.
+        keys_kept = {tid: known[tid] for tid in placed if tid in known} | {track_id: order_key}
+        try:
+            AlbumModel(album_id, AlbumModel.ALBUM_SK).update(
+                actions=[
+                    AlbumModel.track_ids.set(placed),  # type: ignore[arg-type]  # stubs want attributes
+                    AlbumModel.track_order_keys.set(keys_kept),
+                    AlbumModel.revision.add(1),
+                    AlbumModel.updated_at.set(utcnow()),
+                ],
+                condition=AlbumModel.revision == album.revision,
+            )
+            return
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
+        time.sleep(random.uniform(0, PLACE_BACKOFF_S * (attempt + 1)))  # noqa: S311 -- jitter, not a secret
+    raise AlbumChanged("The album kept changing while the track was placed; try again.")
 
 
 def remove_track(album_id: str, track_id: str) -> bool:

@@ -24,7 +24,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 from functions.clients import sfn
 from functions.data import storage
 from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import albums, duplicates, media_types, media_uploads, tracks, uploads, versions
+from functions.domain import albums, duplicates, media_types, media_uploads, sessions, tracks, uploads, versions
 from functions.errors import (
     AlbumChanged,
     AlbumFull,
@@ -34,6 +34,7 @@ from functions.errors import (
     TrackNotFound,
     UploadAssetInvalid,
     UploadAssetMissing,
+    UploadCancelled,
     UploadExpired,
     UploadIntentNotFound,
     VersionSuperseded,
@@ -85,6 +86,11 @@ def finalize(
         raise UploadIntentNotFound("No such upload intent for this owner.")
     if asset_id is not None and asset_id != upload.asset_id:
         raise AssetMismatch("assetId does not match this upload intent.", assetId=asset_id)
+    if upload.status == "cancelled":
+        # A file may still arrive after the cancel (a signed PUT stays valid until its URL expires,
+        # a multipart complete may race the abort): nothing of a cancelled intent is kept.
+        storage.delete(upload.object_key)
+        raise UploadCancelled("This upload intent was cancelled; create a new one.")
     if upload.intent in media_uploads.KINDS:
         if trigger == "api":
             # Images and documents are finalized by their put event only (their intents carry no
@@ -119,6 +125,13 @@ def _verify_object(upload: UploadModel) -> storage.StoredObject:
             "No file has been stored for this upload yet. PUT it to the signed URL with every "
             "required header, then finalize again."
         )
+    if upload.declared_bounds is not None:
+        # Signed with bounds, not an exact size/type (seed 003 sessions): within them, the intent
+        # takes what was stored, and the checks below then hold it to that.
+        outside = sessions.settle(upload, stored)
+        if outside is not None:
+            _reject(upload, outside)
+            raise UploadAssetInvalid(outside)
     problems = []
     if stored.size != upload.byte_size:
         problems.append(f"size is {stored.size} bytes, the intent declared {upload.byte_size}")
@@ -248,7 +261,12 @@ def _join_album(track_id: str) -> None:
     if track is None or not track.album_id:
         return
     try:
-        albums.add_track(track.album_id, track_id)
+        if track.album_order is not None:
+            # A track of an upload session (seed 003) takes its place among the session's tracks
+            # by its order key, whichever of their uploads finished first.
+            albums.place_track(track.album_id, track_id, track.album_order)
+        else:
+            albums.add_track(track.album_id, track_id)
     except (AlbumNotFound, AlbumFull, AlbumChanged) as error:
         tracks.update(track_id, TrackModel.album_id.remove(), TrackModel.album.remove())
         logger.warning("finalized track left out of its album", extra={"track_id": track_id, "code": error.code})

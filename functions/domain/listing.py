@@ -27,7 +27,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from functions.data.models import SupporterModel, TagEntryModel, TrackModel, ensure_bound
+from functions.data.models import SupporterModel, TagEntryModel, TrackModel, ensure_bound, utcnow
 from functions.domain import artists, paging, tags
 from functions.errors import SupportRequired, TrackNotFound
 from functions.observability import logger
@@ -60,6 +60,12 @@ SUMMARY_FIELDS = [
 
 def is_listed(track: TrackModel) -> bool:
     return track.status == "ready" and track.visibility == "public" and not track.support_gate
+
+
+def is_tag_reference(track: TrackModel) -> bool:
+    """A listed track with tags and an embedding: an example the autotag lane learns from. Only
+    public tracks teach, so nobody's private or gated work shapes what others are told."""
+    return is_listed(track) and bool(track.tags) and bool((track.embedding or {}).get("vector"))
 
 
 def may_read(track: TrackModel, viewer_id: str | None) -> bool:
@@ -102,14 +108,19 @@ def _inputs_unchanged(track: TrackModel) -> Any:
     def same(attribute: Any, value: Any) -> Any:
         return attribute == value if value else attribute.does_not_exist()
 
+    # Whether there is an embedding is an input; the vector itself is not (it is never replaced
+    # by another, only written once per processed original).
+    embedded = TrackModel.embedding.exists() if track.embedding else TrackModel.embedding.does_not_exist()
     return (
         TrackModel.pk.exists()
         & (TrackModel.status == track.status)
         & (TrackModel.visibility == track.visibility)
         & same(TrackModel.support_gate, track.support_gate)
         & same(TrackModel.tags, list(track.tags or []))
+        & embedded
         & same(TrackModel.listed_owner, track.listed_owner)
         & same(TrackModel.listed_tags, list(track.listed_tags or []))
+        & same(TrackModel.tag_reference, track.tag_reference)
     )
 
 
@@ -128,12 +139,14 @@ def sync(track_id: str) -> None:
         wanted_owner = track.owner_id if listed else None
         wanted_tags = [str(tag) for tag in track.tags or []] if listed else []
         current_tags = [str(tag) for tag in track.listed_tags or []]
-        if track.listed_owner == wanted_owner and current_tags == wanted_tags:
+        wanted_reference = TrackModel.TAG_REFERENCE if is_tag_reference(track) else None
+        if (track.listed_owner, current_tags, track.tag_reference) == (wanted_owner, wanted_tags, wanted_reference):
             return
         listed_tags: Any = TrackModel.listed_tags  # pynamodb types a list's items as attributes
         actions = [
             TrackModel.listed_owner.set(wanted_owner) if wanted_owner else TrackModel.listed_owner.remove(),
             listed_tags.set(wanted_tags) if wanted_tags else listed_tags.remove(),
+            TrackModel.tag_reference.set(wanted_reference) if wanted_reference else TrackModel.tag_reference.remove(),
         ]
         try:
             with _transaction() as tx:
@@ -228,13 +241,19 @@ def tag_tracks(tag: str, *, limit: int, cursor: str | None) -> tuple[str, TrackP
 
 
 def owner_tracks(owner_id: str, *, limit: int, cursor: str | None) -> paging.Page[TrackModel]:
-    """Every track of the caller, newest first, drafts included (``by_owner``)."""
-    return paging.query(
+    """Every track of the caller, newest first, drafts included (``by_owner``) -- but not the
+    draft of an intent that expired: DynamoDB's TTL deletes it only eventually (up to days), and
+    its file can no longer arrive. Dropped after the Query, so the cursor still follows the index;
+    a page may then hold fewer than ``limit`` tracks."""
+    page = paging.query(
         "my-tracks",
         TrackModel.by_owner,
         TrackModel,
         owner_id,
         limit=limit,
         cursor=cursor,
-        attributes_to_get=[*SUMMARY_FIELDS, "upload_id"],
+        attributes_to_get=[*SUMMARY_FIELDS, "upload_id", "expires_at_epoch"],
     )
+    now = utcnow()
+    live = [t for t in page.items if not (t.status == "draft" and t.expires_at_epoch and t.expires_at_epoch <= now)]
+    return paging.Page(live, page.next_cursor)

@@ -32,6 +32,7 @@ from functions.errors import (
     ProgressTokenInvalid,
     TrackNotFound,
     UploadAssetInvalid,
+    UploadCancelled,
     UploadExpired,
     UploadIntentNotFound,
 )
@@ -179,6 +180,8 @@ def _intent_outcome(current: Snapshot) -> _Outcome | None:
     if status == "duplicate":
         message = "You already uploaded this file: it is one of your tracks, so nothing was processed again."
         return _Outcome("duplicate", message, current.duplicate_of or track_id)
+    if status == "cancelled":
+        return _Outcome("failed", "The upload was cancelled.", track_id, UploadCancelled.code)
     if current.expired:
         message = "This upload intent expired before any file arrived; create a new one."
         return _Outcome("failed", message, track_id, UploadExpired.code)

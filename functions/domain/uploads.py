@@ -1,14 +1,27 @@
-"""Upload intents (seed 004 ``POST /v1/uploads``): validate, allocate track + asset, presign."""
+"""Upload intents (seed 004 ``POST /v1/uploads``): validate, allocate track + asset, presign.
+
+An intent is ``pending`` until its file is finalized (``functions.domain.finalize``), then
+``finalized`` (or ``duplicate``), ``rejected`` when the file broke its promise, ``cancelled`` by its
+owner. ``expired`` is derived, never written: a pending intent past its TTL (``is_expired``) can no
+longer be completed and its draft is not listed, while DynamoDB TTL takes up to days to delete it.
+
+A large file (when the client asks, or above ``multipart_threshold_bytes`` if set) is uploaded in parts:
+the intent opens an S3 multipart upload and answers a plan (part size, part count, one URL per part,
+each signed for its exact size). The client may lose its connection at any time: ``parts`` lists
+what S3 holds, ``part_urls`` signs fresh URLs, ``complete_multipart`` assembles the object, and the
+object is then finalized exactly like a single PUT (its put event and the API converge).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from math import ceil
 from pathlib import PurePosixPath
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from functions import ids
@@ -17,12 +30,21 @@ from functions.data.models import ArtistModel, TrackModel, UploadModel, ensure_b
 from functions.domain import albums, artists, entitlements, media_types
 from functions.domain import tags as tag_names
 from functions.errors import (
+    ConcurrentUpdate,
     FileTooLarge,
     InvalidUpload,
     RedirectedIntent,
     UnknownFeatureHandle,
     UnsupportedMediaType,
+    UploadAlreadyFinalized,
+    UploadCancelled,
+    UploadExpired,
+    UploadIntentNotFound,
+    UploadNotMultipart,
+    UploadPartMismatch,
+    UploadPartsIncomplete,
 )
+from functions.observability import logger
 from functions.settings import settings
 
 # Intents this route refuses, with the code and the route to use instead (seed 004).
@@ -32,6 +54,10 @@ REDIRECTED_INTENTS = {
     "track_document": ("use_track_documents_upload_route", "POST /v1/tracks/:trackId/documents/uploads"),
 }
 MAX_FEATURES = 10
+TRACK_ORIGINAL = "track_original"
+# One answer signs at most this many part URLs (a 500 MB file in 16 MiB parts has 30); the client
+# asks ``part_urls`` for the rest.
+MAX_PART_URLS = 100
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,28 @@ class NewUpload:
     content_type: str
     byte_size: int
     metadata: TrackMetadata = field(default_factory=TrackMetadata)
+    # True: a multipart plan; False: one signed PUT; None: multipart above the threshold, if one is set.
+    multipart: bool | None = None
+
+
+@dataclass(frozen=True)
+class PartUrl:
+    part_number: int
+    size: int
+    url: str
+
+
+@dataclass(frozen=True)
+class PartUrls:
+    urls: list[PartUrl]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class MultipartPlan:
+    part_size: int
+    part_count: int
+    urls: PartUrls
 
 
 @dataclass(frozen=True)
@@ -62,9 +110,20 @@ class CreatedUpload:
     upload_id: str
     track_id: str
     asset_id: str
-    signed_url: str
+    # One of the two: a signed PUT (with its headers) or a multipart plan.
+    signed_url: str | None
     expires_at: datetime
     required_headers: dict[str, str]
+    multipart: MultipartPlan | None = None
+
+
+@dataclass(frozen=True)
+class PartsView:
+    upload: UploadModel
+    # What S3 holds, while the upload is pending and open; ``missing``: the part numbers still to
+    # upload (absent, or of another size than planned).
+    parts: list[storage.StoredPart]
+    missing: list[int]
 
 
 def normalize_tags(tags: list[str]) -> list[str]:
@@ -141,6 +200,16 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     url_expires_at = now + timedelta(seconds=current.upload_url_ttl_s)
     content_type = media_types.normalized_content_type(request.content_type)
     metadata = request.metadata
+    multipart = (
+        request.multipart
+        if request.multipart is not None
+        else current.multipart_threshold_bytes is not None and request.byte_size > current.multipart_threshold_bytes
+    )
+    part_size, part_count = plan_parts(request.byte_size) if multipart else (None, None)
+    if multipart:
+        # A multipart upload may take hours (the client resumes it): it may be completed until the
+        # window ends, and ``expires_at`` is that deadline, not one URL's.
+        url_expires_at = now + _multipart_window()
     upload = UploadModel(
         upload_id,
         owner_id=owner_id,
@@ -155,6 +224,8 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         created_at=now,
         expires_at=url_expires_at,
         expires_at_epoch=now + timedelta(seconds=current.intent_ttl_s),
+        part_size=part_size,
+        part_count=part_count,
     )
     track = TrackModel(
         track_id,
@@ -184,9 +255,21 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         # The track joins the album's list at finalize (an abandoned intent never shows up in an
         # album); a full album refuses the intent now rather than then.
         albums.check_room(album)
-    with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
-        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
-        tx.save(track, condition=TrackModel.pk.does_not_exist())
+    # Opened last, once nothing but the write can refuse the intent.
+    multipart_id = storage.create_multipart(object_key, content_type=content_type) if multipart else None
+    upload.multipart_id = multipart_id
+    try:
+        with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
+            tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
+            tx.save(track, condition=TrackModel.pk.does_not_exist())
+    except Exception:
+        if multipart_id:  # no intent names it: nothing could ever complete or abort it but lifecycle
+            storage.abort_multipart(object_key, multipart_id)
+        raise
+    if multipart:
+        assert part_size is not None and part_count is not None
+        plan = MultipartPlan(part_size, part_count, _sign_parts(upload, 1, MAX_PART_URLS))
+        return CreatedUpload(upload_id, track_id, asset_id, None, url_expires_at, {}, plan)
     signed = storage.presign_put(
         object_key, content_type=content_type, content_length=request.byte_size, expires_in=current.upload_url_ttl_s
     )
@@ -199,3 +282,198 @@ def find(upload_id: str) -> UploadModel | None:
         return UploadModel.get(upload_id)
     except DoesNotExist:
         return None
+
+
+def is_expired(upload: UploadModel, now: datetime | None = None) -> bool:
+    """A pending intent past its TTL: nothing can finalize it any more, DynamoDB just has not
+    deleted it yet (TTL deletion lags by up to days)."""
+    deadline = upload.expires_at_epoch
+    return upload.status == "pending" and deadline is not None and deadline <= (now or utcnow())
+
+
+def owned(owner_id: str, upload_id: str) -> UploadModel:
+    """The caller's own ``POST /v1/uploads`` intent; anything else is 'not found' (another owner's
+    id must not be told apart from an unknown one). Image, document and version intents belong to
+    their own routes."""
+    upload = find(upload_id)
+    if upload is None or upload.owner_id != owner_id or upload.intent != TRACK_ORIGINAL:
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    return upload
+
+
+# -- resumable (multipart) uploads ------------------------------------------------------------
+
+
+def plan_parts(byte_size: int) -> tuple[int, int]:
+    """(part size, part count): the configured part size, grown (to whole MiB) when the file would
+    otherwise need more parts than S3 allows. The last part holds the remainder."""
+    mib = 1024 * 1024
+    part_size = max(settings().multipart_part_size_bytes, ceil(byte_size / storage.MAX_PARTS / mib) * mib)
+    return part_size, max(1, ceil(byte_size / part_size))
+
+
+def part_length(upload: UploadModel, part_number: int) -> int:
+    part_size, count = int(upload.part_size or 0), int(upload.part_count or 0)
+    return part_size if part_number < count else int(upload.byte_size) - part_size * (count - 1)
+
+
+def _multipart_window() -> timedelta:
+    # S3 lifecycle aborts an incomplete multipart upload a day after it started
+    # (stacks/constructs/storage.py): the window must end first, or a client still inside it could
+    # lose its parts.
+    lifecycle = timedelta(days=storage.ABORT_INCOMPLETE_MULTIPART_DAYS)
+    return min(timedelta(seconds=settings().intent_ttl_s), lifecycle)
+
+
+def _sign_parts(upload: UploadModel, first: int, count: int) -> PartUrls:
+    """URLs for parts ``first``..``first + count - 1`` (clipped to the plan), each signed for that
+    part's exact size and never valid past the upload's window."""
+    now = utcnow()
+    ttl = min(settings().upload_url_ttl_s, int((upload.expires_at - now).total_seconds()))
+    if ttl <= 0:
+        raise UploadExpired("This upload's time to complete has run out; create a new upload intent.")
+    last = min(int(upload.part_count or 0), first + count - 1)
+    urls = []
+    for number in range(first, last + 1):
+        size = part_length(upload, number)
+        signed = storage.presign_part(
+            upload.object_key, upload.multipart_id or "", number, content_length=size, expires_in=ttl
+        )
+        urls.append(PartUrl(number, size, signed.url))
+    return PartUrls(urls, now + timedelta(seconds=ttl))
+
+
+def _open_multipart(owner_id: str, upload_id: str) -> UploadModel:
+    """The caller's multipart intent, still able to receive parts."""
+    upload = owned(owner_id, upload_id)
+    if not upload.multipart_id:
+        raise UploadNotMultipart("This upload has one signed PUT, not parts; PUT the file to its signedUrl.")
+    if upload.status == "cancelled":
+        raise UploadCancelled("This upload was cancelled; create a new upload intent.")
+    if is_expired(upload) or (upload.status == "pending" and upload.expires_at <= utcnow()):
+        raise UploadExpired("This upload's time to complete has run out; create a new upload intent.")
+    return upload
+
+
+def part_urls(owner_id: str, upload_id: str, *, first: int, count: int) -> tuple[UploadModel, PartUrls]:
+    """Fresh URLs for a resuming client (the first ones may have expired)."""
+    upload = _open_multipart(owner_id, upload_id)
+    if upload.status != "pending":
+        raise UploadAlreadyFinalized("This upload is complete; there are no parts left to upload.")
+    if first > int(upload.part_count or 0):
+        raise InvalidUpload(f"This upload has {upload.part_count} parts.", field="from")
+    return upload, _sign_parts(upload, first, min(count, MAX_PART_URLS))
+
+
+def parts(owner_id: str, upload_id: str) -> PartsView:
+    """What S3 holds of a pending upload, so a client resumes with the missing parts only. Once the
+    upload is no longer pending there is nothing to resume: ``upload.status`` says what became of it."""
+    upload = _open_multipart(owner_id, upload_id)
+    if upload.status != "pending":
+        return PartsView(upload, [], [])
+    try:
+        stored = storage.list_parts(upload.object_key, upload.multipart_id or "")
+    except storage.MultipartUploadGone:
+        # Completed (its finalize has not landed yet) or aborted by lifecycle: nothing to resume.
+        return PartsView(upload, [], [])
+    return PartsView(upload, stored, _missing(upload, stored))
+
+
+def _missing(upload: UploadModel, stored: list[storage.StoredPart]) -> list[int]:
+    good = {p.part_number for p in stored if p.size == part_length(upload, p.part_number)}
+    return [n for n in range(1, int(upload.part_count or 0) + 1) if n not in good]
+
+
+def complete_multipart(owner_id: str, upload_id: str, sent: list[tuple[int, str]] | None) -> UploadModel:
+    """Assembles the object from its parts; the caller then finalizes it like a single PUT.
+
+    ``sent``: the client's ``(partNumber, etag)`` list, which S3 checks against what it stores
+    (a part re-uploaded since the client recorded it is refused). None: the parts S3 lists are
+    used, which is safe because each must have landed in its planned size (the URLs were signed
+    for it), so the assembled object can only have the intent's size; finalize checks it again."""
+    upload = _open_multipart(owner_id, upload_id)
+    if upload.status != "pending":
+        return upload  # finalize answers what became of it (already_finalized, duplicate, rejected)
+    try:
+        stored = storage.list_parts(upload.object_key, upload.multipart_id or "")
+    except storage.MultipartUploadGone:
+        return upload  # completed by an earlier call: finalize finds the object (or reports it missing)
+    missing = _missing(upload, stored)
+    if missing:
+        raise UploadPartsIncomplete(
+            f"{len(missing)} of {upload.part_count} parts are missing or of the wrong size; "
+            "upload them, then complete.",
+            missing=missing[:MAX_PART_URLS],
+        )
+    if sent is not None:
+        numbers = [n for n, _ in sent]
+        if numbers != list(range(1, int(upload.part_count or 0) + 1)):
+            raise UploadPartMismatch(f"parts must list every part, 1 to {upload.part_count}, in order.", field="parts")
+        chosen = sent
+    else:
+        chosen = [(p.part_number, p.etag) for p in stored]
+    try:
+        storage.complete_multipart(upload.object_key, upload.multipart_id or "", chosen)
+    except storage.PartsRefused as refused:
+        raise UploadPartMismatch(
+            f"Storage refused the part list ({refused.code}); list the parts and try again."
+        ) from refused
+    except storage.MultipartUploadGone:
+        pass  # a concurrent complete won: the object is there for finalize
+    logger.info("multipart upload completed", extra={"upload_id": upload.upload_id, "parts": len(chosen)})
+    return upload
+
+
+# -- cancelling --------------------------------------------------------------------------------
+
+
+def cancel(owner_id: str, upload_id: str) -> None:
+    """Cancels the caller's unfinalized intent: the intent becomes ``cancelled`` (kept until its TTL,
+    so a repeat answers the same and a late finalize gets ``upload_intent_cancelled``), its draft
+    track is deleted with it in one transaction, then its stored object or open multipart upload is
+    removed. A finalized upload is the record of a track's audio: delete the track instead."""
+    upload = owned(owner_id, upload_id)
+    for _ in range(2):
+        if upload.status in ("finalized", "duplicate"):
+            raise UploadAlreadyFinalized(
+                "This upload is finalized; delete its track (DELETE /v1/tracks/{trackId}) instead."
+            )
+        if upload.status == "cancelled":
+            break
+        try:
+            _cancel_items(upload)
+            break
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" not in [r.code if r else None for r in error.cancellation_reasons or []]:
+                raise
+        # Finalized or cancelled meanwhile (the put event and a second DELETE may race this one).
+        try:
+            upload.refresh(consistent_read=True)
+        except DoesNotExist as gone:
+            raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+    else:
+        raise ConcurrentUpdate("The upload changed while it was being cancelled; try again.")
+    _discard_storage(upload)
+
+
+def _cancel_items(upload: UploadModel) -> None:
+    ensure_bound()
+    track = TrackModel(upload.track_id, TrackModel.TRACK_SK)
+    with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
+        # A rejected intent's draft is as abandoned as a pending one's.
+        tx.update(
+            upload,
+            actions=[UploadModel.status.set("cancelled"), UploadModel.cancelled_at.set(utcnow())],
+            condition=UploadModel.status.is_in("pending", "rejected") & (UploadModel.owner_id == upload.owner_id),
+        )
+        # Only a draft: the intent being pending or rejected means nothing processed the track.
+        tx.delete(track, condition=TrackModel.pk.does_not_exist() | (TrackModel.status == "draft"))
+    logger.info("upload cancelled", extra={"upload_id": upload.upload_id})
+
+
+def _discard_storage(upload: UploadModel) -> None:
+    """Repeated by every cancel (each part is idempotent), so a cancel that stopped half-way is
+    finished by the next one. A file PUT after this is deleted by its put event's finalize."""
+    if upload.multipart_id:
+        storage.abort_multipart(upload.object_key, upload.multipart_id)
+    storage.delete(upload.object_key)

@@ -157,6 +157,10 @@ def _filled_by_a_lane(attribute: str, old: Image, new: Image) -> bool:
     if attribute == "album":
         # The tags lane fills a standalone track's album name; an owner's move sets album_id with it.
         return old.get("album") is None and old.get("album_id") == new.get("album_id")
+    if attribute == "tags":
+        # The autotag lane only appends suggestions after the artist's tags, and only with autoTag.
+        before, after = list(old.get("tags") or []), list(new.get("tags") or [])
+        return bool(new.get("auto_tag")) and len(after) > len(before) and after[: len(before)] == before
     if attribute in ("genre", "year", "track_number"):
         # Only ever filled from the file's tags, and only while empty.
         return old.get(attribute) is None

@@ -270,7 +270,8 @@ WORKFLOW = Workflow(
                 _optional_lanes(("Waveform", "waveform", 600)),
                 _optional_lanes(("Loudness", "loudness", 600)),
                 _optional_lanes(("Tags", "tags", 300), ("Artwork", "artwork", 300)),
-                _optional_lanes(("Embeddings", "embeddings", 600)),
+                # Autotag compares the new track's embedding: it runs after it, in its branch.
+                _optional_lanes(("Embeddings", "embeddings", 600), ("AutoTag", "autotag", 120)),
                 _optional_lanes(("Stems", "stems", 600)),
                 _optional_lanes(("Lyrics", "lyrics", 600)),
             ),

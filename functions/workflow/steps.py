@@ -17,7 +17,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions.data import keys, storage
 from functions.data.models import LaneModel
-from functions.domain import albums, media_uploads, tracks, versions
+from functions.domain import albums, autotag, listing, media_uploads, tracks, versions
 from functions.errors import TrackDeleted, VersionDiscarded
 from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
@@ -321,8 +321,36 @@ def _render_album_cover(payload: StepInput) -> dict[str, Any]:
 def _embeddings(payload: StepInput) -> dict[str, Any]:
     made = embedding.embed(_source(payload), background=True)
     _store(payload, embedding=made.to_json())
+    if not payload.get("version"):
+        # With a vector, a listed tagged track becomes an example the autotag lane learns from.
+        listing.sync(payload["trackId"])
     # The vector itself stays on the track (it is a hundred numbers of no use to read).
     return {"version": made.version, "dimensions": len(made.vector), "analysedMs": made.analysed_ms}
+
+
+def _autotag(payload: StepInput) -> dict[str, Any]:
+    """Recommends genre tags from the nearest tagged public tracks (``functions.domain.autotag``)
+    and, when the uploader asked for ``autoTag``, adds them to the track's tags."""
+    if payload.get("version"):
+        raise external.LaneSkipped("version_keeps_metadata", "A new version keeps the track's tags.")
+    track = tracks.find(payload["trackId"])
+    if track is None:
+        raise TrackDeleted("The track was deleted.", trackId=payload["trackId"])
+    vector = (track.embedding or {}).get("vector")
+    if not vector:
+        raise external.LaneSkipped("no_embedding", "The embeddings step produced no sound profile to compare.")
+    examples = autotag.reference_examples(track.track_id, limit=settings().autotag_examples_max)
+    if not examples:
+        raise external.LaneSkipped("no_reference_tracks", "There are no tagged public tracks to learn from yet.")
+    suggestions = autotag.suggest(vector, examples)
+    applied = autotag.apply(track.track_id, suggestions) if track.auto_tag else []
+    return {
+        "classifier": autotag.CLASSIFIER,
+        "compared": len(examples),
+        "suggestions": [suggestion.to_json() for suggestion in suggestions],
+        "autoTag": bool(track.auto_tag),
+        "applied": applied,
+    }
 
 
 def _external(lane: str, url_of: Callable[[], str | None]) -> Callable[[StepInput], dict[str, Any]]:
@@ -348,6 +376,7 @@ STEPS: dict[str, Step] = {
     "artwork_stopped": _artwork_stopped,
     "album_cover": _album_cover,
     "embeddings": _lane("embeddings", _embeddings),
+    "autotag": _lane("autotag", _autotag),
     "stems": _lane("stems", _external("stems", lambda: settings().stems_processor)),
     "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor)),
     "mark_playable": mark_playable,

@@ -100,8 +100,9 @@ class Api(Construct):
         tables.grant_read_write(self.function, "Idempotency")
         tables.grant_read(self.function, "Entitlements")
         # Presigned PUT URLs are signed with this role's credentials, so the role itself needs
-        # PutObject -- on uploads/ only.
-        storage.grant_uploads(self.function, put=True, read=True, delete=True)
+        # PutObject -- on uploads/ only. Resumable uploads: the API lists their parts and aborts
+        # cancelled ones (PutObject covers creating, part URLs and completing).
+        storage.grant_uploads(self.function, put=True, read=True, delete=True, multipart=True)
         workflow.grant_start_execution(self.function)
         nag.acknowledge(
             self.function.role or self.function,

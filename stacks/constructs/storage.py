@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from functions.data.storage import ABORT_INCOMPLETE_MULTIPART_DAYS
 from stacks import nag
 
 UPLOADS_PREFIX = "uploads/"
@@ -67,8 +68,13 @@ class Storage(Construct):
                 )
             ],
             lifecycle_rules=[
+                # Bucket-wide: a resumable upload under uploads/ that is never completed or aborted
+                # (the client went away; its intent expired) and a processing step's multipart
+                # output under tracks/ that crashed half-way. The API's multipart window ends
+                # before this (functions.domain.uploads), so no live upload loses its parts.
                 s3.LifecycleRule(
-                    id="abort-incomplete-multipart", abort_incomplete_multipart_upload_after=Duration.days(1)
+                    id="abort-incomplete-multipart",
+                    abort_incomplete_multipart_upload_after=Duration.days(ABORT_INCOMPLETE_MULTIPART_DAYS),
                 ),
                 *(
                     [s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(30))]
@@ -79,15 +85,24 @@ class Storage(Construct):
         )
 
     def grant_uploads(
-        self, grantee: iam.IGrantable, *, put: bool = False, read: bool = False, delete: bool = False
+        self,
+        grantee: iam.IGrantable,
+        *,
+        put: bool = False,
+        read: bool = False,
+        delete: bool = False,
+        multipart: bool = False,
     ) -> None:
         """Object access under ``uploads/`` only. ``read`` covers GetObject and HeadObject (S3
         authorizes HEAD as GetObject) plus ListBucket, without which S3 answers a HEAD of a missing
-        key with 403 instead of 404 and "asset missing" could not be told from "access denied"."""
+        key with 403 instead of 404 and "asset missing" could not be told from "access denied".
+        ``multipart``: listing and aborting resumable uploads (PutObject already covers creating
+        one, signing its part URLs and completing it)."""
         actions = [
             *(["s3:PutObject"] if put else []),
             *(["s3:GetObject"] if read else []),
             *(["s3:DeleteObject"] if delete else []),
+            *(["s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"] if multipart else []),
         ]
         self._grant(grantee, actions, UPLOADS_PREFIX)
         if read:

@@ -81,14 +81,12 @@ class Tables(Construct):
                 removal_policy=removal_policy,
             )
             for index in spec.indexes:
-                if index.projection == "INCLUDE":
-                    # pynamodb's IncludeProjection would need its attribute list carried in IndexSpec.
-                    raise NotImplementedError(f"{name}.{index.name}: INCLUDE projections are not mapped yet")
                 table.add_global_secondary_index(
                     index_name=index.name,
                     partition_key=_attribute(index.partition_key),
                     sort_key=_attribute(index.sort_key) if index.sort_key else None,
                     projection_type=_PROJECTIONS[index.projection],
+                    non_key_attributes=list(index.non_key_attributes) or None,
                 )
             self.by_name[name] = table
 

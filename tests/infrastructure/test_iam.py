@@ -91,6 +91,15 @@ def test_api_function_may_put_objects_only_under_uploads(synth: Synth) -> None:
     assert deletes == sorted(str(_objects_under(synth, prefix)) for prefix in ("uploads/", "tracks/", "albums/"))
 
 
+def test_only_the_api_lists_and_aborts_resumable_uploads_and_only_under_uploads(synth: Synth) -> None:
+    api_statements = _statements(synth, "/Api/FunctionRole/DefaultPolicy/Resource")
+    for action in ("s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"):
+        granted = [r for s in _granting(api_statements, action) for r in _as_list(s["Resource"])]
+        assert granted == [_objects_under(synth, "uploads/")], action
+        others = [lid for lid, s in _all_statements(synth) if s in _granting([s], action) and s not in api_statements]
+        assert others == [], action
+
+
 def test_api_finalize_and_sweeper_may_start_only_the_workflow(synth: Synth) -> None:
     machine = logical_id_by_path(synth, "/Processing/Workflow/Resource")
     for role in ("Api/FunctionRole", "Ingest/FinalizeRole", "Sweeper/FunctionRole"):

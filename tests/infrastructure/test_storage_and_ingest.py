@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
+
 from aws_cdk.assertions import Match
 
+from functions.data.storage import ABORT_INCOMPLETE_MULTIPART_DAYS
 from stacks.constructs.ingest import BATCH_SIZE, FINALIZE_TIMEOUT, MAX_RECEIVE_COUNT
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
 
@@ -62,8 +65,10 @@ def test_browsers_may_put_post_and_get_from_the_configured_origins(synth: Synth,
 
 def test_incomplete_multipart_uploads_are_aborted_after_a_day(synth: Synth) -> None:
     rules = synth.properties(_media(synth))["LifecycleConfiguration"]["Rules"]
+    # No prefix filter: it covers resumable uploads under uploads/ and processing's outputs alike.
     assert {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}, "Id": "abort-incomplete-multipart",
             "Status": "Enabled"} in rules  # fmt: skip
+    assert ABORT_INCOMPLETE_MULTIPART_DAYS == 1
 
 
 def test_buckets_are_retained_unless_ephemeral_which_empties_them_on_delete(synth: Synth, variant: Synth) -> None:
@@ -86,6 +91,9 @@ def test_object_created_under_uploads_is_sent_to_the_put_events_queue(synth: Syn
             "QueueArn": {"Fn::GetAtt": [queue, "Arn"]},
         }
     ]
+    # A completed multipart upload finalizes through the same queue as a single PUT.
+    (events,) = [c["Events"] for c in config["QueueConfigurations"]]
+    assert any(fnmatch("s3:ObjectCreated:CompleteMultipartUpload", event) for event in events)
 
 
 def test_put_events_queue_is_encrypted_tls_only_and_redrives_to_a_dlq(synth: Synth) -> None:

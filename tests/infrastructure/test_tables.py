@@ -36,6 +36,7 @@ def test_every_model_table_is_deployed_with_its_keys_indexes_and_ttl(synth: Synt
             deployed = indexes[index.name]
             assert deployed["KeySchema"] == _key_schema(index.partition_key, index.sort_key)
             assert deployed["Projection"]["ProjectionType"] == index.projection
+            assert sorted(deployed["Projection"].get("NonKeyAttributes", [])) == sorted(index.non_key_attributes)
 
         if spec.ttl_attribute:
             assert table["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}

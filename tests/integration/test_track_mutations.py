@@ -20,6 +20,7 @@ from functions.data.models import LaneModel, TrackModel, UploadModel, ensure_bou
 from functions.domain import albums, artists, tracks
 from functions.errors import TrackDeleted
 from functions.workflow import steps, verdict
+from functions.workflow.definition import LANES
 
 from .conftest import Stack, as_user
 from .test_lanes import lanes_by_name
@@ -280,7 +281,7 @@ def test_deleting_a_processed_track_removes_every_item_and_object(stack, artist,
         "renditions", "waveform.json", "artwork",
     }  # fmt: skip
     assert "artwork/source-embedded.jpg" in {key.removeprefix(keys.track_prefix(track_id)) for key in stored}
-    assert len(partition(track_id)) == 10  # the track and its 9 lanes
+    assert len(partition(track_id)) == 1 + len(LANES)  # the track and its lanes
 
     response = stack.api.delete(f"/v1/tracks/{upload['trackId']}", headers=as_user(artist))
 

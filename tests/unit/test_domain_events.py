@@ -134,6 +134,15 @@ def test_a_promoted_version_is_track_processed_and_its_progress_is_not() -> None
     assert type_of(lane_wrote, failed) is None
 
 
+def test_tags_the_autotag_lane_appends_before_the_verdict_are_not_an_edit() -> None:
+    running = changed(PROCESSING, tags=["mine"], auto_tag=True)
+    assert type_of(running, changed(running, tags=["mine", "ambient"])) is None
+    # The artist replacing tags meanwhile is an edit, and so is anything after the verdict.
+    assert type_of(running, changed(running, tags=["other"])) == "track.updated"
+    done = changed(running, status="ready", workflow_status="succeeded", processing_shard=None)
+    assert type_of(done, changed(done, tags=["mine", "ambient"])) == "track.updated"
+
+
 def test_a_failure_verdict_is_track_failed_with_its_code() -> None:
     failed = changed(PROCESSING, status="failed", workflow_status="failed", failure_code="audio_unreadable")
     found = event_of(PROCESSING, failed)

@@ -188,11 +188,12 @@ def test_a_rejected_upload_fails_with_upload_asset_invalid():
         (replace(PENDING, expired=True), "upload_intent_expired"),
         (Snapshot(UPLOAD, TRACK, "gone", expired=True), "upload_intent_expired"),
         (Snapshot(UPLOAD, TRACK, "gone"), "track_deleted"),
+        (Snapshot(UPLOAD, TRACK, "cancelled"), "upload_intent_cancelled"),
         (replace(PROCESSING, track_status=None, workflow_status=None, lanes=()), "track_deleted"),
     ],
-    ids=["expired", "expired-and-removed", "deleted-while-pending", "deleted-while-processing"],
+    ids=["expired", "expired-and-removed", "deleted-while-pending", "cancelled", "deleted-while-processing"],
 )
-def test_an_expired_intent_or_a_deleted_track_is_terminal(final, code):
+def test_an_expired_or_cancelled_intent_or_a_deleted_track_is_terminal(final, code):
     emitted = run([PENDING, final])
 
     assert emitted[-1].terminal

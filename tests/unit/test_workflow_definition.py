@@ -63,7 +63,7 @@ def test_retry_backoff_matches_step_functions():
 
 def test_lanes_run_in_parallel_after_probe_and_artwork_follows_tags():
     assert definition.LANES == (
-        "probe", "transcode", "waveform", "loudness", "tags", "artwork", "embeddings", "stems", "lyrics",
+        "probe", "transcode", "waveform", "loudness", "tags", "artwork", "embeddings", "autotag", "stems", "lyrics",
     )  # fmt: skip
     assert {"probe", "transcode"} == definition.REQUIRED_LANES
     branches = definition.render_aws()["States"]["Lanes"]["Branches"]
@@ -78,3 +78,7 @@ def test_lanes_run_in_parallel_after_probe_and_artwork_follows_tags():
     assert chain["Artwork"]["Catch"][0]["Next"] == "ArtworkFailed"
     assert chain["Artwork"]["End"] is True
     assert chain["ArtworkFailed"] == {"Type": "Pass", "Result": {}, "ResultPath": None, "End": True}
+    # Autotag compares the embedding, so it follows Embeddings (and reports no_embedding if that failed).
+    (chain,) = [branch["States"] for branch in branches if branch["StartAt"] == "Embeddings"]
+    assert chain["Embeddings"]["Next"] == chain["Embeddings"]["Catch"][0]["Next"] == "AutoTag"
+    assert chain["AutoTag"]["End"] is True

@@ -1,11 +1,13 @@
-"""Seed 004: ``POST /v1/uploads`` (intent) and ``POST /v1/uploads/{uploadId}/finalize``."""
+"""Seed 004: ``POST /v1/uploads`` (intent) and ``POST /v1/uploads/{uploadId}/finalize``; resumable
+(multipart) uploads: ``GET .../parts``, ``GET .../parts/urls``, ``POST .../complete``, ``POST .../abort``;
+``DELETE /v1/uploads/{uploadId}`` cancels an intent."""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field, field_validator
 
 from functions import ids
@@ -58,19 +60,44 @@ class CreateUploadRequest(CamelModel):
     description: str | None = Field(default=None, max_length=5000)
     auto_tag: bool = False
     visibility: Visibility = "public"
+    # true: upload in parts (resumable); false: one signed PUT; absent: parts above
+    # TRACKLANE_MULTIPART_THRESHOLD_BYTES (100 MiB).
+    multipart: bool | None = None
 
     _lists = field_validator("features", "tags", mode="before")(json_list)
+
+
+class PartUrlResponse(CamelResponse):
+    part_number: int
+    # The part's exact size: its URL is signed over Content-Length, so send exactly this many bytes
+    # (bytes [(partNumber - 1) * partSize, + size) of the file).
+    size: int
+    url: str
+
+
+class MultipartPlanResponse(CamelResponse):
+    part_size: int
+    part_count: int
+    # URLs for the first parts (at most 100); GET .../parts/urls signs the rest or fresh ones.
+    parts: list[PartUrlResponse]
+    parts_expire_at: str
+    parts_url: str
+    complete_url: str
+    abort_url: str
 
 
 class CreateUploadResponse(CamelResponse):
     upload_id: str
     track_id: str
     asset_id: str
-    signed_url: str
-    method: Literal["PUT"] = "PUT"
+    # A single PUT: ``signedUrl`` (method PUT). A multipart upload: ``multipart`` (method MULTIPART)
+    # and no ``signedUrl``; ``expiresAt`` is then the deadline to complete it.
+    signed_url: str | None = None
+    method: Literal["PUT", "MULTIPART"] = "PUT"
     expires_at: str
     required_headers: dict[str, str]
     finalize_url: str
+    multipart: MultipartPlanResponse | None = None
 
 
 class WaveformBody(CamelModel):
@@ -97,12 +124,23 @@ class FinalizeResponse(CamelResponse):
     workflow_status: str | None = None
 
 
-def _finalize_url(request: Request, upload_id: str) -> str:
+def _finalize_url(request: Request, upload_id: str, action: str = "finalize") -> str:
     base = settings().public_api_url or str(request.base_url)
-    return f"{base.rstrip('/')}/v1/uploads/{ids.render('upl', upload_id)}/finalize"
+    return f"{base.rstrip('/')}/v1/uploads/{ids.render('upl', upload_id)}/{action}"
 
 
-@router.post("", status_code=201, response_model=CreateUploadResponse, response_model_by_alias=True)
+def _part_urls(urls: uploads.PartUrls) -> list[PartUrlResponse]:
+    return [PartUrlResponse(part_number=u.part_number, size=u.size, url=u.url) for u in urls.urls]
+
+
+# None fields are left out: a single-PUT intent answers exactly seed 004's fields.
+@router.post(
+    "",
+    status_code=201,
+    response_model=CreateUploadResponse,
+    response_model_by_alias=True,
+    response_model_exclude_none=True,
+)
 def create_upload(
     body: CreateUploadRequest, request: Request, user: Annotated[Principal, Depends(current_user)]
 ) -> CreateUploadResponse:
@@ -127,16 +165,30 @@ def create_upload(
                 auto_tag=body.auto_tag,
                 visibility=body.visibility,
             ),
+            multipart=body.multipart,
         ),
     )
+    plan = created.multipart
     return CreateUploadResponse(
         upload_id=ids.render("upl", created.upload_id),
         track_id=ids.render("trk", created.track_id),
         asset_id=ids.render("ast", created.asset_id),
         signed_url=created.signed_url,
+        method="MULTIPART" if plan else "PUT",
         expires_at=iso(created.expires_at) or "",
         required_headers=created.required_headers,
         finalize_url=_finalize_url(request, created.upload_id),
+        multipart=MultipartPlanResponse(
+            part_size=plan.part_size,
+            part_count=plan.part_count,
+            parts=_part_urls(plan.urls),
+            parts_expire_at=iso(plan.urls.expires_at) or "",
+            parts_url=_finalize_url(request, created.upload_id, "parts"),
+            complete_url=_finalize_url(request, created.upload_id, "complete"),
+            abort_url=_finalize_url(request, created.upload_id, "abort"),
+        )
+        if plan
+        else None,
     )
 
 
@@ -158,27 +210,35 @@ def finalize_upload(
     The same bytes uploaded again by the same owner answer ``duplicate`` (every time) with the
     existing track's id."""
     body = body or FinalizeRequest()
-    raw_upload_id = ids.parse("upl", upload_id)
-    if raw_upload_id is None:
-        raise UploadIntentNotFound("No such upload intent for this owner.")
+    raw_upload_id = _upload_id(upload_id)
     raw_asset_id = None
     if body.asset_id is not None:
         raw_asset_id = ids.parse("ast", body.asset_id)
         if raw_asset_id is None:
             raise AssetMismatch("assetId does not match this upload intent.", assetId=body.asset_id)
-    waveform = (
-        finalize_service.Waveform(body.waveform.peaks, body.waveform.sample_rate_hz, body.waveform.channels)
-        if body.waveform
-        else None
-    )
     outcome = finalize_service.finalize(
         raw_upload_id,
         trigger="api",
         owner_id=user.user_id,
         asset_id=raw_asset_id,
         duration_ms=body.duration_ms,
-        waveform=waveform,
+        waveform=_waveform(body.waveform),
     )
+    return _finalize_response(outcome)
+
+
+def _upload_id(upload_id: str) -> str:
+    raw = ids.parse("upl", upload_id)
+    if raw is None:
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    return raw
+
+
+def _waveform(body: WaveformBody | None) -> finalize_service.Waveform | None:
+    return finalize_service.Waveform(body.peaks, body.sample_rate_hz, body.channels) if body else None
+
+
+def _finalize_response(outcome: finalize_service.Outcome) -> FinalizeResponse:
     return FinalizeResponse(
         status=outcome.status,
         asset_id=ids.render("ast", outcome.upload.asset_id),
@@ -187,3 +247,143 @@ def finalize_upload(
         upload_id=ids.render("upl", outcome.upload.upload_id),
         workflow_status=outcome.workflow_status,
     )
+
+
+class PartResponse(CamelResponse):
+    part_number: int
+    size: int
+    etag: str
+
+
+class PartsResponse(CamelResponse):
+    upload_id: str
+    # pending while parts may be uploaded; otherwise what became of the upload (and no parts).
+    status: str
+    byte_size: int
+    part_size: int
+    part_count: int
+    parts: list[PartResponse]
+    missing_parts: list[int]
+    expires_at: str
+
+
+class PartUrlsResponse(CamelResponse):
+    upload_id: str
+    parts: list[PartUrlResponse]
+    expires_at: str
+
+
+class CompletedPart(CamelModel):
+    part_number: int = Field(ge=1, le=10_000)
+    etag: str = Field(min_length=1, max_length=128)
+
+
+class CompleteRequest(CamelModel):
+    # Optional: without it the parts S3 lists are assembled (see functions.domain.uploads).
+    parts: list[CompletedPart] | None = Field(default=None, min_length=1, max_length=10_000)
+    duration_ms: int | None = Field(default=None, ge=0, le=24 * 3600 * 1000)
+    waveform: WaveformBody | None = None
+
+
+class CancelledResponse(CamelResponse):
+    upload_id: str
+    status: Literal["cancelled"] = "cancelled"
+
+
+_MULTIPART_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "upload_intent_not_found"},
+    409: {"description": "upload_not_multipart / upload_already_finalized"},
+    410: {"description": "upload_intent_cancelled / upload_intent_expired"},
+}
+
+
+@router.get(
+    "/{upload_id}/parts", response_model=PartsResponse, response_model_by_alias=True, responses=_MULTIPART_ERRORS
+)
+def list_parts(upload_id: str, user: Annotated[Principal, Depends(current_user)]) -> PartsResponse:
+    """What storage holds of a multipart upload: after a dropped connection, upload
+    ``missingParts`` only (with URLs from ``parts/urls``), then complete."""
+    view = uploads.parts(user.user_id, _upload_id(upload_id))
+    upload = view.upload
+    return PartsResponse(
+        upload_id=ids.render("upl", upload.upload_id),
+        status=upload.status,
+        byte_size=int(upload.byte_size),
+        part_size=int(upload.part_size or 0),
+        part_count=int(upload.part_count or 0),
+        parts=[PartResponse(part_number=p.part_number, size=p.size, etag=p.etag) for p in view.parts],
+        missing_parts=view.missing,
+        expires_at=iso(upload.expires_at) or "",
+    )
+
+
+@router.get(
+    "/{upload_id}/parts/urls",
+    response_model=PartUrlsResponse,
+    response_model_by_alias=True,
+    responses=_MULTIPART_ERRORS,
+)
+def part_urls(
+    upload_id: str,
+    user: Annotated[Principal, Depends(current_user)],
+    first: Annotated[int, Query(alias="from", ge=1, le=10_000)] = 1,
+    count: Annotated[int, Query(ge=1, le=uploads.MAX_PART_URLS)] = uploads.MAX_PART_URLS,
+) -> PartUrlsResponse:
+    """Fresh part URLs (``from`` the given part number, at most ``count`` ≤ 100), each signed for
+    its part's exact size and valid for at most 15 minutes, never past the upload's deadline."""
+    upload, urls = uploads.part_urls(user.user_id, _upload_id(upload_id), first=first, count=count)
+    return PartUrlsResponse(
+        upload_id=ids.render("upl", upload.upload_id), parts=_part_urls(urls), expires_at=iso(urls.expires_at) or ""
+    )
+
+
+@router.post(
+    "/{upload_id}/complete",
+    response_model=FinalizeResponse,
+    response_model_by_alias=True,
+    responses={
+        **_MULTIPART_ERRORS,
+        409: {"description": "upload_parts_incomplete / upload_part_mismatch / upload_not_multipart"},
+        422: {"description": "upload_asset_invalid"},
+    },
+)
+def complete_upload(
+    upload_id: str, user: Annotated[Principal, Depends(current_user)], body: CompleteRequest | None = None
+) -> FinalizeResponse:
+    """Assembles a multipart upload from its parts and finalizes it: the same answers as
+    ``finalize`` (the S3 event of the completed object finalizes it too; they converge)."""
+    body = body or CompleteRequest()
+    raw_upload_id = _upload_id(upload_id)
+    sent = [(p.part_number, p.etag.strip('"')) for p in body.parts] if body.parts is not None else None
+    uploads.complete_multipart(user.user_id, raw_upload_id, sent)
+    outcome = finalize_service.finalize(
+        raw_upload_id,
+        trigger="api",
+        owner_id=user.user_id,
+        duration_ms=body.duration_ms,
+        waveform=_waveform(body.waveform),
+    )
+    return _finalize_response(outcome)
+
+
+@router.post(
+    "/{upload_id}/abort", response_model=CancelledResponse, response_model_by_alias=True, responses=_MULTIPART_ERRORS
+)
+def abort_upload(upload_id: str, user: Annotated[Principal, Depends(current_user)]) -> CancelledResponse:
+    """Aborts an upload that is not finalized: the intent is cancelled, its parts freed and its draft
+    track deleted (the same as ``DELETE /v1/uploads/{uploadId}``, answering a body)."""
+    raw_upload_id = _upload_id(upload_id)
+    uploads.cancel(user.user_id, raw_upload_id)
+    return CancelledResponse(upload_id=ids.render("upl", raw_upload_id))
+
+
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    responses={404: {"description": "upload_intent_not_found"}, 409: {"description": "upload_already_finalized"}},
+)
+def cancel_upload(upload_id: str, user: Annotated[Principal, Depends(current_user)]) -> Response:
+    """Cancels an intent that is not finalized: its draft track, stored file and multipart parts are
+    deleted; a repeat answers 204 too. A finalized upload answers 409: delete its track instead."""
+    uploads.cancel(user.user_id, _upload_id(upload_id))
+    return Response(status_code=204)

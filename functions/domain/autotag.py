@@ -1,0 +1,110 @@
+"""Genre tags recommended from what a track sounds like (seed 000's ``autoTag``).
+
+The classifier is nearest neighbours over the embeddings lane's vectors: the new track's closest
+public, tagged tracks vote for their tags, each vote weighted by how alike the two sound. No model
+is downloaded or trained; the examples are the catalog itself (``by_tag_reference``: listed tracks
+that have tags and an embedding). Suggestions are always recorded in the lane's outputs
+(processing-status); with ``autoTag`` on they are also added to the track's tags -- never
+replacing or removing a tag the artist chose, and never past the tag limit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+
+from functions.data.models import TrackModel, condition_failed, ensure_bound, utcnow
+from functions.domain import listing, similarity, tags, tracks
+from functions.errors import TrackDeleted
+
+CLASSIFIER = "knn-embeddings-v1"
+# How many of the most similar examples vote.
+NEIGHBOURS = 15
+# A neighbour's vote weighs its similarity to this power: a near-identical example outweighs a
+# loosely similar one many times over (0.99 -> 0.92, 0.7 -> 0.06), which matters while the
+# catalog holds few examples and every one of them is among the "nearest".
+SHARPNESS = 8
+# A tag is suggested when at least this share of the weighted vote is for it.
+MIN_SCORE = 0.3
+MAX_SUGGESTIONS = 5
+MAX_ATTEMPTS = 3
+# pynamodb types a list attribute's items as attributes, not the strings it stores.
+_track_tags: Any = TrackModel.tags
+
+
+@dataclass(frozen=True)
+class Example:
+    track_id: str
+    vector: Sequence[float]
+    tags: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    tag: str
+    # Share of the neighbours' similarity-weighted vote, 0..1.
+    score: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"tag": self.tag, "score": self.score}
+
+
+def suggest(vector: Sequence[float], examples: Iterable[Example]) -> list[Suggestion]:
+    """The tags the ``NEIGHBOURS`` most similar examples vote for, best first. Only neighbours
+    that sound alike at all (positive similarity) vote; ties in tag order."""
+    by_id = {example.track_id: example for example in examples}
+    nearest = similarity.nearest(vector, ((e.track_id, e.vector) for e in by_id.values()), limit=NEIGHBOURS)
+    voters = [(by_id[track_id], score**SHARPNESS) for track_id, score in nearest if score > 0]
+    total = sum(weight for _, weight in voters)
+    if total == 0:
+        return []
+    votes: dict[str, float] = defaultdict(float)
+    for example, weight in voters:
+        for tag in dict.fromkeys(example.tags):
+            votes[tag] += weight
+    ranked = sorted(((round(weight / total, 4), tag) for tag, weight in votes.items()), key=lambda p: (-p[0], p[1]))
+    return [Suggestion(tag, score) for score, tag in ranked if score >= MIN_SCORE][:MAX_SUGGESTIONS]
+
+
+def reference_examples(exclude_track_id: str, *, limit: int) -> list[Example]:
+    """The newest ``limit`` tagged public tracks with embeddings: one Query on ``by_tag_reference``
+    (which carries just the tags and the vector), never a full-table read."""
+    ensure_bound()
+    found = TrackModel.by_tag_reference.query(TrackModel.TAG_REFERENCE, scan_index_forward=False, limit=limit)
+    return [
+        Example(str(item.pk), item.embedding["vector"], [str(tag) for tag in item.tags or []])
+        for item in found
+        if item.pk != exclude_track_id and (item.embedding or {}).get("vector") and item.tags
+    ]
+
+
+def apply(track_id: str, suggestions: Sequence[Suggestion]) -> list[str]:
+    """Adds the suggested tags the track does not have yet, up to the tag limit, and returns them.
+    Conditional on the tags it read, so an edit by the artist meanwhile is never overwritten: the
+    suggestions are then added to the artist's new tags instead."""
+    for _ in range(MAX_ATTEMPTS):
+        track = tracks.find(track_id)
+        if track is None:
+            raise TrackDeleted("The track was deleted.", trackId=track_id)
+        current = [str(tag) for tag in track.tags or []]
+        room = max(0, tags.MAX_TAGS - len(current))
+        added = [s.tag for s in suggestions if s.tag not in current][:room]
+        if not added:
+            return []
+        unchanged = _track_tags == current if current else _track_tags.does_not_exist()
+        try:
+            TrackModel(track_id, TrackModel.TRACK_SK).update(
+                actions=[_track_tags.set([*current, *added]), TrackModel.updated_at.set(utcnow())],
+                condition=TrackModel.pk.exists() & unchanged,
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
+            continue  # the tags changed (or the track went): read them again
+        listing.sync(track_id)
+        return added
+    return []
