@@ -30,8 +30,10 @@ layers: $(VENV)/.installed
 run: install
 	$(BIN)/tracklane run
 
+# Two workers: the suite is mostly waiting on moto and ffmpeg subprocesses, and CI machines have at
+# least two cores. Every test gets its own moto server and ports, so workers never share state.
 test: install layers lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
