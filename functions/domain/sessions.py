@@ -314,8 +314,6 @@ def add_track(
         # uploads.create words the refusal (unsupported_media_type) like every audio intent does.
         content_type = "application/octet-stream"
 
-    current = settings()
-    # The size is unknown: validated against the cap at finalize (declared_bounds), never signed.
     created = uploads.create(
         owner_id,
         uploads.NewUpload(
@@ -324,6 +322,7 @@ def add_track(
             content_type=content_type,
             byte_size=0,
             metadata=uploads.TrackMetadata(title=title, album=ids.render("alb", session.collection_id)),
+            size_unknown=True,  # seed 003 names only the file
         ),
     )
     now = utcnow()
@@ -334,17 +333,6 @@ def add_track(
         TrackModel.album_order.set(key),
         TrackModel.upload_session_id.set(session_id(session)),
         *([TrackModel.track_number.set(number)] if number is not None else []),
-    )
-    upload = UploadModel.get(created.upload_id, consistent_read=True)
-    upload.update(
-        actions=[
-            UploadModel.byte_size.set(current.max_audio_bytes),
-            UploadModel.declared_bounds.set({"maxBytes": current.max_audio_bytes, "contentTypes": [content_type]}),
-        ],
-        condition=UploadModel.status == "pending",
-    )
-    put = storage.presign_put_any_size(
-        upload.object_key, content_type=content_type, expires_in=current.upload_url_ttl_s
     )
     cover_upload_id, cover = _cover_intent(owner_id, created.track_id)
 
@@ -363,8 +351,11 @@ def add_track(
         "session track intent",
         extra={"upload_session_id": session_id(session), "track_id": created.track_id, "upload_id": created.upload_id},
     )
-    track_upload = Presigned("PUT", put.url, current.upload_url_ttl_s, created.expires_at, headers=put.headers)
-    return AddedTrack(session, entry, upload.object_key, track_upload, cover)
+    assert created.signed_url is not None  # size_unknown intents are never multipart
+    track_upload = Presigned(
+        "PUT", created.signed_url, settings().upload_url_ttl_s, created.expires_at, headers=created.required_headers
+    )
+    return AddedTrack(session, entry, keys.original(created.upload_id, extension), track_upload, cover)
 
 
 def _append(session: UploadSessionModel, entry: SessionTrack) -> None:

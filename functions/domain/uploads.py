@@ -83,6 +83,11 @@ class NewUpload:
     metadata: TrackMetadata = field(default_factory=TrackMetadata)
     # True: a multipart plan; False: one signed PUT; None: multipart above the threshold, if one is set.
     multipart: bool | None = None
+    # The client does not say how big the file is (seed 003's session tracks): the PUT is signed
+    # without a Content-Length (S3 cannot bound it then) and finalize holds the stored object to
+    # the audio cap and the content type instead (``UploadModel.declared_bounds``). ``byte_size``
+    # is ignored.
+    size_unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     url_expires_at = now + timedelta(seconds=current.upload_url_ttl_s)
     content_type = media_types.normalized_content_type(request.content_type)
     metadata = request.metadata
-    multipart = (
+    multipart = not request.size_unknown and (
         request.multipart
         if request.multipart is not None
         else current.multipart_threshold_bytes is not None and request.byte_size > current.multipart_threshold_bytes
@@ -219,7 +224,11 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         object_key=object_key,
         file_name=request.file_name,
         content_type=content_type,
-        byte_size=request.byte_size,
+        # Unknown: the cap is what the intent allows, and finalize accepts what is within bounds.
+        byte_size=current.max_audio_bytes if request.size_unknown else request.byte_size,
+        declared_bounds=(
+            {"maxBytes": current.max_audio_bytes, "contentTypes": [content_type]} if request.size_unknown else None
+        ),
         status="pending",
         created_at=now,
         expires_at=url_expires_at,
@@ -270,9 +279,14 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         assert part_size is not None and part_count is not None
         plan = MultipartPlan(part_size, part_count, _sign_parts(upload, 1, MAX_PART_URLS))
         return CreatedUpload(upload_id, track_id, asset_id, None, url_expires_at, {}, plan)
-    signed = storage.presign_put(
-        object_key, content_type=content_type, content_length=request.byte_size, expires_in=current.upload_url_ttl_s
-    )
+    if request.size_unknown:
+        signed = storage.presign_put_any_size(
+            object_key, content_type=content_type, expires_in=current.upload_url_ttl_s
+        )
+    else:
+        signed = storage.presign_put(
+            object_key, content_type=content_type, content_length=request.byte_size, expires_in=current.upload_url_ttl_s
+        )
     return CreatedUpload(upload_id, track_id, asset_id, signed.url, url_expires_at, signed.headers)
 
 
