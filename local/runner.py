@@ -53,7 +53,12 @@ class WorkflowRunner(threading.Thread):
                 self._stop_requested.wait(1)
                 continue
             for message in messages:
-                self._pool.submit(self._handle, message)
+                try:
+                    self._pool.submit(self._handle, message)
+                except RuntimeError:
+                    # stop() shut the pool while this poll was out: the message stays on the queue
+                    # (visible again after its timeout) for whichever runner comes next.
+                    return
 
     def _handle(self, message: dict[str, Any]) -> None:
         try:
