@@ -9,6 +9,14 @@ from fastapi import Request, Response
 
 from functions.api.auth import Authenticator, Principal
 from functions.api.models import CamelResponse
+from functions.settings import settings
+
+
+def absolute_url(request: Request, path: str) -> str:
+    """``path`` as clients reach it: under the configured public base URL (a custom domain, an API
+    Gateway stage) when there is one, else under the request's own."""
+    base = settings().public_api_url or str(request.base_url)
+    return f"{base.rstrip('/')}{path}"
 
 
 def viewer(request: Request) -> Principal | None:

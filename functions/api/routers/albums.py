@@ -11,12 +11,11 @@ from pydantic import Field, StringConstraints
 from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
-from functions.api.public import cacheable, viewer
+from functions.api.public import absolute_url, cacheable, viewer
 from functions.api.track_views import ArtistRef, artist_ref
 from functions.data.models import AlbumModel, TrackModel
 from functions.domain import albums, artists
 from functions.errors import InvalidAlbum, TrackNotFound
-from functions.settings import settings
 
 router = APIRouter(tags=["albums"])
 
@@ -143,12 +142,11 @@ def list_artist_albums(request: Request, handle: str, limit: Limit = 20, cursor:
 def get_album(
     request: Request, handle: str, slug: str, caller: Annotated[Principal | None, Depends(viewer)]
 ) -> Response:
-    """The album with its tracks in the album's order (public: ``ready`` tracks; the owner also
-    sees ``processing`` and ``failed`` ones)."""
+    """The album with its tracks in the album's order (public: listed tracks -- ready, public,
+    ungated; the owner also sees the rest past their draft)."""
     artist, album = albums.find_by_slug(handle, slug)
     if album.slug != slug:
-        base = settings().public_api_url or str(request.base_url)
-        location = f"{base.rstrip('/')}/v1/artists/{artist.handle}/albums/{album.slug}"
+        location = absolute_url(request, f"/v1/artists/{artist.handle}/albums/{album.slug}")
         # Not cached: renaming the album back would otherwise leave browsers in a redirect loop.
         return RedirectResponse(location, status_code=301, headers={"Cache-Control": "no-cache"})
     viewer_id = caller.user_id if caller else None

@@ -19,7 +19,7 @@ from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
 
 # One definition of where an upload is finalized (a version's finalize is seed 004's).
-from functions.api.routers.uploads import _finalize_url as finalize_url
+from functions.api.routers.uploads import upload_action_url
 from functions.data import storage
 from functions.data.models import TrackModel
 from functions.domain import albums, media_uploads, versions
@@ -203,7 +203,7 @@ def create_version_upload(
         signed_url=created.signed_url,
         expires_at=iso(created.expires_at) or "",
         required_headers=created.required_headers,
-        finalize_url=finalize_url(request, created.upload_id),
+        finalize_url=upload_action_url(request, created.upload_id),
     )
 
 

@@ -27,6 +27,7 @@ from functions import ids
 from functions.api.auth import Principal, Unauthorized, current_user
 from functions.api.models import CamelResponse, iso
 from functions.api.public import viewer
+from functions.api.routers.uploads import upload_action_url
 from functions.data.models import UploadModel
 from functions.domain import progress
 from functions.errors import UploadIntentNotFound
@@ -55,8 +56,7 @@ def _upload_id(value: str) -> str:
 
 
 def _progress_url(request: Request, upload_id: str) -> str:
-    base = settings().public_api_url or str(request.base_url)
-    return f"{base.rstrip('/')}/v1/uploads/{ids.render('upl', upload_id)}/progress"
+    return upload_action_url(request, upload_id, "progress")
 
 
 @router.post(

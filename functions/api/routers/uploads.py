@@ -13,10 +13,10 @@ from pydantic import Field, field_validator
 from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
+from functions.api.public import absolute_url
 from functions.domain import finalize as finalize_service
 from functions.domain import uploads
 from functions.errors import AssetMismatch, EmptyFile, UploadIntentNotFound
-from functions.settings import settings
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -124,9 +124,9 @@ class FinalizeResponse(CamelResponse):
     workflow_status: str | None = None
 
 
-def _finalize_url(request: Request, upload_id: str, action: str = "finalize") -> str:
-    base = settings().public_api_url or str(request.base_url)
-    return f"{base.rstrip('/')}/v1/uploads/{ids.render('upl', upload_id)}/{action}"
+def upload_action_url(request: Request, upload_id: str, action: str = "finalize") -> str:
+    """Where a client acts on its upload: ``finalize``, ``parts``, ``complete``, ``abort``, ``progress``."""
+    return absolute_url(request, f"/v1/uploads/{ids.render('upl', upload_id)}/{action}")
 
 
 def _part_urls(urls: uploads.PartUrls) -> list[PartUrlResponse]:
@@ -177,15 +177,15 @@ def create_upload(
         method="MULTIPART" if plan else "PUT",
         expires_at=iso(created.expires_at) or "",
         required_headers=created.required_headers,
-        finalize_url=_finalize_url(request, created.upload_id),
+        finalize_url=upload_action_url(request, created.upload_id),
         multipart=MultipartPlanResponse(
             part_size=plan.part_size,
             part_count=plan.part_count,
             parts=_part_urls(plan.urls),
             parts_expire_at=iso(plan.urls.expires_at) or "",
-            parts_url=_finalize_url(request, created.upload_id, "parts"),
-            complete_url=_finalize_url(request, created.upload_id, "complete"),
-            abort_url=_finalize_url(request, created.upload_id, "abort"),
+            parts_url=upload_action_url(request, created.upload_id, "parts"),
+            complete_url=upload_action_url(request, created.upload_id, "complete"),
+            abort_url=upload_action_url(request, created.upload_id, "abort"),
         )
         if plan
         else None,
