@@ -27,7 +27,7 @@ from pynamodb.expressions.condition import size
 from functions import ids
 from functions.data import keys, storage
 from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import albums, entitlements, media_types, tracks
+from functions.domain import albums, entitlements, media_types, tracks, uploads
 from functions.errors import (
     AlbumNotFound,
     ConcurrentUpdate,
@@ -141,21 +141,19 @@ def _create(
     content_type = media_types.normalized_content_type(spec.content_type)
     object_key = keys.media_upload(upload_id, KINDS[intent].object_name, extension)
     ensure_bound()
-    UploadModel(
+    uploads.pending_intent(
         upload_id,
         owner_id=owner_id,
         track_id=target_id,
-        album_id=album_id,
         asset_id=asset_id,
         intent=intent,
         object_key=object_key,
         file_name=spec.file_name,
         content_type=content_type,
         byte_size=spec.byte_size,
-        status="pending",
-        created_at=now,
+        now=now,
         expires_at=url_expires_at,
-        expires_at_epoch=now + timedelta(seconds=current.intent_ttl_s),
+        album_id=album_id,
     ).save(condition=UploadModel.upload_id.does_not_exist())
     signed = storage.presign_put(
         object_key, content_type=content_type, content_length=spec.byte_size, expires_in=current.upload_url_ttl_s

@@ -388,7 +388,7 @@ def _cover_intent(owner_id: str, track_id: str) -> tuple[str, Presigned]:
     expires_at = now + timedelta(seconds=current.upload_url_ttl_s)
     kind = media_uploads.KINDS[media_uploads.TRACK_ARTWORK]
     object_key = keys.posted_upload(upload_id, kind.object_name)
-    UploadModel(
+    uploads.pending_intent(
         upload_id,
         owner_id=owner_id,
         track_id=track_id,
@@ -398,11 +398,9 @@ def _cover_intent(owner_id: str, track_id: str) -> tuple[str, Presigned]:
         file_name=kind.object_name,
         content_type=COVER_CONTENT_TYPE_PREFIX + "*",
         byte_size=kind.max_bytes,
-        declared_bounds={"maxBytes": kind.max_bytes, "contentTypePrefix": COVER_CONTENT_TYPE_PREFIX},
-        status="pending",
-        created_at=now,
+        now=now,
         expires_at=expires_at,
-        expires_at_epoch=now + timedelta(seconds=current.intent_ttl_s),
+        declared_bounds={"maxBytes": kind.max_bytes, "contentTypePrefix": COVER_CONTENT_TYPE_PREFIX},
     ).save(condition=UploadModel.upload_id.does_not_exist())
     post = storage.presign_post(
         object_key,

@@ -187,6 +187,43 @@ def _validate(request: NewUpload) -> str:
     return extension
 
 
+def pending_intent(
+    upload_id: str,
+    *,
+    owner_id: str,
+    track_id: str,
+    asset_id: str,
+    intent: str,
+    object_key: str,
+    file_name: str,
+    content_type: str,
+    byte_size: int,
+    now: datetime,
+    expires_at: datetime | None = None,
+    **extra: Any,
+) -> UploadModel:
+    """A new, pending upload intent of any kind. ``expires_at`` is when its signed request stops
+    working (by default the upload URL's lifetime); the intent itself (with a draft track) expires
+    by DynamoDB TTL after ``intent_ttl_s``. ``extra``: the kind's own attributes."""
+    current = settings()
+    return UploadModel(
+        upload_id,
+        owner_id=owner_id,
+        track_id=track_id,
+        asset_id=asset_id,
+        intent=intent,
+        object_key=object_key,
+        file_name=file_name,
+        content_type=content_type,
+        byte_size=byte_size,
+        status="pending",
+        created_at=now,
+        expires_at=expires_at or now + timedelta(seconds=current.upload_url_ttl_s),
+        expires_at_epoch=now + timedelta(seconds=current.intent_ttl_s),
+        **extra,
+    )
+
+
 def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     extension = _validate(request)
     if request.metadata.visibility not in TrackModel.VISIBILITIES:
@@ -215,7 +252,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         # A multipart upload may take hours (the client resumes it): it may be completed until the
         # window ends, and ``expires_at`` is that deadline, not one URL's.
         url_expires_at = now + _multipart_window()
-    upload = UploadModel(
+    upload = pending_intent(
         upload_id,
         owner_id=owner_id,
         track_id=track_id,
@@ -226,13 +263,11 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         content_type=content_type,
         # Unknown: the cap is what the intent allows, and finalize accepts what is within bounds.
         byte_size=current.max_audio_bytes if request.size_unknown else request.byte_size,
+        now=now,
+        expires_at=url_expires_at,
         declared_bounds=(
             {"maxBytes": current.max_audio_bytes, "contentTypes": [content_type]} if request.size_unknown else None
         ),
-        status="pending",
-        created_at=now,
-        expires_at=url_expires_at,
-        expires_at_epoch=now + timedelta(seconds=current.intent_ttl_s),
         part_size=part_size,
         part_count=part_count,
     )

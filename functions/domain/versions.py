@@ -40,7 +40,7 @@ from pynamodb.transactions import TransactWrite
 from functions import ids
 from functions.data import keys, storage
 from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import duplicates, entitlements, listing, media_types, tracks
+from functions.domain import duplicates, entitlements, listing, media_types, tracks, uploads
 from functions.errors import (
     EmptyFile,
     FileTooLarge,
@@ -163,7 +163,7 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
     url_expires_at = now + timedelta(seconds=current.upload_url_ttl_s)
     content_type = media_types.normalized_content_type(spec.content_type)
     object_key = keys.original(upload_id, extension)
-    upload = UploadModel(
+    upload = uploads.pending_intent(
         upload_id,
         owner_id=owner_id,
         track_id=track_id,
@@ -173,10 +173,8 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
         file_name=spec.file_name,
         content_type=content_type,
         byte_size=spec.byte_size,
-        status="pending",
-        created_at=now,
+        now=now,
         expires_at=url_expires_at,
-        expires_at_epoch=now + timedelta(seconds=current.intent_ttl_s),
     )
     entry = {
         "uploadId": upload_id,
