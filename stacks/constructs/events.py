@@ -14,16 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.data.models import AlbumModel, TrackModel
 from stacks import nag
+from stacks.constructs.dead_letters import dead_letters
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.tables import Tables, stream_view_types
 
@@ -52,33 +51,18 @@ class DomainEvents(Construct):
             raise ValueError(f"streamed tables {sorted(streamed)} and event items {sorted(EVENT_ITEMS)} disagree")
 
         self.bus = events.EventBus(self, "Bus", description="tracklane domain events: track.* and album.*")
-        self.dead_letters = sqs.Queue(
+        self.dead_letters, self.dead_letter_alarm = dead_letters(
             self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            alarm_description=(
+                f"Stream records failed to publish domain events {RETRY_ATTEMPTS + 1} times; the ranges sit "
+                "in the DLQ: inspect, then re-read them from the table streams (kept 24 hours)."
+            ),
         )
         nag.acknowledge(
             self.dead_letters,
             "AwsSolutions-SQS3",
             "This queue is the dead-letter destination itself: it receives the stream ranges the domain "
             "events function gave up on, for inspection and replay.",
-        )
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLettersAlarm",
-            alarm_description=(
-                f"Stream records failed to publish domain events {RETRY_ATTEMPTS + 1} times; the ranges sit "
-                "in the DLQ: inspect, then re-read them from the table streams (kept 24 hours)."
-            ),
-            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
         self.function = functions.make(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
@@ -19,6 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks import nag
+from stacks.constructs.dead_letters import dead_letters
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.storage import UPLOADS_PREFIX, Storage
 from stacks.constructs.tables import Tables
@@ -41,12 +41,11 @@ class Ingest(Construct):
         layers: Sequence[lambda_.ILayerVersion],
     ) -> None:
         super().__init__(scope, id_)
-        self.dead_letters = sqs.Queue(
+        self.dead_letters, self.dead_letter_alarm = dead_letters(
             self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            alarm_description=(
+                f"S3 upload events failed finalize {MAX_RECEIVE_COUNT} times and sit in the DLQ; inspect and redrive."
+            ),
         )
         self.queue = sqs.Queue(
             self,
@@ -63,20 +62,6 @@ class Ingest(Construct):
             s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.queue), s3.NotificationKeyFilter(prefix=UPLOADS_PREFIX)
         )
         _acknowledge_notifications_handler(self)
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLettersAlarm",
-            alarm_description=(
-                f"S3 upload events failed finalize {MAX_RECEIVE_COUNT} times and sit in the DLQ; inspect and redrive."
-            ),
-            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
 
         self.function = functions.make(
             self,
