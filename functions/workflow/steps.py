@@ -187,6 +187,17 @@ def _keep_embedded_cover(track_id: str, cover: tags.EmbeddedCover) -> dict[str, 
     return {"used": used, "contentType": content_type, "byteSize": len(cover.data)}
 
 
+def _artwork_record(origin: str | None, made: artwork.Artwork, variants: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a track's or album's ``artwork`` holds once its image is rendered."""
+    return {
+        "origin": origin,
+        "sourceFormat": made.source_format,
+        "width": made.source_width,
+        "height": made.source_height,
+        "variants": variants,
+    }
+
+
 def _artwork(payload: StepInput) -> dict[str, Any]:
     """Renders the track's image (uploaded, or the cover the tags lane found) into square variants.
     A bad image fails this lane only: the audio is unaffected.
@@ -211,13 +222,7 @@ def _artwork(payload: StepInput) -> dict[str, Any]:
     made, variants = _render(
         source["key"], stored.size, lambda size, ext: keys.artwork_variant(track_id, size, ext, version=version)
     )
-    record = {
-        "origin": source.get("origin"),
-        "sourceFormat": made.source_format,
-        "width": made.source_width,
-        "height": made.source_height,
-        "variants": variants,
-    }
+    record = _artwork_record(source.get("origin"), made, variants)
     written = [variant["key"] for variant in variants]
     if not media_uploads.store_track_artwork(track_id, source, record):
         for key in written:
@@ -302,13 +307,7 @@ def _render_album_cover(payload: StepInput) -> dict[str, Any]:
     made, variants = _render(
         source["key"], stored.size, lambda size, ext: keys.album_cover_variant(album_id, upload_id, size, ext)
     )
-    record = {
-        "origin": "upload",
-        "sourceFormat": made.source_format,
-        "width": made.source_width,
-        "height": made.source_height,
-        "variants": variants,
-    }
+    record = _artwork_record("upload", made, variants)
     written = [variant["key"] for variant in variants]
     if not media_uploads.store_album_cover(album_id, source, record):
         for key in written:
