@@ -2,7 +2,9 @@
 
 The imageio-ffmpeg build ships no ffprobe, so the facts come from ffmpeg's own input report and
 its ``-progress`` output while decoding to the null muxer. Decoding everything (not just reading
-the header) is what catches truncated and corrupt files.
+the header) is what catches truncated and corrupt files: what decodes is compared with the length
+the header declares (read by ``declared_length`` for WAV, AIFF and FLAC, whose length ffmpeg may
+only estimate; ffmpeg's own duration for the rest).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from functions.media import ffmpeg
+from functions.media import declared_length, ffmpeg
 from functions.workflow.errors import StepFailed
 
 _INPUT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
@@ -29,6 +31,8 @@ _DAMAGE = re.compile(
     r"could not find codec parameters|decoding error)",
     re.IGNORECASE,
 )
+# ffmpeg's names for the containers whose header records an exact length (declared_length.py).
+_HEADER_LENGTH_CONTAINERS = frozenset({"wav", "aiff", "flac"})
 _LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
 
 
@@ -57,6 +61,33 @@ def _channels(layout: str) -> int:
     return _LAYOUT_CHANNELS.get(base, 0)
 
 
+def _check_length(declared: declared_length.DeclaredLength | None, report: str, decoded_us: int) -> None:
+    """``audio_truncated`` when the file holds less audio than its header declares."""
+    if declared is not None:
+        # WAV, AIFF, FLAC: an exact frame count, compared to the frame. ``None``: not recorded.
+        if declared.frames is None or declared.duration_us is None:
+            return
+        decoded_frames = round(decoded_us * declared.sample_rate_hz / 1_000_000)
+        if decoded_frames < declared.frames:
+            raise StepFailed(
+                "audio_truncated",
+                f"The file ends early: {decoded_us // 1000} ms of the {declared.duration_us // 1000} ms it declares.",
+            )
+        return
+    # Other containers: ffmpeg's own duration, from the container or (MP3) the Xing/VBRI header,
+    # else estimated from the bitrate, hence the tolerance.
+    duration = _DURATION.search(report)
+    if duration is None or decoded_us == 0:
+        return
+    hours, minutes, seconds = duration.groups()
+    declared_ms = round((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * 1000)
+    decoded_ms = decoded_us // 1000
+    if declared_ms - decoded_ms > max(500, declared_ms // 50):
+        raise StepFailed(
+            "audio_truncated", f"The file ends early: {decoded_ms} ms of the {declared_ms} ms it declares."
+        )
+
+
 def probe(source: str, *, min_ms: int, max_ms: int) -> AudioFacts:
     """``source`` is a local path or an (presigned) http(s) URL; ffmpeg streams it, never loading
     the whole file. Raises ``StepFailed`` with a stable code for anything that is not usable audio."""
@@ -73,21 +104,24 @@ def probe(source: str, *, min_ms: int, max_ms: int) -> AudioFacts:
         )
     if result.returncode != 0:
         raise StepFailed("audio_corrupt", "The audio could not be decoded: the file is damaged.")
-    damage = _DAMAGE.search(report[stream.end() :])
-    if damage:
-        raise StepFailed("audio_corrupt", f"The audio is damaged or truncated ({damage.group(1).lower()}).")
 
     out_times = _OUT_TIME.findall(result.stdout)
-    decoded_ms = int(out_times[-1]) // 1000 if out_times else 0
-    declared = _DURATION.search(report)
-    if declared and decoded_ms:
-        hours, minutes, seconds = declared.groups()
-        declared_ms = round((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * 1000)
-        # A header promising much more audio than decodes is a truncated file.
-        if declared_ms - decoded_ms > max(500, declared_ms // 50):
-            raise StepFailed(
-                "audio_truncated", f"The file ends early: {decoded_ms} ms of the {declared_ms} ms it declares."
-            )
+    decoded_us = int(out_times[-1]) if out_times else 0
+    decoded_ms = decoded_us // 1000
+    declared = declared_length.read(source) if container.group(1) in _HEADER_LENGTH_CONTAINERS else None
+    # Before the damage check: a file cut short ends mid-frame, and the decoder complains about
+    # that last frame. The cut, not the complaint, is what the uploader needs to hear.
+    _check_length(declared, report, decoded_us)
+    if decoded_us == 0:
+        raise StepFailed("audio_unreadable", "The file holds no audio: it has a header but no sound after it.")
+    # A PCM WAV or AIFF whose header does not record its length is read to the end of the file,
+    # and ffmpeg flags that last, partial read as a corrupt packet. Stored samples cannot be
+    # damaged, so that is all it can be: not checked.
+    unrecorded_pcm = declared is not None and declared.frames is None and declared.pcm
+    damage = None if unrecorded_pcm else _DAMAGE.search(report[stream.end() :])
+    if damage:
+        raise StepFailed("audio_corrupt", f"The audio is damaged ({damage.group(1).lower()}).")
+
     if decoded_ms < min_ms:
         raise StepFailed("audio_too_short", f"The audio is {decoded_ms} ms long; the minimum is {min_ms} ms.")
     if decoded_ms > max_ms:
