@@ -3,6 +3,9 @@
 tracklane run                         start the local stack (what ``make run`` does)
 tracklane token --user NAME           print a bearer token the local API accepts
 tracklane entitlement grant|revoke|clear|show USER [--reason TEXT] [--aws]
+
+Commands that talk to the local stack find it through the state file ``make run`` writes
+(``.tracklane/stack.json``); ``MOTO_PORT`` overrides it.
 """
 
 from __future__ import annotations
@@ -12,28 +15,47 @@ import json
 import os
 import sys
 
+from functions.api.auth import subject_problem
 from local.config import local_settings
+from local.running_stack import NoLocalStack, locate
+
+
+class CommandFailed(Exception):
+    """A command cannot go on; its message is the one line printed instead of a traceback."""
 
 
 def _token(args: argparse.Namespace) -> int:
     from local.devauth import mint
 
-    print(mint(args.user, local_settings().dev_secret, ttl_s=args.ttl))
+    try:
+        token = mint(args.user, local_settings().dev_secret, ttl_s=args.ttl)
+    except ValueError as refused:
+        raise CommandFailed(f"tracklane token: refusing to mint a token: {refused}") from None
+    print(token)
     return 0
 
 
+def _use_local_stack(*, otherwise: str = "") -> None:
+    """Points ``functions.settings`` at the running local stack's moto (``otherwise`` names the
+    command's alternative to a local stack in the message when there is none)."""
+    try:
+        stack = locate(local_settings())
+    except NoLocalStack as missing:
+        raise CommandFailed(f"tracklane: {missing}; start it with `make run`{otherwise}") from None
+    # moto keeps its tables per region: the stack's, whatever this shell's AWS_REGION says.
+    os.environ.update({"TRACKLANE_AWS_ENDPOINT_URL": stack.moto_endpoint, "AWS_REGION": stack.region})
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        os.environ.setdefault(name, value)
+
+
 def _entitlement(args: argparse.Namespace) -> int:
+    # Against the local stack's moto unless --aws: then the normal AWS credential chain and
+    # TRACKLANE_ENTITLEMENTS_TABLE (the deployed table's name) apply.
+    problem = subject_problem(args.user)
+    if problem is not None:
+        raise CommandFailed(f"tracklane entitlement: the user id {problem}")
     if not args.aws:
-        # Against the local stack's moto unless --aws: then the normal AWS credential chain and
-        # TRACKLANE_ENTITLEMENTS_TABLE (the deployed table's name) apply.
-        config = local_settings()
-        for name, value in {
-            "TRACKLANE_AWS_ENDPOINT_URL": config.moto_endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": config.region,
-        }.items():
-            os.environ.setdefault(name, value)
+        _use_local_stack(otherwise=" (or pass --aws for the deployed table)")
     from functions.domain import entitlements
 
     by = os.environ.get("USER", "admin")
@@ -81,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_run)
 
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except CommandFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

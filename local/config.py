@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import socket
 from functools import cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 class LocalSettings(BaseSettings):
@@ -26,6 +29,11 @@ class LocalSettings(BaseSettings):
     runner_workers: int = 4
     # How often the local sweeper runs (the deployed schedule is every 15 minutes).
     sweep_interval_s: float = Field(default=60.0, validation_alias="TRACKLANE_LOCAL_SWEEP_INTERVAL_S")
+    # Where a running stack writes its addresses for the CLI (local.running_stack). In the checkout,
+    # so every terminal working in it finds the stack whichever ports it was started on.
+    stack_state_file: Path = Field(
+        default=CHECKOUT / ".tracklane" / "stack.json", validation_alias="TRACKLANE_STACK_STATE_FILE"
+    )
 
     @property
     def moto_endpoint(self) -> str:

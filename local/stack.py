@@ -21,10 +21,12 @@ from functions.api.app import create_app
 from local import provision as provisioning
 from local.config import LocalSettings, local_settings
 from local.devauth import DevTokenAuthenticator
+from local.lambda_context import InvocationLogContext
 from local.moto_atomic import make_dynamodb_writes_atomic
 from local.provision import LocalResources, provision
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
+from local.running_stack import RunningStack, announce, withdraw
 from local.streams import StreamPump, streamed_tables
 from local.sweeper import SweeperSchedule
 
@@ -127,7 +129,10 @@ def main() -> int:
     config = local_settings()
     stack = LocalStack(config)
     resources = stack.start_backend()
-    app = create_app(DevTokenAuthenticator(config.dev_secret), health_checks=stack.health_checks())
+    app = InvocationLogContext(
+        create_app(DevTokenAuthenticator(config.dev_secret), health_checks=stack.health_checks()),
+        function_name="tracklane-api",
+    )
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="off"))
     print(
         f"tracklane local stack\n  API:   {config.api_url}  (docs: {config.api_url}/docs)\n"
@@ -138,11 +143,16 @@ def main() -> int:
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; both end up
     # as KeyboardInterrupt here, which is the normal way to stop the local stack.
     signal.signal(signal.SIGTERM, _interrupt)
+    announced = RunningStack(
+        moto_endpoint=config.moto_endpoint, api_url=config.api_url, region=config.region, pid=os.getpid()
+    )
     try:
+        announce(config.stack_state_file, announced)
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        withdraw(config.stack_state_file, announced)
         stack.stop()
         print("tracklane local stack stopped", flush=True)
     return 0

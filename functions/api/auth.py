@@ -14,15 +14,43 @@ from fastapi import Request
 
 from functions.errors import DomainError
 
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: str
+# Every user id becomes part of DynamoDB keys and S3 prefixes: it is bounded like any other input.
+# Identity providers' subjects are far shorter (Cognito's is a 36-character UUID).
+MAX_SUBJECT_CHARS = 256
 
 
 class Unauthorized(DomainError):
     code = "unauthorized"
     status = 401
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why ``subject`` cannot name a user (as the end of "the subject ..."), or None when it can.
+
+    The one rule for every way in: the gateway's claims, the local dev tokens and the dev token
+    command. A blank subject would make every blank-subject token the same user and an empty
+    DynamoDB key; control and invisible characters would end up in keys, prefixes and log lines.
+    """
+    if not subject.strip():
+        return "is blank"
+    if len(subject) > MAX_SUBJECT_CHARS:
+        return f"is longer than {MAX_SUBJECT_CHARS} characters"
+    if not subject.isprintable():
+        return "contains unprintable characters"
+    return None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. Only a usable subject makes one: any authenticator handing over
+    an unusable one answers 401 for the whole request, on every route."""
+
+    user_id: str
+
+    def __post_init__(self) -> None:
+        problem = subject_problem(self.user_id)
+        if problem is not None:
+            raise Unauthorized(f"The token's subject {problem}.")
 
 
 class Authenticator(Protocol):
@@ -36,7 +64,7 @@ class GatewayClaimsAuthenticator:
         event: dict[str, Any] = request.scope.get("aws.event") or {}
         claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt", {}).get("claims") or {}
         subject = claims.get("sub")
-        return Principal(str(subject)) if subject else None
+        return None if subject is None else Principal(str(subject))
 
 
 def current_user(request: Request) -> Principal:

@@ -18,6 +18,7 @@ import pytest
 
 from local.config import free_port
 from local.devauth import mint
+from local.running_stack import RunningStack, read
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_SECRET = "e2e-dev-secret-at-least-32-bytes-long"
@@ -44,6 +45,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     env = {**os.environ, "PORT": str(port), "MOTO_PORT": str(moto_port), "TRACKLANE_DEV_SECRET": DEV_SECRET}
     for name in [n for n in env if n.startswith("TRACKLANE_") and n != "TRACKLANE_DEV_SECRET"]:
         env.pop(name)  # the stack configures its own functions
+    # Its own state file: a `make run` going in this checkout keeps the one the CLI finds.
+    state_file = log.parent / "stack.json"
+    env["TRACKLANE_STACK_STATE_FILE"] = str(state_file)
     with log.open("wb") as sink:
         process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
     stack = LocalStackProcess(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process, log)
@@ -60,6 +64,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             process.kill()
             pytest.fail(f"the local stack was not healthy within 120 s:\n{log.read_text()[-3000:]}")
         time.sleep(0.3)
+    # The stack announces where it listens, for the CLI (local.running_stack) ...
+    assert read(state_file) == RunningStack(
+        moto_endpoint=stack.moto, api_url=stack.api, region="us-east-1", pid=process.pid
+    )
     yield stack
     # Ctrl-C stops everything cleanly: exit status 0 and both ports free again.
     assert process.poll() is None, "the local stack died during the session"
@@ -70,6 +78,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         process.kill()
         raise
     assert process.returncode == 0, log.read_text()[-3000:]
+    # ... and withdraws it when stopped.
+    assert not state_file.exists()
     for freed in (port, moto_port):
         with socket.socket() as probe_socket:
             # As a restarted server would: TIME_WAIT is fine, a live listener is not.

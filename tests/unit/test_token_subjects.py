@@ -1,0 +1,99 @@
+"""A token names its user by its subject (``sub``). One that names nobody usable — blank, longer
+than any identity provider's, or holding unprintable characters — is a 401 ``unauthorized`` on
+every route, whether the claims come from API Gateway or from a local dev token, and the dev
+token command refuses to mint one."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from functions.api.app import create_app
+from functions.api.auth import MAX_SUBJECT_CHARS
+from local.cli import main as tracklane
+from local.devauth import AUDIENCE, ISSUER, DevTokenAuthenticator, mint
+from tests.unit.test_deployed_auth import Context, http_api_event
+
+DEV_SECRET = "unit-dev-secret-at-least-32-bytes-long"
+
+UNUSABLE_SUBJECTS = {
+    "empty": "",
+    "blank": "   ",
+    "a tab": "\t",
+    "too long": "a" * (MAX_SUBJECT_CHARS + 1),
+    "a newline": "alice\nadmin",
+    "a NUL": "ali\x00ce",
+    "a zero-width space": "alice\u200b",
+}
+
+# Routes that reached storage with such a subject (an empty DynamoDB key: 500) or answered as
+# someone (entitlements: 403), plus a body the route would refuse (422) were the caller accepted.
+ROUTES = [
+    ("GET", "/v1/me/tracks", None),
+    ("POST", "/v1/uploads", {"fileName": "a.wav"}),
+    ("GET", "/v1/artists/me", None),
+]
+
+
+def dev_token(subject: str) -> str:
+    """Signed like ``mint`` does, but without its refusal: what a hand-made token could carry."""
+    now = int(time.time())
+    claims = {"sub": subject, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
+    return jwt.encode(claims, DEV_SECRET, "HS256")
+
+
+@pytest.fixture
+def local_api() -> TestClient:
+    return TestClient(create_app(DevTokenAuthenticator(DEV_SECRET)), raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize("subject", UNUSABLE_SUBJECTS.values(), ids=UNUSABLE_SUBJECTS.keys())
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+def test_a_dev_token_with_an_unusable_subject_is_401(local_api, subject, method, path, body):
+    response = local_api.request(method, path, json=body, headers={"Authorization": f"Bearer {dev_token(subject)}"})
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("subject", UNUSABLE_SUBJECTS.values(), ids=UNUSABLE_SUBJECTS.keys())
+def test_gateway_claims_with_an_unusable_subject_are_401(subject):
+    from functions.handlers import api
+
+    # The body would be a 422 for an accepted caller: authentication is decided first.
+    event = http_api_event(headers={}, claims={"sub": subject}, body={"fileName": "a.wav"})
+
+    response = api.handler(event, Context())
+
+    assert response["statusCode"] == 401, response["body"]
+    assert json.loads(response["body"])["error"]["code"] == "unauthorized"
+
+
+def test_a_subject_of_the_longest_allowed_length_is_accepted():
+    from functions.handlers import api
+
+    event = http_api_event(headers={}, claims={"sub": "a" * MAX_SUBJECT_CHARS}, body={"fileName": "a.wav"})
+
+    response = api.handler(event, Context())
+
+    assert response["statusCode"] == 422  # past authentication, refused for the body
+
+
+@pytest.mark.parametrize("user", ["", "  "], ids=["empty", "blank"])
+def test_the_token_command_refuses_a_blank_user_with_one_line(capsys, user):
+    exit_code = tracklane(["token", "--user", user])
+
+    captured = capsys.readouterr()
+    assert exit_code != 0
+    assert captured.out == ""
+    assert captured.err.splitlines() == ["tracklane token: refusing to mint a token: the user id is blank"]
+
+
+def test_mint_refuses_an_unusable_user():
+    with pytest.raises(ValueError, match="longer than 256 characters"):
+        mint("a" * (MAX_SUBJECT_CHARS + 1), DEV_SECRET)
