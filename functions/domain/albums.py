@@ -409,7 +409,13 @@ def resolve(owner_id: str, name_or_id: str) -> AlbumModel:
         return get_owned(raw, owner_id)
     if value.startswith("alb_"):
         raise AlbumNotFound("No such album.")
-    title = clean_title(value)
+    return find_or_create(owner_id, value)
+
+
+def find_or_create(owner_id: str, title: str) -> AlbumModel:
+    """The owner's album with this title (case-insensitive), created when there is none. A title
+    only, never an id: a file's album tag that happens to read ``alb_…`` is a title."""
+    title = clean_title(title)
     ensure_bound()
     wanted = title.casefold()
     # Oldest first, so the same title always resolves to the same album.

@@ -22,7 +22,17 @@ from pynamodb.transactions import TransactWrite
 from functions.data import keys, storage
 from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
 from functions.domain import albums, duplicates, listing, media_uploads, tracks, uploads, versions
-from functions.errors import ConcurrentUpdate, InvalidTrackUpdate, InvalidUpload, TrackNotFound
+from functions.errors import (
+    AlbumFull,
+    AlbumNotFound,
+    AlbumSlugUnavailable,
+    ArtistProfileRequired,
+    ConcurrentUpdate,
+    InvalidAlbum,
+    InvalidTrackUpdate,
+    InvalidUpload,
+    TrackNotFound,
+)
 from functions.observability import logger
 
 
@@ -138,6 +148,47 @@ def _album_move(current: TrackModel, owner_id: str, album: str | None) -> _Album
     )
     condition = TrackModel.album_id == current.album_id if current.album_id else TrackModel.album_id.does_not_exist()
     return _AlbumMove(actions, condition, to, current.album_id)
+
+
+def join_tagged_album(track_id: str, title: str) -> AlbumModel | None:
+    """The tags lane's album: a file's album tag names an album as an intent or a PATCH does (the
+    owner's album with that title, created if there is none, which the track joins), but only for
+    a track the artist named no album for: the artist's choice always wins over the file. Returns
+    the album joined; None when the track has an album, or the tag names none it can join (an
+    over-long title, a full album: the tag then stays visible in ``embeddedTags`` only).
+
+    Safe to run twice (the lane may be retried): the membership is added before the track names
+    the album, as a PATCH does, and adding a track twice is a no-op; once the track names an
+    album, a second run leaves it."""
+    track = tracks.find(track_id)
+    if track is None or track.album_id or track.album:
+        return None
+    try:
+        album = albums.find_or_create(track.owner_id, title)
+        albums.add_track(album.album_id, track_id)
+    # What cannot change on a retry; a busy album (AlbumChanged) fails the attempt and is retried.
+    except (InvalidAlbum, AlbumFull, AlbumNotFound, AlbumSlugUnavailable, ArtistProfileRequired) as refused:
+        logger.info("album tag not applied", extra={"track_id": track_id, "code": refused.code})
+        return None
+    try:
+        TrackModel(track_id, TrackModel.TRACK_SK).update(
+            actions=[
+                TrackModel.album_id.set(album.album_id),
+                TrackModel.album.set(album.title),
+                TrackModel.updated_at.set(utcnow()),
+            ],
+            condition=TrackModel.pk.exists() & TrackModel.album_id.does_not_exist() & TrackModel.album.does_not_exist(),
+        )
+    except UpdateError as error:
+        if not condition_failed(error):
+            raise
+        # The artist named an album meanwhile, or deleted the track: the tag's album lets it go
+        # unless the artist's choice is that very album.
+        now = tracks.find(track_id)
+        if now is None or now.album_id != album.album_id:
+            albums.remove_track(album.album_id, track_id)
+        return None
+    return album
 
 
 def _validated(check: Callable[[list[str]], list[str]], values: list[str]) -> list[str]:

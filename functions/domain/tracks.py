@@ -186,8 +186,8 @@ def apply_embedded_tags(track_id: str, found: EmbeddedTags) -> list[str]:
         TrackModel.title_source == "file_name",
     ):
         applied.append("title")
+    # The album is not a plain field: naming one joins an album (``track_mutations.join_tagged_album``).
     fillable: list[tuple[str, Any, Any]] = [
-        ("album", TrackModel.album, found.album),
         ("genre", TrackModel.genre, found.genre),
         ("year", TrackModel.year, found.year),
         ("trackNumber", TrackModel.track_number, found.track_number),

@@ -17,7 +17,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions.data import keys, storage
 from functions.data.models import LaneModel
-from functions.domain import albums, autotag, listing, media_uploads, tracks, versions
+from functions.domain import albums, autotag, listing, media_uploads, track_mutations, tracks, versions
 from functions.errors import TrackDeleted, VersionDiscarded
 from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
@@ -166,6 +166,8 @@ def _tags(payload: StepInput) -> dict[str, Any]:
         _store(payload, embedded_tags=found.fields())
         return {"container": found.container, "found": found.fields(), "applied": []}
     applied = tracks.apply_embedded_tags(track_id, found)
+    if found.album and track_mutations.join_tagged_album(track_id, found.album) is not None:
+        applied.append("album")
     outputs: dict[str, Any] = {"container": found.container, "found": found.fields(), "applied": applied}
     if found.cover is not None:
         outputs["cover"] = _keep_embedded_cover(track_id, found.cover)

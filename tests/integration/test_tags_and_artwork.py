@@ -15,6 +15,8 @@ from PIL import Image
 
 from functions import clients
 from functions.data import storage
+from functions.data.models import TrackModel
+from functions.domain import track_mutations, tracks
 from functions.media import tags
 from tests.conftest import FFMPEG
 
@@ -66,6 +68,7 @@ def test_tags_fill_every_empty_field_and_the_cover_becomes_the_image(stack, arti
     track = track_of(stack, artist, upload)
     assert (track["title"], track["titleSource"]) == ("Night Drive", "tags")  # not "night-drive-final-v3"
     assert (track["album"], track["genre"], track["year"], track["trackNumber"]) == ("Coastlines", "Synthwave", 2019, 7)
+    assert track["albumId"] is not None  # joined, as a PATCH naming the album would
     assert track["embeddedTags"]["artist"] == "Ana Lua"
 
     stored = stack.s3.get_object(
@@ -205,3 +208,84 @@ def test_another_user_sees_a_public_tracks_artwork_but_not_a_private_ones(stack,
     response = stack.api.get(url, headers=as_user("mallory"), follow_redirects=False)
     assert (response.status_code, response.json()["error"]["code"]) == (404, "track_not_found")
     assert stack.api.get(url, headers=as_user(artist), follow_redirects=False).status_code == 302
+
+
+# --- the album tag names an album, as an intent or a PATCH does ---------------------------------------
+
+
+def album_page(stack, handle: str, slug: str) -> dict:
+    response = stack.api.get(f"/v1/artists/{handle}/albums/{slug}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_files_album_tag_joins_the_owners_album_of_that_name_creating_it_once(stack, artist, runner, tmp_path):
+    # Given two files tagged with one album the artist has no album for, uploaded with none named
+    first = upload_and_finalize(stack, artist, tagged_mp3(tmp_path / "a.mp3"), content_type="audio/mpeg")
+    lane = lanes_by_name(processed(stack, artist, first))["tags"]
+    second_file = tagged_mp3(tmp_path / "b.mp3", metadata={**TAGS, "title": "Second", "album": "COASTLINES"})
+    second = upload_and_finalize(stack, artist, second_file, content_type="audio/mpeg")
+    processed(stack, artist, second)
+
+    # Then the first created the album and joined it; the second joined that same album
+    assert "album" in lane["outputs"]["applied"]
+    one, two = track_of(stack, artist, first), track_of(stack, artist, second)
+    assert one["albumId"] is not None
+    assert (one["albumId"], one["album"]) == (two["albumId"], "Coastlines")
+    albums_of_alice = stack.api.get("/v1/artists/alice/albums").json()["albums"]
+    assert [album["title"] for album in albums_of_alice] == ["Coastlines"]
+    page = album_page(stack, "alice", "coastlines")
+    assert [t["trackId"] for t in page["tracks"]] == [first["trackId"], second["trackId"]]
+
+
+def test_a_files_album_tag_joins_an_album_the_artist_already_has(stack, artist, runner, tmp_path):
+    existing = stack.api.post("/v1/albums", json={"title": "Coastlines"}, headers=as_user(artist)).json()
+    upload = upload_and_finalize(stack, artist, tagged_mp3(tmp_path / "a.mp3"), content_type="audio/mpeg")
+    processed(stack, artist, upload)
+
+    assert track_of(stack, artist, upload)["albumId"] == existing["albumId"]
+    assert [t["trackId"] for t in album_page(stack, "alice", "coastlines")["tracks"]] == [upload["trackId"]]
+
+
+def test_the_album_the_artist_named_wins_and_the_tag_creates_no_album(stack, artist, runner, tmp_path):
+    path = tagged_mp3(tmp_path / "t.mp3")
+    upload = stack.create_upload(artist, path, content_type="audio/mpeg", album="My Album")
+    stack.put(upload["signedUrl"], path, content_type="audio/mpeg")
+    stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(artist))
+    processed(stack, artist, upload)
+
+    track = track_of(stack, artist, upload)
+    assert track["album"] == "My Album"
+    titles = [album["title"] for album in stack.api.get("/v1/artists/alice/albums").json()["albums"]]
+    assert titles == ["My Album"]
+
+
+def test_the_tags_lane_run_twice_leaves_the_track_in_its_album_once(stack, artist, runner, tmp_path):
+    # Given a processed track that the tags lane put into "Coastlines"
+    upload = upload_and_finalize(stack, artist, tagged_mp3(tmp_path / "a.mp3"), content_type="audio/mpeg")
+    processed(stack, artist, upload)
+    track_id = upload["trackId"][4:]
+    album_id = track_of(stack, artist, upload)["albumId"]
+
+    # When the lane's album step runs again (a retry), and once more after a crash that joined the
+    # album's list but never recorded the album on the track
+    assert track_mutations.join_tagged_album(track_id, "Coastlines") is None
+    tracks.update(track_id, TrackModel.album_id.remove(), TrackModel.album.remove())
+    joined = track_mutations.join_tagged_album(track_id, "Coastlines")
+
+    # Then the track is in the one album, once
+    assert joined is not None and joined.album_id == album_id[4:]
+    assert [t["trackId"] for t in album_page(stack, "alice", "coastlines")["tracks"]] == [upload["trackId"]]
+    assert len(stack.api.get("/v1/artists/alice/albums").json()["albums"]) == 1
+
+
+def test_an_album_tag_that_cannot_name_an_album_is_left_in_embedded_tags(stack, artist, runner, tmp_path):
+    path = tagged_mp3(tmp_path / "a.mp3", metadata={**TAGS, "album": "x" * 250})
+    upload = upload_and_finalize(stack, artist, path, content_type="audio/mpeg")
+    lane = lanes_by_name(processed(stack, artist, upload))["tags"]
+
+    assert lane["state"] == "succeeded"
+    assert "album" not in lane["outputs"]["applied"]
+    track = track_of(stack, artist, upload)
+    assert (track["albumId"], track["album"]) == (None, None)
+    assert track["embeddedTags"]["album"] == "x" * 250
