@@ -6,7 +6,9 @@
     event may finalize before the explicit call) and stops when the track is ``ready`` (playable:
     probe and transcode done, the renditions stored) — moto's state machine, the runner, DynamoDB,
     S3 and the optional lanes running beside the transcode included; the ratio b/a (target <= 1.15).
-    Also printed: when every lane (waveform, loudness, tags, embeddings, ...) has ended;
+    Also printed: when every lane (waveform, loudness, tags, embeddings, ...) has ended. Each run
+    uploads the very WAV (a) encoded, as its own artist: one owner uploading the same bytes again
+    would get a ``duplicate`` that is never processed;
 (c) peak RSS of each processing step (the Python process and its ffmpeg child) on a 500 MB WAV,
     run exactly as the Lambda runs it: streaming from a presigned URL, uploading to S3 (target
     <= 300 MB).
@@ -23,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 import imageio_ffmpeg
@@ -36,6 +39,30 @@ ROOT = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 DEV_SECRET = "bench-dev-secret-at-least-32-bytes-long!"
 RUNS = 3  # medians of three: single runs of a 10 s transcode vary by +-1 s on a shared machine
+# The memory test runs each processing step once, as one Lambda invocation would.
+MEMORY_STEPS = ("probe", "transcode", "waveform", "loudness", "tags", "embeddings")
+
+
+class BenchmarkFailed(RuntimeError):
+    """The stack answered something a measurement cannot be taken from; the message says what."""
+
+
+def _answer(response: httpx.Response, what: str, *fields: str) -> dict[str, Any]:
+    """The JSON object of a 2xx answer holding ``fields``; anything else is a BenchmarkFailed that
+    quotes the answer (an error body names its code), not a KeyError further on."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    missing = [field for field in fields if not isinstance(body, dict) or field not in body]
+    if response.is_error or missing:
+        raise BenchmarkFailed(
+            f"{what}: HTTP {response.status_code}"
+            + (f", no {', '.join(missing)} in the answer" if missing else "")
+            + f": {response.text[:500]}"
+        )
+    assert isinstance(body, dict)
+    return body
 
 
 def render_wav(path: Path, seconds: float) -> Path:
@@ -68,8 +95,11 @@ class StackProcess:
 
     def __init__(self, log: Path) -> None:
         self.port, self.moto_port = free_port(), free_port()
+        # The stack configures its own functions: settings from the caller's shell (a table name,
+        # an endpoint) would point it elsewhere.
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("TRACKLANE_")}
         env = {
-            **os.environ,
+            **inherited,
             "PORT": str(self.port),
             "MOTO_PORT": str(self.moto_port),
             "TRACKLANE_DEV_SECRET": DEV_SECRET,
@@ -96,65 +126,103 @@ class StackProcess:
         self.log.close()
 
 
-def through_the_stack(wav: Path, log: Path, runs: int) -> list[tuple[float, float, dict[str, Any]]]:
+@dataclass(frozen=True)
+class StackRun:
+    """One upload through the local stack: seconds from the finalize call to ``ready`` and to the
+    end of every lane, and the processing status it ended with."""
+
+    ready_s: float
+    every_lane_s: float
+    status: dict[str, Any]
+
+
+def through_the_stack(wav: Path, log: Path, runs: int, *, timeout_s: float = 900) -> list[StackRun]:
     from local.devauth import mint
 
     stack = StackProcess(log)
     try:
-        auth = {"Authorization": f"Bearer {mint('bench', DEV_SECRET)}"}
-        httpx.put(f"{stack.api}/v1/artists/me", json={"handle": "bench"}, headers=auth).raise_for_status()
-        return [_one_upload(stack, auth, wav) for _ in range(runs)]
+        measured = []
+        for n in range(1, runs + 1):
+            # A new artist per run: the same bytes from one owner would be a duplicate of run 1.
+            owner = f"bench-{n}"
+            auth = {"Authorization": f"Bearer {mint(owner, DEV_SECRET)}"}
+            _answer(httpx.put(f"{stack.api}/v1/artists/me", json={"handle": owner}, headers=auth), "artist profile")
+            measured.append(_one_upload(stack, auth, wav, timeout_s=timeout_s))
+        return measured
     finally:
         stack.stop()
 
 
-def _one_upload(stack: StackProcess, auth: dict[str, str], wav: Path) -> tuple[float, float, dict[str, Any]]:
-    """Seconds from the finalize call to ``ready`` and to the end of every lane, and the final
-    status. The next run starts only after every lane of this one has ended."""
+def _one_upload(stack: StackProcess, auth: dict[str, str], wav: Path, *, timeout_s: float) -> StackRun:
+    """The next run starts only after every lane of this one has ended."""
     body = {"fileName": wav.name, "contentType": "audio/wav", "byteSize": wav.stat().st_size}
-    intent = httpx.post(f"{stack.api}/v1/uploads", json=body, headers=auth).json()
+    intent = _answer(
+        httpx.post(f"{stack.api}/v1/uploads", json=body, headers=auth),
+        "upload intent",
+        "signedUrl",
+        "requiredHeaders",
+        "finalizeUrl",
+    )
     with wav.open("rb") as audio:
-        httpx.put(
-            intent["signedUrl"], content=audio.read(), headers=intent["requiredHeaders"], timeout=120
-        ).raise_for_status()
+        put = httpx.put(intent["signedUrl"], content=audio.read(), headers=intent["requiredHeaders"], timeout=120)
+    if put.is_error:
+        raise BenchmarkFailed(f"PUT to the signed URL: HTTP {put.status_code}: {put.text[:500]}")
     start = time.perf_counter()
-    httpx.post(intent["finalizeUrl"], headers=auth).raise_for_status()
+    finalized = _answer(httpx.post(intent["finalizeUrl"], headers=auth, timeout=60), "finalize", "status", "trackId")
+    # The S3 event may finalize first ("already_finalized"); "duplicate" processes nothing.
+    if finalized["status"] not in {"finalized", "already_finalized"}:
+        raise BenchmarkFailed(f"finalize answered {finalized['status']!r}, nothing to measure: {finalized}")
+    track_id = finalized["trackId"]
     ready_after: float | None = None
+    deadline = time.monotonic() + timeout_s
     while True:
-        status = httpx.get(f"{stack.api}/v1/tracks/{intent['trackId']}/processing-status", headers=auth).json()
+        status = _answer(
+            httpx.get(f"{stack.api}/v1/tracks/{track_id}/processing-status", headers=auth),
+            f"processing status of {track_id}",
+            "status",
+            "workflowStatus",
+            "lanes",
+        )
         now = time.perf_counter() - start
         if ready_after is None and status["status"] in {"ready", "failed"}:
             ready_after = now
         if status["workflowStatus"] in {"succeeded", "failed"}:
-            return ready_after if ready_after is not None else now, now, status
+            if status["status"] != "ready":
+                raise BenchmarkFailed(f"track {track_id} ended {status['status']!r}, not ready: {json.dumps(status)}")
+            return StackRun(ready_after if ready_after is not None else now, now, status)
+        if time.monotonic() > deadline:
+            raise BenchmarkFailed(f"track {track_id} still processing after {timeout_s:.0f} s: {json.dumps(status)}")
         time.sleep(0.25)  # each poll costs the stack CPU; 0.25 s keeps the observer light
 
 
 def step_memory(wav: Path, work_dir: Path) -> list[dict[str, Any]]:
     """Each processing step in its own child process (as each Lambda invocation is), against a
-    moto server in this process, reading the original from a presigned URL."""
+    moto server in this process, reading the original from a presigned URL. The children get the
+    stack's settings in their environment; this process's own environment is left as it was."""
     import logging
 
     from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from local.provision import client, provision
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(name, value)  # moto's fake credentials, unless some are set already
     moto_port = free_port()
-    os.environ["MOTO_PORT"] = str(moto_port)
-    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"})
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     server.start()
     try:
-        from local.provision import provision
-
         resources = provision(f"http://127.0.0.1:{moto_port}")
-        from local.provision import client
-
         client("s3", resources.endpoint).upload_file(str(wav), resources.bucket, "uploads/bench/original.wav")
-        probe_facts = _child_step(resources.environment(), "probe", {}, work_dir)["result"]
-        results = []
-        for step in ("probe", "transcode", "waveform", "loudness", "tags", "embeddings"):
-            results.append(_child_step(resources.environment(), step, probe_facts, work_dir))
+        environment = {**resources.environment(), "MOTO_PORT": str(moto_port)}
+        probed = _child_step(environment, "probe", {}, work_dir)
+        results = [probed]
+        for step in MEMORY_STEPS[1:]:
+            results.append(_child_step(environment, step, probed["result"], work_dir))
         return results
     finally:
         server.stop()
@@ -169,11 +237,71 @@ def _child_step(environment: dict[str, str], step: str, probe_facts: dict[str, A
         "probe": probe_facts,
     }
     out = work_dir / f"{step}.json"
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "benchmarks.step_child", step, json.dumps(payload), str(out)],
-        cwd=ROOT, env={**os.environ, **environment}, check=True,
+        cwd=ROOT, env={**os.environ, **environment}, stderr=subprocess.PIPE, text=True, check=False,
     )  # fmt: skip
+    if done.returncode != 0:
+        raise BenchmarkFailed(f"step {step} exited {done.returncode}:\n{done.stderr[-3000:]}")
     return dict(json.loads(out.read_text()))
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one benchmark run measured; ``print_report`` renders it."""
+
+    speed_wav: Path
+    speed_seconds: float
+    raw_s: list[float]
+    stack_runs: list[StackRun]
+    memory_wav_bytes: int = 0
+    memory_seconds: float = 0.0
+    steps: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def raw_median(self) -> float:
+        return statistics.median(self.raw_s)
+
+    @property
+    def ready_median(self) -> float:
+        return statistics.median(run.ready_s for run in self.stack_runs)
+
+    @property
+    def every_lane_median(self) -> float:
+        return statistics.median(run.every_lane_s for run in self.stack_runs)
+
+    @property
+    def ratio(self) -> float:
+        """b/a: what the pipeline adds to the bare encode (target <= 1.15)."""
+        return self.ready_median / self.raw_median
+
+    @property
+    def median_run(self) -> StackRun:
+        return sorted(self.stack_runs, key=lambda run: run.ready_s)[len(self.stack_runs) // 2]
+
+
+def measure(*, seconds: float, runs: int, rss_mb: float, work_dir: Path) -> Report:
+    """(a) and (b) on ``seconds`` of audio, ``runs`` times each; (c) on an ``rss_mb`` MB WAV (0
+    skips it). Raises BenchmarkFailed when the stack answers anything a number cannot come from."""
+    wav = render_wav(work_dir / "speed.wav", seconds)
+    raw_ffmpeg_three_renditions(wav, work_dir)  # warm the page cache and the binary
+    raws = [raw_ffmpeg_three_renditions(wav, work_dir) for _ in range(runs)]
+    timed = through_the_stack(wav, work_dir / "stack.log", runs)
+    report = Report(speed_wav=wav, speed_seconds=seconds, raw_s=raws, stack_runs=timed)
+    if not rss_mb:
+        return report
+    memory_seconds = rss_mb * 1_000_000 / (44_100 * 2 * 2)
+    big = render_wav(work_dir / "big.wav", memory_seconds)
+    steps = tuple(step_memory(big, work_dir))
+    return Report(
+        speed_wav=wav,
+        speed_seconds=seconds,
+        raw_s=raws,
+        stack_runs=timed,
+        memory_wav_bytes=big.stat().st_size,
+        memory_seconds=memory_seconds,
+        steps=steps,
+    )
 
 
 def _seconds(values: list[float]) -> str:
@@ -190,50 +318,61 @@ def _lane_seconds(lane: dict[str, Any]) -> float:
     return (_at(lane["finishedAt"]) - _at(lane["startedAt"])).total_seconds()
 
 
+def print_report(report: Report, out: TextIO = sys.stdout) -> None:
+    def say(line: str) -> None:
+        print(line, file=out)
+
+    wav = report.speed_wav
+    say(f"speed: {wav.name}, {wav.stat().st_size / 1e6:.1f} MB, {report.speed_seconds / 60:g} min 44.1 kHz stereo")
+    raw = f"median {report.raw_median:6.2f} s  {_seconds(report.raw_s)}"
+    say(f"  (a) raw ffmpeg, three renditions in one process: {raw}")
+    status = report.median_run.status
+    say(
+        f"  (b) finalize -> {status['status']} (playable) through the local stack: median {report.ready_median:6.2f} s"
+        f"  {_seconds([run.ready_s for run in report.stack_runs])}"
+    )
+    say(
+        f"      finalize -> every lane ended (workflow {status['workflowStatus']}):"
+        f" median {report.every_lane_median:6.2f} s  {_seconds([run.every_lane_s for run in report.stack_runs])}"
+    )
+    starts = [_at(lane["startedAt"]) for lane in status["lanes"] if lane.get("startedAt")]
+    for lane in status["lanes"]:
+        offset = (_at(lane["startedAt"]) - min(starts)).total_seconds() if lane.get("startedAt") else 0.0
+        say(f"      {lane['name']:<10} {lane['state']:<10} starts +{offset:5.2f} s, runs {_lane_seconds(lane):6.2f} s")
+    say(f"  ratio b/a: {report.ratio:.3f}   (target <= 1.15)")
+    say(
+        f"  every lane / a: {report.every_lane_median / report.raw_median:.3f}"
+        "   (no target: the optional lanes yield the CPU to transcode)"
+    )
+    if report.steps:
+        say(
+            f"memory: {report.memory_wav_bytes / 1e6:.0f} MB WAV ({report.memory_seconds / 60:.0f} min),"
+            " each step in its own process"
+        )
+        for r in report.steps:
+            say(
+                f"  {r['step']:<10} python {r['python_rss_mb']:6.1f} MB + ffmpeg {r['ffmpeg_rss_mb']:6.1f} MB"
+                f" = {r['step_peak_mb']:6.1f} MB   {r['seconds']:6.1f} s   (target <= 300 MB)"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the speed-test WAV")
-    parser.add_argument("--rss-mb", type=int, default=500, help="size of the memory-test WAV (0 skips it)")
+    parser.add_argument("--runs", type=int, default=RUNS, help="repetitions of (a) and (b); medians are printed")
+    parser.add_argument("--rss-mb", type=float, default=500, help="size of the memory-test WAV (0 skips it)")
     args = parser.parse_args()
 
+    print(
+        f"measuring ({args.runs} runs of {args.minutes:g} min; the memory test on {args.rss_mb:g} MB) ...", flush=True
+    )
     with tempfile.TemporaryDirectory(prefix="tracklane-bench-") as scratch:
-        work = Path(scratch)
-        wav = render_wav(work / "three-minutes.wav", args.minutes * 60)
-        print(f"speed: {wav.name}, {wav.stat().st_size / 1e6:.1f} MB, {args.minutes:g} min 44.1 kHz stereo")
-        raw_ffmpeg_three_renditions(wav, work)  # warm the page cache and the binary
-        raws = [raw_ffmpeg_three_renditions(wav, work) for _ in range(RUNS)]
-        raw = statistics.median(raws)
-        print(f"  (a) raw ffmpeg, three renditions in one process: median {raw:6.2f} s  {_seconds(raws)}")
-        timed = through_the_stack(wav, work / "stack.log", RUNS)
-        pipeline = statistics.median(ready for ready, _, _ in timed)
-        every_lane = statistics.median(done for _, done, _ in timed)
-        _, _, status = sorted(timed, key=lambda run: run[0])[len(timed) // 2]
-        print(
-            f"  (b) finalize -> {status['status']} (playable) through the local stack: median {pipeline:6.2f} s"
-            f"  {_seconds([ready for ready, _, _ in timed])}"
-        )
-        print(
-            f"      finalize -> every lane ended (workflow {status['workflowStatus']}): median {every_lane:6.2f} s"
-            f"  {_seconds([done for _, done, _ in timed])}"
-        )
-        first_start = min(_at(lane["startedAt"]) for lane in status["lanes"] if lane.get("startedAt"))
-        for lane in status["lanes"]:
-            offset = (_at(lane["startedAt"]) - first_start).total_seconds() if lane.get("startedAt") else 0.0
-            runs_for = _lane_seconds(lane)
-            print(f"      {lane['name']:<10} {lane['state']:<10} starts +{offset:5.2f} s, runs {runs_for:6.2f} s")
-        print(f"  ratio b/a: {pipeline / raw:.3f}   (target <= 1.15)")
-        print(f"  every lane / a: {every_lane / raw:.3f}   (no target: the optional lanes yield the CPU to transcode)")
-
-        if args.rss_mb:
-            seconds = args.rss_mb * 1_000_000 / (44_100 * 2 * 2)
-            big = render_wav(work / "big.wav", seconds)
-            size_mb = big.stat().st_size / 1e6
-            print(f"memory: {big.name}, {size_mb:.0f} MB ({seconds / 60:.0f} min), each step in its own process")
-            for r in step_memory(big, work)[1:]:
-                print(
-                    f"  {r['step']:<10} python {r['python_rss_mb']:6.1f} MB + ffmpeg {r['ffmpeg_rss_mb']:6.1f} MB"
-                    f" = {r['step_peak_mb']:6.1f} MB   {r['seconds']:6.1f} s   (target <= 300 MB)"
-                )
+        try:
+            report = measure(seconds=args.minutes * 60, runs=args.runs, rss_mb=args.rss_mb, work_dir=Path(scratch))
+        except BenchmarkFailed as failed:
+            print(f"benchmark failed: {failed}", file=sys.stderr)
+            return 1
+        print_report(report)
     return 0
 
 
