@@ -103,6 +103,8 @@ class StackProcess:
             "PORT": str(self.port),
             "MOTO_PORT": str(self.moto_port),
             "TRACKLANE_DEV_SECRET": DEV_SECRET,
+            # Not the checkout's .tracklane/stack.json: that one names a `make run` the CLI talks to.
+            "TRACKLANE_STACK_STATE_FILE": str(log.with_name("stack.json")),
         }
         self.log = log.open("wb")
         self.process = subprocess.Popen(
