@@ -20,11 +20,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from functions import ids
 from functions.api.auth import Principal, current_user
-from functions.api.models import iso
+from functions.api.models import RequestModel, iso
 from functions.domain import sessions
 from functions.errors import DomainError
 from functions.observability import logger
@@ -66,10 +66,9 @@ class SeedRoute(APIRoute):
 router = APIRouter(tags=["upload sessions (seed 003)"], route_class=SeedRoute)
 
 
-class SnakeModel(BaseModel):
-    """Seed 003 wire names are the Python names. Unknown fields are refused, as elsewhere."""
-
-    model_config = ConfigDict(extra="forbid")
+class SnakeModel(RequestModel):
+    """Seed 003 wire names are the Python names; unknown fields and loose types are refused, as
+    elsewhere."""
 
 
 # JSON objects; their size is bounded in the domain (16 KB for a session, 2 KB for a track) and the
