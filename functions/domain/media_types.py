@@ -4,36 +4,54 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-# extension -> MIME types a browser or client may reasonably send for it
-AUDIO_TYPES: dict[str, frozenset[str]] = {
-    "wav": frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"}),
-    "mp3": frozenset({"audio/mpeg", "audio/mp3"}),
-    "flac": frozenset({"audio/flac", "audio/x-flac"}),
-    "aiff": frozenset({"audio/aiff", "audio/x-aiff"}),
-    "aif": frozenset({"audio/aiff", "audio/x-aiff"}),
-    "ogg": frozenset({"audio/ogg", "application/ogg"}),
-    "opus": frozenset({"audio/opus", "audio/ogg"}),
-    "m4a": frozenset({"audio/mp4", "audio/x-m4a", "audio/m4a", "audio/aac"}),
-    "aac": frozenset({"audio/aac", "audio/x-aac", "audio/aacp"}),
-    "webm": frozenset({"audio/webm"}),
+# The one declaration of what each kind of upload accepts: extension -> the MIME types accepted for
+# it, the one to send first. Browsers disagree (``audio/x-m4a`` or ``audio/mp4`` for the same file)
+# and give no type at all (``File.type == ""``) for some extensions; a client without a type sends
+# the first one. ``application/octet-stream`` is never accepted: the type is stored with the
+# original and served with it. README's content-type table is checked against these
+# (tests/unit/test_media_types.py).
+AUDIO_FILES: dict[str, tuple[str, ...]] = {
+    "wav": ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"),
+    "mp3": ("audio/mpeg", "audio/mp3"),
+    "flac": ("audio/flac", "audio/x-flac"),
+    "aiff": ("audio/aiff", "audio/x-aiff"),
+    "aif": ("audio/aiff", "audio/x-aiff"),
+    "ogg": ("audio/ogg", "application/ogg"),
+    "opus": ("audio/opus", "audio/ogg"),
+    "m4a": ("audio/mp4", "audio/x-m4a", "audio/m4a", "audio/aac"),
+    "aac": ("audio/aac", "audio/x-aac", "audio/aacp"),
+    "webm": ("audio/webm",),
 }
-
 # Artwork and album covers: what the artwork lane decodes (functions.media.artwork), at most 20 MB.
-IMAGE_TYPES: dict[str, frozenset[str]] = {
-    "jpg": frozenset({"image/jpeg", "image/pjpeg"}),
-    "jpeg": frozenset({"image/jpeg", "image/pjpeg"}),
-    "png": frozenset({"image/png"}),
-    "webp": frozenset({"image/webp"}),
-    "gif": frozenset({"image/gif"}),
+IMAGE_FILES: dict[str, tuple[str, ...]] = {
+    "jpg": ("image/jpeg", "image/pjpeg"),
+    "jpeg": ("image/jpeg", "image/pjpeg"),
+    "png": ("image/png",),
+    "webp": ("image/webp",),
+    "gif": ("image/gif",),
 }
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
 # Documents stored beside a track (liner notes, lyrics sheets, credits): kept as uploaded, never
 # opened by the backend.
-DOCUMENT_TYPES: dict[str, frozenset[str]] = {
-    "pdf": frozenset({"application/pdf"}),
-    "txt": frozenset({"text/plain"}),
+DOCUMENT_FILES: dict[str, tuple[str, ...]] = {
+    "pdf": ("application/pdf",),
+    "txt": ("text/plain",),
 }
+
+
+def _accepted(files: dict[str, tuple[str, ...]]) -> dict[str, frozenset[str]]:
+    return {extension: frozenset(types) for extension, types in files.items()}
+
+
+AUDIO_TYPES = _accepted(AUDIO_FILES)
+IMAGE_TYPES = _accepted(IMAGE_FILES)
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+DOCUMENT_TYPES = _accepted(DOCUMENT_FILES)
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+
+
+def preferred_type(extension: str, files: dict[str, tuple[str, ...]] = AUDIO_FILES) -> str:
+    """The type to send for a file of ``extension`` when the client has none of its own."""
+    return files[extension][0]
 
 
 def extension_of(file_name: str) -> str:
