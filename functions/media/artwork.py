@@ -1,4 +1,4 @@
-"""Artwork: turn one uploaded cover image into square WebP and JPEG variants at fixed sizes.
+"""Artwork: turn one uploaded cover image into square WebP and JPEG variants: fixed sizes and its own.
 
 The upload is untrusted, so every check that can be made without decoding pixels comes first: the
 byte size from the file system, the format and the dimensions from the header. Only then are the
@@ -104,9 +104,10 @@ class Artwork:
 
 def render(source: Path, out_dir: Path) -> Artwork:
     """Square variants of ``source`` written to ``out_dir`` as ``{size}.webp`` and ``{size}.jpg``:
-    each of ``VARIANT_SIZES`` that fits in the centre square, largest first, WebP before JPEG; a
-    square smaller than every size (but at least ``MIN_IMAGE_SIDE``) gets one variant at its own
-    size. Never upscales. Raises ``StepFailed`` with a stable code for anything it will not take."""
+    the centre square at its own side capped at the largest of ``VARIANT_SIZES``, then each smaller
+    one of ``VARIANT_SIZES``, largest first, WebP before JPEG (a square of at least
+    ``MIN_IMAGE_SIDE`` but smaller than every size gets the one variant at its own side). Never
+    upscales. Raises ``StepFailed`` with a stable code for anything it will not take."""
     byte_size = source.stat().st_size
     if byte_size > MAX_IMAGE_BYTES:
         raise StepFailed(
@@ -117,7 +118,9 @@ def render(source: Path, out_dir: Path) -> Artwork:
     source_format, width, height, square = _decode_square(source)
 
     side = square.width
-    sizes = sorted((size for size in VARIANT_SIZES if size <= side), reverse=True) or [side]
+    # The square's own side (at most the largest size) is a variant too: a 1000 px cover is served
+    # at 1000 px rather than at the 600 px size below it.
+    sizes = sorted({min(side, VARIANT_SIZES[0]), *(size for size in VARIANT_SIZES if size <= side)}, reverse=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     # One Lanczos step from the largest variant is as sharp as one from the source and far cheaper.
     largest = _resized(square, sizes[0])

@@ -71,7 +71,7 @@ def test_an_uploaded_image_replaces_the_embedded_cover_and_runs_only_the_artwork
     lane = artwork_lane(stack, artist, track_id, until=lambda lane: (lane["outputs"] or {}).get("origin") == "upload")
     assert lane["state"] == "succeeded", lane
     assert [(v["size"], v["format"]) for v in lane["outputs"]["variants"]] == [
-        (300, "webp"), (300, "jpeg"), (96, "webp"), (96, "jpeg"),
+        (400, "webp"), (400, "jpeg"), (300, "webp"), (300, "jpeg"), (96, "webp"), (96, "jpeg"),
     ]  # fmt: skip
     status = lane["_track"]
     assert (status["status"], status["workflowStatus"]) == ("ready", "succeeded")
@@ -81,7 +81,9 @@ def test_an_uploaded_image_replaces_the_embedded_cover_and_runs_only_the_artwork
     # No stale 1400/600 variant and no embedded cover is left: only the new variants.
     upload_id = created["uploadId"][4:]
     assert objects_under(stack, keys.artwork_prefix(raw_track)) == sorted(
-        keys.artwork_variant(raw_track, size, ext, version=upload_id) for size in (300, 96) for ext in ("webp", "jpg")
+        keys.artwork_variant(raw_track, size, ext, version=upload_id)
+        for size in (400, 300, 96)
+        for ext in ("webp", "jpg")
     )
     track = stack.api.get(f"/v1/tracks/{track_id}", headers=as_user(artist)).json()
     assert track["artwork"]["origin"] == "upload"
@@ -91,7 +93,7 @@ def test_an_uploaded_image_replaces_the_embedded_cover_and_runs_only_the_artwork
     )
     assert redirect.status_code == 302
     served = httpx.get(redirect.headers["location"])
-    assert Image.open(io.BytesIO(served.content)).size == (300, 300)
+    assert Image.open(io.BytesIO(served.content)).size == (400, 400)  # the image's own size, not 300
 
 
 def test_a_repeated_put_event_starts_no_second_run(stack, artist, runner, tmp_path, wav_3s):
@@ -131,7 +133,7 @@ def test_the_image_finalized_last_wins_and_the_one_it_replaced_is_deleted(stack,
         return {"keys": objects_under(stack, keys.artwork_prefix(raw_track))}
 
     found = wait_for(variants, until=lambda v: bool(v["keys"]) and all(older_id in key for key in v["keys"]))
-    assert len(found["keys"]) == 2  # 96 px webp and jpeg: a 100 px image makes no larger variant
+    assert len(found["keys"]) == 4  # 100 px (its own side) and 96 px, webp and jpeg
     lane = artwork_lane(stack, artist, upload["trackId"], until=lambda lane: lane["state"] == "succeeded")
     assert lane["state"] == "succeeded"
     # The replaced uploaded image is deleted; the current one stays.
@@ -193,7 +195,7 @@ def test_an_album_cover_is_rendered_served_publicly_and_changes_the_etag(stack, 
     page = f"/v1/artists/alice/albums/{album['slug']}"
     etag = stack.api.get(page).headers["etag"]
     assert stack.api.get(f"{page}/cover").json()["error"]["code"] == "artwork_not_found"
-    image = image_file(tmp_path / "cover.webp", size=(800, 600), fmt="WEBP")
+    image = image_file(tmp_path / "cover.webp", size=(1200, 1000), fmt="WEBP")
 
     body = {"fileName": image.name, "contentType": "image/webp", "byteSize": image.stat().st_size}
     intent = stack.api.post(f"/v1/albums/{album['albumId']}/cover/uploads", json=body, headers=as_user(artist))
@@ -209,13 +211,13 @@ def test_an_album_cover_is_rendered_served_publicly_and_changes_the_etag(stack, 
     assert after["revision"] == album["revision"] + 1
     assert stack.api.get(page).headers["etag"] != etag
     assert stack.api.get(page, headers={"If-None-Match": etag}).status_code == 200
-    # Public, no token: the 600 px centre square is the largest variant an 800x600 image makes.
+    # Public, no token: a 1200x1000 image's 1000 px centre square is served at 1000 px, not at 600.
     redirect = stack.api.get(f"{page}/cover?size=1400&format=jpeg", follow_redirects=False)
     assert redirect.status_code == 302, redirect.text
     served = httpx.get(redirect.headers["location"])
-    assert (served.headers["content-type"], Image.open(io.BytesIO(served.content)).size) == ("image/jpeg", (600, 600))
+    assert (served.headers["content-type"], Image.open(io.BytesIO(served.content)).size) == ("image/jpeg", (1000, 1000))
     raw_album = album["albumId"].removeprefix("alb_")
-    assert len(objects_under(stack, keys.album_cover_prefix(raw_album))) == 6  # 600/300/96 x webp/jpeg
+    assert len(objects_under(stack, keys.album_cover_prefix(raw_album))) == 8  # 1000/600/300/96 x webp/jpeg
 
     # Deleting the album deletes its cover: the variants and the uploaded image.
     uploaded = objects_under(stack, f"uploads/{intent.json()['uploadId'].removeprefix('upl_')}/")

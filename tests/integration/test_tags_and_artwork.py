@@ -150,9 +150,9 @@ def test_an_embedded_cover_becomes_square_variants_served_by_redirect(stack, art
     assert status["status"] == "ready"
     assert lane["state"] == "succeeded", lane
     assert (lane["outputs"]["origin"], lane["outputs"]["width"], lane["outputs"]["height"]) == ("embedded", 640, 480)
-    # The centre square is 480 px: the 300 and 96 variants, never an upscaled 600 or 1400.
+    # The centre square is 480 px: itself, then the 300 and 96 variants, never an upscaled 600 or 1400.
     assert [(v["size"], v["format"]) for v in lane["outputs"]["variants"]] == [
-        (300, "webp"), (300, "jpeg"), (96, "webp"), (96, "jpeg"),
+        (480, "webp"), (480, "jpeg"), (300, "webp"), (300, "jpeg"), (96, "webp"), (96, "jpeg"),
     ]  # fmt: skip
     track = track_of(stack, artist, upload)
     assert all("key" not in variant for variant in track["artwork"]["variants"])
@@ -171,7 +171,7 @@ def test_an_embedded_cover_becomes_square_variants_served_by_redirect(stack, art
         f"/v1/tracks/{upload['trackId']}/artwork?size=4000", headers=as_user(artist), follow_redirects=False
     )
     with Image.open(io.BytesIO(httpx.get(largest.headers["location"]).content)) as served:
-        assert (served.format, served.size) == ("WEBP", (300, 300))
+        assert (served.format, served.size) == ("WEBP", (480, 480))  # the square's own side
 
 
 def test_a_bad_cover_fails_the_artwork_lane_and_never_the_audio(stack, artist, runner, tmp_path):

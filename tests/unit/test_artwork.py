@@ -209,7 +209,7 @@ def test_outputs_carry_no_exif_gps_xmp_or_icc(tmp_path):
 
     result = render(source, tmp_path / "out")
 
-    assert len(result.variants) == 4
+    assert len(result.variants) == 6  # 500 (the square), 300, 96
     for variant in result.variants:
         data = variant.path.read_bytes()
         for marker in (b"LeakyPhone", b"WGS-84-LEAK", b"XMP-LEAK", b"Exif\x00\x00", b"ICC_PROFILE", b"ICCP"):
@@ -422,8 +422,37 @@ def test_a_500px_image_is_never_upscaled(tmp_path):
 
     result = render(source, tmp_path / "out")
 
-    assert [(v.size, v.format) for v in result.variants] == [(300, "webp"), (300, "jpeg"), (96, "webp"), (96, "jpeg")]
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["300.jpg", "300.webp", "96.jpg", "96.webp"]
+    assert [v.size for v in result.variants][::2] == [500, 300, 96]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "300.jpg", "300.webp", "500.jpg", "500.webp", "96.jpg", "96.webp",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("side", "sizes"),
+    [
+        (1000, [1000, 600, 300, 96]),
+        (1400, [1400, 600, 300, 96]),
+        (1401, [1400, 600, 300, 96]),
+        (2000, [1400, 600, 300, 96]),
+        (600, [600, 300, 96]),
+        (599, [599, 300, 96]),
+    ],
+)
+def test_the_largest_variant_is_the_square_itself_up_to_1400px(tmp_path, side, sizes):
+    # Given a cover between the fixed sizes (a 1000 px one would otherwise top out at 600 px)
+    source = tmp_path / "cover.png"
+    Image.new("RGB", (side, side + 50), RED).save(source)
+
+    # When it is rendered
+    result = render(source, tmp_path / "out")
+
+    # Then its own side, at most 1400 px, is the largest variant, in both formats
+    assert [v.size for v in result.variants][::2] == sizes
+    assert [v.format for v in result.variants][:2] == ["webp", "jpeg"]
+    for variant in result.variants[:2]:
+        with Image.open(variant.path) as image:
+            assert image.size == (sizes[0], sizes[0])
 
 
 @pytest.mark.parametrize("side", [80, 64])
@@ -572,7 +601,7 @@ def test_a_file_over_the_byte_limit_is_refused_without_being_opened(tmp_path, mo
 def test_a_file_at_the_byte_limit_is_accepted(tmp_path):
     result = render(padded_jpeg(tmp_path / "exactly.jpg", MAX_IMAGE_BYTES), tmp_path / "out")
 
-    assert [v.size for v in result.variants] == [96, 96]
+    assert [v.size for v in result.variants] == [200, 200, 96, 96]
 
 
 def one_bit_png(path: Path, width: int, height: int) -> Path:
@@ -602,7 +631,7 @@ def test_the_bomb_writer_makes_real_images_so_the_bombs_are_real_too(tmp_path):
 
     result = render(source, tmp_path / "out")
 
-    assert [v.size for v in result.variants] == [96, 96]
+    assert [v.size for v in result.variants] == [100, 100, 96, 96]
     assert all(close(pixel(variant.path, 48, 48), (0, 0, 0)) for variant in result.variants)
 
 
