@@ -87,6 +87,11 @@ class CreatedMediaUpload:
     required_headers: dict[str, str]
 
 
+def _with_article(noun: str) -> str:
+    """``noun`` with its indefinite article, by its first letter: "an image", "a document"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def validate(intent: str, spec: FileSpec) -> str:
     """The file's extension, once extension, content type and size are acceptable for ``intent``."""
     kind = KINDS[intent]
@@ -103,7 +108,9 @@ def validate(intent: str, spec: FileSpec) -> str:
     if spec.byte_size == 0:
         raise EmptyFile(f"The file is empty (byteSize 0); choose a non-empty {kind.noun}.", field="byteSize")
     if spec.byte_size > kind.max_bytes:
-        raise FileTooLarge(f"A {kind.noun} is limited to {kind.max_bytes} bytes.", limit=kind.max_bytes)
+        raise FileTooLarge(
+            f"{_with_article(kind.noun).capitalize()} is limited to {kind.max_bytes} bytes.", limit=kind.max_bytes
+        )
     return extension
 
 

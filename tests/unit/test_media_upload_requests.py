@@ -60,6 +60,20 @@ def test_image_and_document_sizes_are_bounded():
         media_uploads.validate(media_uploads.TRACK_DOCUMENT, Spec("a.txt", "text/plain", 0))
 
 
+@pytest.mark.parametrize(
+    ("intent", "file_name", "content_type", "phrase"),
+    [
+        (media_uploads.TRACK_ARTWORK, "a.png", "image/png", "An image is limited to"),
+        (media_uploads.ALBUM_COVER, "a.jpg", "image/jpeg", "An image is limited to"),
+        (media_uploads.TRACK_DOCUMENT, "a.pdf", "application/pdf", "A document is limited to"),
+    ],
+)
+def test_a_too_large_file_is_named_with_the_right_article(intent, file_name, content_type, phrase):
+    with pytest.raises(FileTooLarge) as too_large:
+        media_uploads.validate(intent, Spec(file_name, content_type, 1 << 40))
+    assert too_large.value.message.startswith(phrase), too_large.value.message
+
+
 def test_documents_are_pdf_or_text():
     assert media_uploads.validate(media_uploads.TRACK_DOCUMENT, Spec("notes.txt", "text/plain; charset=utf-8", 5))
     assert media_uploads.validate(media_uploads.TRACK_DOCUMENT, Spec("notes.PDF", "application/pdf", 5))
