@@ -93,6 +93,15 @@ class UploadAssetInvalid(DomainError):
     union_status = "upload_asset_invalid"
 
 
+class UploadAssetChanged(DomainError):
+    """The stored file was replaced (another PUT to the signed URL) while finalize was keeping it:
+    what was verified is no longer what is there. Finalizing again verifies the new file."""
+
+    code = "upload_asset_changed"
+    status = 409
+    union_status = "upload_asset_changed"
+
+
 class UploadExpired(DomainError):
     code = "upload_intent_expired"
     status = 410

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
 
     upload_url_ttl_s: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     # A pending intent (and its DynamoDB item, via TTL) lives this long.
-    intent_ttl_s: int = Field(default=24 * 3600, ge=300)
+    # At most the days S3 keeps an unfinalized file (functions.data.storage.ABANDONED_UPLOAD_DAYS).
+    intent_ttl_s: int = Field(default=24 * 3600, ge=300, le=7 * 24 * 3600)
     # A seed 003 upload session takes new tracks this long (its ``expires_at``).
     upload_session_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
     max_audio_bytes: int = 500 * 1024 * 1024

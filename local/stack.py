@@ -23,6 +23,7 @@ from local.config import LocalSettings, local_settings
 from local.devauth import DevTokenAuthenticator
 from local.lambda_context import InvocationLogContext
 from local.moto_atomic import make_dynamodb_writes_atomic
+from local.moto_s3 import make_s3_copy_conditions_checked
 from local.provision import LocalResources, provision
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
@@ -61,6 +62,7 @@ class LocalStack:
         # uvicorn can stream: the progress route streams until the upload settles (functions.settings).
         os.environ.setdefault("TRACKLANE_PROGRESS_STREAM", "true")
         make_dynamodb_writes_atomic()
+        make_s3_copy_conditions_checked()
         self.moto.start()
         resources = provision(self.config.moto_endpoint, self.config.region)
         os.environ.update(resources.environment())

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 UPLOADS_PREFIX = "uploads/"
 
 
 def original(upload_id: str, extension: str) -> str:
     """Where the client PUTs an original; the S3 event for this prefix finalizes it."""
     return f"{UPLOADS_PREFIX}{upload_id}/original.{extension}"
+
+
+def kept_upload(owner_prefix: str, upload_id: str, staged_key: str) -> str:
+    """Where finalize keeps an upload's file once it has verified it: copied out of ``uploads/``
+    (where a still-valid signed URL could overwrite it) into the prefix of what it belongs to
+    (``track_prefix`` or ``album_prefix``), named after the upload so versions never collide.
+    Deleting the track or album deletes it with the rest."""
+    name = PurePosixPath(staged_key).name
+    return f"{owner_prefix}{KEPT_FOLDER}{upload_id}/{name}"
+
+
+# The folder, under a track's or album's prefix, of the files finalize kept (``kept_upload``).
+KEPT_FOLDER = "uploaded/"
 
 
 def media_upload(upload_id: str, kind: str, extension: str) -> str:

@@ -135,6 +135,36 @@ def put_json(key: str, document: Any) -> None:
     s3().put_object(Bucket=settings().media_bucket, Key=key, Body=body, ContentType="application/json")
 
 
+class ObjectChanged(Exception):
+    """The source object no longer is the one that was checked (another PUT replaced it)."""
+
+
+def copy_if_unchanged(source_key: str, target_key: str, *, etag: str) -> None:
+    """Server-side copy of ``source_key`` to ``target_key``, only if the source still has ``etag``
+    (``x-amz-copy-source-if-match``): what lands at the target is exactly what was checked, even if
+    a PUT replaces the source in between. Type and metadata are copied with it. Raises
+    ObjectChanged, or ObjectMissing when the source is gone."""
+    try:
+        s3().copy_object(
+            Bucket=settings().media_bucket,
+            Key=target_key,
+            CopySource={"Bucket": settings().media_bucket, "Key": source_key},
+            CopySourceIfMatch=f'"{etag}"',
+            MetadataDirective="COPY",
+        )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in {"PreconditionFailed", "412"}:
+            raise ObjectChanged(source_key) from error
+        if code in {"NoSuchKey", "404"}:
+            raise ObjectMissing(source_key) from error
+        raise
+
+
+class ObjectMissing(Exception):
+    """The object is not (or no longer) in storage."""
+
+
 def delete(key: str) -> None:
     s3().delete_object(Bucket=settings().media_bucket, Key=key)
 
@@ -187,6 +217,11 @@ def delete_prefix(prefix: str, *, keep: Iterable[str] = ()) -> int:
 # S3 lifecycle aborts an incomplete multipart upload this many days after it was started
 # (stacks/constructs/storage.py). An intent's multipart window must end before that.
 ABORT_INCOMPLETE_MULTIPART_DAYS = 1
+# S3 lifecycle deletes any object under uploads/ this many days after it was written. Finalize
+# copies what it keeps out of uploads/ at once (functions.data.keys.kept_upload), so whatever is
+# still there by then belongs to no track: its intent expired unfinalized, or its put event was
+# lost. An intent must expire before this (functions.settings bounds intent_ttl_s).
+ABANDONED_UPLOAD_DAYS = 7
 # S3's limits: every part but the last is at least 5 MiB; an upload has at most 10,000 parts.
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PARTS = 10_000

@@ -24,14 +24,27 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 from functions.clients import sfn
 from functions.data import storage
 from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import albums, duplicates, media_types, media_uploads, sessions, tracks, uploads, versions
+from functions.domain import (
+    albums,
+    duplicates,
+    lifecycle,
+    media_types,
+    media_uploads,
+    sessions,
+    tracks,
+    uploads,
+    versions,
+)
 from functions.errors import (
     AlbumChanged,
     AlbumFull,
     AlbumNotFound,
     AssetMismatch,
     DocumentLimitReached,
+    TrackDeleted,
     TrackNotFound,
+    TrackProcessing,
+    UploadAssetChanged,
     UploadAssetInvalid,
     UploadAssetMissing,
     UploadCancelled,
@@ -42,7 +55,7 @@ from functions.errors import (
 )
 from functions.observability import logger
 from functions.settings import settings
-from functions.workflow.definition import LANES
+from functions.workflow.definition import LANES, TRACK_RUN
 
 Trigger = Literal["api", "s3_event"]
 
@@ -86,11 +99,8 @@ def finalize(
         raise UploadIntentNotFound("No such upload intent for this owner.")
     if asset_id is not None and asset_id != upload.asset_id:
         raise AssetMismatch("assetId does not match this upload intent.", assetId=asset_id)
-    if upload.status == "cancelled":
-        # A file may still arrive after the cancel (a signed PUT stays valid until its URL expires,
-        # a multipart complete may race the abort): nothing of a cancelled intent is kept.
-        storage.delete(upload.object_key)
-        raise UploadCancelled("This upload intent was cancelled; create a new one.")
+    if upload.status != "pending" or uploads.is_expired(upload):
+        _discard_stray(upload, trigger)
     if upload.intent in media_uploads.KINDS:
         if trigger == "api":
             # Images and documents are finalized by their put event only (their intents carry no
@@ -101,18 +111,72 @@ def finalize(
         return _finalize_version(upload, trigger)
 
     if upload.status == "pending":
-        content = duplicates.checksum(_verify_object(upload).etag)
-        if content is not None:
-            holder = duplicates.claim(upload.owner_id, content, track_id=upload.track_id, upload_id=upload.upload_id)
-            if holder != upload.track_id:
-                return _finalize_duplicate(upload, holder, content, trigger=trigger)
-        if _claim(upload, trigger, content=content):
-            return _start_processing(upload, content=content, duration_ms=duration_ms, waveform=waveform)
-        try:
-            upload.refresh()
-        except DoesNotExist as gone:  # its track was deleted (with the intent) meanwhile
-            raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+        kept = _verify_and_keep(upload)
+        if kept is not None:
+            content = duplicates.checksum(kept.etag)
+            if content is not None:
+                holder = duplicates.claim(
+                    upload.owner_id, content, track_id=upload.track_id, upload_id=upload.upload_id
+                )
+                if holder != upload.track_id:
+                    return _finalize_duplicate(upload, holder, content, trigger=trigger)
+            if _claim(upload, trigger, content=content):
+                return _start_processing(upload, content=content, duration_ms=duration_ms, waveform=waveform)
+        _refresh(upload)
     return _after_the_fact(upload, trigger=trigger, duration_ms=duration_ms, waveform=waveform)
+
+
+def _refresh(upload: UploadModel) -> None:
+    """Reads the intent again after another caller decided it."""
+    try:
+        upload.refresh(consistent_read=True)
+    except DoesNotExist as gone:  # its track was deleted (with the intent) meanwhile
+        raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+
+
+def _discard_stray(upload: UploadModel, trigger: Trigger) -> None:
+    """Once an intent is decided, nothing stored under its upload key belongs to anything: a
+    finalized file was kept elsewhere (``_verify_and_keep``), a rejected, duplicate or cancelled one
+    was dropped. A file there now was PUT again with the still-valid signed URL (or is the winner's
+    copy source, already kept): it is deleted, and nothing else changes."""
+    storage.delete(upload.object_key)
+    if trigger == "s3_event":
+        state = "expired" if upload.status == "pending" else upload.status
+        logger.info(
+            "stray upload object deleted",
+            extra={"upload_id": upload.upload_id, "upload_state": state, "key": upload.object_key},
+        )
+    if upload.status == "cancelled":
+        raise UploadCancelled("This upload intent was cancelled; create a new one.")
+    if upload.status == "pending":  # past its TTL: nothing may finalize it any more
+        raise UploadExpired("This upload intent expired; create a new one.")
+
+
+# A PUT replacing the file between the HEAD and the copy is retried this often (each attempt
+# verifies the file that is there now).
+KEEP_ATTEMPTS = 3
+
+
+def _verify_and_keep(upload: UploadModel) -> storage.StoredObject | None:
+    """Verifies the stored file and copies exactly that file (the copy is conditional on the ETag
+    the HEAD saw) to where its track or album keeps it, before the claim: a finalized intent always
+    has its kept file, and the signed upload URL can never reach it. None when the file is gone
+    because another finalize of this upload won meanwhile (it kept the file and deleted it)."""
+    for _ in range(KEEP_ATTEMPTS):
+        stored = _verify_object(upload)
+        try:
+            storage.copy_if_unchanged(upload.object_key, uploads.kept_key(upload), etag=stored.etag)
+        except storage.ObjectChanged:
+            continue
+        except storage.ObjectMissing:
+            _refresh(upload)
+            if upload.status != "pending":
+                return None
+            continue
+        return stored
+    raise UploadAssetChanged(
+        "The file was replaced while it was being finalized; finalize again once the upload is done."
+    )
 
 
 def _verify_object(upload: UploadModel) -> storage.StoredObject:
@@ -163,7 +227,10 @@ def _reject(upload: UploadModel, message: str, code: str = UploadAssetInvalid.co
             # Another caller finalized the object before it was replaced; keep what they processed.
             return
     storage.delete(upload.object_key)
-    logger.info("upload rejected", extra={"upload_id": upload.upload_id, "reason": message})
+    storage.delete(uploads.kept_key(upload))
+    if upload.intent == uploads.TRACK_ORIGINAL:
+        tracks.mark_rejected(upload.track_id, code, message)
+    logger.info("upload rejected", extra={"upload_id": upload.upload_id, "code": code, "reason": message})
 
 
 def _claim(upload: UploadModel, trigger: Trigger, *, content: str | None = None) -> bool:
@@ -195,6 +262,8 @@ def _start_processing(
     now = utcnow()
     actions: list[Any] = [
         *([TrackModel.content_checksum.set(content)] if content else []),
+        # What finalize verified and copied: the only original the track will ever serve or process.
+        TrackModel.original_key.set(uploads.kept_key(upload)),
         TrackModel.status.set("processing"),
         TrackModel.workflow_status.set("running"),
         TrackModel.expires_at_epoch.remove(),
@@ -208,10 +277,17 @@ def _start_processing(
         actions.append(TrackModel.waveform.set(waveform.to_json()))
     # Conditional on the track still existing: a DELETE that won the race must not be undone by
     # re-creating a bare track item (tracks.update raises TrackDeleted, a 404).
-    tracks.update(upload.track_id, *actions)
+    try:
+        tracks.update(upload.track_id, *actions)
+    except TrackDeleted:
+        # The delete swept the track's prefix before the copy may have landed there.
+        storage.delete(uploads.kept_key(upload))
+        storage.delete(upload.object_key)
+        raise
     _join_album(upload.track_id)
     tracks.queue_lanes(upload.track_id, LANES)
     ensure_execution(upload)
+    storage.delete(upload.object_key)
     logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})
     return Outcome("finalized", upload, LANES, "running")
 
@@ -236,9 +312,10 @@ def _finalize_duplicate(upload: UploadModel, holder: str, content: str, *, trigg
     except UpdateError as error:
         if not condition_failed(error):
             raise
-        upload.refresh()  # decided meanwhile (by the other trigger): answer what was decided
+        _refresh(upload)  # decided meanwhile (by the other trigger): answer what was decided
         return _after_the_fact(upload, trigger=trigger, duration_ms=None, waveform=None)
     storage.delete(upload.object_key)
+    storage.delete(uploads.kept_key(upload))
     try:
         TrackModel(upload.track_id, TrackModel.TRACK_SK).delete(condition=TrackModel.status == "draft")
     except DeleteError as error:
@@ -276,8 +353,7 @@ def _finalize_media(upload: UploadModel) -> Outcome:
     """The put event of an image or a document. The claim (pending -> finalized) is the one
     winner, as for an original; a document is recorded before it (that write is conditional on
     its own id, so a repeat is harmless) so that a full track rejects the upload instead."""
-    if upload.status == "pending":
-        _verify_object(upload)
+    if upload.status == "pending" and _verify_and_keep(upload) is not None:
         if upload.intent == media_uploads.TRACK_DOCUMENT:
             try:
                 media_uploads.record_document(upload)
@@ -285,13 +361,13 @@ def _finalize_media(upload: UploadModel) -> Outcome:
                 _reject(upload, refused.message, refused.code)
                 raise
         if _claim(upload, "s3_event"):
-            return _apply_media(upload)
-        try:
-            upload.refresh()
-        except DoesNotExist as gone:
-            raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+            outcome = _apply_media(upload)
+            storage.delete(upload.object_key)
+            return outcome
+    if upload.status == "pending":
+        _refresh(upload)
     if upload.status == "rejected":
-        raise UploadAssetInvalid(upload.rejected_message or "The uploaded file did not match the upload intent.")
+        raise UploadAssetInvalid(_rejection(upload))
     if upload.status != "finalized":
         raise UploadIntentNotFound("No such upload intent for this owner.")
     if upload.intent != media_uploads.TRACK_DOCUMENT and upload.execution_arn is None:
@@ -314,11 +390,12 @@ def _apply_media(upload: UploadModel) -> Outcome:
         adopted = adopt(upload)
     except (TrackNotFound, AlbumNotFound) as gone:  # the track or album was deleted meanwhile
         storage.delete(upload.object_key)
+        storage.delete(uploads.kept_key(upload))
         logger.info("image for a deleted item dropped", extra={"upload_id": upload.upload_id, "code": gone.code})
         raise
     if not adopted:
         # A newer upload is the image already: this one will never be rendered.
-        storage.delete(upload.object_key)
+        storage.delete(uploads.kept_key(upload))
         logger.info("older image upload superseded", extra={"upload_id": upload.upload_id})
         return Outcome("finalized", upload, (), None)
     if upload.intent == media_uploads.TRACK_ARTWORK:
@@ -334,30 +411,32 @@ def _finalize_version(upload: UploadModel, trigger: Trigger) -> Outcome:
     side comes first: its pending version must still be this one, and the track's own run must have
     ended (``track_processing`` leaves the upload pending, to be finalized again). ``durationMs``
     and ``waveform`` hints are not stored: they would overwrite the version listeners get."""
-    if upload.status == "pending":
-        _verify_object(upload)
+    if upload.status == "pending" and _verify_and_keep(upload) is not None:
         try:
-            versions.begin(upload)
+            versions.begin(upload, uploads.kept_key(upload))
         except (VersionSuperseded, TrackNotFound) as refused:
             _reject(upload, refused.message, refused.code)
             if isinstance(refused, TrackNotFound):
                 raise UploadIntentNotFound("No such upload intent for this owner.") from refused
             raise
+        except TrackProcessing:
+            # The upload stays pending, to be finalized (and kept) again once the track's run ends.
+            storage.delete(uploads.kept_key(upload))
+            raise
         if _claim(upload, trigger):
             tracks.queue_lanes(upload.track_id, LANES)
             ensure_execution(upload)
+            storage.delete(upload.object_key)
             logger.info("version finalized", extra={"upload_id": upload.upload_id, "trigger": trigger})
             return Outcome("finalized", upload, LANES, "running")
-        try:
-            upload.refresh()
-        except DoesNotExist as gone:
-            raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+    if upload.status == "pending":
+        _refresh(upload)
     if upload.status == "rejected":
         if upload.rejected_code == VersionSuperseded.code:
             raise VersionSuperseded(upload.rejected_message or "A newer version replaced this one.")
         if upload.rejected_code == TrackNotFound.code:
             raise UploadIntentNotFound("No such upload intent for this owner.")
-        raise UploadAssetInvalid(upload.rejected_message or "The uploaded file did not match the upload intent.")
+        raise UploadAssetInvalid(_rejection(upload))
     if upload.status != "finalized":
         raise UploadIntentNotFound("No such upload intent for this owner.")
     if upload.execution_arn is None:
@@ -386,8 +465,12 @@ def _acknowledge(upload: UploadModel) -> bool:
 def _after_the_fact(
     upload: UploadModel, *, trigger: Trigger, duration_ms: int | None, waveform: Waveform | None
 ) -> Outcome:
-    if upload.status == "rejected":
-        raise UploadAssetInvalid(upload.rejected_message or "The uploaded file did not match the upload intent.")
+    if upload.status == lifecycle.REJECTED:
+        # Also repairs a rejection that stopped before its draft was marked (idempotent).
+        tracks.mark_rejected(upload.track_id, upload.rejected_code or UploadAssetInvalid.code, _rejection(upload))
+    ended = lifecycle.ended_without_audio(upload, upload.status)
+    if ended is not None:
+        raise ended
     if upload.status == "duplicate":
         return _duplicate_outcome(upload)
     if upload.status != "finalized":
@@ -403,6 +486,10 @@ def _after_the_fact(
     if trigger == "api" and _acknowledge(upload):
         return Outcome("finalized", upload, LANES, workflow_status)
     return Outcome("already_finalized", upload, (), workflow_status)
+
+
+def _rejection(upload: UploadModel) -> str:
+    return upload.rejected_message or "The uploaded file did not match the upload intent."
 
 
 def _store_advisory_hints(track_id: str, *, duration_ms: int | None, waveform: Waveform | None) -> None:
@@ -428,7 +515,9 @@ def workflow_input(upload: UploadModel) -> dict[str, str]:
         "uploadId": upload.upload_id,
         "trackId": upload.track_id,
         "ownerId": upload.owner_id,
-        "objectKey": upload.object_key,
+        # The kept copy finalize verified, never the upload key a signed URL can still write to.
+        "objectKey": uploads.kept_key(upload),
+        "run": TRACK_RUN,
     }
     # An uploaded image runs one part of the workflow (functions.workflow.definition.RUNS).
     if upload.intent == media_uploads.TRACK_ARTWORK:

@@ -28,7 +28,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from functions.data.models import SupporterModel, TagEntryModel, TrackModel, ensure_bound, utcnow
-from functions.domain import artists, paging, tags
+from functions.domain import artists, lifecycle, paging, tags
 from functions.errors import SupportRequired, TrackNotFound
 from functions.observability import logger
 
@@ -252,8 +252,15 @@ def owner_tracks(owner_id: str, *, limit: int, cursor: str | None) -> paging.Pag
         owner_id,
         limit=limit,
         cursor=cursor,
-        attributes_to_get=[*SUMMARY_FIELDS, "upload_id", "expires_at_epoch"],
+        # The owner sees why a track failed or its upload was rejected.
+        attributes_to_get=[*SUMMARY_FIELDS, "upload_id", "expires_at_epoch", "failure_code", "failure_message"],
     )
     now = utcnow()
-    live = [t for t in page.items if not (t.status == "draft" and t.expires_at_epoch and t.expires_at_epoch <= now)]
+    # An abandoned or rejected intent's track goes with the intent, at its TTL; DynamoDB's TTL
+    # deletion lags by up to days.
+    live = [
+        t
+        for t in page.items
+        if not (t.status in lifecycle.WITHOUT_AUDIO and t.expires_at_epoch and t.expires_at_epoch <= now)
+    ]
     return paging.Page(live, page.next_cursor)

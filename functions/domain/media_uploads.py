@@ -176,7 +176,8 @@ def image_source(upload: UploadModel) -> dict[str, str]:
     orders uploads: the newest wins however late an older one's event arrives."""
     finalized_at = upload.finalized_at or upload.created_at
     return {
-        "key": upload.object_key,
+        # The copy finalize verified, not the upload key a signed URL can still write to.
+        "key": uploads.kept_key(upload),
         "origin": "upload",
         "contentType": upload.content_type,
         "uploadId": upload.upload_id,
@@ -225,7 +226,7 @@ def _adopt(model: Any, key: tuple[str, str], source: dict[str, str], gone: type[
             if condition_failed(error):
                 continue
             raise
-        if current and current.get("key", "").startswith(keys.UPLOADS_PREFIX):
+        if current and current.get("origin") == "upload" and current.get("key"):
             # The image it replaced was uploaded too: nothing renders it any more. (An embedded
             # cover lives under the track's artwork prefix; the artwork lane sweeps it.)
             storage.delete(current["key"])
@@ -329,7 +330,7 @@ def record_document(upload: UploadModel) -> None:
         "fileName": upload.file_name,
         "contentType": upload.content_type,
         "byteSize": int(upload.byte_size),
-        "key": upload.object_key,
+        "key": uploads.kept_key(upload),
         "uploadId": upload.upload_id,
         "createdAt": (upload.finalized_at or utcnow()).isoformat(),
     }

@@ -26,14 +26,12 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions.data import storage
 from functions.data.models import ProgressTokenModel, UploadModel, ensure_bound, utcnow
-from functions.domain import tracks, uploads
+from functions.domain import lifecycle, tracks, uploads
 from functions.errors import (
+    DomainError,
     ProgressTokenExpired,
     ProgressTokenInvalid,
     TrackNotFound,
-    UploadAssetInvalid,
-    UploadCancelled,
-    UploadExpired,
     UploadIntentNotFound,
 )
 from functions.settings import settings
@@ -123,10 +121,9 @@ class Snapshot:
     track_id: str
     # pending | finalized | rejected | duplicate | gone (the intent item no longer exists)
     upload_status: str
-    # A pending intent whose signed URL expired with no file stored, or a gone one past that point.
-    expired: bool = False
-    rejected_code: str | None = None
-    rejected_message: str | None = None
+    # Why an intent ended without being processed (rejected, cancelled, expired), as every reader
+    # reports it (``functions.domain.lifecycle``).
+    ended: DomainError | None = None
     duplicate_of: str | None = None
     # draft | processing | ready | failed; None once the track is deleted (or not read: pending).
     track_status: str | None = None
@@ -174,17 +171,11 @@ def _settled(current: Snapshot) -> tuple[int, _Outcome | None]:
 def _intent_outcome(current: Snapshot) -> _Outcome | None:
     """How an upload that never got to processing ended (None: it is still waiting for its file)."""
     status, track_id = current.upload_status, current.track_id
-    if status == "rejected":
-        message = current.rejected_message or "The uploaded file did not match the upload intent."
-        return _Outcome("failed", message, track_id, current.rejected_code or UploadAssetInvalid.code)
-    if status == "duplicate":
+    if status == lifecycle.DUPLICATE:
         message = "You already uploaded this file: it is one of your tracks, so nothing was processed again."
         return _Outcome("duplicate", message, current.duplicate_of or track_id)
-    if status == "cancelled":
-        return _Outcome("failed", "The upload was cancelled.", track_id, UploadCancelled.code)
-    if current.expired:
-        message = "This upload intent expired before any file arrived; create a new one."
-        return _Outcome("failed", message, track_id, UploadExpired.code)
+    if current.ended is not None:
+        return _Outcome("failed", current.ended.message, track_id, current.ended.code)
     if status == "gone":  # deleting a track deletes its unfinalized intent with it
         return _Outcome("failed", "The track was deleted.", track_id, TRACK_DELETED)
     return None
@@ -288,21 +279,18 @@ def snapshot(upload: UploadModel, *, now: datetime | None = None) -> Snapshot:
     try:
         current = UploadModel.get(upload.upload_id, consistent_read=True)
     except DoesNotExist:
-        return Snapshot(upload.upload_id, upload.track_id, "gone", expired=now > upload.expires_at)
+        # Gone past its expiry: TTL removed it; before that, a track delete took it.
+        gone_expired = lifecycle.ended_without_audio(upload, lifecycle.EXPIRED) if now > upload.expires_at else None
+        return Snapshot(upload.upload_id, upload.track_id, "gone", ended=gone_expired)
+    state = lifecycle.upload_state(current, now=now, file_stored=lambda: storage.head(current.object_key) is not None)
     base = Snapshot(
         current.upload_id,
         current.track_id,
         current.status,
-        rejected_code=current.rejected_code,
-        rejected_message=current.rejected_message,
+        ended=lifecycle.ended_without_audio(current, state),
         duplicate_of=current.duplicate_of,
     )
-    if current.status == "pending":
-        # Past its signed URL's expiry nothing new can arrive; a file stored just before that may
-        # still be waiting for its put event, and then the intent is not expired yet.
-        expired = now > current.expires_at and storage.head(current.object_key) is None
-        return replace(base, expired=expired)
-    if current.status != "finalized":
+    if current.status != lifecycle.FINALIZED:
         return base
     try:
         status = tracks.processing_status(current.track_id, current.owner_id)

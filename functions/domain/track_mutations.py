@@ -21,7 +21,7 @@ from pynamodb.transactions import TransactWrite
 
 from functions.data import keys, storage
 from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
-from functions.domain import albums, duplicates, listing, media_uploads, tracks, uploads, versions
+from functions.domain import albums, duplicates, lifecycle, listing, media_uploads, tracks, uploads, versions
 from functions.errors import (
     AlbumFull,
     AlbumNotFound,
@@ -76,7 +76,7 @@ def update(track_id: str, owner_id: str, changes: TrackUpdate) -> TrackModel:
     if not actions:
         return current
     # A draft (intent not finalized) joins its album's list at finalize, like one created with it.
-    joins_now = move is not None and move.to is not None and current.status != "draft"
+    joins_now = move is not None and move.to is not None and current.status not in lifecycle.WITHOUT_AUDIO
     if move is not None and move.to is not None:
         if joins_now:
             # Joined first: a full album refuses the move before the track changes (and re-adding

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from functions.data.models import LaneModel, TrackModel, condition_failed, ensure_bound, utcnow
-from functions.domain import similarity
+from functions.domain import lifecycle, similarity
 from functions.errors import EmbeddingNotReady, TrackDeleted, TrackNotFound
 from functions.settings import settings
 from functions.workflow.definition import LANES
@@ -207,6 +207,21 @@ def offer_image(track_id: str, source: dict[str, str]) -> bool:
         TrackModel(track_id, TrackModel.TRACK_SK),
         [TrackModel.image_source.set(source)],
         TrackModel.image_source.does_not_exist(),
+    )
+
+
+def mark_rejected(track_id: str, code: str, message: str) -> bool:
+    """The draft of an intent whose file was rejected: shown as ``rejected`` with why, in lists, the
+    track view and the processing status alike (``functions.domain.lifecycle``). It keeps the
+    intent's TTL and goes with it. Only a draft: False when the track moved on or is gone."""
+    return _update_if(
+        TrackModel(track_id, TrackModel.TRACK_SK),
+        [
+            TrackModel.status.set(lifecycle.TRACK_REJECTED),
+            TrackModel.failure_code.set(code),
+            TrackModel.failure_message.set(message),
+        ],
+        TrackModel.status == lifecycle.DRAFT,
     )
 
 

@@ -27,7 +27,7 @@ from pynamodb.transactions import TransactWrite
 from functions import ids
 from functions.data import keys, storage
 from functions.data.models import ArtistModel, TrackModel, UploadModel, ensure_bound, utcnow
-from functions.domain import albums, artists, entitlements, media_types
+from functions.domain import albums, artists, entitlements, lifecycle, media_types
 from functions.domain import tags as tag_names
 from functions.errors import (
     ConcurrentUpdate,
@@ -333,6 +333,14 @@ def find(upload_id: str) -> UploadModel | None:
         return None
 
 
+def kept_key(upload: UploadModel) -> str:
+    """Where finalize keeps the upload's verified file (``keys.kept_upload``): under its album for
+    an album cover, else under its track. Deterministic, so every finalize of the upload (and the
+    workflow input built from it) names the same object."""
+    owner_prefix = keys.album_prefix(upload.album_id) if upload.album_id else keys.track_prefix(upload.track_id)
+    return keys.kept_upload(owner_prefix, upload.upload_id, upload.object_key)
+
+
 def is_expired(upload: UploadModel, now: datetime | None = None) -> bool:
     """A pending intent past its TTL: nothing can finalize it any more, DynamoDB just has not
     deleted it yet (TTL deletion lags by up to days)."""
@@ -516,7 +524,10 @@ def _cancel_items(upload: UploadModel) -> None:
             condition=UploadModel.status.is_in("pending", "rejected") & (UploadModel.owner_id == upload.owner_id),
         )
         # Only a draft: the intent being pending or rejected means nothing processed the track.
-        tx.delete(track, condition=TrackModel.pk.does_not_exist() | (TrackModel.status == "draft"))
+        tx.delete(
+            track,
+            condition=TrackModel.pk.does_not_exist() | TrackModel.status.is_in(*lifecycle.WITHOUT_AUDIO),
+        )
     logger.info("upload cancelled", extra={"upload_id": upload.upload_id})
 
 

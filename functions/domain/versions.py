@@ -40,7 +40,7 @@ from pynamodb.transactions import TransactWrite
 from functions import ids
 from functions.data import keys, storage
 from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import duplicates, entitlements, listing, media_types, tracks, uploads
+from functions.domain import duplicates, entitlements, lifecycle, listing, media_types, tracks, uploads
 from functions.errors import (
     EmptyFile,
     FileTooLarge,
@@ -153,7 +153,7 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
     extension = validate(spec)
     track = tracks.get_owned(track_id, owner_id)
     entitlements.require_upload(owner_id)
-    if track.status == "draft":
+    if track.status in lifecycle.WITHOUT_AUDIO:
         raise TrackHasNoAudio("This track has no audio yet: PUT its original and finalize that upload first.")
     _release_if_stalled(track)
 
@@ -236,15 +236,17 @@ def _release_if_stalled(track: TrackModel) -> None:
 # --- finalize ----------------------------------------------------------------------------------
 
 
-def begin(upload: UploadModel) -> None:
+def begin(upload: UploadModel, kept_key: str) -> None:
     """The track's side of finalizing a version: its intent must still be the track's pending one
     (else ``version_superseded``) and the track's own run must have ended (else
     ``track_processing``: the upload stays pending and may be finalized again later). Repeating it
     for the same upload changes nothing, so racing triggers both get past it and the upload's own
-    claim picks the one that starts the run. Raises TrackDeleted when the track is gone."""
+    claim picks the one that starts the run. ``kept_key``: where finalize copied the verified file;
+    the version's original from now on. Raises TrackDeleted when the track is gone."""
     ensure_bound()
     actions = [
         _pending["status"].set(PROCESSING),
+        _pending["originalKey"].set(kept_key),
         _pending["finalizedAt"].set(utcnow().isoformat()),
         _pending["outputs"].set({}),
         TrackModel.updated_at.set(utcnow()),
@@ -417,7 +419,7 @@ def fail(track_id: str, upload_id: str, original_key: str, code: str, message: s
 
 def forget_deleted(original_key: str) -> None:
     """The version's track was deleted while it was processed: the track's delete swept the track's
-    prefix, but the version's original lives under ``uploads/`` where it could not find it."""
+    prefix, possibly before finalize's copy of the version's original landed in it."""
     storage.delete(original_key)
 
 

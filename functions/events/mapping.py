@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from functions import ids
 from functions.data.models import AlbumModel, TrackModel
+from functions.domain.lifecycle import WITHOUT_AUDIO
 
 EventName = Literal["INSERT", "MODIFY", "REMOVE"]
 EventType = Literal[
@@ -35,7 +36,6 @@ EventType = Literal[
 ]
 Image = Mapping[str, Any]
 
-DRAFT = "draft"
 
 # The track's user-facing metadata, by attribute name, with the name ``changed`` reports it under.
 # A change to any of these on a track that exists is a ``track.updated``. Everything else on the
@@ -100,11 +100,12 @@ def domain_event(change: Change) -> DomainEvent | None:
 
 def _track_event(change: Change) -> DomainEvent | None:
     old, new = change.old, change.new
+    # A draft, or the draft of a rejected upload, never existed for the outside world.
     if change.name == "REMOVE":
-        return None if old.get("status") == DRAFT else _track(change, "track.deleted", old)
-    if new.get("status") == DRAFT:
+        return None if old.get("status") in WITHOUT_AUDIO else _track(change, "track.deleted", old)
+    if new.get("status") in WITHOUT_AUDIO:
         return None
-    if not old or old.get("status") == DRAFT:
+    if not old or old.get("status") in WITHOUT_AUDIO:
         return _track(change, "track.created", new)
     return _existing_track_event(change)
 

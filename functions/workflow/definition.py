@@ -238,25 +238,27 @@ def _optional_lanes(*lanes: tuple[str, str, int]) -> Branch:
     return Branch(start_at=lanes[0][0], states=tuple(states))
 
 
-# Input: {"uploadId", "trackId", "ownerId", "objectKey"} (see functions.domain.finalize) for an
-# original. An uploaded image adds "run": "artwork" (the artwork lane alone, for that track) or
-# "run": "album_cover" (with "albumId"): one state machine, so one deployment, one IAM role and
-# one local runner; the execution is named after the upload either way. A new version of a track
-# (functions.domain.versions) runs the original's states with "version": <uploadId> added: the
+# Input: {"uploadId", "trackId", "ownerId", "objectKey", "run"} (see functions.domain.finalize).
+# "run" says which part of the workflow the upload needs: "track" for an original (every lane,
+# then the verdict), "artwork" for an uploaded image (the artwork lane alone, for that track) or
+# "album_cover" (with "albumId"): one state machine, so one deployment, one IAM role and one local
+# runner; the execution is named after the upload either way. Every input carries "run", so the
+# Choice never reads a missing path (a runtime error in Step Functions' JSONPath evaluation, and
+# an exception logged by moto's interpreter even under IsPresent). A new version of a track
+# (functions.domain.versions) runs the track's states with "version": <uploadId> added: the
 # lanes store beside the live version, MarkPlayable waits, MarkReady swaps the version in and
 # MarkFailed fails the version only.
-RUNS = ("artwork", "album_cover")
+TRACK_RUN = "track"
+RUNS = (TRACK_RUN, "artwork", "album_cover")
 WORKFLOW = Workflow(
     comment="tracklane: probe a finalized original, run its processing lanes, mark the track ready or failed",
     start_at="Route",
     timeout_seconds=2 * 3600,
     states=(
-        # Two Choice states: a comparison on a path the input lacks is a runtime error in Step
-        # Functions, so presence is tested first, on its own.
-        Choice("Route", choices=({"Variable": "$.run", "IsPresent": True, "Next": "RouteRun"},), default="Probe"),
         Choice(
-            "RouteRun",
+            "Route",
             choices=(
+                {"Variable": "$.run", "StringEquals": TRACK_RUN, "Next": "Probe"},
                 {"Variable": "$.run", "StringEquals": "artwork", "Next": "ArtworkOnly"},
                 {"Variable": "$.run", "StringEquals": "album_cover", "Next": "AlbumCover"},
             ),

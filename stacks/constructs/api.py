@@ -20,8 +20,7 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.constructs.function_factory import FunctionFactory
-from stacks.constructs.processing import ALBUMS_PREFIX
-from stacks.constructs.storage import TRACKS_PREFIX, UPLOADS_PREFIX, Storage
+from stacks.constructs.storage import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX, Storage
 from stacks.constructs.tables import Tables
 
 PROXY_PATH = "/{proxy+}"
@@ -104,6 +103,15 @@ class Api(Construct):
         # cancelled ones (PutObject covers creating, part URLs and completing).
         storage.grant_uploads(self.function, put=True, read=True, delete=True, multipart=True)
         workflow.grant_start_execution(self.function)
+        # Finalize (the explicit route here, the put event in ingest) copies the verified file out
+        # of uploads/ to where its track or album keeps it, and drops that copy on rejection.
+        for prefix in storage.grant_keep_uploads(self.function):
+            nag.acknowledge(
+                self.function.role or self.function,
+                storage.objects_finding(prefix),
+                "Copies a finalized upload to, and deletes a rejected one from, the kept-uploads folder of "
+                "its track or album, whose keys are per upload; PutObject and DeleteObject only.",
+            )
         nag.acknowledge(
             self.function.role or self.function,
             storage.objects_finding(UPLOADS_PREFIX),

@@ -79,6 +79,15 @@ class Ingest(Construct):
         tables.grant_read_write(self.function, "Uploads", "Tracks", "Albums")
         storage.grant_uploads(self.function, read=True, delete=True)
         workflow.grant_start_execution(self.function)
+        # Finalize (the explicit route here, the put event in ingest) copies the verified file out
+        # of uploads/ to where its track or album keeps it, and drops that copy on rejection.
+        for prefix in storage.grant_keep_uploads(self.function):
+            nag.acknowledge(
+                self.function.role or self.function,
+                storage.objects_finding(prefix),
+                "Copies a finalized upload to, and deletes a rejected one from, the kept-uploads folder of "
+                "its track or album, whose keys are per upload; PutObject and DeleteObject only.",
+            )
         nag.acknowledge(
             self.function.role or self.function,
             storage.objects_finding(UPLOADS_PREFIX),

@@ -25,11 +25,8 @@ from stacks import nag
 from stacks.config import is_lambda_arn
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.layers import FFMPEG_PATH
-from stacks.constructs.storage import TRACKS_PREFIX, UPLOADS_PREFIX, Storage
+from stacks.constructs.storage import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX, Storage
 from stacks.constructs.tables import Tables
-
-# Album covers' rendered variants (functions.data.keys.album_prefix).
-ALBUMS_PREFIX = "albums/"
 
 # "${ProcessingFunctionArn}" -> "ProcessingFunctionArn"
 SUBSTITUTION = PROCESSING_FUNCTION_ARN.removeprefix("${").removesuffix("}")

@@ -11,11 +11,19 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from functions.data.storage import ABORT_INCOMPLETE_MULTIPART_DAYS
+from functions.data.keys import KEPT_FOLDER
+from functions.data.storage import ABANDONED_UPLOAD_DAYS, ABORT_INCOMPLETE_MULTIPART_DAYS
 from stacks import nag
 
 UPLOADS_PREFIX = "uploads/"
 TRACKS_PREFIX = "tracks/"
+# Album covers' rendered variants and kept uploads (functions.data.keys.album_prefix).
+ALBUMS_PREFIX = "albums/"
+
+
+def kept_prefix(owner_prefix: str) -> str:
+    """``tracks/*/uploaded/`` or ``albums/*/uploaded/``: every track's or album's kept uploads."""
+    return f"{owner_prefix}*/{KEPT_FOLDER}"
 
 
 def _private_bucket(scope: Construct, id_: str, *, removal_policy: RemovalPolicy, **props: Any) -> s3.Bucket:
@@ -76,6 +84,13 @@ class Storage(Construct):
                     id="abort-incomplete-multipart",
                     abort_incomplete_multipart_upload_after=Duration.days(ABORT_INCOMPLETE_MULTIPART_DAYS),
                 ),
+                # Finalize copies every file it keeps out of uploads/ (functions.data.keys.kept_upload):
+                # what is left there belongs to no track, and no intent lives this long.
+                s3.LifecycleRule(
+                    id="expire-abandoned-uploads",
+                    prefix=UPLOADS_PREFIX,
+                    expiration=Duration.days(ABANDONED_UPLOAD_DAYS),
+                ),
                 *(
                     [s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(30))]
                     if versioned
@@ -119,6 +134,17 @@ class Storage(Construct):
         deletes what processing stored for it. Listing the prefix needs the ListBucket that
         ``grant_uploads(read=True)`` gives."""
         self._grant(grantee, ["s3:GetObject", "s3:DeleteObject"], TRACKS_PREFIX)
+
+    def grant_keep_uploads(self, grantee: iam.IGrantable) -> list[str]:
+        """PutObject and DeleteObject under ``tracks/*/uploaded/`` and ``albums/*/uploaded/`` only:
+        finalize copies the file it verified there (``functions.data.keys.kept_upload``), out of
+        reach of the signed upload URL, and deletes that copy when the upload is rejected or turns
+        out to be a duplicate. The copy's source side is ``grant_uploads(read=True)``'s GetObject.
+        Returns the prefixes granted, for their cdk-nag acknowledgements."""
+        prefixes = [kept_prefix(owner) for owner in (TRACKS_PREFIX, ALBUMS_PREFIX)]
+        for prefix in prefixes:
+            self._grant(grantee, ["s3:PutObject", "s3:DeleteObject"], prefix)
+        return prefixes
 
     def _grant(self, grantee: iam.IGrantable, actions: list[str], prefix: str) -> None:
         grantee.grant_principal.add_to_principal_policy(

@@ -62,7 +62,9 @@ def test_a_put_with_another_content_type_is_refused_at_finalize(local_stack, art
     status = httpx.get(
         f"{local_stack.api}/v1/tracks/{intent['trackId']}/processing-status", headers=local_stack.auth(artist)
     ).json()
-    assert status["status"] == "draft"  # never processed
+    # Never processed, and the track says why, as finalize did.
+    assert (status["status"], status["workflowStatus"]) == ("rejected", "not_started")
+    assert status["failure"]["code"] == "upload_asset_invalid"
     assert status["lanes"] == []
 
 

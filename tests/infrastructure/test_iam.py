@@ -75,20 +75,28 @@ def test_resource_star_only_for_actions_aws_cannot_scope(synth: Synth) -> None:
             assert unscopable <= RESOURCE_STAR_ALLOWED, (lid, unscopable - RESOURCE_STAR_ALLOWED)
 
 
-def test_api_function_may_put_objects_only_under_uploads(synth: Synth) -> None:
+def _granted(statements: list[dict[str, Any]], action: str) -> list[str]:
+    return sorted(str(r) for s in _granting(statements, action) for r in _as_list(s["Resource"]))
+
+
+def _under(synth: Synth, *prefixes: str) -> list[str]:
+    return sorted(str(_objects_under(synth, prefix)) for prefix in prefixes)
+
+
+# Where finalize keeps a verified upload (functions.data.keys.kept_upload): per track or album.
+KEPT = ("tracks/*/uploaded/", "albums/*/uploaded/")
+
+
+def test_api_function_may_put_objects_only_under_uploads_and_kept_uploads(synth: Synth) -> None:
     statements = _statements(synth, "/Api/FunctionRole/DefaultPolicy/Resource")
-    puts = _granting(statements, "s3:PutObject")
-    assert puts, "the API signs presigned PUTs and needs s3:PutObject"
-    for statement in puts:
-        assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")]
+    # Presigned PUTs under uploads/; finalize's copy of the verified file into its track or album.
+    assert _granted(statements, "s3:PutObject") == _under(synth, "uploads/", *KEPT)
     # Presigned GETs carry the signer's permissions: uploads/ (originals, documents), tracks/
     # (renditions and artwork for /stream and /artwork) and albums/ (the public album cover).
-    reads = sorted(str(r) for s in _granting(statements, "s3:GetObject") for r in _as_list(s["Resource"]))
-    assert reads == sorted(str(_objects_under(synth, prefix)) for prefix in ("uploads/", "tracks/", "albums/"))
-    # Deleting a track deletes its original (uploads/) and what processing stored (tracks/); an
-    # album its cover variants (albums/).
-    deletes = sorted(str(r) for s in _granting(statements, "s3:DeleteObject") for r in _as_list(s["Resource"]))
-    assert deletes == sorted(str(_objects_under(synth, prefix)) for prefix in ("uploads/", "tracks/", "albums/"))
+    assert _granted(statements, "s3:GetObject") == _under(synth, "uploads/", "tracks/", "albums/")
+    # Deleting a track deletes what it kept and what processing stored (tracks/); an album its
+    # cover variants (albums/); a rejected upload its kept copy.
+    assert _granted(statements, "s3:DeleteObject") == _under(synth, "uploads/", "tracks/", "albums/", *KEPT)
 
 
 def test_only_the_api_lists_and_aborts_resumable_uploads_and_only_under_uploads(synth: Synth) -> None:
@@ -107,27 +115,20 @@ def test_api_finalize_and_sweeper_may_start_only_the_workflow(synth: Synth) -> N
         assert starts == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}}], role
 
 
-def test_finalize_reads_and_deletes_only_under_uploads_and_cannot_put(synth: Synth) -> None:
+def test_finalize_reads_uploads_and_may_write_only_the_kept_copy(synth: Synth) -> None:
     statements = _statements(synth, "/Ingest/FinalizeRole/DefaultPolicy/Resource")
-    assert not _granting(statements, "s3:PutObject")
-    for action in ("s3:GetObject", "s3:DeleteObject"):
-        (statement,) = _granting(statements, action)
-        assert _as_list(statement["Resource"]) == [_objects_under(synth, "uploads/")], action
+    assert _granted(statements, "s3:GetObject") == _under(synth, "uploads/")
+    assert _granted(statements, "s3:PutObject") == _under(synth, *KEPT)
+    assert _granted(statements, "s3:DeleteObject") == _under(synth, "uploads/", *KEPT)
 
 
 def test_processing_reads_uploads_and_writes_only_tracks_and_album_covers(synth: Synth) -> None:
     statements = _statements(synth, "/Processing/StepRole/DefaultPolicy/Resource")
 
-    def granted(action: str) -> list[str]:
-        return sorted(str(r) for s in _granting(statements, action) for r in _as_list(s["Resource"]))
-
-    def under(*prefixes: str) -> list[str]:
-        return sorted(str(_objects_under(synth, prefix)) for prefix in prefixes)
-
-    assert granted("s3:GetObject") == under("uploads/", "tracks/", "albums/")
-    assert granted("s3:PutObject") == under("tracks/", "albums/")
+    assert _granted(statements, "s3:GetObject") == _under(synth, "uploads/", "tracks/", "albums/")
+    assert _granted(statements, "s3:PutObject") == _under(synth, "tracks/", "albums/")
     # A promoted track version deletes the original it replaced (and a failed one its own).
-    assert granted("s3:DeleteObject") == under("uploads/", "tracks/", "albums/")
+    assert _granted(statements, "s3:DeleteObject") == _under(synth, "uploads/", "tracks/", "albums/")
 
 
 def test_table_grants_name_tables_and_indexes_and_never_scan(synth: Synth) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from fnmatch import fnmatch
 
+import pytest
 from aws_cdk.assertions import Match
+from pydantic import ValidationError
 
-from functions.data.storage import ABORT_INCOMPLETE_MULTIPART_DAYS
+from functions.data.storage import ABANDONED_UPLOAD_DAYS, ABORT_INCOMPLETE_MULTIPART_DAYS
+from functions.settings import Settings
 from stacks.constructs.ingest import BATCH_SIZE, FINALIZE_TIMEOUT, MAX_RECEIVE_COUNT
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
 
@@ -69,6 +72,18 @@ def test_incomplete_multipart_uploads_are_aborted_after_a_day(synth: Synth) -> N
     assert {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}, "Id": "abort-incomplete-multipart",
             "Status": "Enabled"} in rules  # fmt: skip
     assert ABORT_INCOMPLETE_MULTIPART_DAYS == 1
+
+
+def test_files_left_under_uploads_expire_only_after_every_intent_has(synth: Synth) -> None:
+    """Finalize copies what it keeps out of uploads/, so the rule only ever deletes files no track
+    owns; an intent that could still be finalized never outlives it (settings refuse a longer TTL)."""
+    rules = synth.properties(_media(synth))["LifecycleConfiguration"]["Rules"]
+    assert {"ExpirationInDays": ABANDONED_UPLOAD_DAYS, "Id": "expire-abandoned-uploads", "Prefix": "uploads/",
+            "Status": "Enabled"} in rules  # fmt: skip
+    longest = ABANDONED_UPLOAD_DAYS * 24 * 3600
+    assert Settings(intent_ttl_s=longest).intent_ttl_s == longest
+    with pytest.raises(ValidationError):
+        Settings(intent_ttl_s=longest + 1)
 
 
 def test_buckets_are_retained_unless_ephemeral_which_empties_them_on_delete(synth: Synth, variant: Synth) -> None:

@@ -21,6 +21,7 @@ from functions.api.auth import Principal
 from functions.domain import artists
 from local.config import free_port
 from local.moto_atomic import make_dynamodb_writes_atomic
+from local.moto_s3 import make_s3_copy_conditions_checked
 from local.provision import LocalResources, provision, reset
 from local.provision import client as local_client
 from local.pump import S3EventPump
@@ -33,6 +34,7 @@ def moto_endpoint() -> Iterator[str]:
     # moto's Step Functions interpreter calls its own SQS/DynamoDB at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
     make_dynamodb_writes_atomic()
+    make_s3_copy_conditions_checked()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

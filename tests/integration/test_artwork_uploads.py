@@ -136,9 +136,12 @@ def test_the_image_finalized_last_wins_and_the_one_it_replaced_is_deleted(stack,
     assert len(found["keys"]) == 4  # 100 px (its own side) and 96 px, webp and jpeg
     lane = artwork_lane(stack, artist, upload["trackId"], until=lambda lane: lane["state"] == "succeeded")
     assert lane["state"] == "succeeded"
-    # The replaced uploaded image is deleted; the current one stays.
+    # The replaced uploaded image is deleted; the current one stays, kept under the track (and
+    # nothing is left where the signed URLs could write).
+    kept_images = [key for key in objects_under(stack, keys.track_prefix(raw_track)) if key.endswith(".png")]
+    assert kept_images == [keys.kept_upload(keys.track_prefix(raw_track), older_id, "artwork.png")]
     assert objects_under(stack, f"uploads/{newer['uploadId'][4:]}/") == []
-    assert len(objects_under(stack, f"uploads/{older_id}/")) == 1
+    assert objects_under(stack, f"uploads/{older_id}/") == []
 
 
 def test_an_image_that_differs_from_its_intent_is_rejected_and_not_rendered(stack, artist, tmp_path):
@@ -220,7 +223,7 @@ def test_an_album_cover_is_rendered_served_publicly_and_changes_the_etag(stack, 
     assert len(objects_under(stack, keys.album_cover_prefix(raw_album))) == 8  # 1000/600/300/96 x webp/jpeg
 
     # Deleting the album deletes its cover: the variants and the uploaded image.
-    uploaded = objects_under(stack, f"uploads/{intent.json()['uploadId'].removeprefix('upl_')}/")
+    uploaded = objects_under(stack, f"{keys.album_prefix(raw_album)}{keys.KEPT_FOLDER}")
     assert len(uploaded) == 1
     assert stack.api.delete(f"/v1/albums/{album['albumId']}", headers=as_user(artist)).status_code == 200
     assert objects_under(stack, keys.album_prefix(raw_album)) == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from functions.data import keys
 from functions.domain import finalize, media_uploads
 
 from .conftest import Stack, as_user
@@ -158,11 +159,16 @@ def test_deleting_the_track_deletes_its_documents_and_uploaded_image(stack, arti
     assert intent.status_code == 201, intent.text
     stack.put(intent.json()["signedUrl"], image, content_type="image/png")
     stack.drain_s3_events()
-    uploads = [f"uploads/{created['uploadId'].removeprefix('upl_')}/" for created in (document, intent.json())]
+    upload_ids = [created["uploadId"].removeprefix("upl_") for created in (document, intent.json())]
+    staged = [f"{keys.UPLOADS_PREFIX}{upload_id}/" for upload_id in upload_ids]
+    track_prefix = keys.track_prefix(draft.removeprefix("trk_"))
+    kept = [f"{track_prefix}{keys.KEPT_FOLDER}{upload_id}/" for upload_id in upload_ids]
 
     def stored(prefix: str) -> int:
         return int(stack.s3.list_objects_v2(Bucket=stack.resources.bucket, Prefix=prefix).get("KeyCount", 0))
 
-    assert [stored(prefix) for prefix in uploads] == [1, 1]
+    # Finalize moved each file out of reach of its signed URL, under the track.
+    assert [stored(prefix) for prefix in staged] == [0, 0]
+    assert [stored(prefix) for prefix in kept] == [1, 1]
     assert stack.api.delete(f"/v1/tracks/{draft}", headers=as_user(artist)).status_code == 204
-    assert [stored(prefix) for prefix in uploads] == [0, 0]
+    assert [stored(prefix) for prefix in kept] == [0, 0]

@@ -10,7 +10,7 @@ import pytest
 
 from functions import ids
 from functions.data.models import ContentClaimModel, TrackModel, UploadModel
-from functions.domain import artists
+from functions.domain import artists, uploads
 from functions.workflow import verdict
 
 from .conftest import Stack, as_user
@@ -43,8 +43,12 @@ def raw(prefixed: str) -> str:
 
 
 def stored(stack: Stack, upload: dict) -> int:
-    key = UploadModel.get(raw(upload["uploadId"])).object_key
-    return int(stack.s3.list_objects_v2(Bucket=stack.resources.bucket, Prefix=key).get("KeyCount", 0))
+    """Copies of the upload's file left anywhere: where it was PUT, and where finalize keeps it."""
+    record = UploadModel.get(raw(upload["uploadId"]))
+    return sum(
+        int(stack.s3.list_objects_v2(Bucket=stack.resources.bucket, Prefix=key).get("KeyCount", 0))
+        for key in (record.object_key, uploads.kept_key(record))
+    )
 
 
 def test_the_same_bytes_again_are_a_duplicate_of_the_first_track(stack, artist, song):

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from functions import clients
+from functions.data import keys
 from functions.media.probe import probe
 from functions.workflow import steps
 from functions.workflow.errors import StepFailed
@@ -45,8 +46,9 @@ def test_every_rendition_decodes_with_its_codec_bitrate_and_duration(stack, arti
         assert facts.codec == codec
         assert abs(facts.duration_ms - 8000) <= 50, (fmt, facts)
         assert renditions[fmt]["bitrateKbps"] == kbps
-    # The original is kept untouched beside the renditions.
-    original = stack.s3.get_object(Bucket=stack.resources.bucket, Key=f"uploads/{upload['uploadId'][4:]}/original.wav")
+    # The original is kept untouched beside the renditions (where finalize copied it).
+    kept = keys.kept_upload(keys.track_prefix(upload["trackId"][4:]), upload["uploadId"][4:], "original.wav")
+    original = stack.s3.get_object(Bucket=stack.resources.bucket, Key=kept)
     assert original["Body"].read() == music.read_bytes()
 
 

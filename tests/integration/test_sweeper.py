@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from functions.data.models import TrackModel, utcnow
+from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import finalize, tracks
 from functions.workflow import steps, sweeper
 
@@ -66,12 +66,8 @@ def execution_ends(stack, monkeypatch):
 
 
 def payload_of(upload, wav) -> dict:
-    return {
-        "uploadId": upload["uploadId"].removeprefix("upl_"),
-        "trackId": upload["trackId"].removeprefix("trk_"),
-        "ownerId": "alice",
-        "objectKey": f"uploads/{upload['uploadId'].removeprefix('upl_')}/original.wav",
-    }
+    """The input the execution was started with (its original is the copy finalize kept)."""
+    return dict(finalize.workflow_input(UploadModel.get(upload["uploadId"].removeprefix("upl_"))))
 
 
 @pytest.mark.parametrize("ending", [("TIMED_OUT", None), ("ABORTED", None), ("FAILED", "Lambda.Unknown")])

@@ -201,7 +201,8 @@ def test_remove_image_removes_the_artwork_and_its_stored_images(stack, artist, r
     upload = upload_and_finalize(stack, artist, path, content_type="audio/mpeg")
     assert lanes_by_name(processed(stack, artist, upload))["artwork"]["state"] == "succeeded"
     track_id = raw(upload["trackId"])
-    assert len(objects_under(stack, keys.artwork_prefix(track_id))) == 5  # the cover and 4 variants
+    # The cover and its 480 (own side), 300 and 96 px variants, each WebP and JPEG.
+    assert len(objects_under(stack, keys.artwork_prefix(track_id))) == 7
 
     response = patch(stack, artist, upload["trackId"], {"removeImage": True})
 
@@ -275,11 +276,13 @@ def test_deleting_a_processed_track_removes_every_item_and_object(stack, artist,
     path = tagged_mp3(tmp_path / "covered.mp3", cover=jpeg())
     upload = upload_and_finalize(stack, artist, path, content_type="audio/mpeg")
     assert processed(stack, artist, upload)["status"] == "ready"
-    track_id, original = raw(upload["trackId"]), f"uploads/{raw(upload['uploadId'])}/original.mp3"
+    track_id = raw(upload["trackId"])
+    original = keys.kept_upload(keys.track_prefix(track_id), raw(upload["uploadId"]), "original.mp3")
     stored = objects_under(stack, keys.track_prefix(track_id))
     assert {key.removeprefix(keys.track_prefix(track_id)).split("/")[0] for key in stored} == {
-        "renditions", "waveform.json", "artwork",
+        "renditions", "waveform.json", "artwork", keys.KEPT_FOLDER.rstrip("/"),
     }  # fmt: skip
+    assert original in stored
     assert "artwork/source-embedded.jpg" in {key.removeprefix(keys.track_prefix(track_id)) for key in stored}
     assert len(partition(track_id)) == 1 + len(LANES)  # the track and its lanes
 

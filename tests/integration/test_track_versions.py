@@ -100,7 +100,9 @@ def test_the_live_version_streams_until_the_new_one_is_processed_then_is_replace
     v1_key = stream_key(stack, artist, track_id)
     assert v1_key == keys.rendition(raw_track, "aac", "m4a")
     v1_files = [*(r["key"] for r in TrackModel.get(raw_track, TrackModel.TRACK_SK).renditions.values()), v1_key]
-    v1_original = keys.original(upload["uploadId"].removeprefix("upl_"), "wav")
+    v1_original = keys.kept_upload(
+        keys.track_prefix(raw_track), upload["uploadId"].removeprefix("upl_"), "original.wav"
+    )
 
     # When a 5 s version is uploaded and its run is still going
     v2_audio = make_audio("tone-5s.wav", seconds=5.0)
@@ -134,7 +136,8 @@ def test_the_live_version_streams_until_the_new_one_is_processed_then_is_replace
     assert abs(after["durationMs"] - 5000) <= 50
     assert after["waveform"]["source"] == "analysis"
     assert stream_key(stack, artist, track_id) == keys.rendition(raw_track, "aac", "m4a", version=v2_id)
-    assert stream_key(stack, artist, track_id, "original") == keys.original(v2_id, "wav")
+    v2_original = keys.kept_upload(keys.track_prefix(raw_track), v2_id, "original.wav")
+    assert stream_key(stack, artist, track_id, "original") == v2_original
     for key in [*v1_files, v1_original]:
         assert not exists(stack, key), key
     assert objects_under(stack, keys.track_prefix(raw_track)) == sorted(
@@ -143,6 +146,7 @@ def test_the_live_version_streams_until_the_new_one_is_processed_then_is_replace
             keys.rendition(raw_track, "mp3", "mp3", version=v2_id),
             keys.rendition(raw_track, "opus", "opus", version=v2_id),
             keys.waveform(raw_track, version=v2_id),
+            v2_original,
         ]
     )
     history = [(v["uploadId"], v["status"], v["replacedAt"] is not None) for v in after["versions"]]

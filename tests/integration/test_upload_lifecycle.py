@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from functions.data.models import TrackModel, UploadModel, utcnow
+from functions.domain import uploads
 
 from .conftest import Stack, as_user
 
@@ -91,7 +92,10 @@ def test_cancelling_a_finalized_upload_is_a_conflict_and_changes_nothing(stack, 
 
     assert (response.status_code, response.json()["error"]["code"]) == (409, "upload_already_finalized")
     assert upload["trackId"] in _my_track_ids(stack, artist)
-    assert len(_stored_uploads(stack)) == 1
+    # The finalized file is kept under its track, out of reach of the signed URL, and stays.
+    record = UploadModel.get(upload["uploadId"].removeprefix("upl_"))
+    assert _stored_uploads(stack) == []
+    assert stack.s3.head_object(Bucket=stack.resources.bucket, Key=uploads.kept_key(record))["ContentLength"] > 0
     assert UploadModel.get(upload["uploadId"].removeprefix("upl_")).status == "finalized"
 
 

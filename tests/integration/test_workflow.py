@@ -4,6 +4,7 @@ track failed. Nothing is left 'processing'."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +60,18 @@ def test_a_wav_is_probed_and_the_track_becomes_ready(stack, artist, runner, wav_
     assert abs(track["durationMs"] - 3000) <= 50
     (execution,) = stack.executions()
     assert execution["status"] == "SUCCEEDED"
+
+
+def test_a_healthy_run_logs_no_interpreter_exception(stack, artist, runner, wav_3s, caplog):
+    # Step Functions evaluates the Choice's JSONPath on the input: a path the input lacks is an
+    # error there, and moto's interpreter logs it even for a presence test.
+    with caplog.at_level(logging.ERROR, logger="moto.stepfunctions"):
+        upload = upload_and_finalize(stack, artist, wav_3s)
+        status = processed(stack, artist, upload)
+
+    assert status["workflowStatus"] == "succeeded"
+    logged = [record.getMessage() for record in caplog.records if record.name.startswith("moto.stepfunctions")]
+    assert not logged, logged
 
 
 def test_a_png_renamed_wav_fails_the_track_with_a_user_facing_message(stack, artist, runner, png_named_wav):

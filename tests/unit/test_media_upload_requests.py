@@ -116,8 +116,9 @@ def _upload(intent: str, **extra) -> UploadModel:
     )
 
 
-def test_an_image_upload_names_its_run_in_the_workflow_input():
-    assert "run" not in finalize.workflow_input(_upload("track_original"))
+def test_every_upload_names_its_run_in_the_workflow_input():
+    # The Choice reads "run": an input without it would make Step Functions evaluate a missing path.
+    assert finalize.workflow_input(_upload("track_original"))["run"] == "track"
     assert finalize.workflow_input(_upload(media_uploads.TRACK_ARTWORK))["run"] == "artwork"
     cover = finalize.workflow_input(_upload(media_uploads.ALBUM_COVER, album_id="alb-1"))
     assert (cover["run"], cover["albumId"]) == ("album_cover", "alb-1")
@@ -126,14 +127,11 @@ def test_an_image_upload_names_its_run_in_the_workflow_input():
 def test_the_workflow_routes_a_run_to_the_artwork_lane_alone_and_an_original_to_probe():
     asl = definition.render_aws()
     route = asl["States"][asl["StartAt"]]
-    # Presence is tested on its own: comparing a path the input lacks is a runtime error.
-    assert route == {
-        "Type": "Choice",
-        "Choices": [{"Variable": "$.run", "IsPresent": True, "Next": "RouteRun"}],
-        "Default": "Probe",
-    }
-    runs = {rule["StringEquals"]: rule["Next"] for rule in asl["States"]["RouteRun"]["Choices"]}
-    assert runs == {"artwork": "ArtworkOnly", "album_cover": "AlbumCover"}
+    # One comparison per run and no presence test: every input carries "run".
+    assert route["Type"] == "Choice" and route["Default"] == "UnknownRun"
+    runs = {rule["StringEquals"]: rule["Next"] for rule in route["Choices"]}
+    assert all(rule["Variable"] == "$.run" and "IsPresent" not in rule for rule in route["Choices"])
+    assert runs == {"track": "Probe", "artwork": "ArtworkOnly", "album_cover": "AlbumCover"}
     assert set(runs) == set(definition.RUNS)
     only = asl["States"]["ArtworkOnly"]
     assert only["Parameters"]["step"] == "artwork_upload"

@@ -9,6 +9,7 @@ from itertools import pairwise
 import pytest
 
 from functions.domain.progress import LANE_ENDED, TERMINAL, Cursor, Event, LaneState, Snapshot, events
+from functions.errors import UploadAssetInvalid, UploadCancelled, UploadExpired
 from functions.workflow.definition import LANES
 
 UPLOAD, TRACK, EXISTING = "u-1", "t-1", "t-0"
@@ -171,8 +172,7 @@ def test_a_rejected_upload_fails_with_upload_asset_invalid():
         UPLOAD,
         TRACK,
         "rejected",
-        rejected_code="upload_asset_invalid",
-        rejected_message="The uploaded file does not match the upload intent: size is 3 bytes.",
+        ended=UploadAssetInvalid("The uploaded file does not match the upload intent: size is 3 bytes."),
     )
 
     emitted = run([PENDING, rejected])
@@ -185,10 +185,10 @@ def test_a_rejected_upload_fails_with_upload_asset_invalid():
 @pytest.mark.parametrize(
     ("final", "code"),
     [
-        (replace(PENDING, expired=True), "upload_intent_expired"),
-        (Snapshot(UPLOAD, TRACK, "gone", expired=True), "upload_intent_expired"),
+        (replace(PENDING, ended=UploadExpired("expired")), "upload_intent_expired"),
+        (Snapshot(UPLOAD, TRACK, "gone", ended=UploadExpired("expired")), "upload_intent_expired"),
         (Snapshot(UPLOAD, TRACK, "gone"), "track_deleted"),
-        (Snapshot(UPLOAD, TRACK, "cancelled"), "upload_intent_cancelled"),
+        (Snapshot(UPLOAD, TRACK, "cancelled", ended=UploadCancelled("cancelled")), "upload_intent_cancelled"),
         (replace(PROCESSING, track_status=None, workflow_status=None, lanes=()), "track_deleted"),
     ],
     ids=["expired", "expired-and-removed", "deleted-while-pending", "cancelled", "deleted-while-processing"],

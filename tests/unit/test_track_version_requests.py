@@ -68,7 +68,9 @@ def test_a_version_runs_the_whole_workflow_with_its_upload_id_as_the_version():
         "uploadId": "v2",
         "trackId": "t",
         "ownerId": "alice",
-        "objectKey": "uploads/v2/original.wav",
+        # The copy finalize verified and kept under the track, never the signed URL's key.
+        "objectKey": "tracks/t/uploaded/v2/original.wav",
+        "run": "track",
         "version": "v2",
     }
     assert "version" not in finalize.workflow_input(_upload("track_original"))

@@ -11,6 +11,7 @@ from functions.api.auth import Principal, current_user
 from functions.api.models import CamelResponse, iso
 from functions.api.public import cacheable
 from functions.api.routers.artists import Cursor, Limit
+from functions.api.routers.tracks import Failure, failure_of
 from functions.api.track_views import PublicTrack, int_or_none, public_track
 from functions.domain import listing, tags
 
@@ -60,6 +61,8 @@ class MyTrack(CamelResponse):
     support_gate: dict[str, object] | None
     duration_ms: int | None
     tags: list[str]
+    # Why a failed track failed, or why a rejected track's upload was refused.
+    failure: Failure | None
     created_at: str
 
 
@@ -72,8 +75,8 @@ class MyTracksResponse(CamelResponse):
 def list_my_tracks(
     user: Annotated[Principal, Depends(current_user)], limit: Limit = 20, cursor: Cursor = None
 ) -> MyTracksResponse:
-    """Every track of the caller, newest first: drafts (intent not finalized yet), processing,
-    ready and failed, whatever their visibility."""
+    """Every track of the caller, newest first: drafts (intent not finalized yet), rejected
+    (the upload's file was refused), processing, ready and failed, whatever their visibility."""
     page = listing.owner_tracks(user.user_id, limit=limit, cursor=cursor)
     return MyTracksResponse(
         tracks=[
@@ -89,6 +92,7 @@ def list_my_tracks(
                 support_gate=track.support_gate,
                 duration_ms=int_or_none(track.duration_ms),
                 tags=[str(tag) for tag in track.tags or []],
+                failure=failure_of(track),
                 created_at=iso(track.created_at) or "",
             )
             for track in page.items

@@ -22,7 +22,7 @@ from functions.api.routers.uploads import FeatureHandles, SupportGate, TagNames,
 from functions.api.track_views import PublicTrack, int_or_none, public_artwork, public_track, without_key
 from functions.data import storage
 from functions.data.models import LaneModel, TrackModel
-from functions.domain import artists, listing, track_mutations, tracks
+from functions.domain import artists, lifecycle, listing, track_mutations, tracks
 from functions.errors import ArtworkNotFound, OriginalOwnerOnly, RenditionNotReady, TrackNotFound
 from functions.settings import settings
 
@@ -107,7 +107,7 @@ def _track_id(value: str) -> str:
     return raw
 
 
-def _failure(track: TrackModel) -> Failure | None:
+def failure_of(track: TrackModel) -> Failure | None:
     if track.failure_code is None:
         return None
     return Failure(code=track.failure_code, message=track.failure_message or "")
@@ -165,7 +165,7 @@ def _track_response(track: TrackModel) -> TrackResponse:
         loudness=track.loudness,
         embedded_tags=track.embedded_tags,
         artwork=public_artwork(track.artwork),
-        failure=_failure(track),
+        failure=failure_of(track),
         pending_version=pending_version(track),
         versions=version_history(track),
         created_at=iso(track.created_at) or "",
@@ -271,7 +271,7 @@ def get_processing_status(track_id: str, user: Annotated[Principal, Depends(curr
         upload_id=ids.render("upl", track.upload_id),
         status=track.status,
         workflow_status=track.workflow_status,
-        failure=_failure(track),
+        failure=failure_of(track),
         pending_version=pending_version(track),
         lanes=[_lane(lane) for lane in status.lanes],
         updated_at=iso(track.updated_at) or "",
@@ -305,7 +305,7 @@ def stream_track(
     if format == "original":
         if track.owner_id != user.user_id:
             raise OriginalOwnerOnly("Only the track's owner can fetch its original; use aac, opus or mp3.")
-        if track.status == "draft" or not track.original_key:
+        if track.status in lifecycle.WITHOUT_AUDIO or not track.original_key:
             raise RenditionNotReady("The original is not stored yet: finalize the upload first.", format=format)
         key, content_type = track.original_key, track.original_content_type
     else:
