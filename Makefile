@@ -38,6 +38,8 @@ test: install layers lint typecheck
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m local.import_cycles functions local
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

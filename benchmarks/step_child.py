@@ -50,7 +50,7 @@ def main() -> None:
 
     bind()
     TrackModel("bench-track", TrackModel.TRACK_SK, owner_id="bench", upload_id="bench", title="bench").save()
-    from functions.workflow import steps
+    from functions.domain.processing import steps
 
     watcher = ChildPeakWatcher()
     watcher.start()

@@ -72,13 +72,11 @@ def lambda_() -> LambdaClient:
 
 
 def reset() -> None:
-    """Forget cached settings, clients and table bindings (tests and the local stack use this)."""
-    from functions.data import models
-
+    """Forget cached settings and clients (tests and the local stack use this). The table models
+    rebind themselves on their next use, to the settings read then (``functions.data.models``)."""
     settings.cache_clear()
     s3.cache_clear()
     sfn.cache_clear()
     lambda_.cache_clear()
     events.cache_clear()
     dynamodb.cache_clear()
-    models.unbind()

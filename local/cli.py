@@ -56,7 +56,7 @@ def _entitlement(args: argparse.Namespace) -> int:
         raise CommandFailed(f"tracklane entitlement: the user id {problem}")
     if not args.aws:
         _use_local_stack(otherwise=" (or pass --aws for the deployed table)")
-    from functions.domain import entitlements
+    from functions.domain.catalog import entitlements
 
     by = os.environ.get("USER", "admin")
     if args.action == "grant":

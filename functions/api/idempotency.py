@@ -50,10 +50,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions import clients
+from functions.data import idempotency_records
 from functions.errors import DomainError, IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidIdempotencyKey
 from functions.observability import logger
-from functions.settings import Settings, settings
+from functions.settings import settings
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotency-replayed"
@@ -151,13 +151,6 @@ class StoredResponse:
         ]
 
 
-class _Layer:
-    """The persistence layer bound to the current settings (rebuilt after ``clients.reset()``)."""
-
-    settings: Settings | None = None
-    layer: DynamoDBPersistenceLayer | None = None
-
-
 def configure(layer: BasePersistenceLayer, *, expires_after_s: int) -> None:
     """What identifies a request (``identity``), what a repeat must match (``fingerprint``) and how
     long a record lives."""
@@ -174,17 +167,9 @@ def configure(layer: BasePersistenceLayer, *, expires_after_s: int) -> None:
 
 
 def persistence_layer() -> DynamoDBPersistenceLayer:
-    current = settings()
-    if _Layer.layer is None or _Layer.settings is not current:
-        layer = DynamoDBPersistenceLayer(
-            table_name=current.idempotency_table,
-            # The client every other AWS call uses: region, endpoint (moto locally) and retries
-            # from settings, created when the first keyed request needs it.
-            boto3_client=clients.dynamodb(),
-        )
-        configure(layer, expires_after_s=current.idempotency_ttl_s)
-        _Layer.layer, _Layer.settings = layer, current
-    return _Layer.layer
+    return idempotency_records.persistence_layer(
+        lambda layer: configure(layer, expires_after_s=settings().idempotency_ttl_s)
+    )
 
 
 def _replay_or_wait(record: DataRecord) -> StoredResponse | None:

@@ -3,12 +3,15 @@ who made it and how to play it -- never storage keys, processing internals or fa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions import ids
 from functions.api.models import CamelResponse, iso
-from functions.data.models import TrackModel
-from functions.domain import artists
+from functions.domain.catalog import artists
+
+if TYPE_CHECKING:
+    # Records the domain returns, read here as views (never loaded or written by the API).
+    from functions.data.models import TrackModel
 
 
 def without_key(document: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,17 @@ class _Unbound:
     billing_mode = "PAY_PER_REQUEST"
 
 
-class ArtistModel(Model):
+class _BoundModel(Model):
+    """Every model binds itself to its table on first use (``ensure_bound``): callers never bind,
+    and nothing is read from settings at import time."""
+
+    @classmethod
+    def _get_connection(cls) -> Any:
+        ensure_bound()
+        return super()._get_connection()
+
+
+class ArtistModel(_BoundModel):
     """Artist profile (``pk=artist#<userId>, sk=profile``) and handle claims
     (``pk=handle#<handle>, sk=claim``) share one table so a transaction can keep handles unique."""
 
@@ -90,7 +100,7 @@ class TracksByOwner(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-unty
 class TracksListedByArtist(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
     """An artist's publicly listed tracks (``GET /v1/artists/{handle}/tracks``). Sparse:
     ``listed_owner`` is set only while the track is ready, public and ungated
-    (``functions.domain.listing`` keeps it so). Keys only: the page reads the few fields it shows
+    (``functions.domain.catalog.listing`` keeps it so). Keys only: the page reads the few fields it shows
     with one BatchGetItem, and re-checks them, since an index answers eventually."""
 
     class Meta:
@@ -104,7 +114,7 @@ class TracksListedByArtist(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[
 class TaggedReferenceTracks(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
     """Listed tracks that have tags and an embedding, newest first: what the autotag lane learns
     genre tags from (nearest neighbours). Sparse: ``tag_reference`` is set by
-    ``functions.domain.listing`` exactly while the track is such a track. It carries only what the
+    ``functions.domain.catalog.listing`` exactly while the track is such a track. It carries only what the
     classifier reads, not the waveform or the rest of the item."""
 
     class Meta:
@@ -128,7 +138,7 @@ class TracksInProcessing(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no
     processing_since = UTCDateTimeAttribute(range_key=True)
 
 
-class TrackModel(Model):
+class TrackModel(_BoundModel):
     """A track (``sk=track``); its processing lanes live beside it as ``LaneModel`` items so one
     Query returns the whole processing status and parallel lanes never write the same item."""
 
@@ -192,11 +202,11 @@ class TrackModel(Model):
     embedding = JSONAttribute(null=True)
     # Documents stored with the track, by document id (the upload's asset id): {"fileName",
     # "contentType", "byteSize", "key", "uploadId", "createdAt"}. A map so that adding one is a
-    # conditional write on its own id (at most MAX_DOCUMENTS: functions.domain.media_uploads).
+    # conditional write on its own id (at most MAX_DOCUMENTS: functions.domain.intake.media_uploads).
     documents: MapAttribute[str, Any] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
     failure_code = UnicodeAttribute(null=True)
     failure_message = UnicodeAttribute(null=True)
-    # The track's next original while it is uploaded and processed (``functions.domain.versions``):
+    # The track's next original while it is uploaded and processed (``functions.domain.intake.versions``):
     # {"uploadId", "status": awaiting_upload | processing | failed, "createdAt", "fileName",
     # "contentType", "byteSize", "originalKey", "finalizedAt"?, "failure"?, "outputs": {attribute
     # name: JSON}}. Its lanes write their results into ``outputs`` (a raw map, so that each lane sets
@@ -214,7 +224,7 @@ class TrackModel(Model):
     # The original's content checksum: its ``ContentClaimModel`` is released when the track goes.
     content_checksum = UnicodeAttribute(null=True)
     # A track of an upload session (seed 003): its place among the session's tracks in its album,
-    # a JSON list compared as a tuple (``functions.domain.sessions.order_key``). Finalize places the
+    # a JSON list compared as a tuple (``functions.domain.intake.sessions.order_key``). Finalize places the
     # track by it (``albums.place_track``) instead of appending, so the order does not depend on
     # which upload finished first.
     album_order = JSONAttribute(null=True)
@@ -229,7 +239,7 @@ class TrackModel(Model):
         return self.pk
 
 
-class LaneModel(Model):
+class LaneModel(_BoundModel):
     """One processing lane of a track (``pk=<trackId>, sk=lane#<name>``)."""
 
     class Meta(_Unbound):
@@ -255,10 +265,10 @@ class LaneModel(Model):
         return f"lane#{lane}"
 
 
-class TagEntryModel(Model):
+class TagEntryModel(_BoundModel):
     """A publicly listed track under one tag (``pk=tag#<tag>, sk=<createdAt>#<trackId>``), newest
     last, for ``GET /v1/tags/{tag}/tracks``. Written and removed with the track's ``listed_tags``
-    in one transaction (``functions.domain.listing``). Its attributes avoid the names the Tracks
+    in one transaction (``functions.domain.catalog.listing``). Its attributes avoid the names the Tracks
     indexes key on, so it never shows up in them."""
 
     class Meta(_Unbound):
@@ -280,7 +290,7 @@ class TagEntryModel(Model):
         return f"{created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{track_id}"
 
 
-class ContentClaimModel(Model):
+class ContentClaimModel(_BoundModel):
     """Which of an owner's tracks holds a given content (``pk=content#<ownerId>#<checksum>,
     sk=claim``): a second upload of the same bytes by the same owner is finalized as a duplicate
     of that track instead of being processed again. Claimed with a conditional put at finalize,
@@ -303,7 +313,7 @@ class ContentClaimModel(Model):
         return f"content#{owner_id}#{checksum}", ContentClaimModel.CLAIM_SK
 
 
-class UploadModel(Model):
+class UploadModel(_BoundModel):
     """An upload intent and, once finalized, the record of its asset."""
 
     class Meta(_Unbound):
@@ -323,10 +333,10 @@ class UploadModel(Model):
     content_type = UnicodeAttribute()
     byte_size = NumberAttribute()
     # pending -> finalized | rejected | duplicate | cancelled. "expired" is never written: a pending
-    # intent past ``expires_at_epoch`` is expired (``functions.domain.uploads.is_expired``) until
+    # intent past ``expires_at_epoch`` is expired (``functions.domain.intake.uploads.is_expired``) until
     # DynamoDB TTL deletes it, which can take days.
     status = UnicodeAttribute(default="pending")
-    # The stored object's content checksum (``functions.domain.duplicates.checksum``) and, for a
+    # The stored object's content checksum (``functions.domain.intake.duplicates.checksum``) and, for a
     # duplicate, the owner's track that already holds that content.
     content_checksum = UnicodeAttribute(null=True)
     duplicate_of = UnicodeAttribute(null=True)
@@ -336,7 +346,7 @@ class UploadModel(Model):
     expires_at_epoch = _TTLAttribute(null=True)
     finalized_at = UTCDateTimeAttribute(null=True)
     finalized_by = UnicodeAttribute(null=True)
-    # When the first API finalize was answered "finalized" (see functions.domain.finalize).
+    # When the first API finalize was answered "finalized" (see functions.domain.intake.finalize).
     acknowledged_at = UTCDateTimeAttribute(null=True)
     rejected_code = UnicodeAttribute(null=True)
     rejected_message = UnicodeAttribute(null=True)
@@ -344,9 +354,9 @@ class UploadModel(Model):
     # An intent signed without an exact size or type (seed 003 upload sessions: the track's PUT
     # has no size, the cover's POST neither size nor type): ``{"maxBytes", "contentTypes"?,
     # "contentTypePrefix"?}``. Finalize takes the stored object's size and type when they are within
-    # these bounds (``functions.domain.sessions.settle``) and then verifies as for any intent.
+    # these bounds (``functions.domain.intake.sessions.settle``) and then verifies as for any intent.
     declared_bounds = JSONAttribute(null=True)
-    # A resumable upload (functions.domain.uploads): S3's multipart UploadId and the plan the part
+    # A resumable upload (functions.domain.intake.uploads): S3's multipart UploadId and the plan the part
     # URLs were signed for (every part ``part_size`` bytes but the last). Absent for a single PUT.
     multipart_id = UnicodeAttribute(null=True)
     part_size = NumberAttribute(null=True)
@@ -354,8 +364,8 @@ class UploadModel(Model):
     cancelled_at = UTCDateTimeAttribute(null=True)
 
 
-class ProgressTokenModel(Model):
-    """A short-lived credential for one upload's progress stream (``functions.domain.progress``).
+class ProgressTokenModel(_BoundModel):
+    """A short-lived credential for one upload's progress stream (``functions.domain.processing.progress``).
     EventSource cannot send an Authorization header, and the long-lived bearer must never appear in
     a URL, so the owner mints one of these and passes it as ``?token=``. Only the token's SHA-256 is
     stored: the table never holds a usable credential. It lives in the Uploads table beside the
@@ -381,9 +391,9 @@ class ProgressTokenModel(Model):
         return f"{ProgressTokenModel.PREFIX}{token_sha256}"
 
 
-class UploadSessionModel(Model):
+class UploadSessionModel(_BoundModel):
     """A seed 003 upload session: a batch of track intents into one of the owner's albums
-    (``functions.domain.sessions``). It lives in the Uploads table beside its intents
+    (``functions.domain.intake.sessions``). It lives in the Uploads table beside its intents
     (``upload_id=upload-session#<uuid>``; the key attribute is the table's). ``tracks`` holds one
     compact JSON string per track intent, appended atomically and bounded, so one GetItem reads the
     whole session. It stops taking tracks at ``expires_at``; DynamoDB TTL removes it later."""
@@ -436,7 +446,7 @@ class AlbumsListed(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyp
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
-class AlbumModel(Model):
+class AlbumModel(_BoundModel):
     """An album (``pk=<albumId>, sk=album``). ``track_ids`` is the explicit track order: appends
     are atomic (``list_append``), so tracks added concurrently keep a deterministic order.
     ``revision`` grows with every change to the album or its track list (the ETag)."""
@@ -478,7 +488,7 @@ class AlbumModel(Model):
         return self.pk
 
 
-class AlbumSlugModel(Model):
+class AlbumSlugModel(_BoundModel):
     """Claims an album slug per artist (``pk=slug#<ownerId>#<slug>, sk=slug``), so a transaction
     keeps slugs unique. A slug the album was renamed away from stays, with ``current`` false, and
     answers 301 to the album's current slug."""
@@ -500,7 +510,7 @@ class AlbumSlugModel(Model):
         return f"slug#{owner_id}#{slug}"
 
 
-class SupporterModel(Model):
+class SupporterModel(_BoundModel):
     """A supporter of an artist (``pk=artist#<artistId>, sk=supporter#<userId>``), granted by the
     artist: support-gated tracks stream to the owner and these users only. It shares the artist's
     partition, so one Query lists them and one GetItem checks one."""
@@ -522,7 +532,7 @@ class SupporterModel(Model):
         return ArtistModel.profile_key(artist_id)[0], f"{SupporterModel.PREFIX}{supporter_id}"
 
 
-class EntitlementModel(Model):
+class EntitlementModel(_BoundModel):
     """An explicit upload grant or revocation; absence means the configured default policy."""
 
     class Meta(_Unbound):
@@ -536,7 +546,7 @@ class EntitlementModel(Model):
     updated_at = UTCDateTimeAttribute(default=utcnow)
 
 
-class IdempotencyRecordModel(Model):
+class IdempotencyRecordModel(_BoundModel):
     """One ``Idempotency-Key`` of one caller on one route (``functions.api.idempotency``).
 
     powertools' ``DynamoDBPersistenceLayer`` reads and writes these items itself, with its default
@@ -584,9 +594,11 @@ TABLE_MODELS: tuple[type[Model], ...] = tuple(
 
 
 class _Binding:
-    """Which settings the models are currently bound to."""
+    """What the models point at, and the ``settings()`` in force when they were bound: a new
+    settings object (after ``settings.cache_clear()``) rebinds them on their next use."""
 
-    settings: Settings | None = None
+    bound_to: Settings | None = None
+    while_current: Settings | None = None
 
 
 @cache
@@ -603,22 +615,22 @@ def _session_sharing_service_models(env_vars: dict[str, Any] | None = None) -> b
 
 
 def bind(current: Settings | None = None) -> None:
-    """Point every model at its table (name, region, endpoint) from settings."""
+    """Point every model at its table (name, region, endpoint): from ``current`` (the local stack
+    provisioning another endpoint) or from settings. Models bind themselves on first use, so only
+    code that targets other settings calls this."""
     pynamodb.connection.base.get_session = _session_sharing_service_models  # type: ignore[attr-defined]
-    current = current or settings()
+    in_force = settings()
+    current = current or in_force
     for model in ALL_MODELS:
         meta: Any = model.Meta
         meta.table_name = getattr(current, meta.settings_field)
         meta.region = current.region
         meta.host = current.aws_endpoint_url
         model._connection = None
-    _Binding.settings = current
+    _Binding.bound_to = current
+    _Binding.while_current = in_force
 
 
 def ensure_bound() -> None:
-    if _Binding.settings is not settings():
+    if _Binding.while_current is not settings():
         bind()
-
-
-def unbind() -> None:
-    _Binding.settings = None

@@ -125,7 +125,7 @@ def _existing_track_event(change: Change) -> DomainEvent | None:
 
 
 def _version_promoted(old: Image, new: Image) -> bool:
-    """The one write that swaps a processed version in (``functions.domain.versions``): the
+    """The one write that swaps a processed version in (``functions.domain.intake.versions``): the
     pending version leaves the item and the track's upload becomes the version's."""
     pending = old.get("pending_version") or {}
     return (

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.data import keys
-from functions.domain import finalize
+from functions.domain.intake import finalize
 from functions.errors import DomainError
 from functions.observability import logger, tracer
 

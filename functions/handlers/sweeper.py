@@ -5,8 +5,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.domain.processing import sweeper
 from functions.observability import logger, metrics, tracer
-from functions.workflow import sweeper
 
 
 @logger.inject_lambda_context(clear_state=True)

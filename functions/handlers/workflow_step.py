@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.domain.processing import steps
 from functions.observability import logger, tracer
-from functions.workflow import steps
 
 
 @logger.inject_lambda_context(correlation_id_path="input.uploadId", clear_state=True)

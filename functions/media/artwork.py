@@ -31,7 +31,7 @@ from typing import Any
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from functions.observability import logger
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 ACCEPTED_FORMATS: dict[str, str] = {
     "JPEG": "image/jpeg",

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from functions.media import ffmpeg
-from functions.workflow.errors import TransientStepError
+from functions.step_errors import TransientStepError
 
 # A window covers every chunk header of an ordinary file at once; a chunk that starts beyond it
 # (a large bext/iXML/JUNK chunk before the audio) costs one more read, up to _MAX_READS.

@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from functions.media import ffmpeg
 from functions.observability import logger
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 VERSION = "logmel-v1"
 SAMPLE_RATE_HZ = 22050

@@ -19,7 +19,7 @@ from typing import Any
 
 from functions.media import ffmpeg
 from functions.observability import logger
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 REFERENCE_LUFS = -14.0
 # Positive gain never pushes the true peak above this (a player applying the gain must not clip,

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 
 from functions.media import declared_length, ffmpeg
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 _INPUT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")

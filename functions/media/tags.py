@@ -22,7 +22,7 @@ from mutagen.flac import Picture
 from mutagen.id3 import ID3
 from mutagen.mp4 import MP4Cover, MP4Tags
 
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 MAX_TEXT_LENGTH = 256
 # The artwork lane accepts images up to this size; a larger embedded cover is reported, not used.

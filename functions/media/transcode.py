@@ -16,7 +16,7 @@ from typing import Literal
 
 from functions.media import ffmpeg
 from functions.observability import logger
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 
 @dataclass(frozen=True)

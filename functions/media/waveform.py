@@ -26,7 +26,7 @@ from typing import Any
 
 from functions.media import ffmpeg
 from functions.observability import logger
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 # Fine frames per bucket of the finest requested count: edges within 1/4 bucket. The cost is per
 # frame, not per second of audio: astats clears its histograms on every reset (~70 us a frame), so

@@ -65,7 +65,7 @@ TaskRenderer = Callable[["Task"], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Task:
-    """Runs one step handler (``functions.workflow.steps.STEPS[step]``). A Task that is a processing
+    """Runs one step handler (``functions.domain.processing.steps.STEPS[step]``). A Task that is a processing
     lane names it: its state shows in processing-status, and a failed required lane fails the track."""
 
     name: str
@@ -238,14 +238,14 @@ def _optional_lanes(*lanes: tuple[str, str, int]) -> Branch:
     return Branch(start_at=lanes[0][0], states=tuple(states))
 
 
-# Input: {"uploadId", "trackId", "ownerId", "objectKey", "run"} (see functions.domain.finalize).
+# Input: {"uploadId", "trackId", "ownerId", "objectKey", "run"} (see functions.domain.intake.finalize).
 # "run" says which part of the workflow the upload needs: "track" for an original (every lane,
 # then the verdict), "artwork" for an uploaded image (the artwork lane alone, for that track) or
 # "album_cover" (with "albumId"): one state machine, so one deployment, one IAM role and one local
 # runner; the execution is named after the upload either way. Every input carries "run", so the
 # Choice never reads a missing path (a runtime error in Step Functions' JSONPath evaluation, and
 # an exception logged by moto's interpreter even under IsPresent). A new version of a track
-# (functions.domain.versions) runs the track's states with "version": <uploadId> added: the
+# (functions.domain.intake.versions) runs the track's states with "version": <uploadId> added: the
 # lanes store beside the live version, MarkPlayable waits, MarkReady swaps the version in and
 # MarkFailed fails the version only.
 TRACK_RUN = "track"

@@ -77,7 +77,7 @@ class Processing(Construct):
                 )
         # Delete: a track's new version, once live, replaces the original it had; a version that
         # failed, or whose track was deleted meanwhile, leaves no original behind
-        # (functions.domain.versions).
+        # (functions.domain.intake.versions).
         storage.grant_uploads(self.function, read=True, delete=True)
         storage.grant_tracks_read_write(self.function)
         # Albums: an uploaded album cover is rendered into the album's variants (``run: album_cover``).

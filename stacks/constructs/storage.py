@@ -79,7 +79,7 @@ class Storage(Construct):
                 # Bucket-wide: a resumable upload under uploads/ that is never completed or aborted
                 # (the client went away; its intent expired) and a processing step's multipart
                 # output under tracks/ that crashed half-way. The API's multipart window ends
-                # before this (functions.domain.uploads), so no live upload loses its parts.
+                # before this (functions.domain.intake.uploads), so no live upload loses its parts.
                 s3.LifecycleRule(
                     id="abort-incomplete-multipart",
                     abort_incomplete_multipart_upload_after=Duration.days(ABORT_INCOMPLETE_MULTIPART_DAYS),

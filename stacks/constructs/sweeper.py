@@ -1,6 +1,6 @@
 """The sweeper: every 15 minutes it looks at the tracks still marked as processing (the Tracks
 table's ``by_processing`` index) and asks Step Functions what became of each one's execution
-(``functions.workflow.sweeper``): an ended execution gets its track a verdict, a missing one (finalize
+(``functions.domain.processing.sweeper``): an ended execution gets its track a verdict, a missing one (finalize
 crashed between claiming the upload and starting it) is started, under the upload's id as always.
 
 One sweep at a time (reserved concurrency 1): two overlapping sweeps would only race on the same

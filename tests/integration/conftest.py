@@ -18,7 +18,7 @@ from moto.server import ThreadedMotoServer
 from functions import clients
 from functions.api.app import create_app
 from functions.api.auth import Principal
-from functions.domain import artists
+from functions.domain.catalog import artists
 from local.config import free_port
 from local.moto_atomic import make_dynamodb_writes_atomic
 from local.moto_s3 import make_s3_copy_conditions_checked
@@ -146,7 +146,7 @@ def decode(response: httpx.Response) -> dict[str, Any]:
 @pytest.fixture
 def distinct_wav(wav_3s: Path, tmp_path: Path) -> Callable[[], Path]:
     """Copies of the 3 s WAV that differ in their last samples: the same owner uploading the same
-    bytes twice gets a duplicate (functions.domain.duplicates), so tests needing several tracks
+    bytes twice gets a duplicate (functions.domain.intake.duplicates), so tests needing several tracks
     upload distinct files."""
     made = iter(range(1, 1 << 30))
 

@@ -14,7 +14,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions import ids
 from functions.data.models import AlbumModel, AlbumSlugModel, TrackModel, utcnow
-from functions.domain import albums, artists
+from functions.domain.catalog import albums, artists
 from functions.errors import AlbumFull, AlbumNotFound
 
 from .conftest import as_user

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from functions.domain import entitlements
+from functions.domain.catalog import entitlements
 
 from .conftest import as_user
 

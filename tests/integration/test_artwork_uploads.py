@@ -12,7 +12,7 @@ import httpx
 from PIL import Image
 
 from functions.data import keys
-from functions.domain import finalize
+from functions.domain.intake import finalize
 
 from .conftest import Stack, as_user
 from .test_lanes import lanes_by_name
@@ -160,7 +160,7 @@ def test_an_image_that_differs_from_its_intent_is_rejected_and_not_rendered(stac
 
 
 def test_the_intent_checks_extension_type_size_and_owner(stack, artist, tmp_path):
-    from functions.domain import artists
+    from functions.domain.catalog import artists
 
     artists.upsert("mallory", handle="mallory", display_name="Mallory")
     draft = stack.create_upload(artist, image_file(tmp_path / "x.wav", size=(8, 8)))
@@ -231,7 +231,7 @@ def test_an_album_cover_is_rendered_served_publicly_and_changes_the_etag(stack, 
 
 
 def test_album_cover_intents_are_owner_only(stack, artist, tmp_path):
-    from functions.domain import artists
+    from functions.domain.catalog import artists
 
     artists.upsert("mallory", handle="mallory", display_name="Mallory")
     album = album_of(stack, artist, "Mine")

@@ -173,7 +173,7 @@ def test_every_route_is_in_the_matrix():
 @pytest.fixture
 def owned(stack: Stack, artist: str, wav_3s) -> dict[str, str]:
     """Alice's finalized track (no runner: it stays processing), in her album."""
-    from functions.domain import artists
+    from functions.domain.catalog import artists
 
     artists.upsert("mallory", handle="mallory", display_name="Mallory")
     upload = stack.create_upload(artist, wav_3s, album="Mine")

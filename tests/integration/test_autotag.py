@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from functions.data.models import TrackModel
-from functions.domain import artists
+from functions.domain.catalog import artists
 
 from .conftest import Stack, as_user
 from .test_embeddings import CHORD, HISS, render

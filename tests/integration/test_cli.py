@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.domain import entitlements
+from functions.domain.catalog import entitlements
 from local import config
 from local.cli import main as tracklane
 from local.config import free_port

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from functions.data import keys
-from functions.domain import finalize, media_uploads
+from functions.domain.intake import finalize, media_uploads
 
 from .conftest import Stack, as_user
 
@@ -94,7 +94,7 @@ def test_a_document_that_differs_from_its_intent_is_rejected(stack, artist, draf
     assert listed(stack, artist, draft) == []
     key = f"uploads/{created['uploadId'][4:]}/"
     assert stack.s3.list_objects_v2(Bucket=stack.resources.bucket, Prefix=key).get("KeyCount") == 0
-    from functions.domain import uploads
+    from functions.domain.intake import uploads
 
     upload = uploads.find(created["uploadId"][4:])
     assert upload is not None
@@ -111,7 +111,7 @@ def test_a_full_track_refuses_the_intent_and_the_put_event(stack, artist, draft,
         stack.drain_s3_events()
 
     assert [d["documentId"] for d in listed(stack, artist, draft)] == [first["documentId"]]
-    from functions.domain import uploads
+    from functions.domain.intake import uploads
 
     refused = uploads.find(second["uploadId"][4:])
     assert refused is not None
@@ -121,7 +121,7 @@ def test_a_full_track_refuses_the_intent_and_the_put_event(stack, artist, draft,
 
 
 def test_the_intent_checks_extension_type_size_and_owner(stack, artist, draft):
-    from functions.domain import artists
+    from functions.domain.catalog import artists
 
     artists.upsert("mallory", handle="mallory", display_name="Mallory")
 

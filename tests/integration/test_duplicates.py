@@ -10,8 +10,9 @@ import pytest
 
 from functions import ids
 from functions.data.models import ContentClaimModel, TrackModel, UploadModel
-from functions.domain import artists, uploads
-from functions.workflow import verdict
+from functions.domain.catalog import artists
+from functions.domain.intake import uploads
+from functions.domain.processing import verdict
 
 from .conftest import Stack, as_user
 

@@ -31,7 +31,7 @@ HISS = "anoisesrc=color=white:amplitude=0.3:sample_rate=44100:duration=4"
 
 @pytest.fixture
 def bob(stack):
-    from functions.domain import artists
+    from functions.domain.catalog import artists
 
     artists.upsert("bob", handle="bob", display_name="Bob")
 

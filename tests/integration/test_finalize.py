@@ -8,7 +8,8 @@ import pytest
 
 from functions import ids
 from functions.data.models import TrackModel, UploadModel, bind
-from functions.domain import artists, finalize
+from functions.domain.catalog import artists
+from functions.domain.intake import finalize
 from functions.workflow.definition import LANES
 
 from .conftest import Stack, as_user

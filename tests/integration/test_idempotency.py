@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from functions.api import idempotency
 from functions.data.models import TrackModel
-from functions.domain import artists
+from functions.domain.catalog import artists
 from functions.settings import settings
 from local.provision import client
 

@@ -12,9 +12,9 @@ import pytest
 
 from functions import clients
 from functions.data import keys
+from functions.domain.processing import steps
 from functions.media.probe import probe
-from functions.workflow import steps
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 from .conftest import Stack, as_user
 from .test_workflow import processed, upload_and_finalize

@@ -98,7 +98,7 @@ def _object_sha256(stack: Stack, key: str) -> tuple[str, int, str]:
 
 
 def _original_key(stack: Stack, user: str, track_id: str) -> str:
-    from functions.domain import tracks
+    from functions.domain.catalog import tracks
 
     track = tracks.find(track_id.removeprefix("trk_"))
     assert track is not None and track.owner_id == user

@@ -9,7 +9,7 @@ import pytest
 
 from functions.data import storage
 from functions.media.probe import probe
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 from .conftest import Stack
 

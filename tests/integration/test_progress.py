@@ -20,8 +20,8 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions.api.app import create_app
 from functions.data.models import ProgressTokenModel, utcnow
-from functions.domain import artists
-from functions.domain import progress as progress_domain
+from functions.domain.catalog import artists
+from functions.domain.processing import progress as progress_domain
 from functions.settings import settings
 from functions.workflow.definition import LANES
 from local.config import free_port

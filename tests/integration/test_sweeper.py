@@ -9,8 +9,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from functions.data.models import TrackModel, UploadModel, utcnow
-from functions.domain import finalize, tracks
-from functions.workflow import steps, sweeper
+from functions.domain.catalog import tracks
+from functions.domain.intake import finalize
+from functions.domain.processing import steps, sweeper
 
 from .conftest import as_user
 from .test_lanes import lanes_by_name

@@ -16,7 +16,7 @@ from PIL import Image
 from functions import clients
 from functions.data import storage
 from functions.data.models import TrackModel
-from functions.domain import track_mutations, tracks
+from functions.domain.catalog import track_mutations, tracks
 from functions.media import tags
 from tests.conftest import FFMPEG
 

@@ -17,9 +17,9 @@ import pytest
 from functions import ids
 from functions.data import keys, storage
 from functions.data.models import LaneModel, TrackModel, UploadModel, ensure_bound
-from functions.domain import albums, artists, tracks
+from functions.domain.catalog import albums, artists, tracks
+from functions.domain.processing import steps, verdict
 from functions.errors import TrackDeleted
-from functions.workflow import steps, verdict
 from functions.workflow.definition import LANES
 
 from .conftest import Stack, as_user
@@ -403,7 +403,7 @@ def test_delete_prefix_deletes_page_by_page_and_only_that_folder(stack, monkeypa
     assert objects_under(stack, neighbour) == [neighbour]
 
 
-# --- albums (these go through functions.domain.albums) ------------------------------------------------
+# --- albums (these go through functions.domain.catalog.albums) ------------------------------------------------
 
 
 def album_order(album_id: str) -> list[str]:

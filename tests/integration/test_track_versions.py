@@ -15,8 +15,9 @@ import pytest
 
 from functions.data import keys
 from functions.data.models import LaneModel, TrackModel, utcnow
-from functions.domain import artists, entitlements, finalize, versions
-from functions.workflow import steps
+from functions.domain.catalog import artists, entitlements
+from functions.domain.intake import finalize, versions
+from functions.domain.processing import steps
 
 from .conftest import Stack, as_user
 from .test_artwork_uploads import objects_under

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from functions.data.models import TrackModel, UploadModel, utcnow
-from functions.domain import uploads
+from functions.domain.intake import uploads
 
 from .conftest import Stack, as_user
 

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from functions.data.models import UploadSessionModel, ensure_bound, utcnow
-from functions.domain import albums, media_types, sessions
+from functions.domain.catalog import albums
+from functions.domain.intake import media_types, sessions
 
 from .conftest import Stack, as_user
 from .test_artwork_uploads import image_file
@@ -284,7 +285,7 @@ def test_validation_errors_answer_in_the_seed_shape(stack, artist):
 
 
 def test_another_users_session_is_not_found(stack, artist):
-    from functions.domain import artists
+    from functions.domain.catalog import artists
 
     artists.upsert("mallory", handle="mallory", display_name="Mallory")
     album_id = new_album(stack, artist)

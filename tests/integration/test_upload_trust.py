@@ -11,7 +11,7 @@ import httpx
 from functions import ids
 from functions.data import storage
 from functions.data.models import UploadModel, bind
-from functions.domain import finalize
+from functions.domain.intake import finalize
 
 from .conftest import Stack, as_user
 from .test_progress import sse_body

@@ -15,8 +15,8 @@ from pynamodb.connection import Connection
 
 from functions import ids
 from functions.data.models import TagEntryModel, TrackModel
-from functions.domain import artists, listing
-from functions.workflow import verdict
+from functions.domain.catalog import artists, listing
+from functions.domain.processing import verdict
 
 from .conftest import Stack, as_user
 from .test_workflow import processed

@@ -9,9 +9,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from functions.workflow import steps
+from functions.domain.processing import steps
+from functions.step_errors import StepFailed, TransientStepError
 from functions.workflow.definition import LANES
-from functions.workflow.errors import StepFailed, TransientStepError
 
 from .conftest import Stack, as_user
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from functions.domain.albums import MAX_SLUG_LENGTH, clean_description, clean_title, slugify, with_suffix
+from functions.domain.catalog.albums import MAX_SLUG_LENGTH, clean_description, clean_title, slugify, with_suffix
 from functions.errors import InvalidAlbum
 
 

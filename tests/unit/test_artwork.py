@@ -16,7 +16,7 @@ from PIL import ExifTags, Image, ImageCms, ImageDraw, ImageFile
 
 from functions.media import artwork
 from functions.media.artwork import MAX_IMAGE_BYTES, Artwork, render
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 RED = (220, 30, 30)
 GREEN = (30, 200, 60)

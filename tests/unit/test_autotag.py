@@ -1,11 +1,11 @@
-"""The autotag classifier's vote (functions.domain.autotag.suggest), without AWS."""
+"""The autotag classifier's vote (functions.domain.processing.autotag.suggest), without AWS."""
 
 from __future__ import annotations
 
 import pytest
 
-from functions.domain import autotag
-from functions.domain.autotag import Example, Suggestion, suggest
+from functions.domain.processing import autotag
+from functions.domain.processing.autotag import Example, Suggestion, suggest
 
 
 def example(track_id: str, vector: list[float], *tags: str) -> Example:

@@ -119,7 +119,7 @@ def test_the_workflow_succeeding_is_track_processed_and_becoming_playable_before
 
 
 def test_a_promoted_version_is_track_processed_and_its_progress_is_not() -> None:
-    """A new original (functions.domain.versions) runs while the old one stays live; only the
+    """A new original (functions.domain.intake.versions) runs while the old one stays live; only the
     write that swaps it in is an event."""
     version = ids.new_id()
     pending = {"uploadId": version, "status": "processing", "outputs": {}}

@@ -1,6 +1,6 @@
-"""Which S3 ETags are content checksums (functions.domain.duplicates)."""
+"""Which S3 ETags are content checksums (functions.domain.intake.duplicates)."""
 
-from functions.domain import duplicates
+from functions.domain.intake import duplicates
 
 
 def test_a_single_put_etag_is_the_md5_of_the_bytes():

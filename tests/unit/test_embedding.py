@@ -12,10 +12,10 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from functions.domain.similarity import nearest, similarity
+from functions.domain.catalog.similarity import nearest, similarity
 from functions.media import embedding, ffmpeg
 from functions.media.embedding import DIMENSIONS, SAMPLE_RATE_HZ, VERSION, Embedding, embed
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 SECONDS = 4

@@ -15,8 +15,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from functions import clients
-from functions.workflow import external
-from functions.workflow.errors import StepFailed, TransientStepError
+from functions.domain.processing import external
+from functions.step_errors import StepFailed, TransientStepError
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:stems-separator:live"
 REQUEST = {"trackId": "t1", "audioUrl": "https://example.invalid/a", "durationMs": 3000}

@@ -31,3 +31,20 @@ def test_handlers_without_the_media_layer_do_not_import_it(handler):
 def test_the_processing_handler_does_import_it():
     """The check above can see these imports at all."""
     assert imported_by("functions.handlers.workflow_step") == set(MEDIA_LIBRARIES)
+
+
+def test_the_cycle_check_finds_a_chain_back_and_a_self_import_but_not_a_diamond():
+    from local.import_cycles import cycles
+
+    chain = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(chain) == [["a", "b", "c"]]
+    assert cycles({"x": {"x"}, "y": set()}) == [["x"]]
+    diamond = {"top": {"left", "right"}, "left": {"bottom"}, "right": {"bottom"}, "bottom": set()}
+    assert cycles(diamond) == []
+
+
+def test_no_module_of_functions_or_local_imports_itself_back():
+    from local.import_cycles import cycles, package_imports
+
+    for package in ("functions", "local"):
+        assert cycles(package_imports(package)) == [], package

@@ -16,7 +16,7 @@ import pytest
 
 from functions.media import loudness as loudness_module
 from functions.media.loudness import MAX_BOOST_DB, REFERENCE_LUFS, loudness, playback_gain
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.domain import media_types
+from functions.domain.intake import media_types
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_the_types_browsers_also_send_are_accepted(file_name, content_type):
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-TABLE_START = "<!-- content-types: generated from functions/domain/media_types.py -->"
+TABLE_START = "<!-- content-types: generated from functions/domain/intake/media_types.py -->"
 TABLE_END = "<!-- /content-types -->"
 
 
@@ -86,7 +86,7 @@ def test_the_readme_table_of_content_types_is_the_declared_one():
 
 
 def test_an_upload_session_signs_each_audio_put_with_the_documented_type():
-    from functions.domain import sessions
+    from functions.domain.intake import sessions
 
     documented = {extension: media_types.preferred_type(extension) for extension in media_types.AUDIO_FILES}
     assert documented == sessions.AUDIO_CONTENT_TYPES

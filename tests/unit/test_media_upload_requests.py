@@ -9,10 +9,11 @@ import pytest
 
 from functions.data import keys
 from functions.data.models import UploadModel
-from functions.domain import finalize, media_types, media_uploads
+from functions.domain.intake import finalize, media_types, media_uploads
+from functions.domain.processing import steps
 from functions.errors import EmptyFile, FileTooLarge, UnsupportedMediaType
 from functions.media import artwork
-from functions.workflow import definition, steps
+from functions.workflow import definition
 
 Spec = media_uploads.FileSpec
 

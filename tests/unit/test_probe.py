@@ -5,7 +5,7 @@ import random
 import pytest
 
 from functions.media.probe import probe
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 from tests.conftest import render_audio
 
 LIMITS = {"min_ms": 1000, "max_ms": 3600 * 1000}

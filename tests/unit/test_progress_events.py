@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from functions.domain.progress import LANE_ENDED, TERMINAL, Cursor, Event, LaneState, Snapshot, events
+from functions.domain.processing.progress import LANE_ENDED, TERMINAL, Cursor, Event, LaneState, Snapshot, events
 from functions.errors import UploadAssetInvalid, UploadCancelled, UploadExpired
 from functions.workflow.definition import LANES
 

@@ -15,7 +15,7 @@ from mutagen.oggopus import OggOpus
 from PIL import Image
 
 from functions.media import tags
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 from tests.conftest import FFMPEG
 
 METADATA = {

@@ -10,9 +10,9 @@ import pytest
 
 from functions.data import keys
 from functions.data.models import TrackModel, UploadModel
-from functions.domain import finalize, versions
+from functions.domain.intake import finalize, versions
+from functions.domain.processing import external, steps, verdict
 from functions.errors import EmptyFile, FileTooLarge, UnsupportedMediaType
-from functions.workflow import external, steps, verdict
 
 Spec = versions.FileSpec
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

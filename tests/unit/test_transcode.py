@@ -13,7 +13,7 @@ from functions.media import ffmpeg
 from functions.media.ffmpeg import input_args
 from functions.media.probe import probe
 from functions.media.transcode import RENDITIONS, transcode
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 LIMITS = {"min_ms": 0, "max_ms": 3600 * 1000}

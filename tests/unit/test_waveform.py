@@ -8,7 +8,7 @@ import pytest
 
 from functions.api.routers.uploads import WaveformBody
 from functions.media.waveform import Waveform, waveform
-from functions.workflow.errors import StepFailed
+from functions.step_errors import StepFailed
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 MINUS_6_DBFS = 10 ** (-6 / 20)  # 0.5012

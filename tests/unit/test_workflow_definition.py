@@ -2,7 +2,8 @@
 
 import json
 
-from functions.workflow import definition, steps
+from functions.domain.processing import steps
+from functions.workflow import definition
 
 
 def test_aws_and_local_renderings_have_the_same_states_and_transitions():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -13,9 +13,14 @@ from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
 from functions.api.public import absolute_url, cacheable, viewer
 from functions.api.track_views import ArtistRef, artist_ref
-from functions.data.models import AlbumModel, TrackModel
-from functions.domain import albums, artists
+from functions.domain.catalog import albums, artists
+from functions.domain.removal import deletion
 from functions.errors import InvalidAlbum, TrackNotFound
+
+if TYPE_CHECKING:
+    # Records the domain returns, read here as views (never loaded or written by the API).
+    from functions.data.models import AlbumModel, TrackModel
+
 
 router = APIRouter(tags=["albums"])
 
@@ -195,7 +200,7 @@ def delete_album(
     cascade: Annotated[bool, Query(description="true: delete the album's tracks too; false: orphan them")] = False,
 ) -> DeleteAlbumResponse:
     """Deletes the album and its slugs (owner only); a second delete is 404 ``album_not_found``."""
-    deleted = albums.delete(user.user_id, albums.parse_id(album_id), cascade=cascade)
+    deleted = deletion.delete_album(user.user_id, albums.parse_id(album_id), cascade=cascade)
     return DeleteAlbumResponse(
         album_id=ids.render("alb", deleted.album_id), cascade=deleted.cascade, tracks=deleted.tracks
     )

@@ -12,7 +12,7 @@ from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
 from functions.api.public import cacheable
 from functions.api.track_views import PublicTrack, public_track
-from functions.domain import artists, listing, paging, supporters
+from functions.domain.catalog import artists, listing, paging, supporters
 from functions.errors import ArtistProfileNotFound
 
 router = APIRouter(prefix="/v1/artists", tags=["artists"])

@@ -13,7 +13,7 @@ from functions.api.public import cacheable
 from functions.api.routers.artists import Cursor, Limit
 from functions.api.routers.tracks import Failure, failure_of
 from functions.api.track_views import PublicTrack, int_or_none, public_track
-from functions.domain import listing, tags
+from functions.domain.catalog import listing, tags
 
 router = APIRouter(tags=["browse"])
 

@@ -8,7 +8,7 @@ finalize call: the object's S3 put event finalizes them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -20,11 +20,14 @@ from functions.api.models import CamelModel, CamelResponse, iso
 
 # One definition of where an upload is finalized (a version's finalize is seed 004's).
 from functions.api.routers.uploads import upload_action_url
-from functions.data import storage
-from functions.data.models import TrackModel
-from functions.domain import albums, media_uploads, versions
+from functions.domain.catalog import albums, downloads
+from functions.domain.intake import media_uploads, versions
 from functions.errors import ArtworkNotFound, DocumentNotFound, TrackNotFound
-from functions.settings import settings
+
+if TYPE_CHECKING:
+    # Records the domain returns, read here as views (never loaded or written by the API).
+    from functions.data.models import TrackModel
+
 
 router = APIRouter(tags=["media uploads"])
 
@@ -290,7 +293,7 @@ def list_documents(track_id: str, user: Annotated[Principal, Depends(current_use
 
 
 def _redirect(key: str, content_type: str | None, *, cache_control: str) -> RedirectResponse:
-    url = storage.presign_get(key, expires_in=settings().stream_url_ttl_s, content_type=content_type)
+    url = downloads.signed_url(key, content_type)
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": cache_control})
 
 

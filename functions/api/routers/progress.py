@@ -1,7 +1,7 @@
 """``GET /v1/uploads/{uploadId}/progress`` (Server-Sent Events) and the tokens that let an
 EventSource call it (``POST /v1/uploads/{uploadId}/progress-tokens``).
 
-One handler, two ways of answering (``functions.domain.progress`` decides what to say):
+One handler, two ways of answering (``functions.domain.processing.progress`` decides what to say):
 - streaming (the local stack under uvicorn, ``progress_stream``): poll the tables every
   ``progress_poll_interval_s``, send what is new, a ``: keep-alive`` comment when nothing was sent
   for ``progress_heartbeat_s``, and end at the terminal event (or at the duration/poll bounds);
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -28,11 +28,15 @@ from functions.api.auth import Principal, Unauthorized, current_user
 from functions.api.models import CamelResponse, iso
 from functions.api.public import viewer
 from functions.api.routers.uploads import upload_action_url
-from functions.data.models import UploadModel
-from functions.domain import progress
+from functions.domain.processing import progress
 from functions.errors import UploadIntentNotFound
 from functions.observability import logger
 from functions.settings import settings
+
+if TYPE_CHECKING:
+    # Records the domain returns, read here as views (never loaded or written by the API).
+    from functions.data.models import UploadModel
+
 
 router = APIRouter(prefix="/v1/uploads", tags=["progress"])
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import RequestModel, iso
-from functions.domain import sessions
+from functions.domain.intake import sessions
 from functions.errors import DomainError
 from functions.observability import logger
 

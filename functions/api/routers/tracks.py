@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -20,11 +20,15 @@ from functions.api.routers.media_uploads import (
 )
 from functions.api.routers.uploads import FeatureHandles, SupportGate, TagNames, Visibility, json_list
 from functions.api.track_views import PublicTrack, int_or_none, public_artwork, public_track, without_key
-from functions.data import storage
-from functions.data.models import LaneModel, TrackModel
-from functions.domain import artists, lifecycle, listing, track_mutations, tracks
+from functions.domain import lifecycle
+from functions.domain.catalog import artists, downloads, listing, track_mutations, tracks
+from functions.domain.removal import deletion
 from functions.errors import ArtworkNotFound, OriginalOwnerOnly, RenditionNotReady, TrackNotFound
-from functions.settings import settings
+
+if TYPE_CHECKING:
+    # Records the domain returns, read here as views (never loaded or written by the API).
+    from functions.data.models import LaneModel, TrackModel
+
 
 router = APIRouter(prefix="/v1/tracks", tags=["tracks"])
 
@@ -118,7 +122,7 @@ def _public_waveform(waveform: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _presigned_redirect(key: str, content_type: str | None) -> RedirectResponse:
-    url = storage.presign_get(key, expires_in=settings().stream_url_ttl_s, content_type=content_type)
+    url = downloads.signed_url(key, content_type)
     # The URL is personal and short-lived: never cache the redirect.
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})
 
@@ -255,7 +259,7 @@ def delete_track(track_id: str, user: Annotated[Principal, Depends(current_user)
     """Deletes the track, its lanes, every stored file (original, renditions, waveform, artwork) and
     its album membership. A track that is already deleted is 'not found' too: either way nothing of
     it is left."""
-    if not track_mutations.delete(_track_id(track_id), user.user_id):
+    if not deletion.delete_track(_track_id(track_id), user.user_id):
         raise TrackNotFound("No such track.")
     return Response(status_code=204)
 

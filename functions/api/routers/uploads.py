@@ -14,8 +14,8 @@ from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
 from functions.api.public import absolute_url
-from functions.domain import finalize as finalize_service
-from functions.domain import uploads
+from functions.domain.intake import finalize as finalize_service
+from functions.domain.intake import uploads
 from functions.errors import AssetMismatch, EmptyFile, UploadIntentNotFound
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
@@ -279,7 +279,7 @@ class CompletedPart(CamelModel):
 
 
 class CompleteRequest(CamelModel):
-    # Optional: without it the parts S3 lists are assembled (see functions.domain.uploads).
+    # Optional: without it the parts S3 lists are assembled (see functions.domain.intake.uploads).
     parts: list[CompletedPart] | None = Field(default=None, min_length=1, max_length=10_000)
     duration_ms: int | None = Field(default=None, ge=0, le=24 * 3600 * 1000)
     waveform: WaveformBody | None = None

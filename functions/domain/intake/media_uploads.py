@@ -11,8 +11,8 @@ object against the intent and then, by the intent's kind:
   the album's ``artwork``, bumping its ``revision``;
 * ``track_document``: the document is recorded on the track (at most ``MAX_DOCUMENTS``).
 
-This module holds the domain side; ``functions.domain.finalize`` orchestrates the put event and
-``functions.workflow.steps`` renders the images.
+This module holds the domain side; ``functions.domain.intake.finalize`` orchestrates the put event and
+``functions.domain.processing.steps`` renders the images.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from pynamodb.expressions.condition import size
 
 from functions import ids
 from functions.data import keys, storage
-from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import albums, entitlements, media_types, tracks, uploads
+from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
+from functions.domain.catalog import albums, entitlements, tracks
+from functions.domain.intake import media_types, uploads
 from functions.errors import (
     AlbumNotFound,
     ConcurrentUpdate,
@@ -147,7 +148,6 @@ def _create(
     url_expires_at = now + timedelta(seconds=current.upload_url_ttl_s)
     content_type = media_types.normalized_content_type(spec.content_type)
     object_key = keys.media_upload(upload_id, KINDS[intent].object_name, extension)
-    ensure_bound()
     uploads.pending_intent(
         upload_id,
         owner_id=owner_id,
@@ -205,7 +205,6 @@ def adopt_album_cover(upload: UploadModel) -> bool:
 def _adopt(model: Any, key: tuple[str, str], source: dict[str, str], gone: type[Exception]) -> bool:
     """A compare-and-set on ``image_source``: the write holds only if the source read is still
     there, so a concurrent offer (an embedded cover, another upload, a removal) is never lost."""
-    ensure_bound()
     for _ in range(MAX_ATTEMPTS):
         try:
             item = model.get(*key, consistent_read=True)
@@ -237,7 +236,6 @@ def _adopt(model: Any, key: tuple[str, str], source: dict[str, str], gone: type[
 def store_track_artwork(track_id: str, source: dict[str, Any], record: dict[str, Any]) -> bool:
     """Writes the rendered artwork if ``source`` is still the track's image (a render of a
     replaced or removed image must not overwrite the newer one). Raises TrackDeleted."""
-    ensure_bound()
     try:
         TrackModel(track_id, TrackModel.TRACK_SK).update(
             actions=[TrackModel.artwork.set(record), TrackModel.updated_at.set(utcnow())],
@@ -260,7 +258,6 @@ def image_replaced(track_id: str, source: dict[str, Any]) -> bool:
 def store_album_cover(album_id: str, source: dict[str, Any], record: dict[str, Any]) -> bool:
     """Writes the rendered cover and bumps the album's revision (so its ETag changes) if ``source``
     is still the album's cover image; False when it was replaced or the album deleted."""
-    ensure_bound()
     try:
         AlbumModel(album_id, AlbumModel.ALBUM_SK).update(
             actions=[AlbumModel.artwork.set(record), AlbumModel.revision.add(1), AlbumModel.updated_at.set(utcnow())],
@@ -324,7 +321,6 @@ def record_document(upload: UploadModel) -> None:
     """Adds the uploaded document to its track, once: the write is conditional on its id being
     absent (a repeated event changes nothing) and on the track holding fewer than MAX_DOCUMENTS.
     Raises DocumentLimitReached or TrackDeleted."""
-    ensure_bound()
     item = TrackModel(upload.track_id, TrackModel.TRACK_SK)
     entry = {
         "fileName": upload.file_name,

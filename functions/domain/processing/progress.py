@@ -25,8 +25,10 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import DoesNotExist
 
 from functions.data import storage
-from functions.data.models import ProgressTokenModel, UploadModel, ensure_bound, utcnow
-from functions.domain import lifecycle, tracks, uploads
+from functions.data.models import ProgressTokenModel, UploadModel, utcnow
+from functions.domain import lifecycle
+from functions.domain.catalog import tracks
+from functions.domain.intake import uploads
 from functions.errors import (
     DomainError,
     ProgressTokenExpired,
@@ -275,7 +277,6 @@ def snapshot(upload: UploadModel, *, now: datetime | None = None) -> Snapshot:
     """Reads the upload again (consistently) and, once it is finalized, its track and lanes: one
     GetItem and at most one Query. ``upload`` is the intent as first read (it may be gone now)."""
     now = now or utcnow()
-    ensure_bound()
     try:
         current = UploadModel.get(upload.upload_id, consistent_read=True)
     except DoesNotExist:
@@ -327,7 +328,6 @@ def mint_token(upload_id: str, owner_id: str) -> ProgressToken:
     token = secrets.token_urlsafe(32)
     now = utcnow()
     expires_at = now + timedelta(seconds=settings().progress_token_ttl_s)
-    ensure_bound()
     ProgressTokenModel(
         ProgressTokenModel.key(_digest(token)),
         for_upload=upload_id,
@@ -345,7 +345,6 @@ def verify_token(token: str, upload_id: str) -> str:
     """The owner a token was minted for, if it is valid for ``upload_id`` right now."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise ProgressTokenInvalid("The progress token is not valid; mint a new one.")
-    ensure_bound()
     try:
         stored = ProgressTokenModel.get(ProgressTokenModel.key(_digest(token)), consistent_read=True)
     except DoesNotExist as unknown:

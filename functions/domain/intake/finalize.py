@@ -23,18 +23,10 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from functions.clients import sfn
 from functions.data import storage
-from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import (
-    albums,
-    duplicates,
-    lifecycle,
-    media_types,
-    media_uploads,
-    sessions,
-    tracks,
-    uploads,
-    versions,
-)
+from functions.data.models import TrackModel, UploadModel, condition_failed, utcnow
+from functions.domain import lifecycle
+from functions.domain.catalog import albums, tracks
+from functions.domain.intake import duplicates, media_types, media_uploads, sessions, uploads, versions
 from functions.errors import (
     AlbumChanged,
     AlbumFull,
@@ -258,7 +250,6 @@ def _claim(upload: UploadModel, trigger: Trigger, *, content: str | None = None)
 def _start_processing(
     upload: UploadModel, *, content: str | None, duration_ms: int | None, waveform: Waveform | None
 ) -> Outcome:
-    ensure_bound()
     now = utcnow()
     actions: list[Any] = [
         *([TrackModel.content_checksum.set(content)] if content else []),
@@ -406,7 +397,7 @@ def _apply_media(upload: UploadModel) -> Outcome:
 
 
 def _finalize_version(upload: UploadModel, trigger: Trigger) -> Outcome:
-    """A new original for an existing track (``functions.domain.versions``): finalized like an
+    """A new original for an existing track (``functions.domain.intake.versions``): finalized like an
     original (either trigger, one winner, one execution named after the upload), but the track's
     side comes first: its pending version must still be this one, and the track's own run must have
     ended (``track_processing`` leaves the upload pending, to be finalized again). ``durationMs``
@@ -525,7 +516,7 @@ def workflow_input(upload: UploadModel) -> dict[str, str]:
     elif upload.intent == media_uploads.ALBUM_COVER:
         payload.update({"run": "album_cover", "albumId": upload.album_id or upload.track_id})
     elif upload.intent == versions.TRACK_VERSION:
-        # The whole workflow, for a new version of the track (functions.domain.versions).
+        # The whole workflow, for a new version of the track (functions.domain.intake.versions).
         payload["version"] = upload.upload_id
     return payload
 

@@ -12,7 +12,8 @@ from pynamodb.exceptions import UpdateError
 
 from functions.data import keys, storage
 from functions.data.models import TrackModel, condition_failed, utcnow
-from functions.domain import listing, tracks, versions
+from functions.domain.catalog import listing, tracks
+from functions.domain.intake import versions
 from functions.errors import TrackNotFound
 from functions.observability import logger
 from functions.workflow.definition import REQUIRED_LANES
@@ -126,7 +127,7 @@ def _reason(failures: list[tuple[str, str | None, str | None]]) -> tuple[str, st
 
 
 def _promote_version(payload: StepInput) -> dict[str, str]:
-    """A new version's MarkReady: its outputs replace the live version's (functions.domain.versions)
+    """A new version's MarkReady: its outputs replace the live version's (functions.domain.intake.versions)
     and the track's status stays (or becomes) ready. A version no longer pending is dropped."""
     error_name = (payload.get("failure") or {}).get("Error")
     close_open_lanes(payload["trackId"], payload["ownerId"], error_name=error_name)

@@ -17,8 +17,8 @@ import re
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
-from functions.data.models import ContentClaimModel, condition_failed, ensure_bound
-from functions.domain import tracks
+from functions.data.models import ContentClaimModel, condition_failed
+from functions.domain.catalog import tracks
 
 _PLAIN_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 # A claimed track in these states holds its content; a failed one does not (uploading the same
@@ -37,7 +37,6 @@ def claim(owner_id: str, content: str, *, track_id: str, upload_id: str) -> str:
     """The id of the owner's track that holds ``content``: ``track_id`` when this upload now
     holds it (or already did: a repeated finalize), else the track that got there first. A claim
     whose track was deleted or failed is taken over."""
-    ensure_bound()
     key = ContentClaimModel.key(owner_id, content)
     mine = ContentClaimModel(*key, track_id=track_id, upload_id=upload_id)
     for _ in range(MAX_ATTEMPTS):
@@ -67,7 +66,6 @@ def claim(owner_id: str, content: str, *, track_id: str, upload_id: str) -> str:
 
 def release(owner_id: str, content: str, track_id: str) -> None:
     """Frees ``content`` for the owner's next upload of it, if ``track_id`` still holds it."""
-    ensure_bound()
     try:
         ContentClaimModel(*ContentClaimModel.key(owner_id, content)).delete(
             condition=ContentClaimModel.track_id == track_id

@@ -1,6 +1,6 @@
 """Upload intents (seed 004 ``POST /v1/uploads``): validate, allocate track + asset, presign.
 
-An intent is ``pending`` until its file is finalized (``functions.domain.finalize``), then
+An intent is ``pending`` until its file is finalized (``functions.domain.intake.finalize``), then
 ``finalized`` (or ``duplicate``), ``rejected`` when the file broke its promise, ``cancelled`` by its
 owner. ``expired`` is derived, never written: a pending intent past its TTL (``is_expired``) can no
 longer be completed and its draft is not listed, while DynamoDB TTL takes up to days to delete it.
@@ -20,21 +20,20 @@ from math import ceil
 from pathlib import PurePosixPath
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from functions import ids
-from functions.data import keys, storage
-from functions.data.models import ArtistModel, TrackModel, UploadModel, ensure_bound, utcnow
-from functions.domain import albums, artists, entitlements, lifecycle, media_types
-from functions.domain import tags as tag_names
+from functions.data import keys, storage, writes
+from functions.data.models import TrackModel, UploadModel, utcnow
+from functions.domain import lifecycle
+from functions.domain.catalog import albums, artists, entitlements
+from functions.domain.catalog import tags as tag_names
+from functions.domain.intake import media_types
 from functions.errors import (
     ConcurrentUpdate,
     FileTooLarge,
     InvalidUpload,
     RedirectedIntent,
-    UnknownFeatureHandle,
     UnsupportedMediaType,
     UploadAlreadyFinalized,
     UploadCancelled,
@@ -53,7 +52,6 @@ REDIRECTED_INTENTS = {
     "track_artwork": ("use_track_artwork_upload_route", "POST /v1/tracks/:trackId/artwork/uploads"),
     "track_document": ("use_track_documents_upload_route", "POST /v1/tracks/:trackId/documents/uploads"),
 }
-MAX_FEATURES = 10
 TRACK_ORIGINAL = "track_original"
 # One answer signs at most this many part URLs (a 500 MB file in 16 MiB parts has 30); the client
 # asks ``part_urls`` for the rest.
@@ -131,38 +129,6 @@ class PartsView:
     missing: list[int]
 
 
-def normalize_tags(tags: list[str]) -> list[str]:
-    normalized: list[str] = []
-    for tag in tags:
-        value = tag_names.normalize(tag)
-        if not value:
-            continue
-        if len(value) > tag_names.MAX_TAG_LENGTH:
-            limit = tag_names.MAX_TAG_LENGTH
-            raise InvalidUpload(f"Tags are at most {limit} characters: '{value[:60]}'.", field="tags")
-        if value not in normalized:
-            normalized.append(value)
-    if len(normalized) > tag_names.MAX_TAGS:
-        raise InvalidUpload(f"At most {tag_names.MAX_TAGS} tags.", field="tags")
-    return normalized
-
-
-def check_features(handles: list[str]) -> list[str]:
-    """The handles, normalized (``" @Ana "`` -> ``"ana"``) and de-duplicated; each must be an
-    artist's (UnknownFeatureHandle names the first that is not)."""
-    normalized = list(dict.fromkeys(h.strip().lower().removeprefix("@") for h in handles if h.strip()))
-    if len(normalized) > MAX_FEATURES:
-        raise InvalidUpload(f"At most {MAX_FEATURES} featured artists.", field="features")
-    if not normalized:
-        return []
-    ensure_bound()
-    claims = {item.handle for item in ArtistModel.batch_get([ArtistModel.handle_key(h) for h in normalized])}
-    for handle in normalized:
-        if handle not in claims:
-            raise UnknownFeatureHandle(f"No artist has the handle '{handle}'.", handle=handle)
-    return normalized
-
-
 def _validate(request: NewUpload) -> str:
     """Returns the file extension once the request is acceptable."""
     if request.intent in REDIRECTED_INTENTS:
@@ -230,8 +196,8 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         raise InvalidUpload(f"visibility is one of {', '.join(TrackModel.VISIBILITIES)}.", field="visibility")
     artists.require(owner_id)
     entitlements.require_upload(owner_id)
-    features = check_features(request.metadata.features)
-    tags = normalize_tags(request.metadata.tags)
+    features = artists.check_features(request.metadata.features)
+    tags = tag_names.normalize_all(request.metadata.tags)
     # Resolved (and created, for a new title) only once the request is otherwise acceptable.
     album = albums.resolve(owner_id, request.metadata.album) if request.metadata.album else None
 
@@ -294,7 +260,6 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         updated_at=now,
         expires_at_epoch=upload.expires_at_epoch,
     )
-    ensure_bound()
     if album is not None:
         # The track joins the album's list at finalize (an abandoned intent never shows up in an
         # album); a full album refuses the intent now rather than then.
@@ -303,7 +268,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     multipart_id = storage.create_multipart(object_key, content_type=content_type) if multipart else None
     upload.multipart_id = multipart_id
     try:
-        with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
+        with writes.transaction() as tx:
             tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
             tx.save(track, condition=TrackModel.pk.does_not_exist())
     except Exception:
@@ -326,7 +291,6 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
 
 
 def find(upload_id: str) -> UploadModel | None:
-    ensure_bound()
     try:
         return UploadModel.get(upload_id)
     except DoesNotExist:
@@ -501,7 +465,7 @@ def cancel(owner_id: str, upload_id: str) -> None:
             _cancel_items(upload)
             break
         except TransactWriteError as error:
-            if "ConditionalCheckFailed" not in [r.code if r else None for r in error.cancellation_reasons or []]:
+            if "ConditionalCheckFailed" not in writes.cancellation_reasons(error):
                 raise
         # Finalized or cancelled meanwhile (the put event and a second DELETE may race this one).
         try:
@@ -514,9 +478,8 @@ def cancel(owner_id: str, upload_id: str) -> None:
 
 
 def _cancel_items(upload: UploadModel) -> None:
-    ensure_bound()
     track = TrackModel(upload.track_id, TrackModel.TRACK_SK)
-    with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
+    with writes.transaction() as tx:
         # A rejected intent's draft is as abandoned as a pending one's.
         tx.update(
             upload,

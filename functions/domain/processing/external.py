@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions import clients
-from functions.workflow.errors import StepFailed, TransientStepError
+from functions.step_errors import StepFailed, TransientStepError
 
 MAX_RESPONSE_BYTES = 256 * 1024
 LAMBDA_FUNCTION_ARN = re.compile(

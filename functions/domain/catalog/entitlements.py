@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist
 
-from functions.data.models import EntitlementModel, ensure_bound, utcnow
+from functions.data.models import EntitlementModel, utcnow
 from functions.errors import EntitlementRequired
 from functions.settings import settings
 
@@ -20,7 +20,6 @@ class Entitlement:
 
 
 def lookup(user_id: str) -> Entitlement:
-    ensure_bound()
     try:
         item = EntitlementModel.get(user_id)
     except DoesNotExist:
@@ -34,13 +33,11 @@ def require_upload(user_id: str) -> None:
 
 
 def set_entitlement(user_id: str, *, allowed: bool, by: str, reason: str | None = None) -> Entitlement:
-    ensure_bound()
     EntitlementModel(user_id, allowed=allowed, reason=reason, updated_by=by, updated_at=utcnow()).save()
     return lookup(user_id)
 
 
 def clear(user_id: str) -> Entitlement:
     """Forget the explicit decision: the default policy applies again."""
-    ensure_bound()
     EntitlementModel(user_id).delete()
     return lookup(user_id)

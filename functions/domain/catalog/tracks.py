@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from functions.data.models import LaneModel, TrackModel, condition_failed, ensure_bound, utcnow
-from functions.domain import lifecycle, similarity
+from functions.data import writes
+from functions.data.models import LaneModel, TrackModel, condition_failed, utcnow
+from functions.domain import lifecycle
+from functions.domain.catalog import similarity
 from functions.errors import EmbeddingNotReady, TrackDeleted, TrackNotFound
 from functions.settings import settings
 from functions.workflow.definition import LANES
@@ -42,7 +44,6 @@ def get_owned(track_id: str, owner_id: str) -> TrackModel:
 
 
 def find(track_id: str) -> TrackModel | None:
-    ensure_bound()
     try:
         return TrackModel.get(track_id, TrackModel.TRACK_SK)
     except DoesNotExist:
@@ -51,7 +52,6 @@ def find(track_id: str) -> TrackModel | None:
 
 def processing_status(track_id: str, owner_id: str) -> ProcessingStatus:
     """One Query returns the track item and its lane items (they share the partition)."""
-    ensure_bound()
     track: TrackModel | None = None
     lanes: list[LaneModel] = []
     page: dict[str, Any] = {}
@@ -76,7 +76,6 @@ def update(track_id: str, *actions: Any) -> None:
     """Applies ``actions`` to the track item and stamps ``updated_at``. Raises TrackDeleted when the
     track is gone: UpdateItem would otherwise create a stray item for a track deleted while its
     lanes ran."""
-    ensure_bound()
     try:
         TrackModel(track_id, TrackModel.TRACK_SK).update(
             actions=[*actions, TrackModel.updated_at.set(utcnow())], condition=TrackModel.pk.exists()
@@ -88,7 +87,6 @@ def update(track_id: str, *actions: Any) -> None:
 
 
 def queue_lanes(track_id: str, lanes: Iterable[str]) -> None:
-    ensure_bound()
     now = utcnow()
     with LaneModel.batch_write() as batch:
         for lane in lanes:
@@ -97,7 +95,6 @@ def queue_lanes(track_id: str, lanes: Iterable[str]) -> None:
 
 def lane_started(track_id: str, lane: str) -> int:
     """Marks the lane running and counts the attempt; returns the attempt number."""
-    ensure_bound()
     now = utcnow()
     item = LaneModel(track_id, LaneModel.sort_key(lane))
     actions: list[Any] = [
@@ -132,7 +129,6 @@ def lane_finished(
     code: str | None = None,
     outputs: dict[str, Any] | None = None,
 ) -> None:
-    ensure_bound()
     now = utcnow()
     actions: list[Any] = [
         LaneModel.lane.set(lane),
@@ -147,7 +143,6 @@ def lane_finished(
 
 
 def lane_retrying(track_id: str, lane: str, message: str) -> None:
-    ensure_bound()
     _update_lane(track_id, lane, [LaneModel.message.set(message), LaneModel.updated_at.set(utcnow())])
 
 
@@ -165,7 +160,6 @@ def _update_lane(track_id: str, lane: str, actions: list[Any]) -> None:
 def delete_lanes(track_id: str) -> int:
     """Deletes the track's lane items (one Query of its partition, then batch deletes) and returns
     how many there were. The track item itself is never touched here."""
-    ensure_bound()
     found = list(LaneModel.query(track_id, LaneModel.sk.startswith(LaneModel.sort_key("")), consistent_read=True))
     with LaneModel.batch_write() as batch:
         for lane in found:
@@ -177,7 +171,6 @@ def apply_embedded_tags(track_id: str, found: EmbeddedTags) -> list[str]:
     """Fills the track's fields the uploader left empty from the file's own tags and returns the
     names of the fields it filled. Each write is conditional on the field still being empty (the
     title: on it not being the uploader's choice), so an edit racing the lane always wins."""
-    ensure_bound()
     item = TrackModel(track_id, TrackModel.TRACK_SK)
     applied: list[str] = []
     if found.title and _update_if(
@@ -202,7 +195,6 @@ def apply_embedded_tags(track_id: str, found: EmbeddedTags) -> list[str]:
 def offer_image(track_id: str, source: dict[str, str]) -> bool:
     """Makes ``source`` the image the artwork lane renders unless the track already has one (an
     uploaded image always wins over one embedded in the audio). True when it was taken."""
-    ensure_bound()
     return _update_if(
         TrackModel(track_id, TrackModel.TRACK_SK),
         [TrackModel.image_source.set(source)],
@@ -229,16 +221,11 @@ def _update_if(item: TrackModel, actions: list[Any], condition: Any) -> bool:
     """An update that happens only if ``condition`` holds and the track still exists (UpdateItem
     would otherwise create a stray item for a track deleted while its lanes ran)."""
     exists = TrackModel.pk.exists()
-    try:
-        item.update(
-            actions=[*actions, TrackModel.updated_at.set(utcnow())],
-            condition=exists if condition is None else exists & condition,
-        )
-    except UpdateError as error:
-        if condition_failed(error):
-            return False
-        raise
-    return True
+    return writes.update_if(
+        item,
+        [*actions, TrackModel.updated_at.set(utcnow())],
+        exists if condition is None else exists & condition,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from functions.data.models import TrackModel, condition_failed, ensure_bound, utcnow
-from functions.domain import listing, similarity, tags, tracks
+from functions.data.models import TrackModel, condition_failed, utcnow
+from functions.domain.catalog import listing, similarity, tags, tracks
 from functions.errors import TrackDeleted
 
 CLASSIFIER = "knn-embeddings-v1"
@@ -73,7 +73,6 @@ def suggest(vector: Sequence[float], examples: Iterable[Example]) -> list[Sugges
 def reference_examples(exclude_track_id: str, *, limit: int) -> list[Example]:
     """The newest ``limit`` tagged public tracks with embeddings: one Query on ``by_tag_reference``
     (which carries just the tags and the vector), never a full-table read."""
-    ensure_bound()
     found = TrackModel.by_tag_reference.query(TrackModel.TAG_REFERENCE, scan_index_forward=False, limit=limit)
     return [
         Example(str(item.pk), item.embedding["vector"], [str(tag) for tag in item.tags or []])

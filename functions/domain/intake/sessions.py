@@ -1,10 +1,10 @@
 """Upload sessions (seed 003): a batch of tracks uploaded into one of the owner's albums.
 
 A session names the album (``collection_id``) and expires (``expires_at``). Each track added to it
-is an ordinary upload intent (``functions.domain.uploads.create``: file name and type, entitlement,
+is an ordinary upload intent (``functions.domain.intake.uploads.create``: file name and type, entitlement,
 artist profile, the album's room) plus an artwork intent for its cover, signed as a browser-form
 POST. There is no finalize call: each object's S3 put event finalizes it, as for every intent
-(``functions.domain.finalize``), and the cover's event makes it the track's artwork through the
+(``functions.domain.intake.finalize``), and the cover's event makes it the track's artwork through the
 same machinery as ``POST /v1/tracks/{trackId}/artwork/uploads``.
 
 Seed 003's track intent names only the file, so both presigned requests are signed with bounds
@@ -33,8 +33,9 @@ from pynamodb.expressions.condition import size
 
 from functions import ids
 from functions.data import keys, storage
-from functions.data.models import TrackModel, UploadModel, UploadSessionModel, condition_failed, ensure_bound, utcnow
-from functions.domain import albums, entitlements, media_types, media_uploads, tracks, uploads
+from functions.data.models import TrackModel, UploadModel, UploadSessionModel, condition_failed, utcnow
+from functions.domain.catalog import albums, entitlements, tracks
+from functions.domain.intake import media_types, media_uploads, uploads
 from functions.errors import (
     AlbumNotFound,
     CollectionNotFound,
@@ -58,7 +59,7 @@ MAX_INDEX_LENGTH = 64
 # while the last uploads are processed.
 RETENTION_S = 7 * 24 * 3600
 # The content type a session track's PUT is signed with, from its file name (each is one of the
-# types the intent accepts for that extension: functions.domain.media_types.AUDIO_TYPES).
+# types the intent accepts for that extension: functions.domain.intake.media_types.AUDIO_TYPES).
 AUDIO_CONTENT_TYPES = {
     "wav": "audio/wav",
     "mp3": "audio/mpeg",
@@ -206,7 +207,6 @@ def create(
     entitlements.require_upload(owner_id)
     now = utcnow()
     expires_at = now + timedelta(seconds=settings().upload_session_ttl_s)
-    ensure_bound()
     session = UploadSessionModel(
         UploadSessionModel.key(ids.new_id()),
         owner_id=owner_id,
@@ -241,7 +241,6 @@ def parse_id(value: str) -> str:
 def get_owned(session_id_: str, owner_id: str) -> UploadSessionModel:
     """The session if ``owner_id`` owns it; another owner's is 'not found', as is one DynamoDB's
     TTL has removed."""
-    ensure_bound()
     try:
         session = UploadSessionModel.get(UploadSessionModel.key(parse_id(session_id_)), consistent_read=True)
     except DoesNotExist:
@@ -458,7 +457,6 @@ def state(owner_id: str, session_id_: str) -> SessionState:
     and its intents (at most MAX_TRACKS of each)."""
     session = get_owned(session_id_, owner_id)
     listed = entries(session)
-    ensure_bound()
     found_tracks = {str(t.pk): t for t in TrackModel.batch_get([(e.track_id, TrackModel.TRACK_SK) for e in listed])}
     upload_ids = [e.upload_id for e in listed] + [e.cover_upload_id for e in listed]
     found_uploads = {str(u.upload_id): u for u in UploadModel.batch_get(upload_ids)} if upload_ids else {}

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from pynamodb.exceptions import DeleteError, PutError
 
-from functions.data.models import SupporterModel, condition_failed, ensure_bound, utcnow
-from functions.domain import artists, paging
+from functions.data.models import SupporterModel, condition_failed, utcnow
+from functions.domain.catalog import artists, paging
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,6 @@ def grant(artist_id: str, user_id: str) -> Granted:
     """Adds ``user_id`` to the artist's supporters. Granting again changes nothing (the first
     grant's date stays), so a retried request is harmless."""
     artists.require(artist_id)
-    ensure_bound()
     item = SupporterModel(*SupporterModel.key(artist_id, user_id), supporter_id=user_id, created_at=utcnow())
     try:
         item.save(condition=SupporterModel.pk.does_not_exist())
@@ -42,7 +41,6 @@ def grant(artist_id: str, user_id: str) -> Granted:
 
 def revoke(artist_id: str, user_id: str) -> bool:
     """Removes the grant; False when there was none."""
-    ensure_bound()
     try:
         SupporterModel(*SupporterModel.key(artist_id, user_id)).delete(condition=SupporterModel.pk.exists())
     except DeleteError as error:

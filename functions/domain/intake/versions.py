@@ -33,14 +33,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
 
 from functions import ids
-from functions.data import keys, storage
-from functions.data.models import TrackModel, UploadModel, condition_failed, ensure_bound, utcnow
-from functions.domain import duplicates, entitlements, lifecycle, listing, media_types, tracks, uploads
+from functions.data import keys, storage, writes
+from functions.data.models import TrackModel, UploadModel, condition_failed, utcnow
+from functions.domain import lifecycle
+from functions.domain.catalog import entitlements, listing, tracks
+from functions.domain.intake import duplicates, media_types, uploads
 from functions.errors import (
     EmptyFile,
     FileTooLarge,
@@ -187,9 +187,8 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
     }
     # An intent awaiting its file or a failed version is replaced; one being processed is not.
     replaceable = _pending.does_not_exist() | (_pending["status"] != PROCESSING)
-    ensure_bound()
     try:
-        with TransactWrite(connection=Connection(region=UploadModel.Meta.region, host=UploadModel.Meta.host)) as tx:
+        with writes.transaction() as tx:
             tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
             tx.update(
                 TrackModel(track_id, TrackModel.TRACK_SK),
@@ -199,9 +198,7 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
     except TransactWriteError as error:
         if tracks.find(track_id) is None:
             raise TrackNotFound("No such track.") from error
-        if "ConditionalCheckFailed" not in [
-            reason.code if reason else None for reason in error.cancellation_reasons or []
-        ]:
+        if "ConditionalCheckFailed" not in writes.cancellation_reasons(error):
             raise
         # A version was finalized between the read above and this write.
         raise VersionInProgress(_IN_PROGRESS) from error
@@ -243,7 +240,6 @@ def begin(upload: UploadModel, kept_key: str) -> None:
     for the same upload changes nothing, so racing triggers both get past it and the upload's own
     claim picks the one that starts the run. ``kept_key``: where finalize copied the verified file;
     the version's original from now on. Raises TrackDeleted when the track is gone."""
-    ensure_bound()
     actions = [
         _pending["status"].set(PROCESSING),
         _pending["originalKey"].set(kept_key),
@@ -298,7 +294,6 @@ def store_outputs(track_id: str, upload_id: str, outputs: dict[str, Any]) -> Non
     (lanes run in parallel). The write holds only while this version is the one processing, so a
     straggler of a failed run cannot write into the next one; what it stored is deleted then.
     Raises TrackDeleted (the track is gone) or VersionDiscarded."""
-    ensure_bound()
     actions = [_pending["outputs"][name].set(OUTPUTS[name].serialize(value)) for name, value in outputs.items()]
     try:
         TrackModel(track_id, TrackModel.TRACK_SK).update(
@@ -319,7 +314,6 @@ def promote(track_id: str, upload_id: str, original_key: str) -> bool:
     """Makes the processed version the track's, in one conditional UpdateItem, then deletes what
     the previous version stored. False when the version is no longer the one processing (nothing
     changes; its files are deleted). A repeated call after the swap is True. Raises TrackDeleted."""
-    ensure_bound()
     for _ in range(MAX_ATTEMPTS):
         track = _read(track_id)
         if track is None:
@@ -373,7 +367,6 @@ def fail(track_id: str, upload_id: str, original_key: str, code: str, message: s
     """Records why the version failed (on ``pending_version`` and in the history) and deletes its
     files; the track keeps the version it has. False when it was no longer the one processing.
     Raises TrackDeleted."""
-    ensure_bound()
     track = _read(track_id)
     if track is None:
         raise TrackDeleted("The track was deleted.", trackId=track_id)
@@ -469,7 +462,6 @@ def history(track: TrackModel) -> list[VersionRecord]:
 
 def _read(track_id: str) -> TrackModel | None:
     """A strongly consistent read: the promote must see every output the lanes wrote."""
-    ensure_bound()
     try:
         return TrackModel.get(track_id, TrackModel.TRACK_SK, consistent_read=True)
     except DoesNotExist:

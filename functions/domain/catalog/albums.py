@@ -13,27 +13,24 @@ import random
 import re
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.expressions.operand import Value
-from pynamodb.transactions import TransactWrite
 
 from functions import ids
-from functions.data import keys, storage
+from functions.data import keys, storage, writes
 from functions.data.models import (
     AlbumModel,
     AlbumSlugModel,
     TrackModel,
     condition_failed,
-    ensure_bound,
     utcnow,
 )
-from functions.domain import artists, listing, paging
+from functions.domain.catalog import artists, listing, paging
 from functions.errors import (
     AlbumChanged,
     AlbumFull,
@@ -172,7 +169,6 @@ def parse_id(value: str) -> str:
 
 
 def find(album_id: str) -> AlbumModel | None:
-    ensure_bound()
     try:
         return AlbumModel.get(album_id, AlbumModel.ALBUM_SK, consistent_read=True)
     except DoesNotExist:
@@ -213,7 +209,6 @@ def visible_tracks(album: AlbumModel, viewer_id: str | None) -> list[TrackModel]
     order = list(dict.fromkeys(_order(album)))
     if not order:
         return []
-    ensure_bound()
     found: dict[str, TrackModel] = {
         str(track.pk): track
         for track in TrackModel.batch_get([(tid, TrackModel.TRACK_SK) for tid in order], attributes_to_get=TRACK_FIELDS)
@@ -243,14 +238,6 @@ def list_by_artist(handle: str, *, limit: int, cursor: str | None) -> tuple[arti
 # --- writes --------------------------------------------------------------------------------------
 
 
-def _transaction() -> TransactWrite:
-    return TransactWrite(connection=Connection(region=AlbumModel.Meta.region, host=AlbumModel.Meta.host))
-
-
-def _reasons(error: TransactWriteError) -> list[str | None]:
-    return [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
-
-
 def _claim(owner_id: str, slug: str, album_id: str) -> AlbumSlugModel:
     return AlbumSlugModel(AlbumSlugModel.key(owner_id, slug), AlbumSlugModel.SLUG_SK, album_id=album_id, current=True)
 
@@ -265,7 +252,6 @@ def _create(owner_id: str, title: str, description: str | None, *, converge: boo
     """Writes the album and its slug claim in one transaction. With ``converge`` (resolve by
     title), a slug held by an album of the same title returns that album instead: a concurrent
     call just created it, so parallel uploads naming one new album end up in one album."""
-    ensure_bound()
     album_id = ids.new_id()
     for candidate in _candidates(owner_id, slugify(title)):
         if candidate.holder is not None:
@@ -287,11 +273,11 @@ def _create(owner_id: str, title: str, description: str | None, *, converge: boo
             updated_at=now,
         )
         try:
-            with _transaction() as tx:
+            with writes.transaction() as tx:
                 tx.save(album, condition=AlbumModel.pk.does_not_exist())
                 tx.save(_claim(owner_id, candidate.slug, album_id), condition=AlbumSlugModel.pk.does_not_exist())
         except TransactWriteError as error:
-            reasons = _reasons(error)
+            reasons = writes.cancellation_reasons(error)
             if len(reasons) < 2 or reasons[1] not in ("ConditionalCheckFailed", "TransactionConflict"):
                 raise
             if converge and (winner := _titled(owner_id, _holder(owner_id, candidate.slug), title)) is not None:
@@ -349,16 +335,16 @@ def _apply_update(album: AlbumModel, title: str, description: str | None) -> boo
     base = slugify(title)
     if base == slugify(album.title):
         # Same slug base ("Foo" -> "FOO!"): the album keeps its slug, suffix included.
-        return _update_if(album, actions, unchanged)
+        return writes.update_if(AlbumModel(album.pk, AlbumModel.ALBUM_SK), actions, unchanged)
     for candidate in _candidates(album.owner_id, base):
         if candidate.slug == album.slug:
-            return _update_if(album, actions, unchanged)
+            return writes.update_if(AlbumModel(album.pk, AlbumModel.ALBUM_SK), actions, unchanged)
         if candidate.holder is not None and candidate.holder != album.pk:
             continue
         held = set(album.slugs or {album.slug}) | {candidate.slug}
         released = sorted(held - {candidate.slug, album.slug})[: max(0, len(held) - MAX_SLUG_HISTORY)]
         try:
-            with _transaction() as tx:
+            with writes.transaction() as tx:
                 tx.update(
                     album,
                     actions=[*actions, AlbumModel.slug.set(candidate.slug), AlbumModel.slugs.set(held - set(released))],
@@ -380,7 +366,7 @@ def _apply_update(album: AlbumModel, title: str, description: str | None) -> boo
                         condition=AlbumSlugModel.album_id == album.pk,
                     )
         except TransactWriteError as error:
-            reasons = _reasons(error)
+            reasons = writes.cancellation_reasons(error)
             if reasons and reasons[0] in ("ConditionalCheckFailed", "TransactionConflict"):
                 return False
             if len(reasons) > 1 and reasons[1] in ("ConditionalCheckFailed", "TransactionConflict"):
@@ -388,16 +374,6 @@ def _apply_update(album: AlbumModel, title: str, description: str | None) -> boo
             raise
         return True
     raise AssertionError("unreachable: _candidates raises when it runs out")
-
-
-def _update_if(album: AlbumModel, actions: list[Any], condition: Any) -> bool:
-    try:
-        AlbumModel(album.pk, AlbumModel.ALBUM_SK).update(actions=actions, condition=condition)
-    except UpdateError as error:
-        if condition_failed(error):
-            return False
-        raise
-    return True
 
 
 def resolve(owner_id: str, name_or_id: str) -> AlbumModel:
@@ -416,7 +392,6 @@ def find_or_create(owner_id: str, title: str) -> AlbumModel:
     """The owner's album with this title (case-insensitive), created when there is none. A title
     only, never an id: a file's album tag that happens to read ``alb_…`` is a title."""
     title = clean_title(title)
-    ensure_bound()
     wanted = title.casefold()
     # Oldest first, so the same title always resolves to the same album.
     for match in AlbumModel.by_owner.query(
@@ -439,7 +414,6 @@ def add_track(album_id: str, track_id: str) -> None:
     """Appends ``track_id`` to the album's order (atomic list_append, a no-op if it is there).
     Concurrent appends are applied one after another by DynamoDB, so the order is the order in
     which they landed. Raises AlbumNotFound when the album is gone, AlbumFull at MAX_TRACKS."""
-    ensure_bound()
     item = AlbumModel(album_id, AlbumModel.ALBUM_SK)
     for _ in range(MAX_ATTEMPTS):
         try:
@@ -486,7 +460,6 @@ def place_track(album_id: str, track_id: str, order_key: list[Any]) -> None:
     cannot insert into a list, so the new list (and the keys beside it) is written whole,
     conditional on the album's revision being the one read, and retried. A no-op if the track is
     there already. Raises AlbumNotFound, AlbumFull, or AlbumChanged when the retries run out."""
-    ensure_bound()
     wanted = _order_tuple(order_key)
     for attempt in range(MAX_PLACE_ATTEMPTS):
         album = find(album_id)
@@ -526,7 +499,6 @@ def remove_track(album_id: str, track_id: str) -> bool:
     """Takes ``track_id`` out of the album's order; False when it was not in it. Idempotent.
     DynamoDB removes list elements by index only, so the removal is conditional on the element at
     that index still being this track (a concurrent removal may have shifted it)."""
-    ensure_bound()
     for _ in range(MAX_ATTEMPTS):
         album = find(album_id)
         order = _order(album) if album else []
@@ -572,24 +544,21 @@ def orphan_track(owner_id: str, album_id: str, track_id: str) -> None:
     _orphan(track_id, album_id)
 
 
-def delete(owner_id: str, album_id: str, *, cascade: bool) -> Deleted:
-    """Deletes the album and every slug claim it holds. Its tracks are orphaned, or with
-    ``cascade`` deleted (``track_mutations.delete``). The album goes last, conditional on the
-    revision read after the tracks were handled, so a track added meanwhile is never left
-    pointing at a deleted album: the loop handles it first."""
-    # Track mutations call into this module (album membership): a lazy import keeps them acyclic.
-    from functions.domain import track_mutations
-
+def delete(owner_id: str, album_id: str, *, delete_track: Callable[[str], object] | None) -> Deleted:
+    """Deletes the album and every slug claim it holds. Its tracks are orphaned, or, given
+    ``delete_track`` (the cascade, ``functions.domain.removal.deletion``), deleted with it. The
+    album goes last, conditional on the revision read after the tracks were handled, so a track
+    added meanwhile is never left pointing at a deleted album: the loop handles it first."""
     handled: set[str] = set()
     for _ in range(MAX_ATTEMPTS):
         album = get_owned(album_id, owner_id)
         pending = [tid for tid in dict.fromkeys(_order(album)) if tid not in handled]
         if pending:
             for track_id in pending:
-                if cascade:
+                if delete_track is not None:
                     # Already deleted, or never the owner's: nothing of it to delete.
                     with contextlib.suppress(TrackNotFound):
-                        track_mutations.delete(track_id, owner_id)
+                        delete_track(track_id)
                 else:
                     _orphan(track_id, album_id)
                 handled.add(track_id)
@@ -603,14 +572,14 @@ def delete(owner_id: str, album_id: str, *, cascade: bool) -> Deleted:
                 if not condition_failed(error):  # the claim is already gone or someone else's
                     raise
         try:
-            with _transaction() as tx:
+            with writes.transaction() as tx:
                 tx.delete(album, condition=AlbumModel.revision == album.revision)
                 tx.delete(
                     AlbumSlugModel(AlbumSlugModel.key(owner_id, album.slug), AlbumSlugModel.SLUG_SK),
                     condition=AlbumSlugModel.pk.does_not_exist() | (AlbumSlugModel.album_id == album_id),
                 )
         except TransactWriteError as error:
-            if {"ConditionalCheckFailed", "TransactionConflict"} & set(_reasons(error)):
+            if {"ConditionalCheckFailed", "TransactionConflict"} & set(writes.cancellation_reasons(error)):
                 continue
             raise
         # Its cover: the rendered variants and the uploaded image.
@@ -618,5 +587,5 @@ def delete(owner_id: str, album_id: str, *, cascade: bool) -> Deleted:
         cover = album.image_source or {}
         if cover.get("origin") == "upload" and cover.get("key"):
             storage.delete(cover["key"])
-        return Deleted(album_id, cascade, len(handled))
+        return Deleted(album_id, delete_track is not None, len(handled))
     raise AlbumChanged("The album kept changing while it was being deleted; try again.")

@@ -17,14 +17,15 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions.data import keys, storage
 from functions.data.models import LaneModel
-from functions.domain import albums, autotag, listing, media_uploads, track_mutations, tracks, versions
+from functions.domain.catalog import albums, listing, track_mutations, tracks
+from functions.domain.intake import media_uploads, versions
+from functions.domain.processing import autotag, external
+from functions.domain.processing.verdict import mark_failed, mark_playable, mark_ready
 from functions.errors import TrackDeleted, VersionDiscarded
 from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
 from functions.settings import settings
-from functions.workflow import external
-from functions.workflow.errors import StepFailed, TransientStepError
-from functions.workflow.verdict import mark_failed, mark_playable, mark_ready
+from functions.step_errors import StepFailed, TransientStepError
 
 StepInput = dict[str, Any]
 Step = Callable[[StepInput], Any]
@@ -330,7 +331,7 @@ def _embeddings(payload: StepInput) -> dict[str, Any]:
 
 
 def _autotag(payload: StepInput) -> dict[str, Any]:
-    """Recommends genre tags from the nearest tagged public tracks (``functions.domain.autotag``)
+    """Recommends genre tags from the nearest tagged public tracks (``functions.domain.processing.autotag``)
     and, when the uploader asked for ``autoTag``, adds them to the track's tags."""
     if payload.get("version"):
         raise external.LaneSkipped("version_keeps_metadata", "A new version keeps the track's tags.")

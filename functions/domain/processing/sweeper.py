@@ -23,11 +23,12 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import UpdateError
 
 from functions.clients import sfn
-from functions.data.models import TrackModel, condition_failed, ensure_bound, utcnow
-from functions.domain import finalize, tracks, uploads
+from functions.data.models import TrackModel, condition_failed, utcnow
+from functions.domain.catalog import tracks
+from functions.domain.intake import finalize, uploads
+from functions.domain.processing import verdict
 from functions.observability import logger
 from functions.settings import settings
-from functions.workflow import verdict
 
 # Step Functions execution status -> the error name the lanes' "stopped" messages are keyed by.
 ENDED = {"TIMED_OUT": "States.Timeout", "ABORTED": "States.Aborted", "FAILED": "States.Runtime"}
@@ -48,7 +49,6 @@ class SweepReport:
 
 
 def sweep(*, now: datetime | None = None, older_than_s: int | None = None) -> SweepReport:
-    ensure_bound()
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings().sweep_after_s if older_than_s is None else older_than_s)
     report = SweepReport()

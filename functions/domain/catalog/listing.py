@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
-from functions.data.models import SupporterModel, TagEntryModel, TrackModel, ensure_bound, utcnow
-from functions.domain import artists, lifecycle, paging, tags
+from functions.data import writes
+from functions.data.models import SupporterModel, TagEntryModel, TrackModel, utcnow
+from functions.domain import lifecycle
+from functions.domain.catalog import artists, paging, tags
 from functions.errors import SupportRequired, TrackNotFound
 from functions.observability import logger
 
@@ -91,7 +91,6 @@ def check_playable(track: TrackModel, viewer_id: str) -> None:
 
 
 def is_supporter(artist_id: str, user_id: str) -> bool:
-    ensure_bound()
     try:
         SupporterModel.get(*SupporterModel.key(artist_id, user_id), consistent_read=True)
     except DoesNotExist:
@@ -127,7 +126,6 @@ def _inputs_unchanged(track: TrackModel) -> Any:
 def sync(track_id: str) -> None:
     """Brings the track's public listing (``listed_owner`` and its tag entries) in line with its
     current state. Idempotent; a deleted track is left to ``unlist_deleted``."""
-    ensure_bound()
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0, BACKOFF_S * 2**attempt))  # noqa: S311 - jitter, not secrecy
@@ -149,14 +147,14 @@ def sync(track_id: str) -> None:
             TrackModel.tag_reference.set(wanted_reference) if wanted_reference else TrackModel.tag_reference.remove(),
         ]
         try:
-            with _transaction() as tx:
+            with writes.transaction() as tx:
                 tx.update(track, actions=actions, condition=_inputs_unchanged(track))
                 for tag in set(current_tags) - set(wanted_tags):
                     tx.delete(_entry(track, tag))
                 for tag in set(wanted_tags) - set(current_tags):
                     tx.save(_entry(track, tag))
         except TransactWriteError as error:
-            if "ConditionalCheckFailed" in _reasons(error):
+            if "ConditionalCheckFailed" in writes.cancellation_reasons(error):
                 continue  # an input moved since the read: look again
             raise
         logger.info("listing synced", extra={"track_id": track_id, "listed": listed, "tags": wanted_tags})
@@ -171,7 +169,6 @@ def unlist_deleted(track: TrackModel) -> None:
     tags = [str(tag) for tag in track.listed_tags or []]
     if not tags:
         return
-    ensure_bound()
     with TagEntryModel.batch_write() as batch:
         for tag in tags:
             batch.delete(_entry(track, tag))
@@ -184,14 +181,6 @@ def _entry(track: TrackModel, tag: str) -> TagEntryModel:
         track_id=track.track_id,
         artist_id=track.owner_id,
     )
-
-
-def _transaction() -> TransactWrite:
-    return TransactWrite(connection=Connection(region=TrackModel.Meta.region, host=TrackModel.Meta.host))
-
-
-def _reasons(error: TransactWriteError) -> list[str | None]:
-    return [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
 
 
 # --- public reads ----------------------------------------------------------------------------------
@@ -207,7 +196,6 @@ class TrackPage:
 def _summaries(track_ids: list[str]) -> dict[str, TrackModel]:
     if not track_ids:
         return {}
-    ensure_bound()
     keys = [(track_id, TrackModel.TRACK_SK) for track_id in dict.fromkeys(track_ids)]
     return {str(t.pk): t for t in TrackModel.batch_get(keys, attributes_to_get=SUMMARY_FIELDS)}
 

@@ -1,11 +1,9 @@
-"""Track mutations (seed 001): PATCH and DELETE, owner only.
+"""Track edits (the track-metadata contract's PATCH), owner only; deleting a track is
+``functions.domain.removal.deletion``.
 
-Both race the processing workflow, which keeps writing to the track while its lanes run. A PATCH
-is one UpdateItem of exactly the attributes it changes (never a whole-item save), so it cannot
-undo what a lane wrote meanwhile. A DELETE removes the track item first; from then on every lane
-write is conditional on the item existing and fails instead of re-creating it, and the lane, then
-the workflow's last step, sweep what was stored after the delete (``functions.workflow.steps``,
-``functions.workflow.verdict``).
+A PATCH races the processing workflow, which keeps writing to the track while its lanes run: it is
+one UpdateItem of exactly the attributes it changes (never a whole-item save), so it cannot undo
+what a lane wrote meanwhile.
 """
 
 from __future__ import annotations
@@ -15,13 +13,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from pynamodb.connection import Connection
-from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import UpdateError
 
 from functions.data import keys, storage
-from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
-from functions.domain import albums, duplicates, lifecycle, listing, media_uploads, tracks, uploads, versions
+from functions.data.models import AlbumModel, TrackModel, condition_failed, utcnow
+from functions.domain import lifecycle
+from functions.domain.catalog import albums, artists, listing, tracks
+from functions.domain.catalog import tags as tag_names
 from functions.errors import (
     AlbumFull,
     AlbumNotFound,
@@ -31,7 +29,6 @@ from functions.errors import (
     InvalidAlbum,
     InvalidTrackUpdate,
     InvalidUpload,
-    TrackNotFound,
 )
 from functions.observability import logger
 
@@ -109,9 +106,9 @@ def _field_actions(changes: TrackUpdate) -> list[Any]:
         # The uploader's choice from now on: the tags lane only replaces a title nobody chose.
         actions += [TrackModel.title.set(changes.title), TrackModel.title_source.set("uploader")]
     if changes.features is not KEEP:
-        actions.append(_set_or_remove(TrackModel.features, _validated(uploads.check_features, changes.features or [])))
+        actions.append(_set_or_remove(TrackModel.features, _validated(artists.check_features, changes.features or [])))
     if changes.tags is not KEEP:
-        actions.append(_set_or_remove(TrackModel.tags, _validated(uploads.normalize_tags, changes.tags or [])))
+        actions.append(_set_or_remove(TrackModel.tags, _validated(tag_names.normalize_all, changes.tags or [])))
     if changes.description is not KEEP:
         actions.append(_set_or_remove(TrackModel.description, changes.description))
     if changes.support_gate is not KEEP:
@@ -213,74 +210,3 @@ def _apply(track_id: str, owner_id: str, actions: list[Any], extra_condition: An
         tracks.get_owned(track_id, owner_id)  # deleted meanwhile: TrackNotFound
         raise ConcurrentUpdate("The track moved to another album while this request ran; try again.") from error
     return item
-
-
-def delete(track_id: str, owner_id: str) -> bool:
-    """Deletes the track, its lanes, its S3 objects and its album membership. Idempotent: False
-    when there was nothing to delete. Another owner's track is 'not found' (TrackNotFound)."""
-    track = tracks.find(track_id)
-    if track is None:
-        return False
-    if track.owner_id != owner_id:
-        raise TrackNotFound("No such track.")
-    # The track item goes first: from then on no lane can write to it (their writes require it),
-    # so whatever a running workflow stores afterwards is swept by the workflow itself.
-    deleted = _delete_items(track)
-    if deleted is None:
-        return False
-    # Tag entries as the item listed them when it went (a sync may have moved them since the read).
-    listing.unlist_deleted(deleted)
-    if deleted.content_checksum:
-        # The owner may upload these bytes again: they are a new track then, not a duplicate.
-        duplicates.release(owner_id, deleted.content_checksum, track_id)
-    lanes = tracks.delete_lanes(track_id)
-    if track.album_id:
-        albums.remove_track(track.album_id, track_id)
-    for key in _uploaded_files(deleted):
-        storage.delete(key)
-    objects = storage.delete_prefix(keys.track_prefix(track_id))
-    logger.info("track deleted", extra={"track_id": track_id, "lanes": lanes, "objects": objects})
-    return True
-
-
-def _uploaded_files(track: TrackModel) -> list[str]:
-    """What the owner uploaded for the track, under ``uploads/`` (everything processing made is
-    under the track's own prefix): the original, a pending version's, an uploaded image, its documents."""
-    image = track.image_source or {}
-    uploaded_image = [image["key"]] if image.get("origin") == "upload" and image.get("key") else []
-    documents = [document.key for document in media_uploads.documents(track)]
-    # A new version's original that was stored but never processed (a running one cleans up itself).
-    pending_original = (versions.pending_of(track) or {}).get("originalKey")
-    return [key for key in (track.original_key, pending_original, *uploaded_image, *documents) if key]
-
-
-def _delete_items(track: TrackModel) -> TrackModel | None:
-    """Deletes the track item (only the owner's, only if it is still there) and, while it is still
-    pending, the upload intent with it, so the file cannot be finalized into a deleted track.
-    Returns the item as it was when deleted; None when the track was deleted meanwhile."""
-    owned = TrackModel.pk.exists() & (TrackModel.owner_id == track.owner_id)
-    upload = uploads.find(track.upload_id)
-    if upload is not None and upload.status == "pending":
-        try:
-            with TransactWrite(connection=Connection(region=TrackModel.Meta.region, host=TrackModel.Meta.host)) as tx:
-                # A draft: nothing has processed or listed it, so the item read is the item deleted.
-                tx.delete(track, condition=owned & (TrackModel.status == "draft"))
-                tx.delete(upload, condition=UploadModel.status == "pending")
-        except TransactWriteError as error:
-            reasons = [reason.code if reason else None for reason in error.cancellation_reasons or []]
-            if reasons[:1] == ["ConditionalCheckFailed"] and tracks.find(track.track_id) is None:
-                return None
-            if "ConditionalCheckFailed" not in reasons:
-                raise
-            # The intent was finalized meanwhile: it stays as the record of its asset.
-        else:
-            return track
-    try:
-        old = TrackModel._get_connection().delete_item(
-            track.track_id, TrackModel.TRACK_SK, condition=owned, return_values="ALL_OLD"
-        )
-    except DeleteError as error:
-        if condition_failed(error):
-            return None
-        raise
-    return TrackModel.from_raw_data(old["Attributes"])

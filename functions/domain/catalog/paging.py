@@ -17,7 +17,6 @@ from typing import Any, Generic, TypeVar
 from pynamodb.indexes import Index
 from pynamodb.models import Model
 
-from functions.data.models import ensure_bound
 from functions.errors import InvalidCursor
 
 MAX_PAGE_SIZE = 100
@@ -93,7 +92,6 @@ def query(
         key = decode(kind, cursor, names=names, hash_name=hash_name, hash_value=hash_value)
         start = {name: {"S": value} for name, value in key.items()}
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    ensure_bound()
     found: list[M] = list(
         source.query(
             hash_value, scan_index_forward=not newest_first, limit=limit + 1, last_evaluated_key=start, **options

@@ -6,14 +6,22 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.transactions import TransactWrite
 
-from functions.data.models import ArtistModel, ensure_bound, utcnow
-from functions.errors import ArtistNotFound, ArtistProfileRequired, ConcurrentUpdate, HandleTaken
+from functions.data import writes
+from functions.data.models import ArtistModel, utcnow
+from functions.errors import (
+    ArtistNotFound,
+    ArtistProfileRequired,
+    ConcurrentUpdate,
+    HandleTaken,
+    InvalidUpload,
+    UnknownFeatureHandle,
+)
 
 HANDLE_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{1,61}[a-z0-9])?$")
+# Featured artists on one track.
+MAX_FEATURES = 10
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,6 @@ def _artist(item: ArtistModel) -> Artist:
 
 
 def find(user_id: str) -> Artist | None:
-    ensure_bound()
     try:
         return _artist(ArtistModel.get(*ArtistModel.profile_key(user_id)))
     except DoesNotExist:
@@ -41,7 +48,6 @@ def find_many(user_ids: list[str]) -> list[Artist]:
     """The profiles of these users that exist (one BatchGetItem per 100)."""
     if not user_ids:
         return []
-    ensure_bound()
     keys = [ArtistModel.profile_key(user_id) for user_id in dict.fromkeys(user_ids)]
     return [_artist(item) for item in ArtistModel.batch_get(keys)]
 
@@ -51,7 +57,6 @@ def by_handle(handle: str) -> Artist:
     handle = handle.lower()
     if not HANDLE_PATTERN.match(handle):
         raise ArtistNotFound(f"No artist has the handle '{handle[:64]}'.")
-    ensure_bound()
     try:
         claim = ArtistModel.get(*ArtistModel.handle_key(handle))
     except DoesNotExist:
@@ -72,7 +77,6 @@ def require(user_id: str) -> Artist:
 def upsert(user_id: str, *, handle: str, display_name: str | None) -> Artist:
     """Create or update the caller's profile. A handle change claims the new handle and releases
     the old one in the same transaction, so two artists can never hold one handle."""
-    ensure_bound()
     handle = handle.lower()
     current = find(user_id)
     now = utcnow()
@@ -86,7 +90,7 @@ def upsert(user_id: str, *, handle: str, display_name: str | None) -> Artist:
     )
     claim = ArtistModel(*ArtistModel.handle_key(handle), user_id=user_id, handle=handle, created_at=now)
     try:
-        with TransactWrite(connection=Connection(region=ArtistModel.Meta.region, host=ArtistModel.Meta.host)) as tx:
+        with writes.transaction() as tx:
             if current is None or current.handle != handle:
                 # The claim is free, or already ours (a retried request).
                 tx.save(claim, condition=ArtistModel.user_id.does_not_exist() | (ArtistModel.user_id == user_id))
@@ -102,10 +106,25 @@ def upsert(user_id: str, *, handle: str, display_name: str | None) -> Artist:
             )
             tx.save(profile, condition=profile_condition)
     except TransactWriteError as error:
-        reasons = [r.code if r else None for r in (error.cancellation_reasons or [])]
+        reasons = writes.cancellation_reasons(error)
         if reasons and reasons[0] == "ConditionalCheckFailed" and (current is None or current.handle != handle):
             raise HandleTaken(f"The handle '{handle}' is taken.", handle=handle) from error
         if "ConditionalCheckFailed" in reasons:
             raise ConcurrentUpdate("Your profile changed while this request ran; try again.") from error
         raise
     return _artist(profile)
+
+
+def check_features(handles: list[str]) -> list[str]:
+    """The handles, normalized (``" @Ana "`` -> ``"ana"``) and de-duplicated; each must be an
+    artist's (UnknownFeatureHandle names the first that is not)."""
+    normalized = list(dict.fromkeys(h.strip().lower().removeprefix("@") for h in handles if h.strip()))
+    if len(normalized) > MAX_FEATURES:
+        raise InvalidUpload(f"At most {MAX_FEATURES} featured artists.", field="features")
+    if not normalized:
+        return []
+    claims = {item.handle for item in ArtistModel.batch_get([ArtistModel.handle_key(h) for h in normalized])}
+    for handle in normalized:
+        if handle not in claims:
+            raise UnknownFeatureHandle(f"No artist has the handle '{handle}'.", handle=handle)
+    return normalized

@@ -1,4 +1,6 @@
-"""Errors a workflow step raises. The class names are the Step Functions error names."""
+"""Errors a processing step raises (the media code, external processors, the lanes). The class names
+are the Step Functions error names the workflow definition retries and catches
+(``functions.workflow.definition``), so they live below both."""
 
 from __future__ import annotations
 
