@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+# The bucket's three top-level prefixes, declared once: the CDK stack grants and filters on these
+# (stacks/constructs/storage.py). Clients PUT under uploads/ only; each track and album keeps
+# everything it owns (kept uploads, renditions, artwork, covers) under its own prefix.
 UPLOADS_PREFIX = "uploads/"
+TRACKS_PREFIX = "tracks/"
+ALBUMS_PREFIX = "albums/"
 
 
 def original(upload_id: str, extension: str) -> str:
@@ -44,7 +49,7 @@ def waveform(track_id: str, *, version: str | None = None) -> str:
 def version_prefix(track_id: str, upload_id: str) -> str:
     """What processing a new version of the track stores (renditions, waveform): under the track's
     prefix, so deleting the track deletes it too."""
-    return f"tracks/{track_id}/versions/{upload_id}/"
+    return f"{TRACKS_PREFIX}{track_id}/versions/{upload_id}/"
 
 
 def _outputs_folder(track_id: str, version: str | None) -> str:
@@ -53,14 +58,14 @@ def _outputs_folder(track_id: str, version: str | None) -> str:
 
 def embedded_cover(track_id: str, extension: str) -> str:
     """The cover found in the audio's tags, kept as the artwork lane's source image."""
-    return f"tracks/{track_id}/artwork/source-embedded.{extension}"
+    return f"{TRACKS_PREFIX}{track_id}/artwork/source-embedded.{extension}"
 
 
 def artwork_variant(track_id: str, size: int, extension: str, *, version: str | None = None) -> str:
     """A rendered variant. An uploaded image's variants sit in a folder of their own (``version``:
     the upload id), so a render of an image that was replaced meanwhile never overwrites them."""
     folder = f"{version}/" if version else ""
-    return f"tracks/{track_id}/artwork/{folder}{size}.{extension}"
+    return f"{TRACKS_PREFIX}{track_id}/artwork/{folder}{size}.{extension}"
 
 
 def upload_id_from_key(key: str) -> str | None:
@@ -74,26 +79,26 @@ def upload_id_from_key(key: str) -> str | None:
 def track_prefix(track_id: str) -> str:
     """Everything the workflow stores for a track lives under this prefix (renditions, waveform,
     artwork): deleting the track deletes the prefix."""
-    return f"tracks/{track_id}/"
+    return f"{TRACKS_PREFIX}{track_id}/"
 
 
 def artwork_prefix(track_id: str) -> str:
     """The track's artwork: the embedded cover kept as the source image and the rendered variants."""
-    return f"tracks/{track_id}/artwork/"
+    return f"{TRACKS_PREFIX}{track_id}/artwork/"
 
 
 def album_prefix(album_id: str) -> str:
     """Everything stored for an album (its cover variants): deleting the album deletes the prefix."""
-    return f"albums/{album_id}/"
+    return f"{ALBUMS_PREFIX}{album_id}/"
 
 
 def album_cover_prefix(album_id: str) -> str:
-    return f"albums/{album_id}/cover/"
+    return f"{ALBUMS_PREFIX}{album_id}/cover/"
 
 
 def album_cover_variant(album_id: str, version: str, size: int, extension: str) -> str:
     """A rendered cover variant, in a folder per cover upload (``version``: the upload id)."""
-    return f"albums/{album_id}/cover/{version}/{size}.{extension}"
+    return f"{ALBUMS_PREFIX}{album_id}/cover/{version}/{size}.{extension}"
 
 
 def posted_upload(upload_id: str, kind: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -38,6 +38,29 @@ def update_if(item: Model, actions: list[Any], condition: Any) -> bool:
     try:
         item.update(actions=actions, condition=condition)
     except UpdateError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def delete_if(item: Model, condition: Any) -> bool:
+    """A DeleteItem that happens only if ``condition`` holds: False when it did not."""
+    try:
+        item.delete(condition=condition)
+    except DeleteError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def save_if(item: Model, condition: Any) -> bool:
+    """A PutItem of the whole item that happens only if ``condition`` holds (typically that no
+    item has its key yet): False when it did not."""
+    try:
+        item.save(condition=condition)
+    except PutError as error:
         if condition_failed(error):
             return False
         raise

@@ -18,9 +18,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions.data.keys import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX
 from stacks import nag
 from stacks.constructs.function_factory import FunctionFactory
-from stacks.constructs.storage import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX, Storage
+from stacks.constructs.storage import Storage
 from stacks.constructs.tables import Tables
 
 PROXY_PATH = "/{proxy+}"

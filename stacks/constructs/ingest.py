@@ -17,10 +17,11 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions.data.keys import UPLOADS_PREFIX
 from stacks import nag
 from stacks.constructs.dead_letters import dead_letters
 from stacks.constructs.function_factory import FunctionFactory
-from stacks.constructs.storage import UPLOADS_PREFIX, Storage
+from stacks.constructs.storage import Storage
 from stacks.constructs.tables import Tables
 
 FINALIZE_TIMEOUT = Duration.seconds(60)

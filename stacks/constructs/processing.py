@@ -20,12 +20,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions.data.keys import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX
 from functions.workflow.definition import PROCESSING_FUNCTION_ARN, render_aws
 from stacks import nag
 from stacks.config import is_lambda_arn
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.layers import FFMPEG_PATH
-from stacks.constructs.storage import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX, Storage
+from stacks.constructs.storage import Storage
 from stacks.constructs.tables import Tables
 
 # "${ProcessingFunctionArn}" -> "ProcessingFunctionArn"

@@ -11,14 +11,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from functions.data.keys import KEPT_FOLDER
+from functions.data.keys import ALBUMS_PREFIX, KEPT_FOLDER, TRACKS_PREFIX, UPLOADS_PREFIX
 from functions.data.storage import ABANDONED_UPLOAD_DAYS, ABORT_INCOMPLETE_MULTIPART_DAYS
 from stacks import nag
-
-UPLOADS_PREFIX = "uploads/"
-TRACKS_PREFIX = "tracks/"
-# Album covers' rendered variants and kept uploads (functions.data.keys.album_prefix).
-ALBUMS_PREFIX = "albums/"
 
 
 def kept_prefix(owner_prefix: str) -> str:

@@ -11,7 +11,7 @@ import httpx
 from functions import ids
 from functions.data import storage
 from functions.data.models import UploadModel, bind
-from functions.domain.intake import finalize
+from functions.domain.intake import finalize_steps
 
 from .conftest import Stack, as_user
 from .test_progress import sse_body
@@ -78,7 +78,7 @@ def test_a_file_replaced_between_the_check_and_the_copy_is_verified_again(stack,
     upload = stack.create_upload(artist, wav_3s)
     stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
     replacement = same_size_other_bytes(wav_3s)
-    verify = finalize._verify_object
+    verify = finalize_steps.verify_object
     checks = []
 
     def verify_then_replace(intent: UploadModel) -> storage.StoredObject:
@@ -88,7 +88,7 @@ def test_a_file_replaced_between_the_check_and_the_copy_is_verified_again(stack,
             stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav", body=replacement)
         return stored
 
-    monkeypatch.setattr(finalize, "_verify_object", verify_then_replace)
+    monkeypatch.setattr(finalize_steps, "verify_object", verify_then_replace)
 
     # When it is finalized
     response = stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(artist))

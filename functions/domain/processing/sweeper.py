@@ -25,7 +25,7 @@ from pynamodb.exceptions import UpdateError
 from functions.clients import sfn
 from functions.data.models import TrackModel, condition_failed, utcnow
 from functions.domain.catalog import tracks
-from functions.domain.intake import finalize, uploads
+from functions.domain.intake import finalize_steps, uploads
 from functions.domain.processing import verdict
 from functions.observability import logger
 from functions.settings import settings
@@ -70,9 +70,9 @@ def _sweep_one(track_id: str, now: datetime, report: SweepReport) -> None:
         _leave_index(track_id)
         report.stale_entries += 1
         return
-    execution = _execution(upload.execution_arn or finalize.execution_arn(upload.upload_id))
+    execution = _execution(upload.execution_arn or finalize_steps.execution_arn(upload.upload_id))
     if execution is None:
-        finalize.ensure_execution(upload)
+        finalize_steps.ensure_execution(upload)
         _touch(track_id, now)  # give the new execution a full grace period before looking again
         report.restarted += 1
         logger.warning("sweeper started a missing execution", extra={"track_id": track_id})

@@ -1,0 +1,85 @@
+"""Finalizing an image or a document (track artwork, an album cover, a track document): by its put
+event only. The file is verified and kept, a document is recorded, the claim picks one winner, and
+an image is adopted (the newest finalized wins) and rendered by the workflow's ``artwork`` or
+``album_cover`` run.
+"""
+
+from __future__ import annotations
+
+from functions.data import storage
+from functions.data.models import UploadModel
+from functions.domain.catalog import tracks
+from functions.domain.intake import finalize_steps as steps
+from functions.domain.intake import media_uploads, uploads
+from functions.errors import (
+    AlbumNotFound,
+    DocumentLimitReached,
+    TrackNotFound,
+    UploadAssetInvalid,
+    UploadIntentNotFound,
+)
+from functions.observability import logger
+
+
+def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
+    if request.trigger == "api":
+        # Images and documents are finalized by their put event only (their intents carry no
+        # finalizeUrl); the finalize answers describe an original's processing.
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    return _finalize(upload)
+
+
+def _finalize(upload: UploadModel) -> steps.Outcome:
+    """The put event of an image or a document. The claim (pending -> finalized) is the one
+    winner, as for an original; a document is recorded before it (that write is conditional on
+    its own id, so a repeat is harmless) so that a full track rejects the upload instead."""
+    if upload.status == "pending" and steps.verify_and_keep(upload) is not None:
+        if upload.intent == media_uploads.TRACK_DOCUMENT:
+            try:
+                media_uploads.record_document(upload)
+            except (DocumentLimitReached, TrackNotFound) as refused:
+                steps.reject(upload, refused.message, refused.code)
+                raise
+        if steps.claim(upload, "s3_event"):
+            outcome = _apply_media(upload)
+            storage.delete(upload.object_key)
+            return outcome
+    if upload.status == "pending":
+        steps.refresh(upload)
+    if upload.status == "rejected":
+        raise UploadAssetInvalid(steps.rejection(upload))
+    if upload.status != "finalized":
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    if upload.intent != media_uploads.TRACK_DOCUMENT and upload.execution_arn is None:
+        # The winner stopped between its claim and the start: finish its work (each part is
+        # idempotent, and the execution is named after the upload).
+        return _apply_media(upload)
+    return steps.Outcome("already_finalized", upload, (), None)
+
+
+def _apply_media(upload: UploadModel) -> steps.Outcome:
+    if upload.intent == media_uploads.TRACK_DOCUMENT:
+        logger.info("document recorded", extra={"upload_id": upload.upload_id, "track_id": upload.track_id})
+        return steps.Outcome("finalized", upload, (), None)
+    adopt = (
+        media_uploads.adopt_track_image
+        if upload.intent == media_uploads.TRACK_ARTWORK
+        else media_uploads.adopt_album_cover
+    )
+    try:
+        adopted = adopt(upload)
+    except (TrackNotFound, AlbumNotFound) as gone:  # the track or album was deleted meanwhile
+        storage.delete(upload.object_key)
+        storage.delete(uploads.kept_key(upload))
+        logger.info("image for a deleted item dropped", extra={"upload_id": upload.upload_id, "code": gone.code})
+        raise
+    if not adopted:
+        # A newer upload is the image already: this one will never be rendered.
+        storage.delete(uploads.kept_key(upload))
+        logger.info("older image upload superseded", extra={"upload_id": upload.upload_id})
+        return steps.Outcome("finalized", upload, (), None)
+    if upload.intent == media_uploads.TRACK_ARTWORK:
+        tracks.queue_lanes(upload.track_id, ("artwork",))
+    steps.ensure_execution(upload)
+    logger.info("image upload finalized", extra={"upload_id": upload.upload_id, "intent": upload.intent})
+    return steps.Outcome("finalized", upload, ("artwork",), "running")

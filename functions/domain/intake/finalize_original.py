@@ -1,0 +1,172 @@
+"""Finalizing an original: the audio of a new track (the upload intent contract's
+``track_original``, and each track of an upload session).
+
+The file is verified and kept, then its checksum is claimed for the owner: the same bytes again are
+a ``duplicate`` of the track that has them, and nothing is processed. Otherwise the intent is
+claimed (one winner), the draft becomes ``processing``, joins the album its intent named and the
+workflow starts. A later finalize answers what was decided (``after_the_fact``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.data import storage, writes
+from functions.data.models import TrackModel, UploadModel, utcnow
+from functions.domain import lifecycle
+from functions.domain.catalog import albums, tracks
+from functions.domain.intake import duplicates, uploads
+from functions.domain.intake import finalize_steps as steps
+from functions.errors import (
+    AlbumChanged,
+    AlbumFull,
+    AlbumNotFound,
+    TrackDeleted,
+    UploadAssetInvalid,
+    UploadIntentNotFound,
+)
+from functions.observability import logger
+from functions.workflow.definition import LANES
+
+
+def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
+    trigger, duration_ms, waveform = request.trigger, request.duration_ms, request.waveform
+    if upload.status == "pending":
+        kept = steps.verify_and_keep(upload)
+        if kept is not None:
+            content = duplicates.checksum(kept.etag)
+            if content is not None:
+                holder = duplicates.claim(
+                    upload.owner_id, content, track_id=upload.track_id, upload_id=upload.upload_id
+                )
+                if holder != upload.track_id:
+                    return _finalize_duplicate(upload, holder, content, trigger=trigger)
+            if steps.claim(upload, trigger, content=content):
+                return _start_processing(upload, content=content, duration_ms=duration_ms, waveform=waveform)
+        steps.refresh(upload)
+    return _after_the_fact(upload, trigger=trigger, duration_ms=duration_ms, waveform=waveform)
+
+
+def _start_processing(
+    upload: UploadModel, *, content: str | None, duration_ms: int | None, waveform: steps.Waveform | None
+) -> steps.Outcome:
+    now = utcnow()
+    actions: list[Any] = [
+        *([TrackModel.content_checksum.set(content)] if content else []),
+        # What finalize verified and copied: the only original the track will ever serve or process.
+        TrackModel.original_key.set(uploads.kept_key(upload)),
+        TrackModel.status.set("processing"),
+        TrackModel.workflow_status.set("running"),
+        TrackModel.expires_at_epoch.remove(),
+        # Enters the sweeper's index until mark ready/failed takes it out.
+        TrackModel.processing_shard.set(tracks.processing_shard(upload.track_id)),
+        TrackModel.processing_since.set(now),
+    ]
+    if duration_ms is not None:
+        actions.append(TrackModel.duration_ms.set(duration_ms))
+    if waveform is not None:
+        actions.append(TrackModel.waveform.set(waveform.to_json()))
+    # Conditional on the track still existing: a DELETE that won the race must not be undone by
+    # re-creating a bare track item (tracks.update raises TrackDeleted, a 404).
+    try:
+        tracks.update(upload.track_id, *actions)
+    except TrackDeleted:
+        # The delete swept the track's prefix before the copy may have landed there.
+        storage.delete(uploads.kept_key(upload))
+        storage.delete(upload.object_key)
+        raise
+    _join_album(upload.track_id)
+    tracks.queue_lanes(upload.track_id, LANES)
+    steps.ensure_execution(upload)
+    storage.delete(upload.object_key)
+    logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})
+    return steps.Outcome("finalized", upload, LANES, "running")
+
+
+def _finalize_duplicate(upload: UploadModel, holder: str, content: str, *, trigger: steps.Trigger) -> steps.Outcome:
+    """The owner already has a track with these bytes: the upload is recorded as its duplicate,
+    nothing is processed, and neither the second copy nor the intent's draft track is kept (the
+    draft never became a track: no list, album or event ever showed it)."""
+    now = utcnow()
+    recorded = writes.update_if(
+        upload,
+        [
+            UploadModel.status.set("duplicate"),
+            UploadModel.duplicate_of.set(holder),
+            UploadModel.content_checksum.set(content),
+            UploadModel.finalized_at.set(now),
+            UploadModel.finalized_by.set(trigger),
+            UploadModel.expires_at_epoch.remove(),
+        ],
+        UploadModel.status == "pending",
+    )
+    if not recorded:
+        steps.refresh(upload)  # decided meanwhile (by the other trigger): answer what was decided
+        return _after_the_fact(upload, trigger=trigger, duration_ms=None, waveform=None)
+    storage.delete(upload.object_key)
+    storage.delete(uploads.kept_key(upload))
+    writes.delete_if(TrackModel(upload.track_id, TrackModel.TRACK_SK), TrackModel.status == "draft")
+    logger.info("duplicate upload", extra={"upload_id": upload.upload_id, "duplicate_of": holder})
+    return _duplicate_outcome(upload)
+
+
+def _duplicate_outcome(upload: UploadModel) -> steps.Outcome:
+    existing = tracks.find(upload.duplicate_of or "")
+    return steps.Outcome("duplicate", upload, (), existing.workflow_status if existing else None)
+
+
+def _join_album(track_id: str) -> None:
+    """A track joins the album its intent (or a PATCH of the draft) named once its audio is here:
+    an abandoned intent never appears in an album. The album may have been deleted or filled
+    since; the upload still proceeds, as a standalone track."""
+    track = tracks.find(track_id)
+    if track is None or not track.album_id:
+        return
+    try:
+        if track.album_order is not None:
+            # A track of an upload session (seed 003) takes its place among the session's tracks
+            # by its order key, whichever of their uploads finished first.
+            albums.place_track(track.album_id, track_id, track.album_order)
+        else:
+            albums.add_track(track.album_id, track_id)
+    except (AlbumNotFound, AlbumFull, AlbumChanged) as error:
+        tracks.update(track_id, TrackModel.album_id.remove(), TrackModel.album.remove())
+        logger.warning("finalized track left out of its album", extra={"track_id": track_id, "code": error.code})
+
+
+def _after_the_fact(
+    upload: UploadModel, *, trigger: steps.Trigger, duration_ms: int | None, waveform: steps.Waveform | None
+) -> steps.Outcome:
+    if upload.status == lifecycle.REJECTED:
+        # Also repairs a rejection that stopped before its draft was marked (idempotent).
+        tracks.mark_rejected(upload.track_id, upload.rejected_code or UploadAssetInvalid.code, steps.rejection(upload))
+    ended = lifecycle.ended_without_audio(upload, upload.status)
+    if ended is not None:
+        raise ended
+    if upload.status == "duplicate":
+        return _duplicate_outcome(upload)
+    if upload.status != "finalized":
+        raise UploadIntentNotFound("No such upload intent for this owner.")
+    # The winner may have stopped between its claim and the start: starting again is harmless
+    # (same execution name, same input) and guarantees the upload is processed.
+    if upload.execution_arn is None:
+        steps.ensure_execution(upload)
+    if waveform is not None or duration_ms is not None:
+        _store_advisory_hints(upload.track_id, duration_ms=duration_ms, waveform=waveform)
+    track = tracks.find(upload.track_id)
+    workflow_status = track.workflow_status if track else None
+    if trigger == "api" and steps.acknowledge(upload):
+        return steps.Outcome("finalized", upload, LANES, workflow_status)
+    return steps.Outcome("already_finalized", upload, (), workflow_status)
+
+
+def _store_advisory_hints(track_id: str, *, duration_ms: int | None, waveform: steps.Waveform | None) -> None:
+    """A client's hints arriving after the S3 event won the race are kept, unless processing has
+    already measured the real values."""
+    hints: list[tuple[Any, Any]] = []
+    if waveform is not None:
+        hints.append((TrackModel.waveform, waveform.to_json()))
+    if duration_ms is not None:
+        hints.append((TrackModel.duration_ms, duration_ms))
+    for attribute, value in hints:
+        writes.update_if(TrackModel(track_id, TrackModel.TRACK_SK), [attribute.set(value)], attribute.does_not_exist())

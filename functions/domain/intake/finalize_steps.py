@@ -1,0 +1,245 @@
+"""What every kind of finalize shares: verify the stored file and keep it, claim the intent (one
+winner however many race), reject it, acknowledge an API caller, start the workflow.
+
+Each kind of intent (``functions.domain.intake.finalize.KINDS``) composes these in its own module,
+so each kind's path reads top to bottom in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import DoesNotExist
+
+from functions.clients import sfn
+from functions.data import storage, writes
+from functions.data.models import UploadModel, utcnow
+from functions.domain.catalog import tracks
+from functions.domain.intake import media_types, media_uploads, sessions, uploads, versions
+from functions.errors import (
+    UploadAssetChanged,
+    UploadAssetInvalid,
+    UploadAssetMissing,
+    UploadCancelled,
+    UploadExpired,
+    UploadIntentNotFound,
+    WorkflowStartFailed,
+)
+from functions.observability import logger
+from functions.settings import settings
+from functions.workflow.definition import TRACK_RUN
+
+Trigger = Literal["api", "s3_event"]
+
+
+@dataclass(frozen=True)
+class Waveform:
+    peaks: list[float]
+    sample_rate_hz: int
+    channels: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"peaks": self.peaks, "sampleRateHz": self.sample_rate_hz, "channels": self.channels, "source": "client"}
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the caller of a finalize said: which trigger, and an API caller's advisory hints."""
+
+    trigger: Trigger
+    duration_ms: int | None = None
+    waveform: Waveform | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Literal["finalized", "already_finalized", "duplicate"]
+    upload: UploadModel
+    jobs_queued: tuple[str, ...]
+    workflow_status: str | None
+
+    @property
+    def track_id(self) -> str:
+        """The track the upload's audio lives in: a duplicate's is the owner's existing track."""
+        return self.upload.duplicate_of or self.upload.track_id
+
+
+def refresh(upload: UploadModel) -> None:
+    """Reads the intent again after another caller decided it."""
+    try:
+        upload.refresh(consistent_read=True)
+    except DoesNotExist as gone:  # its track was deleted (with the intent) meanwhile
+        raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+
+
+def discard_stray(upload: UploadModel, trigger: Trigger) -> None:
+    """Once an intent is decided, nothing stored under its upload key belongs to anything: a
+    finalized file was kept elsewhere (``_verify_and_keep``), a rejected, duplicate or cancelled one
+    was dropped. A file there now was PUT again with the still-valid signed URL (or is the winner's
+    copy source, already kept): it is deleted, and nothing else changes."""
+    storage.delete(upload.object_key)
+    if trigger == "s3_event":
+        state = "expired" if upload.status == "pending" else upload.status
+        logger.info(
+            "stray upload object deleted",
+            extra={"upload_id": upload.upload_id, "upload_state": state, "key": upload.object_key},
+        )
+    if upload.status == "cancelled":
+        raise UploadCancelled("This upload intent was cancelled; create a new one.")
+    if upload.status == "pending":  # past its TTL: nothing may finalize it any more
+        raise UploadExpired("This upload intent expired; create a new one.")
+
+
+# A PUT replacing the file between the HEAD and the copy is retried this often (each attempt
+# verifies the file that is there now).
+KEEP_ATTEMPTS = 3
+
+
+def verify_and_keep(upload: UploadModel) -> storage.StoredObject | None:
+    """Verifies the stored file and copies exactly that file (the copy is conditional on the ETag
+    the HEAD saw) to where its track or album keeps it, before the claim: a finalized intent always
+    has its kept file, and the signed upload URL can never reach it. None when the file is gone
+    because another finalize of this upload won meanwhile (it kept the file and deleted it)."""
+    for _ in range(KEEP_ATTEMPTS):
+        stored = verify_object(upload)
+        try:
+            storage.copy_if_unchanged(upload.object_key, uploads.kept_key(upload), etag=stored.etag)
+        except storage.ObjectChanged:
+            continue
+        except storage.ObjectMissing:
+            refresh(upload)
+            if upload.status != "pending":
+                return None
+            continue
+        return stored
+    raise UploadAssetChanged(
+        "The file was replaced while it was being finalized; finalize again once the upload is done."
+    )
+
+
+def verify_object(upload: UploadModel) -> storage.StoredObject:
+    """The stored object must be exactly what the intent promised, else nothing is processed."""
+    stored = storage.head(upload.object_key)
+    if stored is None:
+        if upload.expires_at < utcnow():
+            raise UploadExpired("This upload intent expired before any file arrived; create a new one.")
+        raise UploadAssetMissing(
+            "No file has been stored for this upload yet. PUT it to the signed URL with every "
+            "required header, then finalize again."
+        )
+    if upload.declared_bounds is not None:
+        # Signed with bounds, not an exact size/type (seed 003 sessions): within them, the intent
+        # takes what was stored, and the checks below then hold it to that.
+        outside = sessions.settle(upload, stored)
+        if outside is not None:
+            reject(upload, outside)
+            raise UploadAssetInvalid(outside)
+    problems = []
+    if stored.size != upload.byte_size:
+        problems.append(f"size is {stored.size} bytes, the intent declared {upload.byte_size}")
+    stored_type = media_types.normalized_content_type(stored.content_type or "")
+    if stored_type != upload.content_type:
+        problems.append(f"content type is '{stored_type or 'missing'}', the intent declared '{upload.content_type}'")
+    if problems:
+        message = "The uploaded file does not match the upload intent: " + "; ".join(problems) + "."
+        reject(upload, message)
+        raise UploadAssetInvalid(message)
+    return stored
+
+
+def reject(upload: UploadModel, message: str, code: str = UploadAssetInvalid.code) -> None:
+    rejected = writes.update_if(
+        upload,
+        [
+            UploadModel.status.set("rejected"),
+            UploadModel.rejected_code.set(code),
+            UploadModel.rejected_message.set(message),
+        ],
+        UploadModel.status == "pending",
+    )
+    if not rejected:
+        upload.refresh()
+        if upload.status == "finalized":
+            # Another caller finalized the object before it was replaced; keep what they processed.
+            return
+    storage.delete(upload.object_key)
+    storage.delete(uploads.kept_key(upload))
+    if upload.intent == uploads.TRACK_ORIGINAL:
+        tracks.mark_rejected(upload.track_id, code, message)
+    logger.info("upload rejected", extra={"upload_id": upload.upload_id, "code": code, "reason": message})
+
+
+def claim(upload: UploadModel, trigger: Trigger, *, content: str | None = None) -> bool:
+    """True for exactly one caller, however many race: the one that starts processing."""
+    now = utcnow()
+    actions: list[Any] = [
+        *([UploadModel.content_checksum.set(content)] if content else []),
+        UploadModel.status.set("finalized"),
+        UploadModel.finalized_at.set(now),
+        UploadModel.finalized_by.set(trigger),
+        # A finalized intent is a record of the asset: it must not expire.
+        UploadModel.expires_at_epoch.remove(),
+    ]
+    if trigger == "api":
+        actions.append(UploadModel.acknowledged_at.set(now))
+    return writes.update_if(upload, actions, UploadModel.status == "pending")
+
+
+def acknowledge(upload: UploadModel) -> bool:
+    """True for the first API finalize of an upload that was finalized by the S3 event."""
+    return writes.update_if(
+        upload,
+        [UploadModel.acknowledged_at.set(utcnow())],
+        UploadModel.acknowledged_at.does_not_exist() & (UploadModel.status == "finalized"),
+    )
+
+
+def rejection(upload: UploadModel) -> str:
+    return upload.rejected_message or "The uploaded file did not match the upload intent."
+
+
+def workflow_input(upload: UploadModel) -> dict[str, str]:
+    payload = {
+        "uploadId": upload.upload_id,
+        "trackId": upload.track_id,
+        "ownerId": upload.owner_id,
+        # The kept copy finalize verified, never the upload key a signed URL can still write to.
+        "objectKey": uploads.kept_key(upload),
+        "run": TRACK_RUN,
+    }
+    # An uploaded image runs one part of the workflow (functions.workflow.definition.RUNS).
+    if upload.intent == media_uploads.TRACK_ARTWORK:
+        payload["run"] = "artwork"
+    elif upload.intent == media_uploads.ALBUM_COVER:
+        payload.update({"run": "album_cover", "albumId": upload.album_id or upload.track_id})
+    elif upload.intent == versions.TRACK_VERSION:
+        # The whole workflow, for a new version of the track (functions.domain.intake.versions).
+        payload["version"] = upload.upload_id
+    return payload
+
+
+def ensure_execution(upload: UploadModel) -> None:
+    """Starts the upload's workflow; starting it again is a no-op (same name, same input)."""
+    try:
+        response = sfn().start_execution(
+            stateMachineArn=settings().state_machine_arn,
+            name=upload.upload_id,
+            # Deterministic input: a repeated start with the same name is then a no-op.
+            input=json.dumps(workflow_input(upload), sort_keys=True),
+        )
+        started = response["executionArn"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
+        started = execution_arn(upload.upload_id)
+    except BotoCoreError as error:
+        raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
+    upload.update(actions=[UploadModel.execution_arn.set(started)])
+
+
+def execution_arn(name: str) -> str:
+    state_machine = settings().state_machine_arn
+    return state_machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"
