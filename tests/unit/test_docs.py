@@ -59,6 +59,17 @@ def anchors(doc: Path) -> set[str]:
     return found
 
 
+def test_the_docs_are_where_the_readme_says():
+    assert {_name(doc) for doc in DOCS} >= {
+        "README.md",
+        "docs/api.md",
+        "docs/architecture.md",
+        "docs/configuration.md",
+        "docs/contracts.md",
+        "docs/local-stack.md",
+    }
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=_name)
 def test_every_code_path_a_doc_names_exists(doc: Path):
     text = doc.read_text(encoding="utf-8")
@@ -144,3 +155,34 @@ def test_every_cdk_context_key_the_stack_reads_or_sets_is_documented():
     context_section = doc.split("## CDK context", 1)[1]
     undocumented = sorted(key for key in read | configured if f"`{key}`" not in context_section)
     assert not undocumented, f"docs/configuration.md's CDK context section does not list: {undocumented}"
+
+
+# Codes that never reach a client: a lane result dropped before it is recorded, and a step name
+# only a broken deployment could send.
+NEVER_ANSWERED = frozenset({"version_discarded", "unknown_step"})
+
+
+CODE_PATTERNS = (
+    r"^\s+code(?::[^=\n]+)? = \"(\w+)\"",  # a DomainError class
+    r"error_body\(\s*\"(\w+)\"",  # an error the API maps itself
+    r"(?:StepFailed|LaneSkipped)\(\s*\"(\w+)\"",  # a lane failure or skip
+    r"\bcode=\"(\w+)\"",  # a code passed by keyword (a lane closed by the verdict or the sweeper)
+    r"\"code\": \"(\w+)\"",  # a code written into a JSON answer
+)
+
+
+def _codes_in_code() -> set[str]:
+    codes: set[str] = set()
+    for source in (ROOT / "functions").rglob("*.py"):
+        text = source.read_text()
+        for pattern in CODE_PATTERNS:
+            codes |= set(re.findall(pattern, text, re.MULTILINE))
+    return codes - NEVER_ANSWERED
+
+
+def test_every_error_and_lane_code_is_explained_in_the_api_doc():
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    codes = _codes_in_code()
+    assert {"upload_asset_invalid", "audio_truncated", "not_configured", "validation_failed"} <= codes
+    unexplained = sorted(code for code in codes if not re.search(rf"`[^`]*\b{code}\b[^`]*`", api))
+    assert not unexplained, f"docs/api.md does not explain these codes: {unexplained}"
