@@ -69,8 +69,8 @@ class Settings(BaseSettings):
         le=7 * 24 * 3600,
         description=(
             "A pending intent (and its DynamoDB item, via TTL) lives this long; a multipart upload must "
-            "complete within it. At most the days S3 keeps an unfinalized file "
-            "(`ABANDONED_UPLOAD_DAYS` in `functions/data/storage.py`)."
+            "complete within it and within one day (before S3's lifecycle aborts its parts). At most "
+            "the days S3 keeps an unfinalized file (`ABANDONED_UPLOAD_DAYS` in `functions/data/storage.py`)."
         ),
     )
     upload_session_ttl_s: int = Field(
