@@ -70,6 +70,12 @@ def test_the_docs_are_where_the_readme_says():
     }
 
 
+def test_the_readme_stays_a_front_page():
+    # What tracklane is, the commands, the walk-through and a map; the detail lives in docs/.
+    size = len((ROOT / "README.md").read_bytes())
+    assert size <= 10 * 1024, f"README.md is {size} bytes: move the detail into docs/ and link to it"
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=_name)
 def test_every_code_path_a_doc_names_exists(doc: Path):
     text = doc.read_text(encoding="utf-8")
