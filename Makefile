@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 20
 
-.PHONY: install run test lint typecheck unit integration infra e2e layers lock synth deploy bench clean
+.PHONY: install run test lint typecheck unit integration infra e2e layers lock synth deploy bench docs clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -70,6 +70,10 @@ deploy: install layers
 # Speed and memory targets: ratios and peaks measured in one run (see benchmarks/run.py).
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# Regenerate the settings tables of docs/configuration.md from functions/settings.py and local/config.py.
+docs: $(VENV)/.installed
+	$(BIN)/python -m local.config_doc --write
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache

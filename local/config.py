@@ -15,24 +15,43 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 class LocalSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    host: str = Field(default="127.0.0.1", validation_alias="TRACKLANE_LOCAL_HOST")
-    port: int = Field(default=8000, validation_alias="PORT")
-    moto_port: int = Field(default=5005, validation_alias="MOTO_PORT")
-    # Dev-only HS256 secret for local bearer tokens. The deployed API never accepts these.
-    dev_secret: str = Field(
-        default="tracklane-local-dev-secret-not-for-production", validation_alias="TRACKLANE_DEV_SECRET"
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias="TRACKLANE_LOCAL_HOST",
+        description="The address the API and moto listen on.",
     )
-    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    port: int = Field(default=8000, validation_alias="PORT", description="The API's port.")
+    moto_port: int = Field(
+        default=5005,
+        validation_alias="MOTO_PORT",
+        description="moto's port. Set, it also tells `tracklane` commands where the stack is (over the state file).",
+    )
+    dev_secret: str = Field(
+        default="tracklane-local-dev-secret-not-for-production",
+        validation_alias="TRACKLANE_DEV_SECRET",
+        description="Dev-only HS256 secret for local bearer tokens. The deployed API never accepts these.",
+    )
+    region: str = Field(
+        default="us-east-1",
+        validation_alias="AWS_REGION",
+        description="The region the local stack provisions its resources in on moto.",
+    )
     # Poll intervals: short, so the local stack feels immediate.
-    pump_wait_s: int = 1
-    runner_wait_s: int = 1
-    runner_workers: int = 4
-    # How often the local sweeper runs (the deployed schedule is every 15 minutes).
-    sweep_interval_s: float = Field(default=60.0, validation_alias="TRACKLANE_LOCAL_SWEEP_INTERVAL_S")
-    # Where a running stack writes its addresses for the CLI (local.running_stack). In the checkout,
-    # so every terminal working in it finds the stack whichever ports it was started on.
+    pump_wait_s: int = Field(default=1, description="Long-poll wait of the S3-event pump, in seconds.")
+    runner_wait_s: int = Field(default=1, description="Long-poll wait of the workflow runner, in seconds.")
+    runner_workers: int = Field(default=4, description="Workflow steps the runner executes at once.")
+    sweep_interval_s: float = Field(
+        default=60.0,
+        validation_alias="TRACKLANE_LOCAL_SWEEP_INTERVAL_S",
+        description="How often the local sweeper runs (the deployed schedule is every 15 minutes).",
+    )
     stack_state_file: Path = Field(
-        default=CHECKOUT / ".tracklane" / "stack.json", validation_alias="TRACKLANE_STACK_STATE_FILE"
+        default=CHECKOUT / ".tracklane" / "stack.json",
+        validation_alias="TRACKLANE_STACK_STATE_FILE",
+        description=(
+            "Where a running stack writes its addresses for the CLI (`local/running_stack.py`). In the "
+            "checkout, so every terminal working in it finds the stack whichever ports it was started on."
+        ),
     )
 
     @property

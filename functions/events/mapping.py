@@ -85,7 +85,7 @@ class DomainEvent:
     type: EventType
     event_id: str
     occurred_at: datetime
-    detail: dict[str, Any]  # JSON-ready, camelCase, as documented in README "Domain events"
+    detail: dict[str, Any]  # JSON-ready, camelCase, as documented in docs/api.md "Domain events"
 
 
 def domain_event(change: Change) -> DomainEvent | None:

@@ -57,13 +57,13 @@ def test_the_types_browsers_also_send_are_accepted(file_name, content_type):
     assert media_types.is_accepted(file_name, content_type, accepted)
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 TABLE_START = "<!-- content-types: generated from functions/domain/intake/media_types.py -->"
 TABLE_END = "<!-- /content-types -->"
 
 
 def content_type_table() -> str:
-    """README's table, rendered from the declaration: one row per extension, the type to send first."""
+    """docs/api.md's table, rendered from the declaration: one row per extension, the type to send first."""
     rows = ["| Upload | Extension | Send this `contentType` | Also accepted |", "|---|---|---|---|"]
     kinds = [
         ("audio", media_types.AUDIO_FILES),
@@ -77,12 +77,12 @@ def content_type_table() -> str:
     return "\n".join(rows)
 
 
-def test_the_readme_table_of_content_types_is_the_declared_one():
-    readme = README.read_text(encoding="utf-8")
-    assert TABLE_START in readme and TABLE_END in readme, "README lost its content-type table markers"
-    documented = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+def test_the_api_doc_table_of_content_types_is_the_declared_one():
+    doc = API_DOC.read_text(encoding="utf-8")
+    assert TABLE_START in doc and TABLE_END in doc, "docs/api.md lost its content-type table markers"
+    documented = doc.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
     expected = content_type_table()
-    assert documented == expected, f"README's content-type table differs from media_types; paste:\n{expected}"
+    assert documented == expected, f"docs/api.md's content-type table differs from media_types; paste:\n{expected}"
 
 
 def test_an_upload_session_signs_each_audio_put_with_the_documented_type():

@@ -128,7 +128,7 @@ def _streams(request: Request) -> bool:
     "/{upload_id}/progress",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "progress events (see the README)"},
+        200: {"content": {"text/event-stream": {}}, "description": "progress events (see docs/api.md, Live progress)"},
         204: {"description": "the client has already seen the terminal event: stop reconnecting"},
         401: {"description": "unauthorized, progress_token_invalid, progress_token_expired"},
         404: {"description": "upload_intent_not_found"},

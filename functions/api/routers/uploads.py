@@ -61,7 +61,7 @@ class CreateUploadRequest(CamelModel):
     auto_tag: bool = False
     visibility: Visibility = "public"
     # true: upload in parts (resumable); false: one signed PUT; absent: parts above
-    # TRACKLANE_MULTIPART_THRESHOLD_BYTES (100 MiB).
+    # TRACKLANE_MULTIPART_THRESHOLD_BYTES when a deployment sets it (unset by default: one signed PUT).
     multipart: bool | None = None
 
     _lists = field_validator("features", "tags", mode="before")(json_list)

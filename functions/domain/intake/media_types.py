@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 # it, the one to send first. Browsers disagree (``audio/x-m4a`` or ``audio/mp4`` for the same file)
 # and give no type at all (``File.type == ""``) for some extensions; a client without a type sends
 # the first one. ``application/octet-stream`` is never accepted: the type is stored with the
-# original and served with it. README's content-type table is checked against these
+# original and served with it. docs/api.md's content-type table is checked against these
 # (tests/unit/test_media_types.py).
 AUDIO_FILES: dict[str, tuple[str, ...]] = {
     "wav": ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"),
