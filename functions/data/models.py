@@ -225,7 +225,7 @@ class TrackModel(_BoundModel):
     content_checksum = UnicodeAttribute(null=True)
     # A track of an upload session (seed 003): its place among the session's tracks in its album,
     # a JSON list compared as a tuple (``functions.domain.intake.sessions.order_key``). Finalize places the
-    # track by it (``albums.place_track``) instead of appending, so the order does not depend on
+    # track by it (``album_membership.place_track``) instead of appending, so the order does not depend on
     # which upload finished first.
     album_order = JSONAttribute(null=True)
     upload_session_id = UnicodeAttribute(null=True)
@@ -471,7 +471,7 @@ class AlbumModel(_BoundModel):
     description = UnicodeAttribute(null=True)
     track_ids = ListAttribute(of=UnicodeAttribute, null=True)
     # The order keys of the upload-session tracks in ``track_ids`` ({trackId: key}), which
-    # ``albums.place_track`` inserts by; written with ``track_ids`` in one conditional update.
+    # ``album_membership.place_track`` inserts by; written with ``track_ids`` in one conditional update.
     track_order_keys = JSONAttribute(null=True)
     # {"key", "origin", "contentType"} of the cover image and the rendered variants, as on tracks.
     image_source = JSONAttribute(null=True)

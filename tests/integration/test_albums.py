@@ -14,7 +14,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions import ids
 from functions.data.models import AlbumModel, AlbumSlugModel, TrackModel, utcnow
-from functions.domain.catalog import albums, artists
+from functions.domain.catalog import album_membership, albums, artists
 from functions.errors import AlbumFull, AlbumNotFound
 
 from .conftest import as_user
@@ -64,7 +64,7 @@ def put_in_album(album_id, track_id):
     TrackModel(track_id, TrackModel.TRACK_SK).update(
         actions=[TrackModel.album_id.set(album_id), TrackModel.album.set(title)]
     )
-    albums.add_track(album_id, track_id)
+    album_membership.add_track(album_id, track_id)
 
 
 def page(stack, url, **params):
@@ -180,7 +180,7 @@ def test_tracks_are_shown_in_the_order_they_were_added(stack, alice):
     added = [made[3], made[0], made[4], made[1], made[2]]  # not creation order
     for track_id in added:
         put_in_album(raw(album), track_id)
-    albums.add_track(raw(album), made[3])  # a repeat is a no-op
+    album_membership.add_track(raw(album), made[3])  # a repeat is a no-op
 
     detail = stack.api.get("/v1/artists/alice/albums/ordered").json()
     assert [t["trackId"] for t in detail["tracks"]] == [ids.render("trk", t) for t in added]
@@ -195,8 +195,8 @@ def test_tracks_are_shown_in_the_order_they_were_added(stack, alice):
     assert (detail["trackCount"], detail["revision"]) == (5, 6)
 
     # Removing one keeps the others' order; removing it again reports it absent.
-    assert albums.remove_track(raw(album), made[4]) is True
-    assert albums.remove_track(raw(album), made[4]) is False
+    assert album_membership.remove_track(raw(album), made[4]) is True
+    assert album_membership.remove_track(raw(album), made[4]) is False
     after = stack.api.get("/v1/artists/alice/albums/ordered").json()
     assert [t["trackId"] for t in after["tracks"]] == [ids.render("trk", t) for t in added if t != made[4]]
 
@@ -206,8 +206,8 @@ def test_concurrent_appends_each_land_once_in_a_stable_order(stack, alice):
     made = [make_track(alice, f"T{n}") for n in range(20)]
 
     def add(track_id):
-        albums.add_track(album_id, track_id)
-        albums.add_track(album_id, track_id)  # a retried request
+        album_membership.add_track(album_id, track_id)
+        album_membership.add_track(album_id, track_id)  # a retried request
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         list(pool.map(add, made))
@@ -319,7 +319,7 @@ def test_deleting_an_album_orphans_its_tracks_and_releases_every_slug(stack, ali
     assert (again.status_code, again.json()["error"]["code"]) == (404, "album_not_found")
     assert create(stack, alice, "Old Title")["slug"] == "old-title"  # the slug is free again
     with pytest.raises(AlbumNotFound):
-        albums.add_track(raw(album), made[0])
+        album_membership.add_track(raw(album), made[0])
 
 
 def test_deleting_an_album_with_cascade_deletes_its_tracks(stack, alice):
@@ -338,15 +338,15 @@ def test_deleting_an_album_with_cascade_deletes_its_tracks(stack, alice):
 
 
 def test_an_album_refuses_tracks_beyond_its_bound(stack, alice, monkeypatch):
-    monkeypatch.setattr(albums, "MAX_TRACKS", 3)
+    monkeypatch.setattr(album_membership, "MAX_TRACKS", 3)
     album_id = raw(create(stack, alice, "Small"))
     made = [make_track(alice, f"T{n}") for n in range(4)]
     for track_id in made[:3]:
-        albums.add_track(album_id, track_id)
+        album_membership.add_track(album_id, track_id)
     with pytest.raises(AlbumFull) as full:
-        albums.add_track(album_id, made[3])
+        album_membership.add_track(album_id, made[3])
     assert (full.value.code, full.value.status) == ("album_full", 409)
-    albums.add_track(album_id, made[0])  # already in: still a no-op, not "full"
+    album_membership.add_track(album_id, made[0])  # already in: still a no-op, not "full"
     assert [str(t) for t in AlbumModel.get(album_id, AlbumModel.ALBUM_SK).track_ids] == made[:3]
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from functions.data.models import UploadSessionModel, ensure_bound, utcnow
-from functions.domain.catalog import albums
+from functions.domain.catalog import album_membership, albums
 from functions.domain.intake import media_types, sessions
 
 from .conftest import Stack, as_user
@@ -151,7 +151,7 @@ def test_a_session_uploads_three_tracks_in_order_with_a_cover(stack, artist, run
 def test_tracks_finalized_in_any_order_are_placed_by_their_keys(stack, artist):
     # Given an album holding a track added without a key
     album_id = new_album(stack, artist).removeprefix("alb_")
-    albums.add_track(album_id, "loose")
+    album_membership.add_track(album_id, "loose")
     keys = {
         name: sessions.order_key(index, number, f"2024-01-01T00:00:0{n}", name)
         for n, (name, index, number) in enumerate(
@@ -161,8 +161,8 @@ def test_tracks_finalized_in_any_order_are_placed_by_their_keys(stack, artist):
     # When they are placed in reverse order
     revision = albums.find(album_id).revision
     for name in reversed(list(keys)):
-        albums.place_track(album_id, name, keys[name])
-    albums.place_track(album_id, "c", keys["c"])  # a repeated event changes nothing
+        album_membership.place_track(album_id, name, keys[name])
+    album_membership.place_track(album_id, "c", keys["c"])  # a repeated event changes nothing
     # Then the keyed tracks are in key order, the loose one kept its place, each once
     album = albums.find(album_id)
     assert album_track_ids(album_id) == ["loose", "a", "b", "c", "d", "e", "f"]
@@ -175,7 +175,7 @@ def test_placements_racing_each_other_all_land_once_in_key_order(stack, artist):
     album_id = new_album(stack, artist).removeprefix("alb_")
     keys = {f"t{n}": sessions.order_key(str(n), None, "2024-01-01T00:00:00", f"t{n}") for n in range(8)}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda name: albums.place_track(album_id, name, keys[name]), reversed(list(keys))))
+        list(pool.map(lambda name: album_membership.place_track(album_id, name, keys[name]), reversed(list(keys))))
     # Then the revision conditions made them take turns: each once, in order
     assert album_track_ids(album_id) == list(keys)
     assert albums.find(album_id).revision == 1 + len(keys)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from functions.domain.catalog.albums import MAX_SLUG_LENGTH, clean_description, clean_title, slugify, with_suffix
+from functions.domain.catalog.album_slugs import MAX_SLUG_LENGTH, slugify, with_suffix
+from functions.domain.catalog.albums import clean_description, clean_title
 from functions.errors import InvalidAlbum
 
 

@@ -9,17 +9,11 @@ renamed away from keeps its claim (``current`` false) and answers with a redirec
 from __future__ import annotations
 
 import contextlib
-import random
-import re
-import time
-import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
-from pynamodb.expressions.condition import size
-from pynamodb.expressions.operand import Value
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
 from functions import ids
 from functions.data import keys, storage, writes
@@ -30,27 +24,16 @@ from functions.data.models import (
     condition_failed,
     utcnow,
 )
-from functions.domain.catalog import artists, listing, paging
+from functions.domain.catalog import album_membership, album_slugs, artists, listing, paging
 from functions.errors import (
     AlbumChanged,
-    AlbumFull,
     AlbumNotFound,
-    AlbumSlugUnavailable,
     InvalidAlbum,
     TrackNotFound,
 )
 
 MAX_TITLE_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 5000
-MAX_SLUG_LENGTH = 80
-# Bounds the album item (DynamoDB items stop at 400 KB) and the reads of a public album page.
-MAX_TRACKS = 1000
-# Slugs an album keeps claims on, the current one included; a rename beyond that releases one.
-MAX_SLUG_HISTORY = 20
-# "-2" ... "-1000": past that an artist has a thousand albums with one title and gets an error.
-MAX_SLUG_SUFFIX = 1000
-# Candidate slugs read per BatchGetItem while looking for a free one.
-SLUG_WINDOW = 25
 # resolve() looks for an existing title among at most this many of the artist's albums.
 TITLE_LOOKUP_LIMIT = 1000
 # Optimistic writes (revision conditions, list index removals) retry this often before giving up.
@@ -60,13 +43,6 @@ MAX_PAGE_SIZE = paging.MAX_PAGE_SIZE
 OWNER_STATUSES = frozenset({"ready", "processing", "failed"})
 # Only what the album page shows and decides on: a track item also carries waveforms and vectors.
 TRACK_FIELDS = ["pk", "sk", "owner_id", "title", "duration_ms", "status", "visibility", "support_gate"]
-
-# Latin letters NFKD leaves whole; the ASCII fold would otherwise drop them from the slug.
-_TRANSLITERATIONS = str.maketrans(
-    {"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "OE", "đ": "d", "Đ": "D"}
-    | {"ł": "l", "Ł": "L", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D", "ı": "i"}
-)
-_NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -95,44 +71,6 @@ class _Unset:
 UNSET = _Unset()
 
 
-# --- slugs -----------------------------------------------------------------------------------
-
-
-def slugify(title: str) -> str:
-    """``"Café del Mar (Vol. 2)"`` -> ``"cafe-del-mar-vol-2"``: lowercase ASCII, runs of anything
-    else become one hyphen, at most 80 characters, ``"album"`` when nothing is left."""
-    folded = unicodedata.normalize("NFKD", title.translate(_TRANSLITERATIONS))
-    ascii_only = folded.encode("ascii", "ignore").decode("ascii").lower()
-    slug = _NOT_SLUG.sub("-", ascii_only).strip("-")[:MAX_SLUG_LENGTH].rstrip("-")
-    return slug or "album"
-
-
-def with_suffix(base: str, n: int) -> str:
-    """The n-th candidate for ``base``: itself, then ``base-2``, ``base-3``… (still <= 80 chars)."""
-    if n == 1:
-        return base
-    suffix = f"-{n}"
-    return base[: MAX_SLUG_LENGTH - len(suffix)].rstrip("-") + suffix
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    slug: str
-    holder: str | None  # the album holding its claim, None when free
-
-
-def _candidates(owner_id: str, base: str) -> Iterator[_Candidate]:
-    """Slug candidates in order with who holds each, read a window at a time. What they say is a
-    hint for which candidate to try; the claim's condition in the write decides."""
-    for start in range(1, MAX_SLUG_SUFFIX + 1, SLUG_WINDOW):
-        window = [with_suffix(base, n) for n in range(start, min(start + SLUG_WINDOW, MAX_SLUG_SUFFIX + 1))]
-        keys = [(AlbumSlugModel.key(owner_id, slug), AlbumSlugModel.SLUG_SK) for slug in window]
-        holders = {claim.pk: claim.album_id for claim in AlbumSlugModel.batch_get(keys, consistent_read=True)}
-        for slug in window:
-            yield _Candidate(slug, holders.get(AlbumSlugModel.key(owner_id, slug)))
-    raise AlbumSlugUnavailable(f"Every slug from '{base}' to '{base}-{MAX_SLUG_SUFFIX}' is taken.", slug=base)
-
-
 # --- validation --------------------------------------------------------------------------------
 
 
@@ -151,11 +89,6 @@ def clean_description(description: str | None) -> str | None:
             f"An album description has at most {MAX_DESCRIPTION_LENGTH} characters.", field="description"
         )
     return value or None
-
-
-def _order(album: AlbumModel) -> list[str]:
-    """The album's track ids in order (stored as a list of strings)."""
-    return [str(track_id) for track_id in album.track_ids or []]
 
 
 def parse_id(value: str) -> str:
@@ -188,7 +121,7 @@ def find_by_slug(handle: str, slug: str) -> tuple[artists.Artist, AlbumModel]:
     ``slug``, the album was renamed and the caller redirects to its current slug."""
     artist = artists.by_handle(handle)
     slug = slug.lower()
-    if len(slug) > MAX_SLUG_LENGTH:
+    if len(slug) > album_slugs.MAX_SLUG_LENGTH:
         raise AlbumNotFound("No such album.")
     try:
         claim = AlbumSlugModel.get(
@@ -206,7 +139,7 @@ def visible_tracks(album: AlbumModel, viewer_id: str | None) -> list[TrackModel]
     """The album's tracks in its explicit order that ``viewer_id`` may see: publicly listed ones
     (ready, public, ungated) for everybody; the owner sees every track past its draft. One BatchGetItem per 100 tracks
     of the album, however big the catalog is; ids whose track is gone are skipped."""
-    order = list(dict.fromkeys(_order(album)))
+    order = list(dict.fromkeys(album_membership.track_order(album)))
     if not order:
         return []
     found: dict[str, TrackModel] = {
@@ -253,7 +186,7 @@ def _create(owner_id: str, title: str, description: str | None, *, converge: boo
     title), a slug held by an album of the same title returns that album instead: a concurrent
     call just created it, so parallel uploads naming one new album end up in one album."""
     album_id = ids.new_id()
-    for candidate in _candidates(owner_id, slugify(title)):
+    for candidate in album_slugs.candidates(owner_id, album_slugs.slugify(title)):
         if candidate.holder is not None:
             if converge and (existing := _titled(owner_id, candidate.holder, title)) is not None:
                 return existing
@@ -332,17 +265,17 @@ def _apply_update(album: AlbumModel, title: str, description: str | None) -> boo
         AlbumModel.updated_at.set(now),
     ]
     unchanged = AlbumModel.revision == album.revision
-    base = slugify(title)
-    if base == slugify(album.title):
+    base = album_slugs.slugify(title)
+    if base == album_slugs.slugify(album.title):
         # Same slug base ("Foo" -> "FOO!"): the album keeps its slug, suffix included.
         return writes.update_if(AlbumModel(album.pk, AlbumModel.ALBUM_SK), actions, unchanged)
-    for candidate in _candidates(album.owner_id, base):
+    for candidate in album_slugs.candidates(album.owner_id, base):
         if candidate.slug == album.slug:
             return writes.update_if(AlbumModel(album.pk, AlbumModel.ALBUM_SK), actions, unchanged)
         if candidate.holder is not None and candidate.holder != album.pk:
             continue
         held = set(album.slugs or {album.slug}) | {candidate.slug}
-        released = sorted(held - {candidate.slug, album.slug})[: max(0, len(held) - MAX_SLUG_HISTORY)]
+        released = sorted(held - {candidate.slug, album.slug})[: max(0, len(held) - album_slugs.MAX_SLUG_HISTORY)]
         try:
             with writes.transaction() as tx:
                 tx.update(
@@ -403,145 +336,12 @@ def find_or_create(owner_id: str, title: str) -> AlbumModel:
     return _create(owner_id, title, None, converge=True)
 
 
-def check_room(album: AlbumModel) -> None:
-    """Refuses early (AlbumFull) what ``add_track`` would refuse later: an intent names its album
-    long before its track joins it at finalize."""
-    if len(_order(album)) >= MAX_TRACKS:
-        raise AlbumFull(f"An album holds at most {MAX_TRACKS} tracks.", limit=MAX_TRACKS)
-
-
-def add_track(album_id: str, track_id: str) -> None:
-    """Appends ``track_id`` to the album's order (atomic list_append, a no-op if it is there).
-    Concurrent appends are applied one after another by DynamoDB, so the order is the order in
-    which they landed. Raises AlbumNotFound when the album is gone, AlbumFull at MAX_TRACKS."""
-    item = AlbumModel(album_id, AlbumModel.ALBUM_SK)
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            item.update(
-                actions=[
-                    AlbumModel.track_ids.set((AlbumModel.track_ids | []).append([track_id])),
-                    AlbumModel.revision.add(1),
-                    AlbumModel.updated_at.set(utcnow()),
-                ],
-                condition=AlbumModel.pk.exists()
-                & ~AlbumModel.track_ids.contains(Value(track_id))
-                & (AlbumModel.track_ids.does_not_exist() | (size(AlbumModel.track_ids) < MAX_TRACKS)),  # type: ignore[no-untyped-call]
-            )
-            return
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
-        # Which part of the condition failed decides the answer; the write itself stays atomic.
-        album = find(album_id)
-        if album is None:
-            raise AlbumNotFound("No such album.")
-        if track_id in _order(album):
-            return
-        if len(_order(album)) >= MAX_TRACKS:
-            raise AlbumFull(f"An album holds at most {MAX_TRACKS} tracks.", limit=MAX_TRACKS)
-    raise AlbumChanged("The album kept changing while the track was added; try again.")
-
-
-# Placing a track rewrites the whole list conditional on the revision read: tracks of one session
-# finalized at the same moment retry each other out, so it gets more attempts (with a jittered wait)
-# than the single-attribute writes above.
-MAX_PLACE_ATTEMPTS = 25
-PLACE_BACKOFF_S = 0.01
-
-
-def _order_tuple(key: Any) -> tuple[Any, ...]:
-    return tuple(key)
-
-
-def place_track(album_id: str, track_id: str, order_key: list[Any]) -> None:
-    """Inserts ``track_id`` before the first track of the album whose order key is greater than
-    ``order_key`` (appends when there is none): tracks placed this way stay sorted by their keys
-    whatever order they are placed in, and tracks added without a key keep their places. DynamoDB
-    cannot insert into a list, so the new list (and the keys beside it) is written whole,
-    conditional on the album's revision being the one read, and retried. A no-op if the track is
-    there already. Raises AlbumNotFound, AlbumFull, or AlbumChanged when the retries run out."""
-    wanted = _order_tuple(order_key)
-    for attempt in range(MAX_PLACE_ATTEMPTS):
-        album = find(album_id)
-        if album is None:
-            raise AlbumNotFound("No such album.")
-        order = _order(album)
-        if track_id in order:
-            return
-        if len(order) >= MAX_TRACKS:
-            raise AlbumFull(f"An album holds at most {MAX_TRACKS} tracks.", limit=MAX_TRACKS)
-        known: dict[str, Any] = dict(album.track_order_keys or {})
-        position = next(
-            (i for i, tid in enumerate(order) if tid in known and _order_tuple(known[tid]) > wanted), len(order)
-        )
-        placed = [*order[:position], track_id, *order[position:]]
-        # Keys of tracks that left the album are dropped here, so the map stays bounded by the list.
-        keys_kept = {tid: known[tid] for tid in placed if tid in known} | {track_id: order_key}
-        try:
-            AlbumModel(album_id, AlbumModel.ALBUM_SK).update(
-                actions=[
-                    AlbumModel.track_ids.set(placed),  # type: ignore[arg-type]  # stubs want attributes
-                    AlbumModel.track_order_keys.set(keys_kept),
-                    AlbumModel.revision.add(1),
-                    AlbumModel.updated_at.set(utcnow()),
-                ],
-                condition=AlbumModel.revision == album.revision,
-            )
-            return
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
-        time.sleep(random.uniform(0, PLACE_BACKOFF_S * (attempt + 1)))  # noqa: S311 -- jitter, not a secret
-    raise AlbumChanged("The album kept changing while the track was placed; try again.")
-
-
-def remove_track(album_id: str, track_id: str) -> bool:
-    """Takes ``track_id`` out of the album's order; False when it was not in it. Idempotent.
-    DynamoDB removes list elements by index only, so the removal is conditional on the element at
-    that index still being this track (a concurrent removal may have shifted it)."""
-    for _ in range(MAX_ATTEMPTS):
-        album = find(album_id)
-        order = _order(album) if album else []
-        if track_id not in order:
-            return False
-        index = order.index(track_id)
-        try:
-            AlbumModel(album_id, AlbumModel.ALBUM_SK).update(
-                actions=[
-                    AlbumModel.track_ids[index].remove(),
-                    AlbumModel.revision.add(1),
-                    AlbumModel.updated_at.set(utcnow()),
-                ],
-                condition=AlbumModel.track_ids[index] == track_id,
-            )
-            return True
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
-    raise AlbumChanged("The album kept changing while the track was removed; try again.")
-
-
-def _orphan(track_id: str, album_id: str) -> bool:
-    """Clears the track's album (the id and the title mirrored beside it, as a track move does)
-    unless it has moved to another album meanwhile."""
-    try:
-        TrackModel(track_id, TrackModel.TRACK_SK).update(
-            actions=[TrackModel.album_id.remove(), TrackModel.album.remove(), TrackModel.updated_at.set(utcnow())],
-            condition=TrackModel.album_id == album_id,
-        )
-    except UpdateError as error:
-        if condition_failed(error):
-            return False
-        raise
-    return True
-
-
 def orphan_track(owner_id: str, album_id: str, track_id: str) -> None:
     """Takes the track out of the album and leaves it standalone. Idempotent: both steps are
     no-ops once done, and repeating the call finishes a half-done one."""
     get_owned(album_id, owner_id)
-    remove_track(album_id, track_id)
-    _orphan(track_id, album_id)
+    album_membership.remove_track(album_id, track_id)
+    album_membership.clear_album(track_id, album_id)
 
 
 def delete(owner_id: str, album_id: str, *, delete_track: Callable[[str], object] | None) -> Deleted:
@@ -552,7 +352,7 @@ def delete(owner_id: str, album_id: str, *, delete_track: Callable[[str], object
     handled: set[str] = set()
     for _ in range(MAX_ATTEMPTS):
         album = get_owned(album_id, owner_id)
-        pending = [tid for tid in dict.fromkeys(_order(album)) if tid not in handled]
+        pending = [tid for tid in dict.fromkeys(album_membership.track_order(album)) if tid not in handled]
         if pending:
             for track_id in pending:
                 if delete_track is not None:
@@ -560,7 +360,7 @@ def delete(owner_id: str, album_id: str, *, delete_track: Callable[[str], object
                     with contextlib.suppress(TrackNotFound):
                         delete_track(track_id)
                 else:
-                    _orphan(track_id, album_id)
+                    album_membership.clear_album(track_id, album_id)
                 handled.add(track_id)
             continue  # re-read: handling tracks may have changed the album (and its revision)
         for slug in (album.slugs or set()) - {album.slug}:

@@ -18,7 +18,7 @@ from pynamodb.exceptions import UpdateError
 from functions.data import keys, storage
 from functions.data.models import AlbumModel, TrackModel, condition_failed, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import albums, artists, listing, tracks
+from functions.domain.catalog import album_membership, albums, artists, listing, tracks
 from functions.domain.catalog import tags as tag_names
 from functions.errors import (
     AlbumFull,
@@ -78,17 +78,17 @@ def update(track_id: str, owner_id: str, changes: TrackUpdate) -> TrackModel:
         if joins_now:
             # Joined first: a full album refuses the move before the track changes (and re-adding
             # the album the track is already in repairs a membership a crash left half done).
-            albums.add_track(move.to.album_id, track_id)
+            album_membership.add_track(move.to.album_id, track_id)
         else:
-            albums.check_room(move.to)
+            album_membership.check_room(move.to)
     try:
         updated = _apply(track_id, owner_id, actions, move.condition if move else None)
     except Exception:
         if joins_now and move is not None and move.to is not None and move.leaves != move.to.album_id:
-            albums.remove_track(move.to.album_id, track_id)
+            album_membership.remove_track(move.to.album_id, track_id)
         raise
     if move is not None and move.leaves and move.leaves != updated.album_id:
-        albums.remove_track(move.leaves, track_id)
+        album_membership.remove_track(move.leaves, track_id)
     # Visibility, the gate and tags decide where the track is listed.
     listing.sync(track_id)
     if changes.remove_image:
@@ -162,7 +162,7 @@ def join_tagged_album(track_id: str, title: str) -> AlbumModel | None:
         return None
     try:
         album = albums.find_or_create(track.owner_id, title)
-        albums.add_track(album.album_id, track_id)
+        album_membership.add_track(album.album_id, track_id)
     # What cannot change on a retry; a busy album (AlbumChanged) fails the attempt and is retried.
     except (InvalidAlbum, AlbumFull, AlbumNotFound, AlbumSlugUnavailable, ArtistProfileRequired) as refused:
         logger.info("album tag not applied", extra={"track_id": track_id, "code": refused.code})
@@ -183,7 +183,7 @@ def join_tagged_album(track_id: str, title: str) -> AlbumModel | None:
         # unless the artist's choice is that very album.
         now = tracks.find(track_id)
         if now is None or now.album_id != album.album_id:
-            albums.remove_track(album.album_id, track_id)
+            album_membership.remove_track(album.album_id, track_id)
         return None
     return album
 

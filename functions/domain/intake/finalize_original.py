@@ -14,7 +14,7 @@ from typing import Any
 from functions.data import storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import albums, tracks
+from functions.domain.catalog import album_membership, tracks
 from functions.domain.intake import duplicates, uploads
 from functions.domain.intake import finalize_steps as steps
 from functions.errors import (
@@ -126,9 +126,9 @@ def _join_album(track_id: str) -> None:
         if track.album_order is not None:
             # A track of an upload session (seed 003) takes its place among the session's tracks
             # by its order key, whichever of their uploads finished first.
-            albums.place_track(track.album_id, track_id, track.album_order)
+            album_membership.place_track(track.album_id, track_id, track.album_order)
         else:
-            albums.add_track(track.album_id, track_id)
+            album_membership.add_track(track.album_id, track_id)
     except (AlbumNotFound, AlbumFull, AlbumChanged) as error:
         tracks.update(track_id, TrackModel.album_id.remove(), TrackModel.album.remove())
         logger.warning("finalized track left out of its album", extra={"track_id": track_id, "code": error.code})

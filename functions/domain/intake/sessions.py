@@ -16,7 +16,7 @@ S3 could not enforce it.
 
 Tracks land in the album in ``organization_index`` order, then ``metadata.track_number``, then
 creation, however their uploads race: each track carries an order key (``order_key``) and
-finalize places it by that key (``albums.place_track``) instead of appending it.
+finalize places it by that key (``album_membership.place_track``) instead of appending it.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from functions import ids
 from functions.data import keys, storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import albums, artists, entitlements
+from functions.domain.catalog import album_membership, albums, artists, entitlements
 from functions.domain.catalog import tags as tag_names
 from functions.domain.intake import media_types
 from functions.errors import (
@@ -263,7 +263,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     if album is not None:
         # The track joins the album's list at finalize (an abandoned intent never shows up in an
         # album); a full album refuses the intent now rather than then.
-        albums.check_room(album)
+        album_membership.check_room(album)
     # Opened last, once nothing but the write can refuse the intent.
     multipart_id = storage.create_multipart(object_key, content_type=content_type) if multipart else None
     upload.multipart_id = multipart_id

@@ -16,7 +16,7 @@ from pynamodb.exceptions import DeleteError, TransactWriteError
 
 from functions.data import keys, storage, writes
 from functions.data.models import TrackModel, UploadModel, condition_failed
-from functions.domain.catalog import albums, listing, tracks
+from functions.domain.catalog import album_membership, albums, listing, tracks
 from functions.domain.intake import duplicates, media_uploads, uploads, versions
 from functions.errors import TrackNotFound
 from functions.observability import logger
@@ -49,7 +49,7 @@ def delete_track(track_id: str, owner_id: str) -> bool:
         duplicates.release(owner_id, deleted.content_checksum, track_id)
     lanes = tracks.delete_lanes(track_id)
     if track.album_id:
-        albums.remove_track(track.album_id, track_id)
+        album_membership.remove_track(track.album_id, track_id)
     for key in _uploaded_files(deleted):
         storage.delete(key)
     objects = storage.delete_prefix(keys.track_prefix(track_id))
