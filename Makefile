@@ -74,6 +74,7 @@ bench: install
 # Regenerate the settings tables of docs/configuration.md from functions/settings.py and local/config.py.
 docs: $(VENV)/.installed
 	$(BIN)/python -m local.config_doc --write
+	$(BIN)/python -m local.access_doc --write
 
 clean:
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache

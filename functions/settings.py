@@ -48,6 +48,31 @@ class Settings(BaseSettings):
         description="The custom EventBridge bus the domain events (`track.created`, `album.updated`, ...) go to.",
     )
 
+    jwt_issuer: str = Field(
+        default="",
+        description=(
+            "The issuer (`iss`) of the bearer tokens the API accepts: the Cognito user pool's URL, "
+            "another OIDC issuer's, or the local stack's. Empty: no token is accepted (every caller is "
+            "anonymous, owner routes answer 401)."
+        ),
+    )
+    jwt_audiences: list[str] = Field(
+        default=[],
+        description=(
+            "Accepted audiences (a JSON list): a token passes when its `aud` or its `client_id` (Cognito "
+            "access tokens) names one of them, as API Gateway's JWT authorizers decide."
+        ),
+    )
+    jwks_url: str = Field(
+        default="",
+        pattern=r"^(|https?://.+|file:///.+)$",
+        description=(
+            "Where the issuer's signing keys are published (a JWKS); empty means "
+            "`<jwt_issuer>/.well-known/jwks.json`. Keys are cached per process and refetched when a "
+            "token names an unknown key id. The local stack points it at a `file://` JWKS it wrote."
+        ),
+    )
+
     public_api_url: str = Field(
         default="",
         description=(

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 
-from functions.api import errors
+from functions.api import access, errors
 from functions.api.auth import Authenticator
 from functions.api.idempotency import Idempotency
 from functions.api.limits import BodySizeLimit
@@ -14,6 +14,19 @@ from functions.api.routers import albums, artists, browse, health, media_uploads
 from functions.settings import settings
 
 HealthCheck = Callable[[], bool]
+ROUTERS = (
+    health.router,
+    artists.router,
+    uploads.router,
+    tracks.router,
+    albums.router,
+    browse.router,
+    media_uploads.router,
+    progress.router,
+    sessions.router,
+)
+# Each route's access (public / optional / owner) into the OpenAPI document, once per process.
+access.publish(ROUTERS)
 
 
 def create_app(authenticator: Authenticator, *, health_checks: Mapping[str, HealthCheck] | None = None) -> FastAPI:
@@ -27,11 +40,8 @@ def create_app(authenticator: Authenticator, *, health_checks: Mapping[str, Heal
     app.state.authenticator = authenticator
     app.state.health_checks = dict(health_checks or {})
     errors.install(app)
-    for router in (health.router, artists.router, uploads.router, tracks.router, albums.router, browse.router):
+    for router in ROUTERS:
         app.include_router(router)
-    app.include_router(media_uploads.router)
-    app.include_router(progress.router)
-    app.include_router(sessions.router)
     # Added first, so it runs inside BodySizeLimit: the body it buffers is already bounded.
     app.add_middleware(Idempotency)
     app.add_middleware(BodySizeLimit, max_bytes=lambda: settings().max_request_body_bytes)

@@ -1,18 +1,30 @@
-"""Who is calling. The app is given an ``Authenticator``; routes depend on ``current_user``.
+"""Who is calling. The app is given an ``Authenticator``; routes declare their access with
+``current_user`` (a caller is required), ``viewer`` (``functions.api.public``: optional) or neither
+(public), see ``functions.api.access``.
 
-In AWS the HTTP API's JWT authorizer has already verified the token: the Lambda reads the claims
-it passed along and never looks at the Authorization header itself. The local stack injects its
-own dev authenticator, which lives outside this package and is never deployed.
+The API verifies bearer tokens itself (``IssuerAuthenticator``): signature against the issuer's
+published keys (JWKS, cached per process), issuer, expiry, audience. API Gateway's JWT authorizers
+cannot be optional, and a music service must let anyone play a public track while its owner, with
+the same route, sees more; so the gateway only throttles and forwards, on AWS and locally alike.
+The local stack runs this same code against keys it generated and publishes as a ``file://`` JWKS.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
+import jwt
 from fastapi import Request
 
 from functions.errors import DomainError
+from functions.observability import logger
+from functions.settings import Settings, settings
 
 # Every user id becomes part of DynamoDB keys and S3 prefixes: it is bounded like any other input.
 # Identity providers' subjects are far shorter (Cognito's is a 36-character UUID).
@@ -57,14 +69,117 @@ class Authenticator(Protocol):
     def authenticate(self, request: Request) -> Principal | None: ...
 
 
-class GatewayClaimsAuthenticator:
-    """Trusts only the claims API Gateway's JWT authorizer attached to the Lambda event."""
+# Asymmetric only: a token's header chooses nothing (no "none", no HMAC with a public key as secret).
+ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384")
+# Clock skew tolerated on exp/iat/nbf, in seconds.
+LEEWAY_S = 30
+# How long fetched signing keys are trusted before the JWKS is read again (an unknown key id
+# triggers a refetch at once: a rotated key works immediately).
+JWKS_LIFESPAN_S = 3600
+
+
+class AuthenticationUnavailable(DomainError):
+    """The issuer's keys could not be fetched: the caller's token may be fine, so this is no 401."""
+
+    code = "authentication_unavailable"
+    status = 503
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class _SigningKeys(jwt.PyJWKClient):
+    """PyJWT's JWKS client (key selection by ``kid``, caching, refetch on an unknown key), able to
+    read a ``file://`` JWKS too: the local stack publishes its keys as a file, so it verifies tokens
+    through exactly this code. PyJWT itself refuses non-HTTP schemes, because a URL taken from a
+    token could otherwise read local files; this one comes only from settings."""
+
+    def __init__(self, jwks_url: str) -> None:
+        parsed = urlparse(jwks_url)
+        self._file = Path(url2pathname(parsed.path)) if parsed.scheme == "file" else None
+        super().__init__(
+            "https://jwks.invalid/" if self._file else jwks_url,
+            cache_keys=True,
+            lifespan=JWKS_LIFESPAN_S,
+            timeout=5,
+        )
+
+    def fetch_data(self) -> Any:
+        if self._file is None:
+            return super().fetch_data()
+        try:
+            data = json.loads(self._file.read_text())
+        except (OSError, ValueError) as error:
+            raise jwt.PyJWKClientConnectionError(f"cannot read the JWKS file {self._file}: {error}") from error
+        if self.jwk_set_cache is not None:
+            self.jwk_set_cache.put(data)
+        return data
+
+
+class JwtVerifier:
+    """Checks a token against one issuer: its signature with the key the token names in the
+    issuer's JWKS, ``iss``, ``exp`` (and ``nbf``/``iat`` when present), and that its ``aud`` or
+    ``client_id`` is one of ``audiences``. Returns the verified claims, or None for any token that
+    fails (expired, forged, another issuer's, malformed)."""
+
+    def __init__(self, jwks_url: str, *, issuer: str, audiences: Sequence[str]) -> None:
+        self._keys = _SigningKeys(jwks_url)
+        self._issuer = issuer
+        self._audiences = frozenset(audiences)
+
+    def claims(self, token: str) -> dict[str, Any] | None:
+        try:
+            key = self._keys.get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientConnectionError as error:
+            logger.warning("signing keys unavailable", extra={"error": str(error)})
+            raise AuthenticationUnavailable("Tokens cannot be verified right now; try again shortly.") from error
+        except jwt.PyJWTError:
+            return None  # malformed, or signed with a key the issuer does not publish
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=list(ALGORITHMS),
+                issuer=self._issuer,
+                leeway=LEEWAY_S,
+                # The audience is checked below: Cognito access tokens carry client_id, not aud.
+                options={"require": ["sub", "exp", "iss"], "verify_aud": False},
+            )
+        except jwt.PyJWTError:
+            return None
+        audiences = claims.get("aud")
+        named = {audiences} if isinstance(audiences, str) else set(audiences or [])
+        if claims.get("client_id") is not None:
+            named.add(str(claims["client_id"]))
+        return claims if named & self._audiences else None
+
+
+class IssuerAuthenticator:
+    """The bearer token verified against the configured issuer (``jwt_issuer``, ``jwt_audiences``,
+    ``jwks_url``), built from settings on first use and again when settings are reloaded."""
+
+    def __init__(self) -> None:
+        self._built_for: Settings | None = None
+        self._verifier: JwtVerifier | None = None
+
+    def _current(self) -> JwtVerifier | None:
+        current = settings()
+        if self._built_for is not current:
+            issuer = current.jwt_issuer
+            jwks_url = current.jwks_url or f"{issuer.rstrip('/')}/.well-known/jwks.json"
+            self._verifier = JwtVerifier(jwks_url, issuer=issuer, audiences=current.jwt_audiences) if issuer else None
+            self._built_for = current
+        return self._verifier
 
     def authenticate(self, request: Request) -> Principal | None:
-        event: dict[str, Any] = request.scope.get("aws.event") or {}
-        claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt", {}).get("claims") or {}
-        subject = claims.get("sub")
-        return None if subject is None else Principal(str(subject))
+        token = bearer_token(request)
+        verifier = self._current()
+        if token is None or verifier is None:
+            return None
+        claims = verifier.claims(token)
+        return None if claims is None else Principal(str(claims["sub"]))
 
 
 def current_user(request: Request) -> Principal:

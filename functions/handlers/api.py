@@ -1,7 +1,7 @@
 """API Lambda: the FastAPI app behind API Gateway's HTTP API, through Mangum.
 
-Authentication here is only ever the claims API Gateway's JWT authorizer verified; there is no
-switch that turns on another path (the local dev tokens live outside the deployed package).
+The app verifies bearer tokens against the configured issuer only (``functions.api.auth``); there
+is no switch that turns on another path (the local stack configures its own issuer and keys).
 """
 
 from typing import Any
@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
 from functions.api.app import create_app
-from functions.api.auth import GatewayClaimsAuthenticator
+from functions.api.auth import IssuerAuthenticator
 from functions.observability import logger, tracer
 
-app = create_app(GatewayClaimsAuthenticator())
+app = create_app(IssuerAuthenticator())
 _asgi = Mangum(app, lifespan="off")
 
 

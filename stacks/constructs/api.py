@@ -1,5 +1,12 @@
-"""The HTTP API and the API function behind it: every request needs a JWT the configured issuer
-signed, except health, the API documentation and CORS preflights."""
+"""The HTTP API and the API function behind it.
+
+API Gateway forwards every request (``ANY /{proxy+}``, no authorizer) and throttles; the function
+verifies bearer tokens itself against the configured issuer's keys (``functions.api.auth``) and
+applies each route's declared access (``functions.api.access``: public, optional or owner). HTTP
+API JWT authorizers cannot be optional: with one, an anonymous listener could not play a public
+track, and a public route shadowing an owner one (``GET /v1/artists/{handle}`` before
+``/v1/artists/me``) would reach the function without the caller's identity.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,9 @@ import json
 from collections.abc import Sequence
 
 import jsii
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
-from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -25,23 +31,6 @@ from stacks.constructs.storage import Storage
 from stacks.constructs.tables import Tables
 
 PROXY_PATH = "/{proxy+}"
-# GET routes without the JWT authorizer, each with why it may be public.
-PUBLIC_PATHS = {
-    "/health": "health check; it reads no user data",
-    "/docs": "API documentation; it reads no user data",
-    "/openapi.json": "API documentation; it reads no user data",
-    "/v1/albums": "the public album catalog; only ready tracks of public albums are listed",
-    "/v1/artists/{handle}/albums": "an artist's public albums",
-    "/v1/artists/{handle}/albums/{slug}": "a public album page; only listed tracks are shown",
-    "/v1/artists/{handle}/albums/{slug}/cover": "a public album's cover image (a redirect to it)",
-    "/v1/artists/{handle}": "an artist's public profile (handle, display name)",
-    "/v1/artists/{handle}/tracks": "an artist's listed tracks: ready, public and not support-gated only",
-    "/v1/tags/{tag}/tracks": "listed tracks under a tag: ready, public and not support-gated only",
-    # EventSource cannot send an Authorization header, so the JWT authorizer would refuse it: the
-    # route authenticates itself with a short-lived progress token (?token=) scoped to one upload
-    # and its owner; without one it answers 401, another owner's upload 404.
-    "/v1/uploads/{uploadId}/progress": "live upload progress; needs a progress token minted by its owner",
-}
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -58,8 +47,6 @@ ACCESS_LOG_FORMAT = json.dumps(
         "latencyMs": "$context.responseLatency",
         "integrationLatencyMs": "$context.integrationLatency",
         "integrationError": "$context.integrationErrorMessage",
-        "authorizerError": "$context.authorizer.error",
-        "sub": "$context.authorizer.claims.sub",
     }
 )
 
@@ -93,7 +80,12 @@ class Api(Construct):
             memory_size=512,
             # API Gateway gives up on an integration after 30 s; stop just before it does.
             timeout=Duration.seconds(29),
-            environment={"TRACKLANE_STATE_MACHINE_ARN": workflow.state_machine_arn},
+            environment={
+                "TRACKLANE_STATE_MACHINE_ARN": workflow.state_machine_arn,
+                # The function verifies tokens itself (functions.api.auth): whose, and for which app clients.
+                "TRACKLANE_JWT_ISSUER": jwt_issuer,
+                "TRACKLANE_JWT_AUDIENCES": Stack.of(self).to_json_string(list(jwt_audience)),
+            },
         )
         tables.grant_read_write(self.function, "Artists", "Tracks", "Uploads", "Albums")
         # Idempotency-Key records (functions.api.idempotency): conditional put, get, update, delete.
@@ -168,26 +160,18 @@ class Api(Construct):
             throttle=apigwv2.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
         )
         integration = integrations.HttpLambdaIntegration("Function", self.function)
-        self.authorizer = authorizers.HttpJwtAuthorizer(
-            "Jwt", jwt_issuer, jwt_audience=list(jwt_audience), identity_source=["$request.header.Authorization"]
-        )
-        self.http_api.add_routes(
-            path=PROXY_PATH, methods=[apigwv2.HttpMethod.ANY], integration=integration, authorizer=self.authorizer
-        )
-        for path, why in PUBLIC_PATHS.items():
-            for route in self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod.GET], integration=integration):
-                nag.acknowledge(route, "AwsSolutions-APIG4", f"GET {path} is public by design: {why}.")
-        # ANY /{proxy+} also matches OPTIONS, so a browser's preflight (which carries no token)
-        # would meet the authorizer and fail. AWS's documented remedy: an OPTIONS /{proxy+} route
-        # without authorization, which outranks ANY; with CORS configured, API Gateway answers it.
+        # One route, no authorizer; OPTIONS preflights are answered by API Gateway from the CORS
+        # configuration above before any route is matched.
         for route in self.http_api.add_routes(
-            path=PROXY_PATH, methods=[apigwv2.HttpMethod.OPTIONS], integration=integration
+            path=PROXY_PATH, methods=[apigwv2.HttpMethod.ANY], integration=integration
         ):
             nag.acknowledge(
                 route,
                 "AwsSolutions-APIG4",
-                "CORS preflight (OPTIONS) requests never carry credentials; API Gateway answers them from "
-                "the stage's CORS configuration.",
+                "Authentication is optional per route (anyone may play a public track, its owner sees "
+                "more), which HTTP API JWT authorizers cannot express: the function verifies bearer "
+                "tokens against the issuer's JWKS itself (functions/api/auth.py) and owner routes answer "
+                "401 without a valid one.",
             )
         self.url = self.stage.url
 

@@ -1,8 +1,11 @@
 """Every owner-scoped route × {owner, another artist, anonymous}: the owner gets a 2xx, another
-artist a 404 that reveals nothing (never a 403 that would confirm the id exists), anonymous a 401.
+artist a 404 that reveals nothing (never a 403 that would confirm the id exists), anonymous a 401 --
+or, on a route whose access is optional (anyone may read what is public), the same 404 another
+artist gets.
 
-The matrix must name every route the app has: a new route fails ``test_every_route_is_in_the_matrix``
-until someone decides who may call it.
+The matrix must name every route the app has, and agree with the access each route declares
+(``functions.api.access``): a new route fails ``test_every_route_is_in_the_matrix`` until someone
+decides who may call it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from typing import Any
 
 import pytest
 
-from functions.api.app import create_app
+from functions.api import access
+from functions.api.app import ROUTERS, create_app
 
 from .conftest import Stack, as_user
+
+# What each route declares: public / optional / owner.
+DECLARED = {(route.method, route.path): route.access for route in access.table(ROUTERS)}
 
 # Deliberately public: readable by anyone, with or without a token.
 PUBLIC = {
@@ -168,6 +175,12 @@ def test_every_route_is_in_the_matrix():
     covered = PUBLIC | set(SELF_SCOPED) | {(o.method, o.path) for o in OWNED}
     assert routes - covered == set(), "a route nobody decided the authorization of"
     assert covered - routes == set(), "the matrix names a route that does not exist"
+    # ...and the matrix agrees with what each route declares.
+    assert set(DECLARED) == routes
+    assert {r for r in PUBLIC if DECLARED[r] not in ("public", "optional")} == set()
+    assert {r for r, declared in DECLARED.items() if declared == "public"} <= PUBLIC
+    scoped = set(SELF_SCOPED) | {(o.method, o.path) for o in OWNED}
+    assert {r for r in scoped if DECLARED[r] not in ("owner", "optional")} == set()
 
 
 @pytest.fixture
@@ -195,7 +208,11 @@ def test_owner_other_artist_and_anonymous(stack, artist, owned, route):
         stack.api.post(f"/v1/uploads/{owned['upload']}/finalize", headers=as_user(artist))
 
     anonymous = route.call(stack, {}, owned)
-    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
+    if DECLARED[(route.method, route.path)] == "optional":
+        # Anyone may read what is public; this track is not (it is processing): not found.
+        assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (404, "track_not_found")
+    else:
+        assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthorized")
 
     other = route.call(stack, as_user("mallory"), owned)
     assert other.status_code == 404, other.text

@@ -256,7 +256,16 @@ def test_who_may_stream_what(stack, artist, bob, distinct_wav):
     assert (response.status_code, response.json()["error"]["code"]) == (403, "original_owner_only")
     response = stream(stack, bob, gated)
     assert (response.status_code, response.json()["error"]["code"]) == (403, "support_required")
-    assert stream(stack, None, public).status_code == 401
+    # Anonymous listeners (no token) may play what any signed-in stranger may, and no more.
+    assert stream(stack, None, public).status_code == 302
+    assert stream(stack, None, unlisted).status_code == 302
+    for track_id in (private, processing):
+        response = stream(stack, None, track_id)
+        assert (response.status_code, response.json()["error"]["code"]) == (404, "track_not_found")
+    response = stream(stack, None, public, "original")
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "original_owner_only")
+    response = stream(stack, None, gated)
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "support_required")
 
     # The artist grants bob support: the gated track plays for him, and stops when it is revoked.
     granted = stack.api.put("/v1/artists/me/supporters/bob", headers=as_user(artist))
@@ -286,6 +295,10 @@ def test_another_users_read_is_the_public_view_of_a_shareable_track_only(stack, 
     response = stack.api.get(f"/v1/tracks/{private}", headers=as_user(bob))
     assert (response.status_code, response.json()["error"]["code"]) == (404, "track_not_found")
     assert stack.api.get(f"/v1/tracks/{private}", headers=as_user(artist)).json()["visibility"] == "private"
+    # Without a token: the same public view, and the same 404.
+    assert stack.api.get(f"/v1/tracks/{public}").json() == view
+    anonymous = stack.api.get(f"/v1/tracks/{private}")
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (404, "track_not_found")
 
 
 def test_no_route_leaks_another_owners_private_or_gated_track(stack, artist, bob, distinct_wav):

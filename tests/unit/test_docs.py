@@ -192,3 +192,10 @@ def test_every_error_and_lane_code_is_explained_in_the_api_doc():
     assert {"upload_asset_invalid", "audio_truncated", "not_configured", "validation_failed"} <= codes
     unexplained = sorted(code for code in codes if not re.search(rf"`[^`]*\b{code}\b[^`]*`", api))
     assert not unexplained, f"docs/api.md does not explain these codes: {unexplained}"
+
+
+def test_the_route_access_table_is_generated_from_the_routes():
+    from local import access_doc
+
+    current = access_doc.DOC.read_text(encoding="utf-8")
+    assert access_doc.documented(current) == access_doc.render(), f"docs/api.md is stale: {access_doc.REGENERATE}"

@@ -1,7 +1,7 @@
 """A token names its user by its subject (``sub``). One that names nobody usable — blank, longer
 than any identity provider's, or holding unprintable characters — is a 401 ``unauthorized`` on
-every route, whether the claims come from API Gateway or from a local dev token, and the dev
-token command refuses to mint one."""
+every route, whether the token is the deployed issuer's or a local dev token, and the dev token
+command refuses to mint one."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from functions.api.app import create_app
 from functions.api.auth import MAX_SUBJECT_CHARS
 from local.cli import main as tracklane
 from local.devauth import AUDIENCE, ISSUER, DevTokenAuthenticator, mint
+from tests.unit.issuer import Issuer, configure_handler
 from tests.unit.test_deployed_auth import Context, http_api_event
 
 DEV_SECRET = "unit-dev-secret-at-least-32-bytes-long"
@@ -61,25 +62,31 @@ def test_a_dev_token_with_an_unusable_subject_is_401(local_api, subject, method,
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.fixture
+def deployed(monkeypatch, tmp_path):
+    issuer = Issuer(tmp_path)
+    for handler in configure_handler(monkeypatch, issuer):
+        yield handler, issuer
+
+
 @pytest.mark.parametrize("subject", UNUSABLE_SUBJECTS.values(), ids=UNUSABLE_SUBJECTS.keys())
-def test_gateway_claims_with_an_unusable_subject_are_401(subject):
-    from functions.handlers import api
-
+def test_an_issuer_token_with_an_unusable_subject_is_401(deployed, subject):
+    handler, issuer = deployed
     # The body would be a 422 for an accepted caller: authentication is decided first.
-    event = http_api_event(headers={}, claims={"sub": subject}, body={"fileName": "a.wav"})
+    event = http_api_event(headers={"authorization": f"Bearer {issuer.token(sub=subject)}"}, body={"fileName": "a.wav"})
 
-    response = api.handler(event, Context())
+    response = handler(event, Context())
 
     assert response["statusCode"] == 401, response["body"]
     assert json.loads(response["body"])["error"]["code"] == "unauthorized"
 
 
-def test_a_subject_of_the_longest_allowed_length_is_accepted():
-    from functions.handlers import api
+def test_a_subject_of_the_longest_allowed_length_is_accepted(deployed):
+    handler, issuer = deployed
+    token = issuer.token(sub="a" * MAX_SUBJECT_CHARS)
+    event = http_api_event(headers={"authorization": f"Bearer {token}"}, body={"fileName": "a.wav"})
 
-    event = http_api_event(headers={}, claims={"sub": "a" * MAX_SUBJECT_CHARS}, body={"fileName": "a.wav"})
-
-    response = api.handler(event, Context())
+    response = handler(event, Context())
 
     assert response["statusCode"] == 422  # past authentication, refused for the body
 

@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from functions import ids
+from functions.api import access
 from functions.api.auth import Principal, Unauthorized, current_user
 from functions.api.models import CamelResponse, iso
 from functions.api.public import viewer
@@ -126,6 +127,8 @@ def _streams(request: Request) -> bool:
 
 @router.get(
     "/{upload_id}/progress",
+    # Its owner only, by a bearer token or (EventSource sends no headers) a progress token.
+    openapi_extra=access.declare("owner"),
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "progress events (see docs/api.md, Live progress)"},

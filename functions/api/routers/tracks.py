@@ -11,7 +11,7 @@ from pydantic import Field, StringConstraints, field_validator
 from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
-from functions.api.public import cacheable
+from functions.api.public import cacheable, viewer
 from functions.api.routers.media_uploads import (
     PendingVersionResponse,
     VersionResponse,
@@ -177,9 +177,10 @@ def _track_response(track: TrackModel) -> TrackResponse:
     )
 
 
-def _readable(track_id: str, viewer_id: str) -> TrackModel:
-    """The track if ``viewer_id`` may read it: its owner always, anyone else only a ready public or
-    unlisted track. Everything else is 'not found', so a private track's id reveals nothing."""
+def _readable(track_id: str, viewer_id: str | None) -> TrackModel:
+    """The track if ``viewer_id`` may read it: its owner always, anyone else (signed in or not)
+    only a ready public or unlisted track. Everything else is 'not found', so a private track's id
+    reveals nothing."""
     track = tracks.find(_track_id(track_id))
     if track is None or not listing.may_read(track, viewer_id):
         raise TrackNotFound("No such track.")
@@ -193,12 +194,13 @@ def _readable(track_id: str, viewer_id: str) -> TrackModel:
     responses={200: {"description": "The owner gets the whole track; anyone else its public view."}},
 )
 def get_track(
-    track_id: str, request: Request, user: Annotated[Principal, Depends(current_user)]
+    track_id: str, request: Request, user: Annotated[Principal | None, Depends(viewer)]
 ) -> TrackResponse | Response:
-    """The owner's track with everything processing found; for anyone else a ready public or
-    unlisted track's public view (with an ETag, ``If-None-Match`` -> 304)."""
-    track = _readable(track_id, user.user_id)
-    if track.owner_id == user.user_id:
+    """The owner's track with everything processing found; for anyone else, signed in or not, a
+    ready public or unlisted track's public view (with an ETag, ``If-None-Match`` -> 304)."""
+    viewer_id = user.user_id if user else None
+    track = _readable(track_id, viewer_id)
+    if track.owner_id == viewer_id:
         return _track_response(track)
     return cacheable(request, public_track(track, artists.find(track.owner_id)), private=False)
 
@@ -298,16 +300,18 @@ StreamFormat = Literal["aac", "opus", "mp3", "original"]
 )
 def stream_track(
     track_id: str,
-    user: Annotated[Principal, Depends(current_user)],
+    user: Annotated[Principal | None, Depends(viewer)],
     format: Annotated[StreamFormat, Query(description="aac (default), opus, mp3 or the original upload")] = "aac",
 ) -> RedirectResponse:
     """302 to a presigned GET that expires in minutes. The owner plays every track it has; anyone
-    else a ready public or unlisted one, and a support-gated one only as the artist's supporter
-    (403 ``support_required``). Private tracks are 'not found' to everyone but their owner."""
-    track = _readable(track_id, user.user_id)
-    listing.check_playable(track, user.user_id)
+    else, signed in or not, a ready public or unlisted one, and a support-gated one only as the
+    artist's supporter (403 ``support_required``). Private tracks are 'not found' to everyone but
+    their owner."""
+    viewer_id = user.user_id if user else None
+    track = _readable(track_id, viewer_id)
+    listing.check_playable(track, viewer_id)
     if format == "original":
-        if track.owner_id != user.user_id:
+        if track.owner_id != viewer_id:
             raise OriginalOwnerOnly("Only the track's owner can fetch its original; use aac, opus or mp3.")
         if track.status in lifecycle.WITHOUT_AUDIO or not track.original_key:
             raise RenditionNotReady("The original is not stored yet: finalize the upload first.", format=format)
@@ -336,15 +340,15 @@ ArtworkFormat = Literal["webp", "jpeg"]
 )
 def track_artwork(
     track_id: str,
-    user: Annotated[Principal, Depends(current_user)],
+    user: Annotated[Principal | None, Depends(viewer)],
     size: Annotated[
         int, Query(ge=1, le=4096, description="wanted side in px: the smallest variant at least this big")
     ] = 600,
     format: Annotated[ArtworkFormat, Query(description="webp (default) or jpeg")] = "webp",
 ) -> RedirectResponse:
     """302 to the square variant that best fits ``size`` (the smallest at least that big, else the
-    largest there is). Readable by whoever may read the track."""
-    track = _readable(track_id, user.user_id)
+    largest there is). Readable by whoever may read the track, signed in or not."""
+    track = _readable(track_id, user.user_id if user else None)
     variants = [v for v in (track.artwork or {}).get("variants", []) if v["format"] == format]
     if not variants:
         raise ArtworkNotFound("This track has no artwork (yet).")

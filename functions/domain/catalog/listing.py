@@ -76,14 +76,14 @@ def may_read(track: TrackModel, viewer_id: str | None) -> bool:
     return track.status == "ready" and track.visibility in SHAREABLE
 
 
-def check_playable(track: TrackModel, viewer_id: str) -> None:
-    """Raises unless ``viewer_id`` may stream ``track``: a track it may not even read is 'not
-    found'; a gated one needs the viewer to be the artist's supporter."""
-    if viewer_id == track.owner_id:
+def check_playable(track: TrackModel, viewer_id: str | None) -> None:
+    """Raises unless ``viewer_id`` (None: an anonymous listener) may stream ``track``: a track it
+    may not even read is 'not found'; a gated one needs the viewer to be the artist's supporter."""
+    if viewer_id is not None and viewer_id == track.owner_id:
         return
     if not may_read(track, viewer_id):
         raise TrackNotFound("No such track.")
-    if track.support_gate and not is_supporter(track.owner_id, viewer_id):
+    if track.support_gate and (viewer_id is None or not is_supporter(track.owner_id, viewer_id)):
         raise SupportRequired(
             "This track is for the artist's supporters: ask the artist to add you as a supporter.",
             gate=track.support_gate,
