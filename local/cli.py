@@ -2,6 +2,9 @@
 
 tracklane run                         start the local stack (what ``make run`` does)
 tracklane token --user NAME           print a bearer token the local API accepts
+tracklane token --aws --user EMAIL [--create] [--stack NAME | --user-pool-id ID --client-id ID]
+                                      print an access token from a deployed stack's user pool
+tracklane smoke [--api URL --token T] run intent -> PUT -> finalize -> ready -> stream, PASS/FAIL per step
 tracklane entitlement grant|revoke|clear|show USER [--reason TEXT] [--aws]
 
 Commands that talk to the local stack find it through the state file ``make run`` writes
@@ -25,6 +28,8 @@ class CommandFailed(Exception):
 
 
 def _token(args: argparse.Namespace) -> int:
+    if args.aws:
+        return _aws_token(args)
     from local.devauth import mint
 
     try:
@@ -33,6 +38,41 @@ def _token(args: argparse.Namespace) -> int:
         raise CommandFailed(f"tracklane token: refusing to mint a token: {refused}") from None
     print(token)
     return 0
+
+
+def _aws_token(args: argparse.Namespace) -> int:
+    from local import aws_token
+
+    try:
+        if args.user_pool_id and args.client_id:
+            pool = aws_token.UserPool(args.user_pool_id, args.client_id)
+        else:
+            pool = aws_token.from_stack(args.stack)
+        print(aws_token.access_token(pool, args.user, create=args.create))
+    except aws_token.TokenUnavailable as unavailable:
+        raise CommandFailed(f"tracklane token --aws: {unavailable}") from None
+    return 0
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    from local.smoke import Smoke
+
+    api, token = args.api, args.token
+    if api is None:
+        try:
+            api = locate(local_settings()).api_url
+        except NoLocalStack as missing:
+            raise CommandFailed(f"tracklane smoke: {missing}; start it with `make run` or pass --api") from None
+    if token is None:
+        if args.api is not None:
+            raise CommandFailed("tracklane smoke: --token is required with --api (see `tracklane token --aws`)")
+        from local.devauth import mint
+
+        token = mint(args.user, local_settings().dev_secret)
+    smoke = Smoke(api, token, timeout_s=args.timeout, keep=args.keep, out=sys.stdout)
+    passed = smoke.run()
+    print("smoke: PASS" if passed else "smoke: FAIL", file=sys.stdout)
+    return 0 if passed else 1
 
 
 def _use_local_stack(*, otherwise: str = "") -> None:
@@ -87,10 +127,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    token = commands.add_parser("token", help="print a bearer token for the local API")
-    token.add_argument("--user", required=True, help="the user id (JWT sub) to act as")
+    token = commands.add_parser("token", help="print a bearer token for the local API (or, with --aws, a deployment)")
+    token.add_argument("--user", required=True, help="the user id (JWT sub) to act as; with --aws the user's email")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds the token is valid (default 12 h)")
+    token.add_argument("--aws", action="store_true", help="sign in to a deployed stack's Cognito user pool")
+    token.add_argument("--create", action="store_true", help="with --aws: create the user if it does not exist")
+    token.add_argument("--stack", default="Tracklane", help="with --aws: the stack whose outputs name the pool")
+    token.add_argument("--user-pool-id", help="with --aws: the pool, instead of reading the stack's outputs")
+    token.add_argument("--client-id", help="with --aws: the app client, instead of reading the stack's outputs")
     token.set_defaults(func=_token)
+
+    smoke = commands.add_parser("smoke", help="run the upload flow end to end and print PASS/FAIL per step")
+    smoke.add_argument("--api", help="the API's base URL (default: the running local stack)")
+    smoke.add_argument("--token", help="a bearer token (default against the local stack: a dev token)")
+    smoke.add_argument("--user", default="smoke", help="the local dev token's user (default smoke)")
+    smoke.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for ready (default 300)")
+    smoke.add_argument("--keep", action="store_true", help="keep the track instead of deleting it")
+    smoke.set_defaults(func=_smoke)
 
     entitlement = commands.add_parser("entitlement", help="grant, revoke, clear or show a user's upload entitlement")
     entitlement.add_argument("action", choices=["grant", "revoke", "clear", "show"])

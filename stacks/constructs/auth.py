@@ -61,10 +61,12 @@ class Auth(Construct):
             "active user; revisit before a public launch.",
         )
         # A public client (browser / mobile app): no secret, SRP sign-in, ID and access tokens only.
+        # Admin password sign-in is for operators' test users (`tracklane token --aws`): it needs
+        # AWS credentials allowed cognito-idp:AdminInitiateAuth on this pool, never a listener's.
         self.client = self.user_pool.add_client(
             "App",
             generate_secret=False,
-            auth_flows=cognito.AuthFlow(user_srp=True),
+            auth_flows=cognito.AuthFlow(user_srp=True, admin_user_password=True),
             prevent_user_existence_errors=True,
             access_token_validity=Duration.hours(1),
             id_token_validity=Duration.hours(1),

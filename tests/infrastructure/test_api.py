@@ -68,3 +68,13 @@ def test_default_stage_logs_access_and_throttles(synth: Synth) -> None:
     assert "$context.requestId" in props["AccessLogSettings"]["Format"]
     assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
     assert props["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+
+
+def test_the_app_client_signs_in_listeners_by_srp_and_operators_test_users_by_admin_password(synth: Synth) -> None:
+    (client,) = synth.resources("AWS::Cognito::UserPoolClient").values()
+    flows = set(client["Properties"]["ExplicitAuthFlows"])
+    # SRP for apps; admin password sign-in (IAM-authorized) for `tracklane token --aws`; no plain
+    # USER_PASSWORD_AUTH that would send passwords from clients.
+    assert {"ALLOW_USER_SRP_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH"} <= flows
+    assert "ALLOW_USER_PASSWORD_AUTH" not in flows
+    assert client["Properties"]["GenerateSecret"] is False
