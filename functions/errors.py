@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 class DomainError(Exception):
     code = "internal_error"
     status = 500
-    # Seed 004's finalize answers are a union discriminated on ``status``; errors that are members
-    # of that union name their member here and the response carries it beside ``error``.
+    # The upload-intent contract's finalize answers are a union discriminated on ``status``; errors
+    # that are members of that union name their member here and the response carries it beside
+    # ``error``.
     union_status: ClassVar[str | None] = None
 
     def __init__(self, message: str, **details: Any) -> None:
@@ -337,13 +338,14 @@ class UploadPartMismatch(DomainError):
 
 
 class UploadSessionNotFound(NotFound):
-    """No such upload session, or it is another owner's (seed 003)."""
+    """No such upload session (upload-session contract), or it is another owner's."""
 
     code = "upload_session_not_found"
 
 
 class UploadSessionExpired(DomainError):
-    """The upload session is past its ``expires_at``: it takes no more tracks (seed 003)."""
+    """The upload session (upload-session contract) is past its ``expires_at``: it takes no more
+    tracks."""
 
     code = "upload_session_expired"
     status = 410
@@ -355,7 +357,8 @@ class UploadSessionFull(DomainError):
 
 
 class CollectionNotFound(NotFound):
-    """Seed 003's ``collection_id`` is not an album of the caller's (another owner's is 'not found')."""
+    """The upload-session contract's ``collection_id`` is not an album of the caller's (another
+    owner's is 'not found')."""
 
     code = "collection_not_found"
 

@@ -1,4 +1,5 @@
-"""Identifiers: UUIDs in storage; the seed 004 surface renders them with a kind prefix.
+"""Identifiers: UUIDs in storage; the upload-intent contract's routes render them with a kind
+prefix.
 
 Both ``upl_<uuid>`` and the bare ``<uuid>`` address the same record.
 """

@@ -102,6 +102,7 @@ def album_cover_variant(album_id: str, version: str, size: int, extension: str) 
 
 
 def posted_upload(upload_id: str, kind: str) -> str:
-    """Where a browser-form POST stores a file whose type is only known once it is stored (seed
-    003's track cover): no extension; under ``uploads/`` so that its S3 event finalizes it."""
+    """Where a browser-form POST stores a file whose type is only known once it is stored (the
+    upload-session contract's track cover): no extension; under ``uploads/`` so that its S3 event
+    finalizes it."""
     return f"{UPLOADS_PREFIX}{upload_id}/{kind}"

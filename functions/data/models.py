@@ -223,10 +223,11 @@ class TrackModel(_BoundModel):
     processing_since = UTCDateTimeAttribute(null=True)
     # The original's content checksum: its ``ContentClaimModel`` is released when the track goes.
     content_checksum = UnicodeAttribute(null=True)
-    # A track of an upload session (seed 003): its place among the session's tracks in its album,
-    # a JSON list compared as a tuple (``functions.domain.intake.sessions.order_key``). Finalize places the
-    # track by it (``album_membership.place_track``) instead of appending, so the order does not depend on
-    # which upload finished first.
+    # A track of an upload session (the upload-session contract): its place among the session's
+    # tracks in its album, a JSON list compared as a tuple
+    # (``functions.domain.intake.sessions.order_key``). Finalize places the track by it
+    # (``album_membership.place_track``) instead of appending, so the order does not depend on which upload
+    # finished first.
     album_order = JSONAttribute(null=True)
     upload_session_id = UnicodeAttribute(null=True)
     by_owner = TracksByOwner()
@@ -351,10 +352,11 @@ class UploadModel(_BoundModel):
     rejected_code = UnicodeAttribute(null=True)
     rejected_message = UnicodeAttribute(null=True)
     execution_arn = UnicodeAttribute(null=True)
-    # An intent signed without an exact size or type (seed 003 upload sessions: the track's PUT
-    # has no size, the cover's POST neither size nor type): ``{"maxBytes", "contentTypes"?,
-    # "contentTypePrefix"?}``. Finalize takes the stored object's size and type when they are within
-    # these bounds (``functions.domain.intake.sessions.settle``) and then verifies as for any intent.
+    # An intent signed without an exact size or type (the upload-session contract's tracks: the
+    # track's PUT has no size, the cover's POST neither size nor type): ``{"maxBytes",
+    # "contentTypes"?, "contentTypePrefix"?}``. Finalize takes the stored object's size and type
+    # when they are within these bounds (``functions.domain.intake.sessions.settle``) and then
+    # verifies as for any intent.
     declared_bounds = JSONAttribute(null=True)
     # A resumable upload (functions.domain.intake.uploads): S3's multipart UploadId and the plan the part
     # URLs were signed for (every part ``part_size`` bytes but the last). Absent for a single PUT.
@@ -392,11 +394,11 @@ class ProgressTokenModel(_BoundModel):
 
 
 class UploadSessionModel(_BoundModel):
-    """A seed 003 upload session: a batch of track intents into one of the owner's albums
-    (``functions.domain.intake.sessions``). It lives in the Uploads table beside its intents
-    (``upload_id=upload-session#<uuid>``; the key attribute is the table's). ``tracks`` holds one
-    compact JSON string per track intent, appended atomically and bounded, so one GetItem reads the
-    whole session. It stops taking tracks at ``expires_at``; DynamoDB TTL removes it later."""
+    """An upload session (the upload-session contract): a batch of track intents into one of the
+    owner's albums (``functions.domain.intake.sessions``). It lives in the Uploads table beside its
+    intents (``upload_id=upload-session#<uuid>``; the key attribute is the table's). ``tracks`` holds
+    one compact JSON string per track intent, appended atomically and bounded, so one GetItem reads
+    the whole session. It stops taking tracks at ``expires_at``; DynamoDB TTL removes it later."""
 
     class Meta(_Unbound):
         logical_name = "Uploads"

@@ -343,7 +343,7 @@ def presign_post(key: str, *, max_bytes: int, content_type_prefix: str, expires_
     """A browser-form POST to exactly ``key`` whose signed policy bounds what S3 accepts: 1 to
     ``max_bytes`` bytes (``content-length-range``) and a ``Content-Type`` form field starting with
     ``content_type_prefix``. For uploads whose size and type the client does not declare up front
-    (seed 003's track cover); finalize still checks the stored object."""
+    (the upload-session contract's track cover); finalize still checks the stored object."""
     post = s3().generate_presigned_post(
         Bucket=settings().media_bucket,
         Key=key,
@@ -355,8 +355,8 @@ def presign_post(key: str, *, max_bytes: int, content_type_prefix: str, expires_
 
 def presign_put_any_size(key: str, *, content_type: str, expires_in: int) -> PresignedPut:
     """A PUT URL signed over Content-Type only: for an upload whose size the client does not
-    declare (seed 003's session tracks). S3 cannot bound a PUT's size without an exact signed
-    Content-Length, so finalize bounds it (``UploadModel.declared_bounds``)."""
+    declare (the upload-session contract's tracks). S3 cannot bound a PUT's size without an exact
+    signed Content-Length, so finalize bounds it (``UploadModel.declared_bounds``)."""
     url = s3().generate_presigned_url(
         "put_object",
         Params={"Bucket": settings().media_bucket, "Key": key, "ContentType": content_type},

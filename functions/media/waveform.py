@@ -1,4 +1,5 @@
-"""Waveform: peak levels for drawing the track, in seed 004's ``{peaks, sampleRateHz, channels}`` shape.
+"""Waveform: peak levels for drawing the track, in the upload-intent contract's
+``{peaks, sampleRateHz, channels}`` shape.
 
 One ffmpeg pass, streamed, with memory bounded by the number of buckets rather than the length of
 the track. The decoded audio is cut into short fixed-length frames (``asetnsamples``); ``astats``

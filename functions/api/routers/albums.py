@@ -1,4 +1,4 @@
-"""Seed 002 albums: public reads by artist handle and slug, owner-only writes."""
+"""The album contract's routes: public reads by artist handle and slug, owner-only writes."""
 
 from __future__ import annotations
 

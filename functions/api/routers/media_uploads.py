@@ -1,10 +1,11 @@
-"""A track's sub-uploads (seed 004's redirected intents, seed 000's image, seed 002's cover):
-``POST /v1/tracks/{trackId}/versions/uploads``, ``POST /v1/tracks/{trackId}/artwork/uploads``,
-``POST /v1/albums/{albumId}/cover/uploads``, ``POST /v1/tracks/{trackId}/documents/uploads``, the
-documents' reads and delete, and the public album cover. The intents answer like
-``POST /v1/uploads`` (a presigned PUT with the headers it was signed with). A version is a new
-original, finalized like one (its put event or its ``finalizeUrl``); images and documents have no
-finalize call: the object's S3 put event finalizes them."""
+"""A track's sub-uploads (the upload-intent contract's redirected intents, the upload_track
+contract's image, the album contract's cover): ``POST /v1/tracks/{trackId}/versions/uploads``,
+``POST /v1/tracks/{trackId}/artwork/uploads``, ``POST /v1/albums/{albumId}/cover/uploads``,
+``POST /v1/tracks/{trackId}/documents/uploads``, the documents' reads and delete, and the public
+album cover. The intents answer like ``POST /v1/uploads`` (a presigned PUT with the headers it was
+signed with). A version is a new original, finalized like one (its put event or its
+``finalizeUrl``); images and documents have no finalize call: the object's S3 put event finalizes
+them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
 
-# One definition of where an upload is finalized (a version's finalize is seed 004's).
+# One definition of where an upload is finalized (a version is finalized as the upload-intent
+# contract's uploads are).
 from functions.api.routers.uploads import upload_action_url
 from functions.domain.catalog import albums, downloads
 from functions.domain.intake import media_uploads, versions

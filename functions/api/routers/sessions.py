@@ -1,11 +1,11 @@
-"""Seed 003 upload sessions, a wire contract existing clients are written against:
+"""The upload-session contract, a wire contract existing clients are written against:
 ``POST /v1/upload_session``, ``GET /v1/upload_session/{upload_session_id}`` and
 ``POST /v1/upload/{upload_session_id}/track``.
 
 Unlike the rest of the API these routes speak snake_case, carry ``ok``, use bare UUIDs (an album is
 also accepted as ``alb_<uuid>``) and answer errors as ``{"ok": false, "error": {"code",
-"message"}}``. That shape is this router's alone: its routes are ``SeedRoute``s, which answer a
-domain or validation error themselves instead of leaving it to the app-wide handlers
+"message"}}``. That shape is this router's alone: its routes are ``SessionContractRoute``s, which
+answer a domain or validation error themselves instead of leaving it to the app-wide handlers
 (``functions.api.errors``), so every other route keeps ``{"error": {...}}``. Errors raised before a
 route runs (the body-size limit, an ``Idempotency-Key`` problem, an unknown path) keep the app's
 shape.
@@ -30,23 +30,24 @@ from functions.errors import DomainError
 from functions.observability import logger
 
 
-def seed_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def session_contract_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"ok": False, "error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def _validation_error(error: RequestValidationError) -> JSONResponse:
     problems = error.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
-        return seed_error(400, "invalid_json", "The request body is not valid JSON.")
+        return session_contract_error(400, "invalid_json", "The request body is not valid JSON.")
     parts = []
     for problem in problems[:5]:
         where = ".".join(str(part) for part in problem.get("loc", ())[1:]) or "body"
         parts.append(f"{where}: {problem.get('msg', 'invalid')}")
-    return seed_error(422, "validation_failed", "; ".join(parts))
+    return session_contract_error(422, "validation_failed", "; ".join(parts))
 
 
-class SeedRoute(APIRoute):
-    """A route answering errors in seed 003's shape (FastAPI has no per-router exception handlers)."""
+class SessionContractRoute(APIRoute):
+    """A route answering errors in the upload-session contract's shape (FastAPI has no per-router
+    exception handlers)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -56,19 +57,19 @@ class SeedRoute(APIRoute):
                 return await handler(request)
             except DomainError as error:
                 headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-                return seed_error(error.status, error.code, error.message, headers)
+                return session_contract_error(error.status, error.code, error.message, headers)
             except RequestValidationError as error:
                 return _validation_error(error)
 
         return route
 
 
-router = APIRouter(tags=["upload sessions (seed 003)"], route_class=SeedRoute)
+router = APIRouter(tags=["upload sessions"], route_class=SessionContractRoute)
 
 
 class SnakeModel(RequestModel):
-    """Seed 003 wire names are the Python names; unknown fields and loose types are refused, as
-    elsewhere."""
+    """The upload-session contract's wire names are the Python names; unknown fields and loose types
+    are refused, as elsewhere."""
 
 
 # JSON objects; their size is bounded in the domain (16 KB for a session, 2 KB for a track) and the
@@ -157,7 +158,8 @@ class TrackUpload(BaseModel):
     upload_url: str
     ttl: int
     expires_at: str
-    # The headers the PUT was signed with; send them (the seed's clients send the file's own type).
+    # The headers the PUT was signed with; send them (the contract's existing clients send the
+    # file's own type).
     headers: dict[str, str]
 
 
@@ -205,7 +207,7 @@ def create_session(
     session = sessions.create(
         user.user_id,
         body.collection_id,
-        # The seed's creator: recorded and echoed; the owner is always the authenticated caller.
+        # The contract's creator: recorded and echoed; the owner is always the authenticated caller.
         creator_id=body.creator_id or user.user_id,
         organization_index=body.organization_index,
         metadata=body.metadata,

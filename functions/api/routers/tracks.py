@@ -206,8 +206,8 @@ def get_track(
 
 
 class UpdateTrackRequest(CamelModel):
-    """Seed 001's editable fields; each is optional and only those sent change. Unknown fields are
-    refused (422), so a misspelled field never silently changes nothing."""
+    """The track-edit contract's editable fields; each is optional and only those sent change.
+    Unknown fields are refused (422), so a misspelled field never silently changes nothing."""
 
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)] | None = None
     album: str | None = Field(

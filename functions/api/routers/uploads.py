@@ -1,6 +1,7 @@
-"""Seed 004: ``POST /v1/uploads`` (intent) and ``POST /v1/uploads/{uploadId}/finalize``; resumable
-(multipart) uploads: ``GET .../parts``, ``GET .../parts/urls``, ``POST .../complete``, ``POST .../abort``;
-``DELETE /v1/uploads/{uploadId}`` cancels an intent."""
+"""The upload-intent contract: ``POST /v1/uploads`` (intent) and
+``POST /v1/uploads/{uploadId}/finalize``; resumable (multipart) uploads: ``GET .../parts``,
+``GET .../parts/urls``, ``POST .../complete``, ``POST .../abort``; ``DELETE /v1/uploads/{uploadId}``
+cancels an intent."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ Visibility = Literal["public", "unlisted", "private"]
 
 
 def json_list(value: Any) -> Any:
-    """Seed 000 sends tags and features as a JSON-array string; a real array is accepted too."""
+    """The upload_track contract's form sent tags and features as a JSON-array string; a real array
+    is accepted too."""
     if isinstance(value, str):
         try:
             return json.loads(value)
@@ -51,7 +53,7 @@ class CreateUploadRequest(CamelModel):
     file_name: str = Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")
     content_type: str = Field(min_length=3, max_length=255)
     byte_size: int = Field(ge=0, description="Exact size in bytes; the signed PUT enforces it.")
-    # seed 000 metadata
+    # The upload_track contract's metadata
     title: str | None = Field(default=None, max_length=256)
     album: str | None = Field(default=None, min_length=1, max_length=256)
     features: FeatureHandles = Field(default_factory=list)
@@ -133,7 +135,7 @@ def _part_urls(urls: uploads.PartUrls) -> list[PartUrlResponse]:
     return [PartUrlResponse(part_number=u.part_number, size=u.size, url=u.url) for u in urls.urls]
 
 
-# None fields are left out: a single-PUT intent answers exactly seed 004's fields.
+# None fields are left out: a single-PUT intent answers exactly the upload-intent contract's fields.
 @router.post(
     "",
     status_code=201,

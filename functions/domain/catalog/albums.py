@@ -1,4 +1,5 @@
-"""Albums (seed 002): an artist's ordered collections of tracks, addressed by a per-artist slug.
+"""Albums (the album contract): an artist's ordered collections of tracks, addressed by a
+per-artist slug.
 
 The album item holds the explicit track order (``track_ids``) and a ``revision`` that grows with
 every change. Slugs are claimed by separate items (``AlbumSlugModel``) written in the same

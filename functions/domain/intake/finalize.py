@@ -5,11 +5,11 @@ write on the Upload item (``status == "pending"``) picks exactly one winner, whi
 the workflow execution is named after the upload id, so even a repeated start creates no second
 execution.
 
-What the API answers is a second, separate decision. Seed 004 clients never see the S3 trigger: for
-them ``already_finalized`` means "you finalized this before". So the first API finalize of an intent
-answers ``finalized`` even when the S3 event got there first, and every later one
-``already_finalized`` — decided by a second conditional write (``acknowledged_at``), so exactly one
-API call gets ``finalized`` however many race.
+What the API answers is a second, separate decision. Clients of the upload-intent contract never
+see the S3 trigger: for them ``already_finalized`` means "you finalized this before". So the first
+API finalize of an intent answers ``finalized`` even when the S3 event got there first, and every
+later one ``already_finalized`` — decided by a second conditional write (``acknowledged_at``), so
+exactly one API call gets ``finalized`` however many race.
 """
 
 from __future__ import annotations

@@ -124,8 +124,8 @@ def _join_album(track_id: str) -> None:
         return
     try:
         if track.album_order is not None:
-            # A track of an upload session (seed 003) takes its place among the session's tracks
-            # by its order key, whichever of their uploads finished first.
+            # A track of an upload session (the upload-session contract) takes its place among the
+            # session's tracks by its order key, whichever of their uploads finished first.
             album_membership.place_track(track.album_id, track_id, track.album_order)
         else:
             album_membership.add_track(track.album_id, track_id)

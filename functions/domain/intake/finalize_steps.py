@@ -131,8 +131,8 @@ def verify_object(upload: UploadModel) -> storage.StoredObject:
             "required header, then finalize again."
         )
     if upload.declared_bounds is not None:
-        # Signed with bounds, not an exact size/type (seed 003 sessions): within them, the intent
-        # takes what was stored, and the checks below then hold it to that.
+        # Signed with bounds, not an exact size/type (the upload-session contract's tracks): within
+        # them, the intent takes what was stored, and the checks below then hold it to that.
         outside = sessions.settle(upload, stored)
         if outside is not None:
             reject(upload, outside)

@@ -1,8 +1,8 @@
 """Image and document uploads: a track's artwork, an album's cover, a track's documents.
 
-Each is an upload intent like seed 004's (an ``UploadModel`` with a presigned PUT under
-``uploads/``), so its S3 put event reaches the same finalize service, which verifies the stored
-object against the intent and then, by the intent's kind:
+Each is an upload intent like the upload-intent contract's (an ``UploadModel`` with a presigned PUT
+under ``uploads/``), so its S3 put event reaches the same finalize service, which verifies the
+stored object against the intent and then, by the intent's kind:
 
 * ``track_artwork``: the image becomes the track's ``image_source`` (an uploaded image always wins
   over an embedded cover; between two uploads the one finalized last wins) and the artwork lane

@@ -1,4 +1,5 @@
-"""Upload sessions (seed 003): a batch of tracks uploaded into one of the owner's albums.
+"""Upload sessions (the upload-session contract): a batch of tracks uploaded into one of the
+owner's albums.
 
 A session names the album (``collection_id``) and expires (``expires_at``). Each track added to it
 is an ordinary upload intent (``functions.domain.intake.uploads.create``: file name and type, entitlement,
@@ -7,12 +8,12 @@ POST. There is no finalize call: each object's S3 put event finalizes it, as for
 (``functions.domain.intake.finalize``), and the cover's event makes it the track's artwork through the
 same machinery as ``POST /v1/tracks/{trackId}/artwork/uploads``.
 
-Seed 003's track intent names only the file, so both presigned requests are signed with bounds
-rather than exact values (``UploadModel.declared_bounds``): the PUT over the content type the file
-name implies (S3 cannot bound a PUT's size without an exact signed Content-Length), the cover POST
-over a policy (1 byte to 20 MB, ``image/*``). Finalize ``settle``s an intent on what was stored when
-it is within those bounds and rejects it otherwise, so the audio's size cap holds even where
-S3 could not enforce it.
+The upload-session contract's track intent names only the file, so both presigned requests are
+signed with bounds rather than exact values (``UploadModel.declared_bounds``): the PUT over the
+content type the file name implies (S3 cannot bound a PUT's size without an exact signed
+Content-Length), the cover POST over a policy (1 byte to 20 MB, ``image/*``). Finalize ``settle``s
+an intent on what was stored when it is within those bounds and rejects it otherwise, so the
+audio's size cap holds even where S3 could not enforce it.
 
 Tracks land in the album in ``organization_index`` order, then ``metadata.track_number``, then
 creation, however their uploads race: each track carries an order key (``order_key``) and
@@ -228,7 +229,8 @@ def session_id(session: UploadSessionModel) -> str:
 
 
 def parse_id(value: str) -> str:
-    """The bare UUID of a session id (seed 003 ids carry no prefix); anything else is not found."""
+    """The bare UUID of a session id (the upload-session contract's ids carry no prefix); anything
+    else is not found."""
     try:
         parsed = uuid.UUID(value) if len(value) == 36 else None
     except ValueError:
@@ -321,7 +323,7 @@ def add_track(
             content_type=content_type,
             byte_size=0,
             metadata=uploads.TrackMetadata(title=title, album=ids.render("alb", session.collection_id)),
-            size_unknown=True,  # seed 003 names only the file
+            size_unknown=True,  # the upload-session contract names only the file
         ),
     )
     now = utcnow()

@@ -1,4 +1,5 @@
-"""Upload intents (seed 004 ``POST /v1/uploads``): validate, allocate track + asset, presign.
+"""Upload intents (the upload-intent contract's ``POST /v1/uploads``): validate, allocate track +
+asset, presign.
 
 An intent is ``pending`` until its file is finalized (``functions.domain.intake.finalize``), then
 ``finalized`` (or ``duplicate``), ``rejected`` when the file broke its promise, ``cancelled`` by its
@@ -46,7 +47,8 @@ from functions.errors import (
 from functions.observability import logger
 from functions.settings import settings
 
-# Intents this route refuses, with the code and the route to use instead (seed 004).
+# Intents this route refuses, with the code and the route to use instead, as the upload-intent
+# contract has them.
 REDIRECTED_INTENTS = {
     "draft": ("use_track_versions_upload_route", "POST /v1/tracks/:trackId/versions/uploads"),
     "track_artwork": ("use_track_artwork_upload_route", "POST /v1/tracks/:trackId/artwork/uploads"),
@@ -60,7 +62,7 @@ MAX_PART_URLS = 100
 
 @dataclass(frozen=True)
 class TrackMetadata:
-    """The seed 000 form fields, accepted on the intent."""
+    """The upload_track contract's form fields, accepted on the intent."""
 
     title: str | None = None
     album: str | None = None
@@ -81,9 +83,9 @@ class NewUpload:
     metadata: TrackMetadata = field(default_factory=TrackMetadata)
     # True: a multipart plan; False: one signed PUT; None: multipart above the threshold, if one is set.
     multipart: bool | None = None
-    # The client does not say how big the file is (seed 003's session tracks): the PUT is signed
-    # without a Content-Length (S3 cannot bound it then) and finalize holds the stored object to
-    # the audio cap and the content type instead (``UploadModel.declared_bounds``). ``byte_size``
+    # The client does not say how big the file is (the upload-session contract's tracks): the PUT is
+    # signed without a Content-Length (S3 cannot bound it then) and finalize holds the stored object
+    # to the audio cap and the content type instead (``UploadModel.declared_bounds``). ``byte_size``
     # is ignored.
     size_unknown: bool = False
 

@@ -1,5 +1,5 @@
-"""Track versions: a new original for an existing track (seed 004's ``draft`` intent,
-``POST /v1/tracks/{trackId}/versions/uploads``), processed beside the version listeners get.
+"""Track versions: a new original for an existing track (the upload-intent contract's ``draft``
+intent, ``POST /v1/tracks/{trackId}/versions/uploads``), processed beside the version listeners get.
 
 The life of a version, all of it on the track item's ``pending_version`` map:
 

@@ -1,4 +1,4 @@
-"""Genre tags recommended from what a track sounds like (seed 000's ``autoTag``).
+"""Genre tags recommended from what a track sounds like (the upload_track contract's ``autoTag``).
 
 The classifier is nearest neighbours over the embeddings lane's vectors: the new track's closest
 public, tagged tracks vote for their tags, each vote weighted by how alike the two sound. No model
