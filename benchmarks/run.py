@@ -37,7 +37,6 @@ from local.config import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-DEV_SECRET = "bench-dev-secret-at-least-32-bytes-long!"
 RUNS = 3  # medians of three: single runs of a 10 s transcode vary by +-1 s on a shared machine
 # The memory test runs each processing step once, as one Lambda invocation would.
 MEMORY_STEPS = ("probe", "transcode", "waveform", "loudness", "tags", "embeddings")
@@ -94,7 +93,10 @@ class StackProcess:
     """The local stack exactly as `make run` starts it, on free ports."""
 
     def __init__(self, log: Path) -> None:
+        from local.devauth import DevKeys
+
         self.port, self.moto_port = free_port(), free_port()
+        self.dev_keys = DevKeys(log.with_name("dev-signing-key.pem")).ensure()
         # The stack configures its own functions: settings from the caller's shell (a table name,
         # an endpoint) would point it elsewhere.
         inherited = {name: value for name, value in os.environ.items() if not name.startswith("TRACKLANE_")}
@@ -102,8 +104,8 @@ class StackProcess:
             **inherited,
             "PORT": str(self.port),
             "MOTO_PORT": str(self.moto_port),
-            "TRACKLANE_DEV_SECRET": DEV_SECRET,
-            # Not the checkout's .tracklane/stack.json: that one names a `make run` the CLI talks to.
+            # Its own dev signing key and state file: the checkout's .tracklane/ belongs to a `make run`.
+            "TRACKLANE_DEV_KEY_FILE": str(self.dev_keys.private_key_file),
             "TRACKLANE_STACK_STATE_FILE": str(log.with_name("stack.json")),
         }
         self.log = log.open("wb")
@@ -147,7 +149,7 @@ def through_the_stack(wav: Path, log: Path, runs: int, *, timeout_s: float = 900
         for n in range(1, runs + 1):
             # A new artist per run: the same bytes from one owner would be a duplicate of run 1.
             owner = f"bench-{n}"
-            auth = {"Authorization": f"Bearer {mint(owner, DEV_SECRET)}"}
+            auth = {"Authorization": f"Bearer {mint(owner, stack.dev_keys)}"}
             _answer(httpx.put(f"{stack.api}/v1/artists/me", json={"handle": owner}, headers=auth), "artist profile")
             measured.append(_one_upload(stack, auth, wav, timeout_s=timeout_s))
         return measured

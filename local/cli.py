@@ -30,10 +30,10 @@ class CommandFailed(Exception):
 def _token(args: argparse.Namespace) -> int:
     if args.aws:
         return _aws_token(args)
-    from local.devauth import mint
+    from local.devauth import DevKeys, mint
 
     try:
-        token = mint(args.user, local_settings().dev_secret, ttl_s=args.ttl)
+        token = mint(args.user, DevKeys(local_settings().dev_key_file), ttl_s=args.ttl)
     except ValueError as refused:
         raise CommandFailed(f"tracklane token: refusing to mint a token: {refused}") from None
     print(token)
@@ -66,9 +66,9 @@ def _smoke(args: argparse.Namespace) -> int:
     if token is None:
         if args.api is not None:
             raise CommandFailed("tracklane smoke: --token is required with --api (see `tracklane token --aws`)")
-        from local.devauth import mint
+        from local.devauth import DevKeys, mint
 
-        token = mint(args.user, local_settings().dev_secret)
+        token = mint(args.user, DevKeys(local_settings().dev_key_file))
     smoke = Smoke(api, token, timeout_s=args.timeout, keep=args.keep, out=sys.stdout)
     passed = smoke.run()
     print("smoke: PASS" if passed else "smoke: FAIL", file=sys.stdout)

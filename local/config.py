@@ -26,10 +26,14 @@ class LocalSettings(BaseSettings):
         validation_alias="MOTO_PORT",
         description="moto's port. Set, it also tells `tracklane` commands where the stack is (over the state file).",
     )
-    dev_secret: str = Field(
-        default="tracklane-local-dev-secret-not-for-production",
-        validation_alias="TRACKLANE_DEV_SECRET",
-        description="Dev-only HS256 secret for local bearer tokens. The deployed API never accepts these.",
+    dev_key_file: Path = Field(
+        default=CHECKOUT / ".tracklane" / "dev-signing-key.pem",
+        validation_alias="TRACKLANE_DEV_KEY_FILE",
+        description=(
+            "The local issuer's RSA signing key (created on first use, owner-readable only; its public "
+            "JWKS is written beside it). `tracklane token` signs with it and the local API verifies "
+            "with the deployed code path. The deployed API never accepts these tokens."
+        ),
     )
     region: str = Field(
         default="us-east-1",

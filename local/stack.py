@@ -18,9 +18,10 @@ from moto.server import ThreadedMotoServer
 
 from functions import clients
 from functions.api.app import create_app
+from functions.api.auth import IssuerAuthenticator
 from local import provision as provisioning
 from local.config import LocalSettings, local_settings
-from local.devauth import DevTokenAuthenticator
+from local.devauth import DevKeys
 from local.lambda_context import InvocationLogContext
 from local.moto_atomic import make_dynamodb_writes_atomic
 from local.moto_s3 import make_s3_copy_conditions_checked
@@ -66,6 +67,8 @@ class LocalStack:
         self.moto.start()
         resources = provision(self.config.moto_endpoint, self.config.region)
         os.environ.update(resources.environment())
+        # The API trusts this stack's own issuer, through the same verification code as on AWS.
+        os.environ.update(DevKeys(self.config.dev_key_file).ensure().environment())
         clients.reset()
         sqs = self._client("sqs")
         self.pump = S3EventPump(
@@ -132,7 +135,7 @@ def main() -> int:
     stack = LocalStack(config)
     resources = stack.start_backend()
     app = InvocationLogContext(
-        create_app(DevTokenAuthenticator(config.dev_secret), health_checks=stack.health_checks()),
+        create_app(IssuerAuthenticator(), health_checks=stack.health_checks()),
         function_name="tracklane-api",
     )
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="off"))

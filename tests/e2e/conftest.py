@@ -17,11 +17,10 @@ import httpx
 import pytest
 
 from local.config import free_port
-from local.devauth import mint
+from local.devauth import DevKeys, mint
 from local.running_stack import RunningStack, read
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV_SECRET = "e2e-dev-secret-at-least-32-bytes-long"
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,11 @@ class LocalStackProcess:
     moto: str
     process: subprocess.Popen[bytes]
     log: Path
+    # The stack's own issuer key (it verifies what this signs with the deployed code path).
+    dev_keys: DevKeys
 
     def token(self, user: str) -> str:
-        return mint(user, DEV_SECRET)
+        return mint(user, self.dev_keys)
 
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user)}"}
@@ -42,15 +43,17 @@ class LocalStackProcess:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
     port, moto_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("stack") / "stack.log"
-    env = {**os.environ, "PORT": str(port), "MOTO_PORT": str(moto_port), "TRACKLANE_DEV_SECRET": DEV_SECRET}
-    for name in [n for n in env if n.startswith("TRACKLANE_") and n != "TRACKLANE_DEV_SECRET"]:
+    dev_keys = DevKeys(log.parent / "dev-signing-key.pem").ensure()
+    env = {**os.environ, "PORT": str(port), "MOTO_PORT": str(moto_port)}
+    for name in [n for n in env if n.startswith("TRACKLANE_")]:
         env.pop(name)  # the stack configures its own functions
+    env["TRACKLANE_DEV_KEY_FILE"] = str(dev_keys.private_key_file)
     # Its own state file: a `make run` going in this checkout keeps the one the CLI finds.
     state_file = log.parent / "stack.json"
     env["TRACKLANE_STACK_STATE_FILE"] = str(state_file)
     with log.open("wb") as sink:
         process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
-    stack = LocalStackProcess(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process, log)
+    stack = LocalStackProcess(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process, log, dev_keys)
     deadline = time.monotonic() + 120
     while True:
         if process.poll() is not None:

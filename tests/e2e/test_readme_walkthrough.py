@@ -12,7 +12,7 @@ from typing import Any
 
 from functions.workflow.definition import LANES
 
-from .conftest import DEV_SECRET, ROOT, LocalStackProcess, readme_walkthrough
+from .conftest import ROOT, LocalStackProcess, readme_walkthrough
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ def run_walkthrough(stack: LocalStackProcess, wav: Path, **env: str) -> Walkthro
         **inherited,
         "API": stack.api,
         "WAV": str(wav),
-        "TRACKLANE_DEV_SECRET": DEV_SECRET,  # what `tracklane token` signs with
+        # What `tracklane token` signs with: the key the stack trusts.
+        "TRACKLANE_DEV_KEY_FILE": str(stack.dev_keys.private_key_file),
         **env,
     }
     script = "set -euo pipefail\n" + readme_walkthrough()

@@ -123,12 +123,15 @@ def test_an_unknown_upload_is_404(local_stack, artist):
     assert response.json()["status"] == "upload_intent_not_found"
 
 
-def test_a_forged_token_is_401(local_stack):
-    from local.devauth import mint
+def test_a_forged_token_is_401(local_stack, tmp_path):
+    from local.devauth import DevKeys, mint
 
-    forged = mint("erin", "not-the-dev-secret-but-just-as-long-as-it")
+    # Right issuer and audience, signed by a key the stack never published.
+    forged = mint("erin", DevKeys(tmp_path / "another-key.pem"))
     response = httpx.get(f"{local_stack.api}/v1/artists/me", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
+    genuine = httpx.get(f"{local_stack.api}/v1/artists/me", headers=local_stack.auth("erin"))
+    assert genuine.status_code == 404  # authenticated: erin simply has no profile yet
 
 
 def test_health_reports_every_component(local_stack):

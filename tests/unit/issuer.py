@@ -19,7 +19,6 @@ from functions import clients
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_example"
 CLIENT_ID = "app-client-1"
-DEV_SECRET = "tracklane-local-dev-secret-not-for-production"
 
 
 class Issuer:
@@ -50,8 +49,8 @@ def configure_handler(monkeypatch: pytest.MonkeyPatch, issuer: Issuer) -> Iterat
     monkeypatch.setenv("TRACKLANE_JWT_AUDIENCES", json.dumps([CLIENT_ID]))
     # The same HTTP client code reads a file:// JWKS as it reads https:// (unit tests have no network).
     monkeypatch.setenv("TRACKLANE_JWKS_URL", issuer.jwks.as_uri())
-    # Everything a misconfigured deployment might set to "turn on" dev auth.
-    monkeypatch.setenv("TRACKLANE_DEV_SECRET", DEV_SECRET)
+    # Everything a misconfigured deployment might set to "turn on" local dev auth.
+    monkeypatch.setenv("TRACKLANE_DEV_KEY_FILE", str(issuer.jwks.with_name("dev-signing-key.pem")))
     monkeypatch.setenv("TRACKLANE_AUTH_MODE", "dev")
     clients.reset()
     from functions.handlers import api

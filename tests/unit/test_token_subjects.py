@@ -12,14 +12,13 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from functions import clients
 from functions.api.app import create_app
-from functions.api.auth import MAX_SUBJECT_CHARS
+from functions.api.auth import MAX_SUBJECT_CHARS, IssuerAuthenticator
 from local.cli import main as tracklane
-from local.devauth import AUDIENCE, ISSUER, DevTokenAuthenticator, mint
+from local.devauth import AUDIENCE, ISSUER, DevKeys, mint
 from tests.unit.issuer import Issuer, configure_handler
 from tests.unit.test_deployed_auth import Context, http_api_event
-
-DEV_SECRET = "unit-dev-secret-at-least-32-bytes-long"
 
 UNUSABLE_SUBJECTS = {
     "empty": "",
@@ -40,22 +39,35 @@ ROUTES = [
 ]
 
 
-def dev_token(subject: str) -> str:
+@pytest.fixture
+def dev_keys(tmp_path) -> DevKeys:
+    return DevKeys(tmp_path / "dev-signing-key.pem").ensure()
+
+
+def dev_token(keys: DevKeys, subject: str) -> str:
     """Signed like ``mint`` does, but without its refusal: what a hand-made token could carry."""
     now = int(time.time())
     claims = {"sub": subject, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
-    return jwt.encode(claims, DEV_SECRET, "HS256")
+    return jwt.encode(claims, keys._key(), "RS256", headers={"kid": keys.key_id})
 
 
 @pytest.fixture
-def local_api() -> TestClient:
-    return TestClient(create_app(DevTokenAuthenticator(DEV_SECRET)), raise_server_exceptions=False)
+def local_api(dev_keys, monkeypatch) -> TestClient:
+    """The local stack's API: the deployed verification code, trusting the local issuer."""
+    for name, value in dev_keys.environment().items():
+        monkeypatch.setenv(name, value)
+    clients.reset()
+    client = TestClient(create_app(IssuerAuthenticator()), raise_server_exceptions=False)
+    client.dev_keys = dev_keys  # type: ignore[attr-defined]  # the key its tokens are signed with
+    yield client
+    clients.reset()
 
 
 @pytest.mark.parametrize("subject", UNUSABLE_SUBJECTS.values(), ids=UNUSABLE_SUBJECTS.keys())
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
 def test_a_dev_token_with_an_unusable_subject_is_401(local_api, subject, method, path, body):
-    response = local_api.request(method, path, json=body, headers={"Authorization": f"Bearer {dev_token(subject)}"})
+    token = dev_token(local_api.dev_keys, subject)
+    response = local_api.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
 
     assert response.status_code == 401, response.text
     assert response.json()["error"]["code"] == "unauthorized"
@@ -101,6 +113,6 @@ def test_the_token_command_refuses_a_blank_user_with_one_line(capsys, user):
     assert captured.err.splitlines() == ["tracklane token: refusing to mint a token: the user id is blank"]
 
 
-def test_mint_refuses_an_unusable_user():
+def test_mint_refuses_an_unusable_user(dev_keys):
     with pytest.raises(ValueError, match="longer than 256 characters"):
-        mint("a" * (MAX_SUBJECT_CHARS + 1), DEV_SECRET)
+        mint("a" * (MAX_SUBJECT_CHARS + 1), dev_keys)
