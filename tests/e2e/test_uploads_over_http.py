@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import pytest
@@ -130,8 +131,10 @@ def test_a_forged_token_is_401(local_stack, tmp_path):
     forged = mint("erin", DevKeys(tmp_path / "another-key.pem"))
     response = httpx.get(f"{local_stack.api}/v1/artists/me", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
-    genuine = httpx.get(f"{local_stack.api}/v1/artists/me", headers=local_stack.auth("erin"))
-    assert genuine.status_code == 404  # authenticated: erin simply has no profile yet
+    # The same request with the stack's own key is authenticated (a new user: no profile yet).
+    newcomer = f"newcomer-{uuid.uuid4()}"
+    genuine = httpx.get(f"{local_stack.api}/v1/artists/me", headers=local_stack.auth(newcomer))
+    assert (genuine.status_code, genuine.json()["error"]["code"]) == (404, "artist_profile_not_found")
 
 
 def test_health_reports_every_component(local_stack):
