@@ -4,7 +4,7 @@ from a failure, is decided here once."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
@@ -13,12 +13,72 @@ from pynamodb.transactions import TransactWrite
 
 from functions.data.models import TrackModel, condition_failed, ensure_bound
 
+M = TypeVar("M", bound=Model)
+
+# Why DynamoDB cancelled an item of a transaction (``cancellation_reasons``).
+CONDITION_FAILED = "ConditionalCheckFailed"
+CONFLICT = "TransactionConflict"
+
+
+def _connection() -> Connection:
+    """The bound endpoint: every table shares one region and endpoint."""
+    ensure_bound()
+    return Connection(region=TrackModel.Meta.region, host=TrackModel.Meta.host)
+
 
 def transaction() -> TransactWrite:
-    """A TransactWrite on the bound endpoint (every table shares one region and endpoint); use it
-    as a context manager, which commits on exit."""
-    ensure_bound()
-    return TransactWrite(connection=Connection(region=TrackModel.Meta.region, host=TrackModel.Meta.host))
+    """A TransactWrite on the bound endpoint; use it as a context manager, which commits on exit
+    and raises whatever cancelled it."""
+    return TransactWrite(connection=_connection())
+
+
+class ConditionalTransaction(TransactWrite):
+    """A TransactWrite that may be refused: it commits on exit like ``transaction()``, but a
+    cancellation that one of its conditions caused (with ``conflicts``, also one that a concurrent
+    transaction caused) is recorded instead of raised; ``committed`` tells which happened. Any other
+    failure is raised.
+
+    ``reasons`` and ``refused_at`` index the items in DynamoDB's order, which is pynamodb's, not the
+    order they were added in: condition checks first, then deletes, then puts, then updates."""
+
+    def __init__(self, *, conflicts: bool = False) -> None:
+        super().__init__(connection=_connection())
+        self.refusals = frozenset({CONDITION_FAILED, CONFLICT} if conflicts else {CONDITION_FAILED})
+        self.reasons: list[str | None] = []
+        self._cancelled: TransactWriteError | None = None
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        if exc_type is not None:
+            return  # nothing is committed; the error goes on
+        try:
+            self._commit()
+        except TransactWriteError as error:
+            reasons = cancellation_reasons(error)
+            if self.refusals.isdisjoint(reasons):
+                raise
+            self.reasons = reasons
+            self._cancelled = error
+
+    @property
+    def committed(self) -> bool:
+        """False when the transaction was refused (nothing of it was written)."""
+        return self._cancelled is None
+
+    def refused_at(self, index: int) -> bool:
+        """True when the item at ``index`` (in DynamoDB's order) is one the refusal was about."""
+        return index < len(self.reasons) and self.reasons[index] in self.refusals
+
+    def raise_refusal(self) -> NoReturn:
+        """Raises the refusal after all, as the failure it is to a caller that did not expect it."""
+        if self._cancelled is None:
+            raise RuntimeError("the transaction was not refused")
+        raise self._cancelled
+
+
+def conditional_transaction(*, conflicts: bool = False) -> ConditionalTransaction:
+    """A transaction whose refusal is an answer, not an error: use it as a context manager, then
+    read ``committed`` (``ConditionalTransaction``)."""
+    return ConditionalTransaction(conflicts=conflicts)
 
 
 def cancellation_reasons(error: TransactWriteError) -> list[str | None]:
@@ -53,6 +113,21 @@ def delete_if(item: Model, condition: Any) -> bool:
             return False
         raise
     return True
+
+
+def delete_if_returning_old(item: M, condition: Any) -> M | None:
+    """A DeleteItem that happens only if ``condition`` holds, answering with the item as it was
+    just before (not as it was read): None when the condition did not hold or nothing was there."""
+    model = type(item)
+    hash_key, range_key = item._get_hash_range_key_serialized_values()
+    try:
+        old = model._get_connection().delete_item(hash_key, range_key, condition=condition, return_values="ALL_OLD")
+    except DeleteError as error:
+        if condition_failed(error):
+            return None
+        raise
+    attributes = old.get("Attributes")
+    return model.from_raw_data(attributes) if attributes else None
 
 
 def save_if(item: Model, condition: Any) -> bool:

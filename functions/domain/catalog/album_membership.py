@@ -9,12 +9,11 @@ import random
 import time
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.expressions.operand import Value
 
-from functions.data import writes
-from functions.data.models import AlbumModel, TrackModel, condition_failed, utcnow
+from functions.data import reads, writes
+from functions.data.models import AlbumModel, TrackModel, utcnow
 from functions.errors import AlbumChanged, AlbumFull, AlbumNotFound
 
 # Bounds the album item (DynamoDB items stop at 400 KB) and the reads of a public album page.
@@ -29,10 +28,7 @@ def track_order(album: AlbumModel) -> list[str]:
 
 
 def _find(album_id: str) -> AlbumModel | None:
-    try:
-        return AlbumModel.get(album_id, AlbumModel.ALBUM_SK, consistent_read=True)
-    except DoesNotExist:
-        return None
+    return reads.get_or_none(AlbumModel, album_id, AlbumModel.ALBUM_SK, consistent_read=True)
 
 
 def check_room(album: AlbumModel) -> None:
@@ -48,21 +44,18 @@ def add_track(album_id: str, track_id: str) -> None:
     which they landed. Raises AlbumNotFound when the album is gone, AlbumFull at MAX_TRACKS."""
     item = AlbumModel(album_id, AlbumModel.ALBUM_SK)
     for _ in range(MAX_ATTEMPTS):
-        try:
-            item.update(
-                actions=[
-                    AlbumModel.track_ids.set((AlbumModel.track_ids | []).append([track_id])),
-                    AlbumModel.revision.add(1),
-                    AlbumModel.updated_at.set(utcnow()),
-                ],
-                condition=AlbumModel.pk.exists()
-                & ~AlbumModel.track_ids.contains(Value(track_id))
-                & (AlbumModel.track_ids.does_not_exist() | (size(AlbumModel.track_ids) < MAX_TRACKS)),  # type: ignore[no-untyped-call]
-            )
+        if writes.update_if(
+            item,
+            [
+                AlbumModel.track_ids.set((AlbumModel.track_ids | []).append([track_id])),
+                AlbumModel.revision.add(1),
+                AlbumModel.updated_at.set(utcnow()),
+            ],
+            AlbumModel.pk.exists()
+            & ~AlbumModel.track_ids.contains(Value(track_id))
+            & (AlbumModel.track_ids.does_not_exist() | (size(AlbumModel.track_ids) < MAX_TRACKS)),  # type: ignore[no-untyped-call]
+        ):
             return
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
         # Which part of the condition failed decides the answer; the write itself stays atomic.
         album = _find(album_id)
         if album is None:
@@ -109,20 +102,17 @@ def place_track(album_id: str, track_id: str, order_key: list[Any]) -> None:
         placed = [*order[:position], track_id, *order[position:]]
         # Keys of tracks that left the album are dropped here, so the map stays bounded by the list.
         keys_kept = {tid: known[tid] for tid in placed if tid in known} | {track_id: order_key}
-        try:
-            AlbumModel(album_id, AlbumModel.ALBUM_SK).update(
-                actions=[
-                    AlbumModel.track_ids.set(placed),  # type: ignore[arg-type]  # stubs want attributes
-                    AlbumModel.track_order_keys.set(keys_kept),
-                    AlbumModel.revision.add(1),
-                    AlbumModel.updated_at.set(utcnow()),
-                ],
-                condition=AlbumModel.revision == album.revision,
-            )
+        if writes.update_if(
+            AlbumModel(album_id, AlbumModel.ALBUM_SK),
+            [
+                AlbumModel.track_ids.set(placed),  # type: ignore[arg-type]  # stubs want attributes
+                AlbumModel.track_order_keys.set(keys_kept),
+                AlbumModel.revision.add(1),
+                AlbumModel.updated_at.set(utcnow()),
+            ],
+            AlbumModel.revision == album.revision,
+        ):
             return
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
         time.sleep(random.uniform(0, PLACE_BACKOFF_S * (attempt + 1)))  # noqa: S311 -- jitter, not a secret
     raise AlbumChanged("The album kept changing while the track was placed; try again.")
 
@@ -137,19 +127,12 @@ def remove_track(album_id: str, track_id: str) -> bool:
         if track_id not in order:
             return False
         index = order.index(track_id)
-        try:
-            AlbumModel(album_id, AlbumModel.ALBUM_SK).update(
-                actions=[
-                    AlbumModel.track_ids[index].remove(),
-                    AlbumModel.revision.add(1),
-                    AlbumModel.updated_at.set(utcnow()),
-                ],
-                condition=AlbumModel.track_ids[index] == track_id,
-            )
+        if writes.update_if(
+            AlbumModel(album_id, AlbumModel.ALBUM_SK),
+            [AlbumModel.track_ids[index].remove(), AlbumModel.revision.add(1), AlbumModel.updated_at.set(utcnow())],
+            AlbumModel.track_ids[index] == track_id,
+        ):
             return True
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
     raise AlbumChanged("The album kept changing while the track was removed; try again.")
 
 

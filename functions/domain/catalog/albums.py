@@ -14,17 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
-
 from functions import ids
-from functions.data import keys, storage, writes
-from functions.data.models import (
-    AlbumModel,
-    AlbumSlugModel,
-    TrackModel,
-    condition_failed,
-    utcnow,
-)
+from functions.data import keys, reads, storage, writes
+from functions.data.models import AlbumModel, AlbumSlugModel, TrackModel, utcnow
 from functions.domain.catalog import album_membership, album_slugs, artists, listing, paging
 from functions.errors import (
     AlbumChanged,
@@ -103,10 +95,7 @@ def parse_id(value: str) -> str:
 
 
 def find(album_id: str) -> AlbumModel | None:
-    try:
-        return AlbumModel.get(album_id, AlbumModel.ALBUM_SK, consistent_read=True)
-    except DoesNotExist:
-        return None
+    return reads.get_or_none(AlbumModel, album_id, AlbumModel.ALBUM_SK, consistent_read=True)
 
 
 def get_owned(album_id: str, owner_id: str) -> AlbumModel:
@@ -124,12 +113,11 @@ def find_by_slug(handle: str, slug: str) -> tuple[artists.Artist, AlbumModel]:
     slug = slug.lower()
     if len(slug) > album_slugs.MAX_SLUG_LENGTH:
         raise AlbumNotFound("No such album.")
-    try:
-        claim = AlbumSlugModel.get(
-            AlbumSlugModel.key(artist.user_id, slug), AlbumSlugModel.SLUG_SK, consistent_read=True
-        )
-    except DoesNotExist:
-        raise AlbumNotFound("No such album.") from None
+    claim = reads.get_or_none(
+        AlbumSlugModel, AlbumSlugModel.key(artist.user_id, slug), AlbumSlugModel.SLUG_SK, consistent_read=True
+    )
+    if claim is None:
+        raise AlbumNotFound("No such album.")
     album = find(claim.album_id)
     if album is None or album.owner_id != artist.user_id:
         raise AlbumNotFound("No such album.")
@@ -206,14 +194,12 @@ def _create(owner_id: str, title: str, description: str | None, *, converge: boo
             created_at=now,
             updated_at=now,
         )
-        try:
-            with writes.transaction() as tx:
-                tx.save(album, condition=AlbumModel.pk.does_not_exist())
-                tx.save(_claim(owner_id, candidate.slug, album_id), condition=AlbumSlugModel.pk.does_not_exist())
-        except TransactWriteError as error:
-            reasons = writes.cancellation_reasons(error)
-            if len(reasons) < 2 or reasons[1] not in ("ConditionalCheckFailed", "TransactionConflict"):
-                raise
+        with writes.conditional_transaction(conflicts=True) as tx:
+            tx.save(album, condition=AlbumModel.pk.does_not_exist())
+            tx.save(_claim(owner_id, candidate.slug, album_id), condition=AlbumSlugModel.pk.does_not_exist())
+        if not tx.committed:
+            if not tx.refused_at(1):
+                tx.raise_refusal()
             if converge and (winner := _titled(owner_id, _holder(owner_id, candidate.slug), title)) is not None:
                 return winner
             continue  # someone took this slug since we looked: the next one
@@ -222,11 +208,10 @@ def _create(owner_id: str, title: str, description: str | None, *, converge: boo
 
 
 def _holder(owner_id: str, slug: str) -> str | None:
-    try:
-        claim = AlbumSlugModel.get(AlbumSlugModel.key(owner_id, slug), AlbumSlugModel.SLUG_SK, consistent_read=True)
-    except DoesNotExist:
-        return None
-    return str(claim.album_id)
+    claim = reads.get_or_none(
+        AlbumSlugModel, AlbumSlugModel.key(owner_id, slug), AlbumSlugModel.SLUG_SK, consistent_read=True
+    )
+    return str(claim.album_id) if claim is not None else None
 
 
 def _titled(owner_id: str, album_id: str | None, title: str) -> AlbumModel | None:
@@ -277,35 +262,33 @@ def _apply_update(album: AlbumModel, title: str, description: str | None) -> boo
             continue
         held = set(album.slugs or {album.slug}) | {candidate.slug}
         released = sorted(held - {candidate.slug, album.slug})[: max(0, len(held) - album_slugs.MAX_SLUG_HISTORY)]
-        try:
-            with writes.transaction() as tx:
-                tx.update(
-                    album,
-                    actions=[*actions, AlbumModel.slug.set(candidate.slug), AlbumModel.slugs.set(held - set(released))],
-                    condition=unchanged,
-                )
-                # Free, or a slug this album held before (renaming back takes it again).
-                tx.save(
-                    _claim(album.owner_id, candidate.slug, album.pk),
-                    condition=AlbumSlugModel.pk.does_not_exist() | (AlbumSlugModel.album_id == album.pk),
-                )
-                tx.update(
-                    AlbumSlugModel(AlbumSlugModel.key(album.owner_id, album.slug), AlbumSlugModel.SLUG_SK),
-                    actions=[AlbumSlugModel.current.set(False)],
+        with writes.conditional_transaction(conflicts=True) as tx:
+            tx.update(
+                album,
+                actions=[*actions, AlbumModel.slug.set(candidate.slug), AlbumModel.slugs.set(held - set(released))],
+                condition=unchanged,
+            )
+            # Free, or a slug this album held before (renaming back takes it again).
+            tx.save(
+                _claim(album.owner_id, candidate.slug, album.pk),
+                condition=AlbumSlugModel.pk.does_not_exist() | (AlbumSlugModel.album_id == album.pk),
+            )
+            tx.update(
+                AlbumSlugModel(AlbumSlugModel.key(album.owner_id, album.slug), AlbumSlugModel.SLUG_SK),
+                actions=[AlbumSlugModel.current.set(False)],
+                condition=AlbumSlugModel.album_id == album.pk,
+            )
+            for slug in released:
+                tx.delete(
+                    AlbumSlugModel(AlbumSlugModel.key(album.owner_id, slug), AlbumSlugModel.SLUG_SK),
                     condition=AlbumSlugModel.album_id == album.pk,
                 )
-                for slug in released:
-                    tx.delete(
-                        AlbumSlugModel(AlbumSlugModel.key(album.owner_id, slug), AlbumSlugModel.SLUG_SK),
-                        condition=AlbumSlugModel.album_id == album.pk,
-                    )
-        except TransactWriteError as error:
-            reasons = writes.cancellation_reasons(error)
-            if reasons and reasons[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+        if not tx.committed:
+            if tx.refused_at(0):
                 return False
-            if len(reasons) > 1 and reasons[1] in ("ConditionalCheckFailed", "TransactionConflict"):
+            if tx.refused_at(1):
                 continue
-            raise
+            tx.raise_refusal()
         return True
     raise AssertionError("unreachable: _candidates raises when it runs out")
 
@@ -365,24 +348,19 @@ def delete(owner_id: str, album_id: str, *, delete_track: Callable[[str], object
                 handled.add(track_id)
             continue  # re-read: handling tracks may have changed the album (and its revision)
         for slug in (album.slugs or set()) - {album.slug}:
-            try:
-                AlbumSlugModel(AlbumSlugModel.key(owner_id, slug), AlbumSlugModel.SLUG_SK).delete(
-                    condition=AlbumSlugModel.album_id == album_id
-                )
-            except DeleteError as error:
-                if not condition_failed(error):  # the claim is already gone or someone else's
-                    raise
-        try:
-            with writes.transaction() as tx:
-                tx.delete(album, condition=AlbumModel.revision == album.revision)
-                tx.delete(
-                    AlbumSlugModel(AlbumSlugModel.key(owner_id, album.slug), AlbumSlugModel.SLUG_SK),
-                    condition=AlbumSlugModel.pk.does_not_exist() | (AlbumSlugModel.album_id == album_id),
-                )
-        except TransactWriteError as error:
-            if {"ConditionalCheckFailed", "TransactionConflict"} & set(writes.cancellation_reasons(error)):
-                continue
-            raise
+            # Refused when the claim is already gone or someone else's: either way not this album's.
+            writes.delete_if(
+                AlbumSlugModel(AlbumSlugModel.key(owner_id, slug), AlbumSlugModel.SLUG_SK),
+                AlbumSlugModel.album_id == album_id,
+            )
+        with writes.conditional_transaction(conflicts=True) as tx:
+            tx.delete(album, condition=AlbumModel.revision == album.revision)
+            tx.delete(
+                AlbumSlugModel(AlbumSlugModel.key(owner_id, album.slug), AlbumSlugModel.SLUG_SK),
+                condition=AlbumSlugModel.pk.does_not_exist() | (AlbumSlugModel.album_id == album_id),
+            )
+        if not tx.committed:
+            continue
         # Its cover: the rendered variants and the uploaded image.
         storage.delete_prefix(keys.album_prefix(album_id))
         cover = album.image_source or {}

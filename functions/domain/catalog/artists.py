@@ -6,9 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
-
-from functions.data import writes
+from functions.data import reads, writes
 from functions.data.models import ArtistModel, utcnow
 from functions.errors import (
     ArtistNotFound,
@@ -38,10 +36,8 @@ def _artist(item: ArtistModel) -> Artist:
 
 
 def find(user_id: str) -> Artist | None:
-    try:
-        return _artist(ArtistModel.get(*ArtistModel.profile_key(user_id)))
-    except DoesNotExist:
-        return None
+    item = reads.get_or_none(ArtistModel, *ArtistModel.profile_key(user_id))
+    return _artist(item) if item is not None else None
 
 
 def find_many(user_ids: list[str]) -> list[Artist]:
@@ -57,10 +53,9 @@ def by_handle(handle: str) -> Artist:
     handle = handle.lower()
     if not HANDLE_PATTERN.match(handle):
         raise ArtistNotFound(f"No artist has the handle '{handle[:64]}'.")
-    try:
-        claim = ArtistModel.get(*ArtistModel.handle_key(handle))
-    except DoesNotExist:
-        raise ArtistNotFound(f"No artist has the handle '{handle}'.") from None
+    claim = reads.get_or_none(ArtistModel, *ArtistModel.handle_key(handle))
+    if claim is None:
+        raise ArtistNotFound(f"No artist has the handle '{handle}'.")
     artist = find(claim.user_id)
     if artist is None or artist.handle != handle:  # a rename released the handle meanwhile
         raise ArtistNotFound(f"No artist has the handle '{handle}'.")
@@ -89,29 +84,23 @@ def upsert(user_id: str, *, handle: str, display_name: str | None) -> Artist:
         updated_at=now,
     )
     claim = ArtistModel(*ArtistModel.handle_key(handle), user_id=user_id, handle=handle, created_at=now)
-    try:
-        with writes.transaction() as tx:
-            if current is None or current.handle != handle:
-                # The claim is free, or already ours (a retried request).
-                tx.save(claim, condition=ArtistModel.user_id.does_not_exist() | (ArtistModel.user_id == user_id))
-            if current is not None and current.handle != handle:
-                tx.delete(
-                    ArtistModel(*ArtistModel.handle_key(current.handle)),
-                    condition=ArtistModel.user_id == user_id,
-                )
-            # The profile changes only from the state we read, so a concurrent rename cannot
-            # leave a handle claimed by nobody's profile.
-            profile_condition = (
-                ArtistModel.pk.does_not_exist() if current is None else ArtistModel.handle == current.handle
+    with writes.conditional_transaction() as tx:
+        if current is None or current.handle != handle:
+            # The claim is free, or already ours (a retried request).
+            tx.save(claim, condition=ArtistModel.user_id.does_not_exist() | (ArtistModel.user_id == user_id))
+        if current is not None and current.handle != handle:
+            tx.delete(
+                ArtistModel(*ArtistModel.handle_key(current.handle)),
+                condition=ArtistModel.user_id == user_id,
             )
-            tx.save(profile, condition=profile_condition)
-    except TransactWriteError as error:
-        reasons = writes.cancellation_reasons(error)
-        if reasons and reasons[0] == "ConditionalCheckFailed" and (current is None or current.handle != handle):
-            raise HandleTaken(f"The handle '{handle}' is taken.", handle=handle) from error
-        if "ConditionalCheckFailed" in reasons:
-            raise ConcurrentUpdate("Your profile changed while this request ran; try again.") from error
-        raise
+        # The profile changes only from the state we read, so a concurrent rename cannot
+        # leave a handle claimed by nobody's profile.
+        profile_condition = ArtistModel.pk.does_not_exist() if current is None else ArtistModel.handle == current.handle
+        tx.save(profile, condition=profile_condition)
+    if not tx.committed:
+        if tx.refused_at(0) and (current is None or current.handle != handle):
+            raise HandleTaken(f"The handle '{handle}' is taken.", handle=handle)
+        raise ConcurrentUpdate("Your profile changed while this request ran; try again.")
     return _artist(profile)
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pynamodb.exceptions import DoesNotExist
-
+from functions.data import reads
 from functions.data.models import EntitlementModel, utcnow
 from functions.errors import EntitlementRequired
 from functions.settings import settings
@@ -20,9 +19,8 @@ class Entitlement:
 
 
 def lookup(user_id: str) -> Entitlement:
-    try:
-        item = EntitlementModel.get(user_id)
-    except DoesNotExist:
+    item = reads.get_or_none(EntitlementModel, user_id)
+    if item is None:
         return Entitlement(user_id, settings().default_upload_entitlement == "allow", "default")
     return Entitlement(user_id, item.allowed, "grant" if item.allowed else "revocation", item.reason)
 

@@ -23,9 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
-
-from functions.data import writes
+from functions.data import reads, writes
 from functions.data.models import SupporterModel, TagEntryModel, TrackModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import artists, paging, tags
@@ -91,11 +89,7 @@ def check_playable(track: TrackModel, viewer_id: str | None) -> None:
 
 
 def is_supporter(artist_id: str, user_id: str) -> bool:
-    try:
-        SupporterModel.get(*SupporterModel.key(artist_id, user_id), consistent_read=True)
-    except DoesNotExist:
-        return False
-    return True
+    return reads.get_or_none(SupporterModel, *SupporterModel.key(artist_id, user_id), consistent_read=True) is not None
 
 
 # --- keeping the listing in step -------------------------------------------------------------------
@@ -129,9 +123,8 @@ def sync(track_id: str) -> None:
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0, BACKOFF_S * 2**attempt))  # noqa: S311 - jitter, not secrecy
-        try:
-            track = TrackModel.get(track_id, TrackModel.TRACK_SK, consistent_read=True)
-        except DoesNotExist:
+        track = reads.get_or_none(TrackModel, track_id, TrackModel.TRACK_SK, consistent_read=True)
+        if track is None:
             return
         listed = is_listed(track)
         wanted_owner = track.owner_id if listed else None
@@ -146,17 +139,14 @@ def sync(track_id: str) -> None:
             listed_tags.set(wanted_tags) if wanted_tags else listed_tags.remove(),
             TrackModel.tag_reference.set(wanted_reference) if wanted_reference else TrackModel.tag_reference.remove(),
         ]
-        try:
-            with writes.transaction() as tx:
-                tx.update(track, actions=actions, condition=_inputs_unchanged(track))
-                for tag in set(current_tags) - set(wanted_tags):
-                    tx.delete(_entry(track, tag))
-                for tag in set(wanted_tags) - set(current_tags):
-                    tx.save(_entry(track, tag))
-        except TransactWriteError as error:
-            if "ConditionalCheckFailed" in writes.cancellation_reasons(error):
-                continue  # an input moved since the read: look again
-            raise
+        with writes.conditional_transaction() as tx:
+            tx.update(track, actions=actions, condition=_inputs_unchanged(track))
+            for tag in set(current_tags) - set(wanted_tags):
+                tx.delete(_entry(track, tag))
+            for tag in set(wanted_tags) - set(current_tags):
+                tx.save(_entry(track, tag))
+        if not tx.committed:
+            continue  # an input moved since the read: look again
         logger.info("listing synced", extra={"track_id": track_id, "listed": listed, "tags": wanted_tags})
         return
     # Every attempt lost to a writer that changed an input since: its own sync comes after it.

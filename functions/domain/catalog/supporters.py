@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pynamodb.exceptions import DeleteError, PutError
-
-from functions.data.models import SupporterModel, condition_failed, utcnow
+from functions.data import writes
+from functions.data.models import SupporterModel, utcnow
 from functions.domain.catalog import artists, paging
 
 
@@ -29,11 +28,7 @@ def grant(artist_id: str, user_id: str) -> Granted:
     grant's date stays), so a retried request is harmless."""
     artists.require(artist_id)
     item = SupporterModel(*SupporterModel.key(artist_id, user_id), supporter_id=user_id, created_at=utcnow())
-    try:
-        item.save(condition=SupporterModel.pk.does_not_exist())
-    except PutError as error:
-        if not condition_failed(error):
-            raise
+    if not writes.save_if(item, SupporterModel.pk.does_not_exist()):
         existing = SupporterModel.get(*SupporterModel.key(artist_id, user_id), consistent_read=True)
         return Granted(Supporter(existing.supporter_id, existing.created_at), created=False)
     return Granted(Supporter(user_id, item.created_at), created=True)
@@ -41,13 +36,7 @@ def grant(artist_id: str, user_id: str) -> Granted:
 
 def revoke(artist_id: str, user_id: str) -> bool:
     """Removes the grant; False when there was none."""
-    try:
-        SupporterModel(*SupporterModel.key(artist_id, user_id)).delete(condition=SupporterModel.pk.exists())
-    except DeleteError as error:
-        if condition_failed(error):
-            return False
-        raise
-    return True
+    return writes.delete_if(SupporterModel(*SupporterModel.key(artist_id, user_id)), SupporterModel.pk.exists())
 
 
 def list_for(artist_id: str, *, limit: int, cursor: str | None) -> tuple[list[Supporter], str | None]:

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from pynamodb.exceptions import UpdateError
-
-from functions.data import keys, storage
-from functions.data.models import AlbumModel, TrackModel, condition_failed, utcnow
+from functions.data import keys, storage, writes
+from functions.data.models import AlbumModel, TrackModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import album_membership, albums, artists, listing, tracks
 from functions.domain.catalog import tags as tag_names
@@ -167,18 +165,15 @@ def join_tagged_album(track_id: str, title: str) -> AlbumModel | None:
     except (InvalidAlbum, AlbumFull, AlbumNotFound, AlbumSlugUnavailable, ArtistProfileRequired) as refused:
         logger.info("album tag not applied", extra={"track_id": track_id, "code": refused.code})
         return None
-    try:
-        TrackModel(track_id, TrackModel.TRACK_SK).update(
-            actions=[
-                TrackModel.album_id.set(album.album_id),
-                TrackModel.album.set(album.title),
-                TrackModel.updated_at.set(utcnow()),
-            ],
-            condition=TrackModel.pk.exists() & TrackModel.album_id.does_not_exist() & TrackModel.album.does_not_exist(),
-        )
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
+    if not writes.update_if(
+        TrackModel(track_id, TrackModel.TRACK_SK),
+        [
+            TrackModel.album_id.set(album.album_id),
+            TrackModel.album.set(album.title),
+            TrackModel.updated_at.set(utcnow()),
+        ],
+        TrackModel.pk.exists() & TrackModel.album_id.does_not_exist() & TrackModel.album.does_not_exist(),
+    ):
         # The artist named an album meanwhile, or deleted the track: the tag's album lets it go
         # unless the artist's choice is that very album.
         now = tracks.find(track_id)
@@ -202,11 +197,7 @@ def _apply(track_id: str, owner_id: str, actions: list[Any], extra_condition: An
     if extra_condition is not None:
         condition &= extra_condition
     item = TrackModel(track_id, TrackModel.TRACK_SK)
-    try:
-        item.update(actions=[*actions, TrackModel.updated_at.set(utcnow())], condition=condition)
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
+    if not writes.update_if(item, [*actions, TrackModel.updated_at.set(utcnow())], condition):
         tracks.get_owned(track_id, owner_id)  # deleted meanwhile: TrackNotFound
-        raise ConcurrentUpdate("The track moved to another album while this request ran; try again.") from error
+        raise ConcurrentUpdate("The track moved to another album while this request ran; try again.")
     return item

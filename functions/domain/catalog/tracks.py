@@ -7,10 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
-
-from functions.data import writes
-from functions.data.models import LaneModel, TrackModel, condition_failed, utcnow
+from functions.data import reads, writes
+from functions.data.models import LaneModel, TrackModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import similarity
 from functions.errors import EmbeddingNotReady, TrackDeleted, TrackNotFound
@@ -44,28 +42,18 @@ def get_owned(track_id: str, owner_id: str) -> TrackModel:
 
 
 def find(track_id: str) -> TrackModel | None:
-    try:
-        return TrackModel.get(track_id, TrackModel.TRACK_SK)
-    except DoesNotExist:
-        return None
+    return reads.get_or_none(TrackModel, track_id, TrackModel.TRACK_SK)
 
 
 def processing_status(track_id: str, owner_id: str) -> ProcessingStatus:
     """One Query returns the track item and its lane items (they share the partition)."""
     track: TrackModel | None = None
     lanes: list[LaneModel] = []
-    page: dict[str, Any] = {}
-    while True:
-        page = TrackModel._get_connection().query(
-            track_id, exclusive_start_key=page.get("LastEvaluatedKey"), consistent_read=True
-        )
-        for raw in page.get("Items", []):
-            if raw["sk"]["S"] == TrackModel.TRACK_SK:
-                track = TrackModel.from_raw_data(raw)
-            else:
-                lanes.append(LaneModel.from_raw_data(raw))
-        if not page.get("LastEvaluatedKey"):
-            break
+    for raw in reads.partition(TrackModel, track_id, consistent_read=True):
+        if raw["sk"]["S"] == TrackModel.TRACK_SK:
+            track = TrackModel.from_raw_data(raw)
+        else:
+            lanes.append(LaneModel.from_raw_data(raw))
     lanes.sort(key=lambda lane: LANES.index(lane.lane) if lane.lane in LANES else len(LANES))
     if track is None or track.owner_id != owner_id:
         raise TrackNotFound("No such track.")
@@ -76,14 +64,12 @@ def update(track_id: str, *actions: Any) -> None:
     """Applies ``actions`` to the track item and stamps ``updated_at``. Raises TrackDeleted when the
     track is gone: UpdateItem would otherwise create a stray item for a track deleted while its
     lanes ran."""
-    try:
-        TrackModel(track_id, TrackModel.TRACK_SK).update(
-            actions=[*actions, TrackModel.updated_at.set(utcnow())], condition=TrackModel.pk.exists()
-        )
-    except UpdateError as error:
-        if condition_failed(error):
-            raise TrackDeleted("The track was deleted.", trackId=track_id) from error
-        raise
+    if not writes.update_if(
+        TrackModel(track_id, TrackModel.TRACK_SK),
+        [*actions, TrackModel.updated_at.set(utcnow())],
+        TrackModel.pk.exists(),
+    ):
+        raise TrackDeleted("The track was deleted.", trackId=track_id)
 
 
 def queue_lanes(track_id: str, lanes: Iterable[str]) -> None:
@@ -106,16 +92,12 @@ def lane_started(track_id: str, lane: str) -> int:
         LaneModel.message.remove(),
         LaneModel.code.remove(),
     ]
-    try:
-        item.update(actions=actions, condition=LaneModel.pk.exists())
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
+    if not writes.update_if(item, actions, LaneModel.pk.exists()):
         # Finalize queues every lane before the workflow starts, so a missing lane item means the
         # track was deleted -- unless finalize stopped between the two and the sweeper started the
         # workflow: then the track is still there and the lane is recorded now.
         if find(track_id) is None:
-            raise TrackDeleted("The track was deleted.", trackId=track_id) from error
+            raise TrackDeleted("The track was deleted.", trackId=track_id)
         item.update(actions=actions)
     return int(item.attempts)
 
@@ -149,12 +131,8 @@ def lane_retrying(track_id: str, lane: str, message: str) -> None:
 def _update_lane(track_id: str, lane: str, actions: list[Any]) -> None:
     """A write to a lane that has started, so its item exists unless the track was deleted (which
     deletes its lanes): the write must not re-create it."""
-    try:
-        LaneModel(track_id, LaneModel.sort_key(lane)).update(actions=actions, condition=LaneModel.pk.exists())
-    except UpdateError as error:
-        if condition_failed(error):
-            raise TrackDeleted("The track was deleted.", trackId=track_id) from error
-        raise
+    if not writes.update_if(LaneModel(track_id, LaneModel.sort_key(lane)), actions, LaneModel.pk.exists()):
+        raise TrackDeleted("The track was deleted.", trackId=track_id)
 
 
 def delete_lanes(track_id: str) -> int:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import re
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
-
-from functions.data.models import ContentClaimModel, condition_failed
+from functions.data import reads, writes
+from functions.data.models import ContentClaimModel
 from functions.domain.catalog import tracks
 
 _PLAIN_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
@@ -40,36 +39,23 @@ def claim(owner_id: str, content: str, *, track_id: str, upload_id: str) -> str:
     key = ContentClaimModel.key(owner_id, content)
     mine = ContentClaimModel(*key, track_id=track_id, upload_id=upload_id)
     for _ in range(MAX_ATTEMPTS):
-        try:
-            mine.save(condition=ContentClaimModel.pk.does_not_exist() | (ContentClaimModel.track_id == track_id))
+        if writes.save_if(mine, ContentClaimModel.pk.does_not_exist() | (ContentClaimModel.track_id == track_id)):
             return track_id
-        except PutError as error:
-            if not condition_failed(error):
-                raise
-        try:
-            holder = ContentClaimModel.get(*key, consistent_read=True)
-        except DoesNotExist:
+        holder = reads.get_or_none(ContentClaimModel, *key, consistent_read=True)
+        if holder is None:
             continue  # released meanwhile: try again
         held = tracks.find(holder.track_id)
         if held is not None and held.owner_id == owner_id and held.status in HOLDING_STATUSES:
             return holder.track_id
         # A stale claim: take it over, unless someone else just did.
-        try:
-            mine.save(condition=ContentClaimModel.track_id == holder.track_id)
+        if writes.save_if(mine, ContentClaimModel.track_id == holder.track_id):
             return track_id
-        except PutError as error:
-            if not condition_failed(error):
-                raise
     # Every attempt met a claim that changed hands under it: process this upload rather than lose it.
     return track_id
 
 
 def release(owner_id: str, content: str, track_id: str) -> None:
     """Frees ``content`` for the owner's next upload of it, if ``track_id`` still holds it."""
-    try:
-        ContentClaimModel(*ContentClaimModel.key(owner_id, content)).delete(
-            condition=ContentClaimModel.track_id == track_id
-        )
-    except DeleteError as error:
-        if not condition_failed(error):
-            raise
+    writes.delete_if(
+        ContentClaimModel(*ContentClaimModel.key(owner_id, content)), ContentClaimModel.track_id == track_id
+    )

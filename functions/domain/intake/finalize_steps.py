@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import DoesNotExist
 
 from functions.clients import sfn
-from functions.data import storage, writes
+from functions.data import reads, storage, writes
 from functions.data.models import UploadModel, utcnow
 from functions.domain.catalog import tracks
 from functions.domain.intake import media_types, media_uploads, sessions, uploads, versions
@@ -69,10 +68,8 @@ class Outcome:
 
 def refresh(upload: UploadModel) -> None:
     """Reads the intent again after another caller decided it."""
-    try:
-        upload.refresh(consistent_read=True)
-    except DoesNotExist as gone:  # its track was deleted (with the intent) meanwhile
-        raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+    if not reads.refresh(upload, consistent_read=True):  # its track was deleted (with the intent) meanwhile
+        raise UploadIntentNotFound("No such upload intent for this owner.")
 
 
 def discard_stray(upload: UploadModel, trigger: Trigger) -> None:

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import size
 
 from functions import ids
-from functions.data import keys, storage
-from functions.data.models import AlbumModel, TrackModel, UploadModel, condition_failed, utcnow
+from functions.data import keys, reads, storage, writes
+from functions.data.models import AlbumModel, TrackModel, UploadModel, utcnow
 from functions.domain.catalog import albums, entitlements, tracks
 from functions.domain.intake import media_types, uploads
 from functions.errors import (
@@ -206,25 +205,19 @@ def _adopt(model: Any, key: tuple[str, str], source: dict[str, str], gone: type[
     """A compare-and-set on ``image_source``: the write holds only if the source read is still
     there, so a concurrent offer (an embedded cover, another upload, a removal) is never lost."""
     for _ in range(MAX_ATTEMPTS):
-        try:
-            item = model.get(*key, consistent_read=True)
-        except DoesNotExist:
-            raise gone("It was deleted.") from None
+        item = reads.get_or_none(model, *key, consistent_read=True)
+        if item is None:
+            raise gone("It was deleted.")
         current = item.image_source
         if current and current.get("uploadId") == source["uploadId"]:
             return True
         if current and _is_newer(current, source):
             return False
         unchanged = model.image_source == current if current else model.image_source.does_not_exist()
-        try:
-            item.update(
-                actions=[model.image_source.set(source), model.updated_at.set(utcnow())],
-                condition=model.pk.exists() & unchanged,
-            )
-        except UpdateError as error:
-            if condition_failed(error):
-                continue
-            raise
+        if not writes.update_if(
+            item, [model.image_source.set(source), model.updated_at.set(utcnow())], model.pk.exists() & unchanged
+        ):
+            continue
         if current and current.get("origin") == "upload" and current.get("key"):
             # The image it replaced was uploaded too: nothing renders it any more. (An embedded
             # cover lives under the track's artwork prefix; the artwork lane sweeps it.)
@@ -236,16 +229,13 @@ def _adopt(model: Any, key: tuple[str, str], source: dict[str, str], gone: type[
 def store_track_artwork(track_id: str, source: dict[str, Any], record: dict[str, Any]) -> bool:
     """Writes the rendered artwork if ``source`` is still the track's image (a render of a
     replaced or removed image must not overwrite the newer one). Raises TrackDeleted."""
-    try:
-        TrackModel(track_id, TrackModel.TRACK_SK).update(
-            actions=[TrackModel.artwork.set(record), TrackModel.updated_at.set(utcnow())],
-            condition=TrackModel.pk.exists() & (TrackModel.image_source == source),
-        )
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
+    if not writes.update_if(
+        TrackModel(track_id, TrackModel.TRACK_SK),
+        [TrackModel.artwork.set(record), TrackModel.updated_at.set(utcnow())],
+        TrackModel.pk.exists() & (TrackModel.image_source == source),
+    ):
         if tracks.find(track_id) is None:
-            raise TrackDeleted("The track was deleted.", trackId=track_id) from error
+            raise TrackDeleted("The track was deleted.", trackId=track_id)
         return False
     return True
 
@@ -258,16 +248,11 @@ def image_replaced(track_id: str, source: dict[str, Any]) -> bool:
 def store_album_cover(album_id: str, source: dict[str, Any], record: dict[str, Any]) -> bool:
     """Writes the rendered cover and bumps the album's revision (so its ETag changes) if ``source``
     is still the album's cover image; False when it was replaced or the album deleted."""
-    try:
-        AlbumModel(album_id, AlbumModel.ALBUM_SK).update(
-            actions=[AlbumModel.artwork.set(record), AlbumModel.revision.add(1), AlbumModel.updated_at.set(utcnow())],
-            condition=AlbumModel.pk.exists() & (AlbumModel.image_source == source),
-        )
-    except UpdateError as error:
-        if condition_failed(error):
-            return False
-        raise
-    return True
+    return writes.update_if(
+        AlbumModel(album_id, AlbumModel.ALBUM_SK),
+        [AlbumModel.artwork.set(record), AlbumModel.revision.add(1), AlbumModel.updated_at.set(utcnow())],
+        AlbumModel.pk.exists() & (AlbumModel.image_source == source),
+    )
 
 
 # --- documents -------------------------------------------------------------------------------------
@@ -332,24 +317,20 @@ def record_document(upload: UploadModel) -> None:
     }
     path: Any = TrackModel.documents[upload.asset_id]  # type: ignore[index]
     documents_attribute: Any = TrackModel.documents
-    try:
-        # A nested path can only be set inside a map that exists.
-        item.update(actions=[documents_attribute.set(documents_attribute | {})], condition=TrackModel.pk.exists())
-        item.update(
-            actions=[path.set(entry), TrackModel.updated_at.set(utcnow())],
-            condition=TrackModel.pk.exists() & path.does_not_exist() & (size(documents_attribute) < MAX_DOCUMENTS),  # type: ignore[no-untyped-call]
-        )
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
-        track = tracks.find(upload.track_id)
-        if track is None:
-            raise TrackDeleted("The track was deleted.", trackId=upload.track_id) from error
-        if upload.asset_id in stored_documents(track):
-            return  # recorded by an earlier delivery of the same event
-        raise DocumentLimitReached(
-            f"A track holds at most {MAX_DOCUMENTS} documents; delete one and upload again."
-        ) from error
+    # A nested path can only be set inside a map that exists.
+    map_there = writes.update_if(item, [documents_attribute.set(documents_attribute | {})], TrackModel.pk.exists())
+    if map_there and writes.update_if(
+        item,
+        [path.set(entry), TrackModel.updated_at.set(utcnow())],
+        TrackModel.pk.exists() & path.does_not_exist() & (size(documents_attribute) < MAX_DOCUMENTS),  # type: ignore[no-untyped-call]
+    ):
+        return
+    track = tracks.find(upload.track_id)
+    if track is None:
+        raise TrackDeleted("The track was deleted.", trackId=upload.track_id)
+    if upload.asset_id in stored_documents(track):
+        return  # recorded by an earlier delivery of the same event
+    raise DocumentLimitReached(f"A track holds at most {MAX_DOCUMENTS} documents; delete one and upload again.")
 
 
 def delete_document(owner_id: str, track_id: str, document_id: str) -> None:
@@ -357,13 +338,10 @@ def delete_document(owner_id: str, track_id: str, document_id: str) -> None:
     'not found'), then its object."""
     document = get_document(owner_id, track_id, document_id)
     path: Any = TrackModel.documents[document_id]  # type: ignore[index]
-    try:
-        TrackModel(track_id, TrackModel.TRACK_SK).update(
-            actions=[path.remove(), TrackModel.updated_at.set(utcnow())],
-            condition=TrackModel.pk.exists() & path.exists(),
-        )
-    except UpdateError as error:
-        if condition_failed(error):
-            raise DocumentNotFound("No such document on this track.") from error
-        raise
+    if not writes.update_if(
+        TrackModel(track_id, TrackModel.TRACK_SK),
+        [path.remove(), TrackModel.updated_at.set(utcnow())],
+        TrackModel.pk.exists() & path.exists(),
+    ):
+        raise DocumentNotFound("No such document on this track.")
     storage.delete(document.key)

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import size
 
 from functions import ids
-from functions.data import keys, storage
-from functions.data.models import TrackModel, UploadModel, UploadSessionModel, condition_failed, utcnow
+from functions.data import keys, reads, storage, writes
+from functions.data.models import TrackModel, UploadModel, UploadSessionModel, utcnow
 from functions.domain.catalog import albums, entitlements, tracks
 from functions.domain.intake import media_types, media_uploads, uploads
 from functions.errors import (
@@ -243,11 +242,8 @@ def parse_id(value: str) -> str:
 def get_owned(session_id_: str, owner_id: str) -> UploadSessionModel:
     """The session if ``owner_id`` owns it; another owner's is 'not found', as is one DynamoDB's
     TTL has removed."""
-    try:
-        session = UploadSessionModel.get(UploadSessionModel.key(parse_id(session_id_)), consistent_read=True)
-    except DoesNotExist:
-        raise UploadSessionNotFound("No such upload session.") from None
-    if session.owner_id != owner_id:
+    session = reads.get_or_none(UploadSessionModel, UploadSessionModel.key(parse_id(session_id_)), consistent_read=True)
+    if session is None or session.owner_id != owner_id:
         raise UploadSessionNotFound("No such upload session.")
     return session
 
@@ -362,20 +358,17 @@ def add_track(
 def _append(session: UploadSessionModel, entry: SessionTrack) -> None:
     """Adds the entry atomically, while the session is unexpired and not full: a track added
     concurrently by another request is never lost, and the bound holds however many race."""
-    try:
-        session.update(
-            actions=[UploadSessionModel.tracks.set((UploadSessionModel.tracks | []).append([entry.to_json()]))],
-            condition=(UploadSessionModel.expires_at > utcnow())
-            & (UploadSessionModel.tracks.does_not_exist() | (size(UploadSessionModel.tracks) < MAX_TRACKS)),  # type: ignore[no-untyped-call]
-        )
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
+    if not writes.update_if(
+        session,
+        [UploadSessionModel.tracks.set((UploadSessionModel.tracks | []).append([entry.to_json()]))],
+        (UploadSessionModel.expires_at > utcnow())
+        & (UploadSessionModel.tracks.does_not_exist() | (size(UploadSessionModel.tracks) < MAX_TRACKS)),  # type: ignore[no-untyped-call]
+    ):
         # The intents made above are drafts that expire with their TTL; they never show anywhere.
         session.refresh()
         if _expired(session):
-            raise UploadSessionExpired("This upload session has expired; create a new one.") from error
-        raise UploadSessionFull(f"An upload session holds at most {MAX_TRACKS} tracks.", limit=MAX_TRACKS) from error
+            raise UploadSessionExpired("This upload session has expired; create a new one.")
+        raise UploadSessionFull(f"An upload session holds at most {MAX_TRACKS} tracks.", limit=MAX_TRACKS)
 
 
 def _cover_intent(owner_id: str, track_id: str) -> tuple[str, Presigned]:
@@ -435,18 +428,15 @@ def settle(upload: UploadModel, stored: storage.StoredObject) -> str | None:
         problems.append(f"content type is '{stored_type or 'missing'}', expected {expected}")
     if problems:
         return "The uploaded file is not acceptable: " + "; ".join(problems) + "."
-    try:
-        upload.update(
-            actions=[
-                UploadModel.byte_size.set(stored.size),
-                UploadModel.content_type.set(stored_type),
-                UploadModel.declared_bounds.remove(),
-            ],
-            condition=(UploadModel.status == "pending") & UploadModel.declared_bounds.exists(),
-        )
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
+    if not writes.update_if(
+        upload,
+        [
+            UploadModel.byte_size.set(stored.size),
+            UploadModel.content_type.set(stored_type),
+            UploadModel.declared_bounds.remove(),
+        ],
+        (UploadModel.status == "pending") & UploadModel.declared_bounds.exists(),
+    ):
         upload.refresh()  # settled (or decided) by another delivery: verify against that
     return None
 

@@ -21,10 +21,8 @@ from math import ceil
 from pathlib import PurePosixPath
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
-
 from functions import ids
-from functions.data import keys, storage, writes
+from functions.data import keys, reads, storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import album_membership, albums, artists, entitlements
@@ -293,10 +291,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
 
 
 def find(upload_id: str) -> UploadModel | None:
-    try:
-        return UploadModel.get(upload_id)
-    except DoesNotExist:
-        return None
+    return reads.get_or_none(UploadModel, upload_id)
 
 
 def kept_key(upload: UploadModel) -> str:
@@ -463,25 +458,20 @@ def cancel(owner_id: str, upload_id: str) -> None:
             )
         if upload.status == "cancelled":
             break
-        try:
-            _cancel_items(upload)
+        if _cancel_items(upload):
             break
-        except TransactWriteError as error:
-            if "ConditionalCheckFailed" not in writes.cancellation_reasons(error):
-                raise
         # Finalized or cancelled meanwhile (the put event and a second DELETE may race this one).
-        try:
-            upload.refresh(consistent_read=True)
-        except DoesNotExist as gone:
-            raise UploadIntentNotFound("No such upload intent for this owner.") from gone
+        if not reads.refresh(upload, consistent_read=True):
+            raise UploadIntentNotFound("No such upload intent for this owner.")
     else:
         raise ConcurrentUpdate("The upload changed while it was being cancelled; try again.")
     _discard_storage(upload)
 
 
-def _cancel_items(upload: UploadModel) -> None:
+def _cancel_items(upload: UploadModel) -> bool:
+    """False when the intent or its draft moved on since it was read (nothing is written then)."""
     track = TrackModel(upload.track_id, TrackModel.TRACK_SK)
-    with writes.transaction() as tx:
+    with writes.conditional_transaction() as tx:
         # A rejected intent's draft is as abandoned as a pending one's.
         tx.update(
             upload,
@@ -493,7 +483,10 @@ def _cancel_items(upload: UploadModel) -> None:
             track,
             condition=TrackModel.pk.does_not_exist() | TrackModel.status.is_in(*lifecycle.WITHOUT_AUDIO),
         )
+    if not tx.committed:
+        return False
     logger.info("upload cancelled", extra={"upload_id": upload.upload_id})
+    return True
 
 
 def _discard_storage(upload: UploadModel) -> None:

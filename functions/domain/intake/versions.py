@@ -33,11 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
-
 from functions import ids
-from functions.data import keys, storage, writes
-from functions.data.models import TrackModel, UploadModel, condition_failed, utcnow
+from functions.data import keys, reads, storage, writes
+from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import entitlements, listing, tracks
 from functions.domain.intake import duplicates, media_types, uploads
@@ -187,21 +185,20 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
     }
     # An intent awaiting its file or a failed version is replaced; one being processed is not.
     replaceable = _pending.does_not_exist() | (_pending["status"] != PROCESSING)
-    try:
-        with writes.transaction() as tx:
-            tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
-            tx.update(
-                TrackModel(track_id, TrackModel.TRACK_SK),
-                actions=[_pending.set(entry), TrackModel.updated_at.set(now)],
-                condition=TrackModel.pk.exists() & (TrackModel.owner_id == owner_id) & replaceable,
-            )
-    except TransactWriteError as error:
+    with writes.conditional_transaction(conflicts=True) as tx:
+        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
+        tx.update(
+            TrackModel(track_id, TrackModel.TRACK_SK),
+            actions=[_pending.set(entry), TrackModel.updated_at.set(now)],
+            condition=TrackModel.pk.exists() & (TrackModel.owner_id == owner_id) & replaceable,
+        )
+    if not tx.committed:
         if tracks.find(track_id) is None:
-            raise TrackNotFound("No such track.") from error
-        if "ConditionalCheckFailed" not in writes.cancellation_reasons(error):
-            raise
+            raise TrackNotFound("No such track.")
+        if writes.CONDITION_FAILED not in tx.reasons:
+            tx.raise_refusal()
         # A version was finalized between the read above and this write.
-        raise VersionInProgress(_IN_PROGRESS) from error
+        raise VersionInProgress(_IN_PROGRESS)
     signed = storage.presign_put(
         object_key, content_type=content_type, content_length=spec.byte_size, expires_in=current.upload_url_ttl_s
     )
@@ -253,24 +250,21 @@ def begin(upload: UploadModel, kept_key: str) -> None:
         & (_pending["uploadId"] == upload.upload_id)
         & (_pending["status"] == AWAITING_UPLOAD)
     )
-    try:
-        TrackModel(upload.track_id, TrackModel.TRACK_SK).update(actions=actions, condition=condition)
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
-        track = _read(upload.track_id)
-        if track is None:
-            raise TrackDeleted("The track was deleted.", trackId=upload.track_id) from error
-        pending = pending_of(track) or {}
-        if pending.get("uploadId") == upload.upload_id and pending.get("status") == PROCESSING:
-            return  # begun by another delivery of the same upload
-        if pending.get("uploadId") != upload.upload_id or pending.get("status") != AWAITING_UPLOAD:
-            raise VersionSuperseded(
-                "A newer version was uploaded for this track (or this one already ended); this file is dropped."
-            ) from error
-        raise TrackProcessing(
-            "The track is still being processed; finalize this version again once its processing has ended."
-        ) from error
+    if writes.update_if(TrackModel(upload.track_id, TrackModel.TRACK_SK), actions, condition):
+        return
+    track = _read(upload.track_id)
+    if track is None:
+        raise TrackDeleted("The track was deleted.", trackId=upload.track_id)
+    pending = pending_of(track) or {}
+    if pending.get("uploadId") == upload.upload_id and pending.get("status") == PROCESSING:
+        return  # begun by another delivery of the same upload
+    if pending.get("uploadId") != upload.upload_id or pending.get("status") != AWAITING_UPLOAD:
+        raise VersionSuperseded(
+            "A newer version was uploaded for this track (or this one already ended); this file is dropped."
+        )
+    raise TrackProcessing(
+        "The track is still being processed; finalize this version again once its processing has ended."
+    )
 
 
 def run_status(upload: UploadModel) -> str | None:
@@ -295,19 +289,16 @@ def store_outputs(track_id: str, upload_id: str, outputs: dict[str, Any]) -> Non
     straggler of a failed run cannot write into the next one; what it stored is deleted then.
     Raises TrackDeleted (the track is gone) or VersionDiscarded."""
     actions = [_pending["outputs"][name].set(OUTPUTS[name].serialize(value)) for name, value in outputs.items()]
-    try:
-        TrackModel(track_id, TrackModel.TRACK_SK).update(
-            actions=actions, condition=TrackModel.pk.exists() & _is_processing(upload_id)
-        )
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
-        track = _read(track_id)
-        if track is None:
-            raise TrackDeleted("The track was deleted.", trackId=track_id) from error
-        if track.upload_id != upload_id:
-            storage.delete_prefix(keys.version_prefix(track_id, upload_id))
-        raise VersionDiscarded("This version is no longer being processed; its results were dropped.") from error
+    if writes.update_if(
+        TrackModel(track_id, TrackModel.TRACK_SK), actions, TrackModel.pk.exists() & _is_processing(upload_id)
+    ):
+        return
+    track = _read(track_id)
+    if track is None:
+        raise TrackDeleted("The track was deleted.", trackId=track_id)
+    if track.upload_id != upload_id:
+        storage.delete_prefix(keys.version_prefix(track_id, upload_id))
+    raise VersionDiscarded("This version is no longer being processed; its results were dropped.")
 
 
 def promote(track_id: str, upload_id: str, original_key: str) -> bool:
@@ -348,12 +339,8 @@ def promote(track_id: str, upload_id: str, original_key: str) -> bool:
         ]
         # The history and the old files were read from this very item: it must not have moved on.
         condition = TrackModel.pk.exists() & _is_processing(upload_id) & (TrackModel.upload_id == track.upload_id)
-        try:
-            TrackModel(track_id, TrackModel.TRACK_SK).update(actions=actions, condition=condition)
-        except UpdateError as error:
-            if condition_failed(error):
-                continue
-            raise
+        if not writes.update_if(TrackModel(track_id, TrackModel.TRACK_SK), actions, condition):
+            continue
         listing.sync(track_id)
         if track.content_checksum:
             duplicates.release(track.owner_id, track.content_checksum, track_id)
@@ -383,22 +370,19 @@ def fail(track_id: str, upload_id: str, original_key: str, code: str, message: s
             "replacedAt": None,
             "failure": failure,
         }
-        try:
-            TrackModel(track_id, TrackModel.TRACK_SK).update(
-                actions=[
-                    _pending["status"].set(FAILED),
-                    _pending["failure"].set(failure),
-                    _pending["outputs"].remove(),
-                    TrackModel.versions.set(_bounded([*_history_with_current(track), record])),
-                    TrackModel.updated_at.set(now),
-                ],
-                condition=TrackModel.pk.exists() & _is_processing(upload_id),
-            )
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
+        if not writes.update_if(
+            TrackModel(track_id, TrackModel.TRACK_SK),
+            [
+                _pending["status"].set(FAILED),
+                _pending["failure"].set(failure),
+                _pending["outputs"].remove(),
+                TrackModel.versions.set(_bounded([*_history_with_current(track), record])),
+                TrackModel.updated_at.set(now),
+            ],
+            TrackModel.pk.exists() & _is_processing(upload_id),
+        ):
             if _read(track_id) is None:
-                raise TrackDeleted("The track was deleted.", trackId=track_id) from error
+                raise TrackDeleted("The track was deleted.", trackId=track_id)
             return False
         logger.info("version failed", extra={"track_id": track_id, "upload_id": upload_id, "code": code})
         _delete_version_files(track_id, upload_id, original_key)
@@ -462,10 +446,7 @@ def history(track: TrackModel) -> list[VersionRecord]:
 
 def _read(track_id: str) -> TrackModel | None:
     """A strongly consistent read: the promote must see every output the lanes wrote."""
-    try:
-        return TrackModel.get(track_id, TrackModel.TRACK_SK, consistent_read=True)
-    except DoesNotExist:
-        return None
+    return reads.get_or_none(TrackModel, track_id, TrackModel.TRACK_SK, consistent_read=True)
 
 
 def _is_processing(upload_id: str) -> Any:

@@ -15,9 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
-
-from functions.data.models import TrackModel, condition_failed, utcnow
+from functions.data import writes
+from functions.data.models import TrackModel, utcnow
 from functions.domain.catalog import listing, similarity, tags, tracks
 from functions.errors import TrackDeleted
 
@@ -95,14 +94,11 @@ def apply(track_id: str, suggestions: Sequence[Suggestion]) -> list[str]:
         if not added:
             return []
         unchanged = _track_tags == current if current else _track_tags.does_not_exist()
-        try:
-            TrackModel(track_id, TrackModel.TRACK_SK).update(
-                actions=[_track_tags.set([*current, *added]), TrackModel.updated_at.set(utcnow())],
-                condition=TrackModel.pk.exists() & unchanged,
-            )
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
+        if not writes.update_if(
+            TrackModel(track_id, TrackModel.TRACK_SK),
+            [_track_tags.set([*current, *added]), TrackModel.updated_at.set(utcnow())],
+            TrackModel.pk.exists() & unchanged,
+        ):
             continue  # the tags changed (or the track went): read them again
         listing.sync(track_id)
         return added

@@ -22,9 +22,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist
-
-from functions.data import storage
+from functions.data import reads, storage
 from functions.data.models import ProgressTokenModel, UploadModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import tracks
@@ -277,9 +275,8 @@ def snapshot(upload: UploadModel, *, now: datetime | None = None) -> Snapshot:
     """Reads the upload again (consistently) and, once it is finalized, its track and lanes: one
     GetItem and at most one Query. ``upload`` is the intent as first read (it may be gone now)."""
     now = now or utcnow()
-    try:
-        current = UploadModel.get(upload.upload_id, consistent_read=True)
-    except DoesNotExist:
+    current = reads.get_or_none(UploadModel, upload.upload_id, consistent_read=True)
+    if current is None:
         # Gone past its expiry: TTL removed it; before that, a track delete took it.
         gone_expired = lifecycle.ended_without_audio(upload, lifecycle.EXPIRED) if now > upload.expires_at else None
         return Snapshot(upload.upload_id, upload.track_id, "gone", ended=gone_expired)
@@ -345,10 +342,9 @@ def verify_token(token: str, upload_id: str) -> str:
     """The owner a token was minted for, if it is valid for ``upload_id`` right now."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise ProgressTokenInvalid("The progress token is not valid; mint a new one.")
-    try:
-        stored = ProgressTokenModel.get(ProgressTokenModel.key(_digest(token)), consistent_read=True)
-    except DoesNotExist as unknown:
-        raise ProgressTokenInvalid("The progress token is not valid; mint a new one.") from unknown
+    stored = reads.get_or_none(ProgressTokenModel, ProgressTokenModel.key(_digest(token)), consistent_read=True)
+    if stored is None:
+        raise ProgressTokenInvalid("The progress token is not valid; mint a new one.")
     if stored.for_upload != upload_id:
         raise ProgressTokenInvalid("The progress token is not valid for this upload.")
     # DynamoDB's TTL deletes expired items only eventually: the expiry is checked here.

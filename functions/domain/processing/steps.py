@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import DoesNotExist
 
-from functions.data import keys, storage
+from functions.data import keys, reads, storage
 from functions.data.models import LaneModel
 from functions.domain.catalog import albums, listing, track_mutations, tracks
 from functions.domain.intake import media_uploads, versions
@@ -271,10 +270,7 @@ def _artwork_stopped(payload: StepInput) -> dict[str, Any]:
     """Catch of the artwork-only run: a lane it left queued or running (retries exhausted, a
     timeout) is closed as failed, as MarkReady/MarkFailed do for a whole workflow."""
     track_id = payload["trackId"]
-    try:
-        lane: LaneModel | None = LaneModel.get(track_id, LaneModel.sort_key("artwork"), consistent_read=True)
-    except DoesNotExist:
-        lane = None
+    lane = reads.get_or_none(LaneModel, track_id, LaneModel.sort_key("artwork"), consistent_read=True)
     if lane is not None and lane.state in {"queued", "running"}:
         error_name = (payload.get("failure") or {}).get("Error")
         message = (

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pynamodb.exceptions import UpdateError
 
 from functions.clients import sfn
-from functions.data.models import TrackModel, condition_failed, utcnow
+from functions.data import writes
+from functions.data.models import TrackModel, utcnow
 from functions.domain.catalog import tracks
 from functions.domain.intake import finalize_steps, uploads
 from functions.domain.processing import verdict
@@ -108,11 +108,9 @@ def _touch(track_id: str, now: datetime) -> None:
 
 
 def _leave_index(track_id: str) -> None:
-    try:
-        TrackModel(track_id, TrackModel.TRACK_SK).update(
-            actions=[TrackModel.processing_shard.remove(), TrackModel.processing_since.remove()],
-            condition=TrackModel.pk.exists(),
-        )
-    except UpdateError as error:  # the item may be gone already
-        if not condition_failed(error):
-            raise
+    # Refused when the item is gone already: then it is out of the index too.
+    writes.update_if(
+        TrackModel(track_id, TrackModel.TRACK_SK),
+        [TrackModel.processing_shard.remove(), TrackModel.processing_since.remove()],
+        TrackModel.pk.exists(),
+    )

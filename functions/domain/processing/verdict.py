@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
-
-from functions.data import keys, storage
-from functions.data.models import TrackModel, condition_failed, utcnow
+from functions.data import keys, storage, writes
+from functions.data.models import TrackModel, utcnow
 from functions.domain.catalog import listing, tracks
 from functions.domain.intake import versions
 from functions.errors import TrackNotFound
@@ -50,14 +48,11 @@ def mark_playable(payload: StepInput) -> dict[str, str]:
         # A new version goes live whole, once every lane has ended (MarkReady); until then the
         # track keeps playing the version it has.
         return {"status": "pending"}
-    try:
-        TrackModel(payload["trackId"], TrackModel.TRACK_SK).update(
-            actions=[TrackModel.status.set("ready"), TrackModel.updated_at.set(utcnow())],
-            condition=TrackModel.status == "processing",
-        )
-    except UpdateError as error:
-        if not condition_failed(error):
-            raise
+    writes.update_if(
+        TrackModel(payload["trackId"], TrackModel.TRACK_SK),
+        [TrackModel.status.set("ready"), TrackModel.updated_at.set(utcnow())],
+        TrackModel.status == "processing",
+    )
     listing.sync(payload["trackId"])
     return {"status": "ready"}
 

@@ -12,10 +12,8 @@ the delete (``functions.domain.processing.steps``, ``functions.domain.processing
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DeleteError, TransactWriteError
-
 from functions.data import keys, storage, writes
-from functions.data.models import TrackModel, UploadModel, condition_failed
+from functions.data.models import TrackModel, UploadModel
 from functions.domain.catalog import album_membership, albums, listing, tracks
 from functions.domain.intake import duplicates, media_uploads, uploads, versions
 from functions.errors import TrackNotFound
@@ -75,26 +73,13 @@ def _delete_items(track: TrackModel) -> TrackModel | None:
     owned = TrackModel.pk.exists() & (TrackModel.owner_id == track.owner_id)
     upload = uploads.find(track.upload_id)
     if upload is not None and upload.status == "pending":
-        try:
-            with writes.transaction() as tx:
-                # A draft: nothing has processed or listed it, so the item read is the item deleted.
-                tx.delete(track, condition=owned & (TrackModel.status == "draft"))
-                tx.delete(upload, condition=UploadModel.status == "pending")
-        except TransactWriteError as error:
-            reasons = writes.cancellation_reasons(error)
-            if reasons[:1] == ["ConditionalCheckFailed"] and tracks.find(track.track_id) is None:
-                return None
-            if "ConditionalCheckFailed" not in reasons:
-                raise
-            # The intent was finalized meanwhile: it stays as the record of its asset.
-        else:
+        with writes.conditional_transaction() as tx:
+            # A draft: nothing has processed or listed it, so the item read is the item deleted.
+            tx.delete(track, condition=owned & (TrackModel.status == "draft"))
+            tx.delete(upload, condition=UploadModel.status == "pending")
+        if tx.committed:
             return track
-    try:
-        old = TrackModel._get_connection().delete_item(
-            track.track_id, TrackModel.TRACK_SK, condition=owned, return_values="ALL_OLD"
-        )
-    except DeleteError as error:
-        if condition_failed(error):
+        if tx.refused_at(0) and tracks.find(track.track_id) is None:
             return None
-        raise
-    return TrackModel.from_raw_data(old["Attributes"])
+        # The intent was finalized meanwhile: it stays as the record of its asset.
+    return writes.delete_if_returning_old(TrackModel(track.track_id, TrackModel.TRACK_SK), owned)
