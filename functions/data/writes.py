@@ -38,14 +38,56 @@ class ConditionalTransaction(TransactWrite):
     transaction caused) is recorded instead of raised; ``committed`` tells which happened. Any other
     failure is raised.
 
-    ``reasons`` and ``refused_at`` index the items in DynamoDB's order, which is pynamodb's, not the
-    order they were added in: condition checks first, then deletes, then puts, then updates."""
+    ``refused(item)`` says whether the refusal was about that item. (``reasons`` and ``refused_at``
+    index the items in DynamoDB's order, which is pynamodb's, not the order they were added in:
+    condition checks first, then deletes, then puts, then updates; ``refused`` does that mapping.)"""
 
     def __init__(self, *, conflicts: bool = False) -> None:
         super().__init__(connection=_connection())
         self.refusals = frozenset({CONDITION_FAILED, CONFLICT} if conflicts else {CONDITION_FAILED})
         self.reasons: list[str | None] = []
         self._cancelled: TransactWriteError | None = None
+        # The items by kind, in the order pynamodb sends the kinds.
+        self._items: dict[str, list[Any]] = {"check": [], "delete": [], "put": [], "update": []}
+
+    def condition_check(self, model_cls: Any, hash_key: Any, range_key: Any = None, condition: Any = None) -> None:
+        super().condition_check(model_cls, hash_key, range_key=range_key, condition=condition)
+        self._items["check"].append((model_cls, hash_key, range_key))
+
+    def delete(self, model: Any, condition: Any = None, *, add_version_condition: bool = True) -> None:
+        super().delete(model, condition=condition, add_version_condition=add_version_condition)
+        self._items["delete"].append(model)
+
+    def save(self, model: Any, condition: Any = None, return_values: Any = None) -> None:
+        super().save(model, condition=condition, return_values=return_values)
+        self._items["put"].append(model)
+
+    def update(
+        self,
+        model: Any,
+        actions: Any,
+        condition: Any = None,
+        return_values: Any = None,
+        *,
+        add_version_condition: bool = True,
+    ) -> None:
+        super().update(
+            model,
+            actions,
+            condition=condition,
+            return_values=return_values,
+            add_version_condition=add_version_condition,
+        )
+        self._items["update"].append(model)
+
+    def refused(self, item: Any) -> bool:
+        """True when ``item`` (a model passed to delete/save/update, or a condition check's
+        ``(model_cls, hash_key, range_key)``) is one the refusal was about."""
+        order = [entry for kind in ("check", "delete", "put", "update") for entry in self._items[kind]]
+        for index, entry in enumerate(order):
+            if entry is item or (isinstance(item, tuple) and entry == item):
+                return self.refused_at(index)
+        raise ValueError("that item is not part of this transaction")
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         if exc_type is not None:

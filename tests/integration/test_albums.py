@@ -161,6 +161,29 @@ def test_a_rename_moves_the_slug_and_the_old_one_answers_301(stack, alice):
     assert create(stack, alice, "Second Name")["slug"] == "second-name-2"
 
 
+def test_a_rename_racing_another_edit_retries_and_keeps_the_slug_of_its_title(stack, alice, monkeypatch):
+    """The album changed between the rename's read and its write: the rename reads again and
+    takes the new title's own slug -- not the next numbered one, as if the slug had been taken."""
+    album = create(stack, alice, "First Name")
+    raw_id = album["albumId"].removeprefix("alb_")
+    real_get_owned = albums.get_owned
+    raced = []
+
+    def read_then_another_edit_lands(album_id, owner_id):
+        current = real_get_owned(album_id, owner_id)
+        if not raced:
+            raced.append(True)
+            AlbumModel(raw_id, AlbumModel.ALBUM_SK).update(actions=[AlbumModel.revision.add(1)])
+        return current
+
+    monkeypatch.setattr(albums, "get_owned", read_then_another_edit_lands)
+    renamed = stack.api.patch(f"/v1/albums/{album['albumId']}", json={"title": "Second Name"}, headers=as_user(alice))
+
+    assert renamed.status_code == 200, renamed.text
+    assert raced and renamed.json()["slug"] == "second-name"
+    assert stack.api.get("/v1/artists/alice/albums/second-name").json()["title"] == "Second Name"
+
+
 def test_patch_edits_the_description_and_a_same_slug_title_keeps_the_slug(stack, alice):
     album = create(stack, alice, "Late Hours", description="first")
     url, headers = f"/v1/albums/{album['albumId']}", as_user(alice)

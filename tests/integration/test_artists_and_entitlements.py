@@ -49,6 +49,18 @@ def test_renaming_releases_the_old_handle(stack):
     assert put_profile(stack, "alice", "second-name").status_code == 200  # idempotent re-PUT
 
 
+def test_renaming_to_a_handle_another_artist_holds_is_handle_taken(stack):
+    """The rename's transaction also deletes the old claim, which DynamoDB lists first: the refusal
+    is read off the claim itself, not off a position in the transaction."""
+    put_profile(stack, "alice", "alice-first")
+    put_profile(stack, "bob", "taken-by-bob")
+
+    response = put_profile(stack, "alice", "taken-by-bob")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "handle_taken")
+    assert stack.api.get("/v1/artists/me", headers=as_user("alice")).json()["handle"] == "alice-first"
+
+
 def test_concurrent_claims_of_one_handle_have_one_winner(stack):
     def claim(user: str) -> int:
         return put_profile(stack, user, "contested").status_code

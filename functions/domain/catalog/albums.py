@@ -194,11 +194,12 @@ def _create(owner_id: str, title: str, description: str | None, *, converge: boo
             created_at=now,
             updated_at=now,
         )
+        claim = _claim(owner_id, candidate.slug, album_id)
         with writes.conditional_transaction(conflicts=True) as tx:
             tx.save(album, condition=AlbumModel.pk.does_not_exist())
-            tx.save(_claim(owner_id, candidate.slug, album_id), condition=AlbumSlugModel.pk.does_not_exist())
+            tx.save(claim, condition=AlbumSlugModel.pk.does_not_exist())
         if not tx.committed:
-            if not tx.refused_at(1):
+            if not tx.refused(claim):
                 tx.raise_refusal()
             if converge and (winner := _titled(owner_id, _holder(owner_id, candidate.slug), title)) is not None:
                 return winner
@@ -262,6 +263,7 @@ def _apply_update(album: AlbumModel, title: str, description: str | None) -> boo
             continue
         held = set(album.slugs or {album.slug}) | {candidate.slug}
         released = sorted(held - {candidate.slug, album.slug})[: max(0, len(held) - album_slugs.MAX_SLUG_HISTORY)]
+        claim = _claim(album.owner_id, candidate.slug, album.pk)
         with writes.conditional_transaction(conflicts=True) as tx:
             tx.update(
                 album,
@@ -269,10 +271,7 @@ def _apply_update(album: AlbumModel, title: str, description: str | None) -> boo
                 condition=unchanged,
             )
             # Free, or a slug this album held before (renaming back takes it again).
-            tx.save(
-                _claim(album.owner_id, candidate.slug, album.pk),
-                condition=AlbumSlugModel.pk.does_not_exist() | (AlbumSlugModel.album_id == album.pk),
-            )
+            tx.save(claim, condition=AlbumSlugModel.pk.does_not_exist() | (AlbumSlugModel.album_id == album.pk))
             tx.update(
                 AlbumSlugModel(AlbumSlugModel.key(album.owner_id, album.slug), AlbumSlugModel.SLUG_SK),
                 actions=[AlbumSlugModel.current.set(False)],
@@ -284,10 +283,10 @@ def _apply_update(album: AlbumModel, title: str, description: str | None) -> boo
                     condition=AlbumSlugModel.album_id == album.pk,
                 )
         if not tx.committed:
-            if tx.refused_at(0):
-                return False
-            if tx.refused_at(1):
-                continue
+            if tx.refused(album):
+                return False  # the album changed since it was read: the caller re-reads and retries
+            if tx.refused(claim):
+                continue  # someone took this slug since we looked: the next one
             tx.raise_refusal()
         return True
     raise AssertionError("unreachable: _candidates raises when it runs out")

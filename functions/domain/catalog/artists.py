@@ -98,7 +98,7 @@ def upsert(user_id: str, *, handle: str, display_name: str | None) -> Artist:
         profile_condition = ArtistModel.pk.does_not_exist() if current is None else ArtistModel.handle == current.handle
         tx.save(profile, condition=profile_condition)
     if not tx.committed:
-        if tx.refused_at(0) and (current is None or current.handle != handle):
+        if (current is None or current.handle != handle) and tx.refused(claim):
             raise HandleTaken(f"The handle '{handle}' is taken.", handle=handle)
         raise ConcurrentUpdate("Your profile changed while this request ran; try again.")
     return _artist(profile)

@@ -79,7 +79,7 @@ def _delete_items(track: TrackModel) -> TrackModel | None:
             tx.delete(upload, condition=UploadModel.status == "pending")
         if tx.committed:
             return track
-        if tx.refused_at(0) and tracks.find(track.track_id) is None:
+        if tx.refused(track) and tracks.find(track.track_id) is None:
             return None
         # The intent was finalized meanwhile: it stays as the record of its asset.
     return writes.delete_if_returning_old(TrackModel(track.track_id, TrackModel.TRACK_SK), owned)
