@@ -3,6 +3,8 @@ the same code as the local stack, so tables, bucket notification and state machi
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ from functions.domain import artists
 from local.config import free_port
 from local.moto_atomic import make_dynamodb_writes_atomic
 from local.moto_s3 import make_s3_copy_conditions_checked
-from local.provision import LocalResources, provision, reset
+from local.provision import LocalResources, empty, provision, provision_workflow
 from local.provision import client as local_client
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
@@ -83,10 +85,29 @@ class Stack:
         return dict(response.json())
 
 
+@pytest.fixture(scope="session")
+def provisioned(moto_endpoint: str) -> LocalResources:
+    """Tables, bucket and notification, queues and event bus, made once per moto server (each xdist
+    worker has its own); ``stack`` gives every test a clean store and a workflow of its own."""
+    return provision(moto_endpoint)
+
+
+_workflows = itertools.count(1)
+
+
 @pytest.fixture
-def stack(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    reset(moto_endpoint)
-    resources = provision(moto_endpoint)
+def stack(moto_endpoint: str, provisioned: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    # Every test starts from nothing: no item, stream record, object or queued message of another.
+    empty(provisioned.settings.region)
+    # A state machine and task queue of the test's own: an execution another test left waiting on a
+    # callback can never hand this test's runner a task, and executions() lists this test's only.
+    tasks_url, state_machine_arn = provision_workflow(moto_endpoint, suffix=f"-{next(_workflows)}")
+    resources = dataclasses.replace(
+        provisioned,
+        tasks_queue_url=tasks_url,
+        state_machine_arn=state_machine_arn,
+        settings=provisioned.settings.model_copy(update={"state_machine_arn": state_machine_arn}),
+    )
     for name, value in resources.environment().items():
         monkeypatch.setenv(name, value)
     clients.reset()
@@ -94,19 +115,19 @@ def stack(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
     def client(service: str) -> Any:
         return local_client(service, moto_endpoint)
 
-    sqs = client("sqs")
-    # The notification's s3:TestEvent is not an upload: drain it so tests start from a clean queue.
+    sqs, sfn = client("sqs"), client("stepfunctions")
     pump = S3EventPump(sqs, resources.s3_events_queue_url, resources.s3_events_queue_arn, "us-east-1", wait_s=0)
-    pump.poll_once()
     yield Stack(
         resources=resources,
         api=TestClient(create_app(HeaderAuthenticator()), raise_server_exceptions=False),
         s3=client("s3"),
         sqs=sqs,
-        sfn=client("stepfunctions"),
+        sfn=sfn,
         pump=pump,
     )
     clients.reset()
+    sfn.delete_state_machine(stateMachineArn=state_machine_arn)
+    sqs.delete_queue(QueueUrl=tasks_url)
 
 
 def _running(worker: WorkflowRunner) -> Iterator[WorkflowRunner]:
