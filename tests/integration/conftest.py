@@ -130,10 +130,13 @@ def stack(moto_endpoint: str, provisioned: LocalResources, monkeypatch: pytest.M
     sqs.delete_queue(QueueUrl=tasks_url)
 
 
-def _running(worker: WorkflowRunner) -> Iterator[WorkflowRunner]:
+def _running(worker: WorkflowRunner, stack: Stack) -> Iterator[WorkflowRunner]:
     worker.start()
     yield worker
     worker.stop()
+    # Ends the long poll the runner may be in now rather than after its wait: the stopped runner
+    # leaves this message on the queue (which goes with the test's workflow) and returns.
+    stack.sqs.send_message(QueueUrl=stack.resources.tasks_queue_url, MessageBody="{}")
     worker.join(timeout=5)
     # Lanes of a workflow that failed early (a required lane) keep running in the pool; they must
     # end before the stack they write to is torn down.
@@ -143,14 +146,16 @@ def _running(worker: WorkflowRunner) -> Iterator[WorkflowRunner]:
 @pytest.fixture
 def runner(stack: Stack) -> Iterator[WorkflowRunner]:
     """The local workflow runner, answering the state machine's task callbacks."""
-    yield from _running(WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, workers=2, wait_s=1))
+    yield from _running(
+        WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, workers=2, wait_s=1), stack
+    )
 
 
 @pytest.fixture
 def fast_runner(stack: Stack) -> Iterator[WorkflowRunner]:
     """The same runner and retry sequence as Step Functions, without the 2 s/4 s/8 s waits."""
     yield from _running(
-        WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, wait_s=1, retry_delay_scale=0)
+        WorkflowRunner(stack.sqs, stack.sfn, stack.resources.tasks_queue_url, wait_s=1, retry_delay_scale=0), stack
     )
 
 
