@@ -72,10 +72,12 @@ def reset(endpoint: str) -> None:
 
 
 def empty(region: str = "us-east-1") -> None:
-    """Forget every item, stream record, object, upload in progress and queued message, keeping the
-    tables, buckets, queues and their settings: what ``reset`` then ``provision`` leave, in
-    milliseconds instead of a second. Edits the state of a moto server running in this process
-    (``ThreadedMotoServer``), so nothing may be writing to it meanwhile."""
+    """Forget every item, stream record, object, upload in progress, queued message and ended
+    execution, keeping the tables, buckets, queues, state machines and their settings: what ``reset``
+    then ``provision`` leave, in milliseconds instead of a second. Edits the state of a moto server
+    running in this process (``ThreadedMotoServer``), so nothing may be writing to it meanwhile.
+    A running execution stays: its worker may still post a task (when a callback times out), so its
+    state machine and task queue are not for reuse."""
     from moto.core.model_instances import reset_model_data
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
@@ -83,6 +85,7 @@ def empty(region: str = "us-east-1") -> None:
     from moto.dynamodbstreams.models import dynamodbstreams_backends
     from moto.s3.models import FakeKey, FakeMultipart, s3_backends
     from moto.sqs.models import sqs_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     for table in dynamodb_backends[DEFAULT_ACCOUNT_ID][region].tables.values():
         table.items.clear()
@@ -105,6 +108,9 @@ def empty(region: str = "us-east-1") -> None:
             queue._messages = []
             queue._pending_messages = set()
             queue.deleted_messages = set()
+
+    for machine in stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][region].state_machines:
+        machine.executions[:] = [execution for execution in machine.executions if execution.status == "RUNNING"]
 
 
 def enable_workflow_execution(endpoint: str) -> None:

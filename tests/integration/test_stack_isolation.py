@@ -5,12 +5,13 @@ keep every resource working as provisioned."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
 from functions.data.schema import table_specs
+from local.provision import ROLE_ARN, empty
 from local.provision import client as local_client
-from local.provision import empty
 from local.streams import StreamPump, streamed_tables
 
 from .conftest import Stack
@@ -102,3 +103,32 @@ def _states(definition: dict) -> list[dict]:
             if key in state:
                 found += _states(state[key])
     return found
+
+
+def test_empty_forgets_ended_executions_and_keeps_running_ones(stack: Stack):
+    # Given an execution that ended and one that waits (on a state machine of this test's own)
+    definition = {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {"Type": "Choice", "Choices": [{"Variable": "$.wait", "IsPresent": True, "Next": "Long"}],
+                     "Default": "Done"},
+            "Long": {"Type": "Wait", "Seconds": 600, "Next": "Done"},
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }  # fmt: skip
+    machine = stack.sfn.create_state_machine(
+        name="isolation-check", definition=json.dumps(definition), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    ended = stack.sfn.start_execution(stateMachineArn=machine, name="ended", input="{}")["executionArn"]
+    stack.sfn.start_execution(stateMachineArn=machine, name="waiting", input=json.dumps({"wait": True}))
+    deadline = time.monotonic() + 30
+    while stack.sfn.describe_execution(executionArn=ended)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    # When the store is emptied
+    empty(stack.resources.settings.region)
+
+    # Then only the running one is still known (a stack keeps no workflow with one for another test)
+    listed = stack.sfn.list_executions(stateMachineArn=machine)["executions"]
+    assert [(e["name"], e["status"]) for e in listed] == [("waiting", "RUNNING")]
+    stack.sfn.delete_state_machine(stateMachineArn=machine)
