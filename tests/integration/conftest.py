@@ -4,6 +4,7 @@ the same code as the local stack, so tables, bucket notification and state machi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import os
@@ -92,6 +93,13 @@ def provisioned(moto_endpoint: str) -> LocalResources:
     return provision(moto_endpoint)
 
 
+@functools.cache
+def _harness_client(service: str, endpoint: str) -> Any:
+    """The tests' own clients (not the app's), made once per worker: making one costs as much CPU as
+    a dozen calls, and no test changes them."""
+    return local_client(service, endpoint)
+
+
 _workflows = itertools.count(1)
 # Workflows (a state machine and its task queue) on which no execution was left running: nothing can
 # post to their queue any more, so a later test takes one over rather than making another (moto
@@ -119,15 +127,12 @@ def stack(moto_endpoint: str, provisioned: LocalResources, monkeypatch: pytest.M
         monkeypatch.setenv(name, value)
     clients.reset()
 
-    def client(service: str) -> Any:
-        return local_client(service, moto_endpoint)
-
-    sqs, sfn = client("sqs"), client("stepfunctions")
+    sqs, sfn = _harness_client("sqs", moto_endpoint), _harness_client("stepfunctions", moto_endpoint)
     pump = S3EventPump(sqs, resources.s3_events_queue_url, resources.s3_events_queue_arn, "us-east-1", wait_s=0)
     yield Stack(
         resources=resources,
         api=TestClient(create_app(HeaderAuthenticator()), raise_server_exceptions=False),
-        s3=client("s3"),
+        s3=_harness_client("s3", moto_endpoint),
         sqs=sqs,
         sfn=sfn,
         pump=pump,
