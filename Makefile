@@ -30,16 +30,17 @@ layers: $(VENV)/.installed
 run: install
 	$(BIN)/tracklane run
 
-# Two workers: the suite is mostly waiting on moto and ffmpeg subprocesses, and CI machines have at
-# least two cores. Each worker has its own moto server and ports, so workers never share state, and
-# every integration test starts from an emptied store (tests/integration/conftest.py).
+# Three workers for two cores: an integration test often waits (on a runner thread, moto, ffmpeg, a
+# poll), and a third worker fills those waits. Each worker has its own moto server and ports, so
+# workers never share state, and every integration test starts from an emptied store
+# (tests/integration/conftest.py).
 test: install layers lint typecheck
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 3
 
 # The loop while working: unit, infrastructure and integration tests but those marked slow (the
 # 10,000-item catalogs, the 300 MB and long-audio uploads). `make test` runs every test.
 quick: install layers
-	$(BIN)/pytest -n 2 -m "not slow" tests/unit tests/infrastructure tests/integration
+	$(BIN)/pytest -n 3 -m "not slow" tests/unit tests/infrastructure tests/integration
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
