@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 20
 
-.PHONY: install run test lint typecheck unit integration infra e2e layers lock synth deploy bench docs clean
+.PHONY: install run test quick lint typecheck unit integration infra e2e layers lock synth deploy bench docs clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -30,10 +30,17 @@ layers: $(VENV)/.installed
 run: install
 	$(BIN)/tracklane run
 
-# Two workers: the suite is mostly waiting on moto and ffmpeg subprocesses, and CI machines have at
-# least two cores. Every test gets its own moto server and ports, so workers never share state.
+# Three workers for two cores: an integration test often waits (on a runner thread, moto, ffmpeg, a
+# poll), and a third worker fills those waits. Each worker has its own moto server and ports, so
+# workers never share state, and every integration test starts from an emptied store
+# (tests/integration/conftest.py).
 test: install layers lint typecheck
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 3
+
+# The loop while working: unit, infrastructure and integration tests but those marked slow (the
+# 10,000-item catalogs, the 300 MB and long-audio uploads). `make test` runs every test.
+quick: install layers
+	$(BIN)/pytest -n 3 -m "not slow" tests/unit tests/infrastructure tests/integration
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -71,6 +71,48 @@ def reset(endpoint: str) -> None:
     _moto_api(endpoint, "reset")
 
 
+def empty(region: str = "us-east-1") -> None:
+    """Forget every item, stream record, object, upload in progress, queued message and ended
+    execution, keeping the tables, buckets, queues, state machines and their settings: what ``reset``
+    then ``provision`` leave, in milliseconds instead of a second. Edits the state of a moto server
+    running in this process (``ThreadedMotoServer``), so nothing may be writing to it meanwhile.
+    A running execution stays: its worker may still post a task (when a callback times out), so its
+    state machine and task queue are not for reuse."""
+    from moto.core.model_instances import reset_model_data
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+    from moto.s3.models import FakeKey, FakeMultipart, s3_backends
+    from moto.sqs.models import sqs_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    for table in dynamodb_backends[DEFAULT_ACCOUNT_ID][region].tables.values():
+        table.items.clear()
+        if table.stream_shard is not None:
+            # A reader starting at TRIM_HORIZON sees what is written from now on, and nothing before.
+            table.stream_shard = StreamShard(DEFAULT_ACCOUNT_ID, table)
+    dynamodbstreams_backends[DEFAULT_ACCOUNT_ID][region].shard_iterators.clear()
+
+    for bucket in s3_backends[DEFAULT_ACCOUNT_ID]["global"].buckets.values():
+        bucket.keys.clear()
+        bucket.multiparts.clear()
+    # Every key and part moto made (replaced versions too) holds a temporary file: close them all,
+    # as moto's reset does; then forget its record of every instance, which only grows otherwise.
+    for stored in (*FakeKey.instances_tracked, *FakeMultipart.instances_tracked):  # type: ignore[attr-defined]
+        stored.dispose()
+    reset_model_data()
+
+    for queue in sqs_backends[DEFAULT_ACCOUNT_ID][region].queues.values():
+        with queue._messages_lock:
+            queue._messages = []
+            queue._pending_messages = set()
+            queue.deleted_messages = set()
+
+    for machine in stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][region].state_machines:
+        machine.executions[:] = [execution for execution in machine.executions if execution.status == "RUNNING"]
+
+
 def enable_workflow_execution(endpoint: str) -> None:
     """moto only interprets ASL when told to, and only for state machines created afterwards."""
     _moto_api(endpoint, "config", {"stepfunctions": {"execute_state_machine": True}})
@@ -96,10 +138,6 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
         },
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    # Workflow tasks stay invisible while a step runs (a transcode can take minutes).
-    tasks_url = sqs.create_queue(QueueName=f"{PREFIX}-workflow-tasks", Attributes={"VisibilityTimeout": "900"})[
-        "QueueUrl"
-    ]
 
     s3 = client("s3", endpoint, region)
     s3.create_bucket(Bucket=current.media_bucket)
@@ -116,16 +154,7 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
         },
     )
 
-    sfn = client("stepfunctions", endpoint, region)
-    asl = json.dumps(definition.render_local(tasks_url))
-    existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
-    name = f"{PREFIX}-process-track"
-    if name in existing:
-        state_machine_arn = existing[name]
-        sfn.update_state_machine(stateMachineArn=state_machine_arn, definition=asl)
-    else:
-        state_machine_arn = sfn.create_state_machine(name=name, definition=asl, roleArn=ROLE_ARN)["stateMachineArn"]
-
+    tasks_url, state_machine_arn = provision_workflow(endpoint, region)
     domain_events_queue_url = _domain_events_bus(current.event_bus_name, endpoint, region)
 
     return LocalResources(
@@ -139,6 +168,26 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
         settings=current.model_copy(update={"state_machine_arn": state_machine_arn}),
         domain_events_queue_url=domain_events_queue_url,
     )
+
+
+def provision_workflow(endpoint: str, region: str = "us-east-1", *, suffix: str = "") -> tuple[str, str]:
+    """The workflow-tasks queue and the state machine whose Tasks post to it: (queue URL, ARN).
+    A ``suffix`` makes a pair of their own, which no execution of another pair can reach."""
+    sqs = client("sqs", endpoint, region)
+    # Workflow tasks stay invisible while a step runs (a transcode can take minutes).
+    tasks_url: str = sqs.create_queue(
+        QueueName=f"{PREFIX}-workflow-tasks{suffix}", Attributes={"VisibilityTimeout": "900"}
+    )["QueueUrl"]
+    sfn = client("stepfunctions", endpoint, region)
+    asl = json.dumps(definition.render_local(tasks_url))
+    existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    name = f"{PREFIX}-process-track{suffix}"
+    if name in existing:
+        state_machine_arn: str = existing[name]
+        sfn.update_state_machine(stateMachineArn=state_machine_arn, definition=asl)
+    else:
+        state_machine_arn = sfn.create_state_machine(name=name, definition=asl, roleArn=ROLE_ARN)["stateMachineArn"]
+    return tasks_url, state_machine_arn
 
 
 def _domain_events_bus(bus_name: str, endpoint: str, region: str) -> str:

@@ -440,6 +440,7 @@ def test_unknown_artists_and_slugs_are_404(stack, alice):
         assert (response.status_code, response.json()["error"]["code"]) == (404, code), url
 
 
+@pytest.mark.slow
 def test_an_album_page_costs_the_same_dynamodb_calls_whatever_the_catalog_size(stack, alice, monkeypatch):
     calls: list[str] = []
     original = Connection._make_api_call

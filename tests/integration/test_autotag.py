@@ -39,6 +39,7 @@ def autotag_lane(status: dict) -> dict:
     return dict(lanes_by_name(status)["autotag"])
 
 
+@pytest.mark.slow
 def test_a_track_is_tagged_like_the_public_tracks_it_sounds_like(stack, artist, catalog, tmp_path):
     status = processed_upload(
         stack, artist, render(tmp_path / "quiet-chord.wav", CHORD, gain_db=-9.0), tags=["mine"], autoTag=True
@@ -60,6 +61,7 @@ def test_a_track_is_tagged_like_the_public_tracks_it_sounds_like(stack, artist, 
     assert TrackModel.get(status["trackId"][4:], TrackModel.TRACK_SK).tag_reference == TrackModel.TAG_REFERENCE
 
 
+@pytest.mark.slow
 def test_without_auto_tag_the_suggestions_are_only_recorded(stack, artist, catalog, tmp_path):
     status = processed_upload(stack, artist, render(tmp_path / "more-hiss.wav", HISS, gain_db=-6.0))
     outputs = autotag_lane(status)["outputs"]

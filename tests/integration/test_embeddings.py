@@ -51,6 +51,7 @@ def library(stack, artist, bob, runner, tmp_path):
     return made
 
 
+@pytest.mark.slow
 def test_similar_ranks_the_owners_tracks_by_sound(stack, artist, bob, library):
     chord = library["chord"]
     lane = lanes_by_name(processed(stack, artist, chord))["embeddings"]
@@ -74,6 +75,7 @@ def test_similar_ranks_the_owners_tracks_by_sound(stack, artist, bob, library):
     assert [item["trackId"] for item in limited["items"]] == ranked[:1]
 
 
+@pytest.mark.slow
 def test_similar_is_owner_scoped_and_bounded(stack, artist, bob, library):
     chord = library["chord"]
     other = stack.api.get(f"/v1/tracks/{chord['trackId']}/similar", headers=as_user("bob"))

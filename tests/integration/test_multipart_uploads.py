@@ -109,6 +109,7 @@ def _multipart_uploads(stack: Stack) -> list[dict[str, Any]]:
     return list(stack.s3.list_multipart_uploads(Bucket=stack.resources.bucket).get("Uploads", []))
 
 
+@pytest.mark.slow
 def test_a_300_mb_upload_interrupted_after_half_its_parts_resumes_and_finalizes_with_the_right_bytes(
     stack, artist, wav_300mb
 ):
@@ -168,6 +169,7 @@ def test_a_300_mb_upload_interrupted_after_half_its_parts_resumes_and_finalizes_
     print(f"\n300 MB multipart: {elapsed:.1f} s, peak RSS of the test process (moto in it) {peak_mib:.0f} MiB")
 
 
+@pytest.mark.slow
 def test_a_small_multipart_upload_is_processed_end_to_end(stack, artist, runner, small_parts, wav_12mb):
     intent = _create(stack, artist, wav_12mb, multipart=True)
     plan = intent["multipart"]

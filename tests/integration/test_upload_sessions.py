@@ -66,6 +66,7 @@ def album_track_ids(album_id: str) -> list[str]:
     return [str(t) for t in album.track_ids or []]
 
 
+@pytest.mark.slow
 def test_a_session_uploads_three_tracks_in_order_with_a_cover(stack, artist, runner, distinct_wav, tmp_path):
     # Given a session into Alice's album (addressed by its bare id, as seed clients do)
     album_id = new_album(stack, artist)
