@@ -50,7 +50,7 @@ class TracklaneStack(Stack):
             versioned=config.bucket_versioning,
             removal_policy=removal,
         )
-        self.tables = Tables(self, "Tables", removal_policy=removal)
+        self.tables = Tables(self, "Tables", removal_policy=removal, deletion_protection=config.deletion_protection)
         self.layers = Layers(self, "Layers")
         functions = FunctionFactory(
             environment={
@@ -93,7 +93,14 @@ class TracklaneStack(Stack):
         self.domain_events = DomainEvents(
             self, "DomainEvents", tables=self.tables, functions=functions, layers=[self.layers.deps]
         )
-        self.auth = Auth(self, "Auth", issuer=config.jwt_issuer, audience=config.jwt_audience, removal_policy=removal)
+        self.auth = Auth(
+            self,
+            "Auth",
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            removal_policy=removal,
+            deletion_protection=config.deletion_protection,
+        )
         self.api = Api(
             self,
             "Api",

@@ -21,6 +21,7 @@ class Auth(Construct):
         issuer: str | None,
         audience: Sequence[str],
         removal_policy: RemovalPolicy,
+        deletion_protection: bool,
     ) -> None:
         super().__init__(scope, id_)
         self.user_pool: cognito.UserPool | None = None
@@ -47,6 +48,7 @@ class Auth(Construct):
             mfa=cognito.Mfa.OPTIONAL,
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
             removal_policy=removal_policy,
+            deletion_protection=deletion_protection,
         )
         nag.acknowledge(
             self.user_pool,
