@@ -82,6 +82,16 @@ class StackConfig:
     # None skips the lane.
     stems_processor: str | None = None
     lyrics_processor: str | None = None
+    # Reserved concurrency subtracts from the account's unreserved pool, and Lambda refuses any
+    # reservation that would leave fewer than 100 unreserved: on a new account (quota 10 or 50) a
+    # reservation of 1 fails the deployment. Off unless asked for.
+    sweeper_reserved_concurrency: int | None = None
+    # At most this many finalize invocations at once from the S3-event queue (the SQS event
+    # source's maximum concurrency, 2..1000): a burst of uploads queues up instead of taking the
+    # concurrency the API needs. Messages wait in the queue, they are not throttled or retried.
+    finalize_max_concurrency: int = 5
+    # How long the domain-event bus's archive keeps events for replay; 0 keeps them indefinitely.
+    event_archive_days: int = 90
 
     @property
     def stack_name(self) -> str:
@@ -152,6 +162,14 @@ class StackConfig:
             tags={"stage": stage, **dict(get("tags") or {})},
             stems_processor=_processor(get("stemsProcessor"), "stemsProcessor"),
             lyrics_processor=_processor(get("lyricsProcessor"), "lyricsProcessor"),
+            sweeper_reserved_concurrency=_int(get("sweeperReservedConcurrency"), "sweeperReservedConcurrency", 0, 1000)
+            or None,
+            finalize_max_concurrency=_int(
+                get("finalizeMaxConcurrency"), "finalizeMaxConcurrency", 2, 1000, default=cls.finalize_max_concurrency
+            ),
+            event_archive_days=_int(
+                get("eventArchiveDays"), "eventArchiveDays", 0, 3650, default=cls.event_archive_days
+            ),
         )
 
 
@@ -189,6 +207,19 @@ def _processor(value: Any, key: str) -> str | None:
         f"context {key} must be an http(s) URL or a Lambda function ARN "
         f"(arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]), not {value!r}"
     )
+
+
+def _int(value: Any, key: str, minimum: int, maximum: int, *, default: int = 0) -> int:
+    """An integer from cdk.json or ``-c`` (a string there); absent or empty -> ``default``."""
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"context {key} must be a whole number, not {value!r}") from None
+    if isinstance(value, bool) or not minimum <= number <= maximum:
+        raise ConfigError(f"context {key} must be between {minimum} and {maximum}, not {value!r}")
+    return number
 
 
 def _flag(value: Any, key: str) -> bool:

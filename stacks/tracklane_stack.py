@@ -81,6 +81,7 @@ class TracklaneStack(Stack):
             workflow=workflow,
             functions=functions,
             layers=[self.layers.deps],
+            max_concurrency=config.finalize_max_concurrency,
         )
         self.sweeper = Sweeper(
             self,
@@ -89,9 +90,15 @@ class TracklaneStack(Stack):
             workflow=workflow,
             functions=functions,
             layers=[self.layers.deps],
+            reserved_concurrency=config.sweeper_reserved_concurrency,
         )
         self.domain_events = DomainEvents(
-            self, "DomainEvents", tables=self.tables, functions=functions, layers=[self.layers.deps]
+            self,
+            "DomainEvents",
+            tables=self.tables,
+            functions=functions,
+            layers=[self.layers.deps],
+            archive_days=config.event_archive_days,
         )
         self.auth = Auth(
             self,

@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The default synth is cdk.json's: a dev stage (ephemeral, environment-agnostic). The variant is a
 # production stage in an explicit account and region, on another issuer, with the stricter
-# entitlement default, named CORS origins, an alarm e-mail, and external processors for both lanes:
-# a Lambda function (by qualified ARN) and an HTTP endpoint. The default synth has none of these.
+# entitlement default, named CORS origins, external processors for both lanes (a Lambda function
+# by qualified ARN and an HTTP endpoint), a reserved sweeper, another finalize cap and an archive
+# kept indefinitely. The default synth has none of these.
 VARIANT_CONTEXT = {
     "stage": "prod",
     "account": "123456789012",
@@ -38,6 +39,9 @@ VARIANT_CONTEXT = {
     "corsOrigins": ["https://app.example.test"],
     "stemsProcessor": "arn:aws:lambda:eu-west-1:210987654321:function:stem-splitter:live",
     "lyricsProcessor": "https://lyrics.example.test/v1/transcribe",
+    "sweeperReservedConcurrency": 1,
+    "finalizeMaxConcurrency": 20,
+    "eventArchiveDays": 0,
 }
 
 

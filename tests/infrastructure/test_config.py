@@ -88,6 +88,10 @@ def test_explicit_keys_win_over_the_stage_defaults_where_safe() -> None:
         ({"account": "12345"}, "12-digit"),
         ({"region": "Europe"}, "region"),
         ({"stackName": "my stack"}, "stackName"),
+        ({"finalizeMaxConcurrency": "1"}, "between 2 and 1000"),
+        ({"finalizeMaxConcurrency": "many"}, "whole number"),
+        ({"sweeperReservedConcurrency": "-1"}, "between 0 and 1000"),
+        ({"eventArchiveDays": True}, "eventArchiveDays"),
     ],
 )
 def test_unsafe_or_malformed_stage_settings_are_refused(context: dict[str, Any], message: str) -> None:
@@ -135,3 +139,13 @@ def test_external_processors_are_urls_or_lambda_function_arns() -> None:
 def test_invalid_context_is_refused_before_anything_is_built(context: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         _config(**context)
+
+
+def test_concurrency_and_archive_keys_have_quota_safe_defaults() -> None:
+    config = _config()
+    assert config.sweeper_reserved_concurrency is None  # no reservation: fits a 10-quota account
+    assert config.finalize_max_concurrency == 5
+    assert config.event_archive_days == 90
+    tuned = _config(sweeperReservedConcurrency="1", finalizeMaxConcurrency="50", eventArchiveDays="0")
+    assert (tuned.sweeper_reserved_concurrency, tuned.finalize_max_concurrency, tuned.event_archive_days) == (1, 50, 0)
+    assert _config(sweeperReservedConcurrency=0).sweeper_reserved_concurrency is None

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from functions.data.storage import ABANDONED_UPLOAD_DAYS, ABORT_INCOMPLETE_MULTIPART_DAYS
 from functions.settings import Settings
+from stacks.config import StackConfig
 from stacks.constructs.ingest import BATCH_SIZE, FINALIZE_TIMEOUT, MAX_RECEIVE_COUNT
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
 
@@ -169,3 +170,19 @@ def test_finalize_consumes_the_queue_in_batches_reporting_item_failures(synth: S
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
         },
     )
+
+
+def test_finalize_concurrency_is_capped_at_the_event_source_not_reserved(synth: Synth, variant: Synth) -> None:
+    """Past the cap, S3 events wait in the queue; the API keeps the rest of the account's concurrency."""
+    for deployed, cap in (
+        (synth, StackConfig.finalize_max_concurrency),
+        (variant, VARIANT_CONTEXT["finalizeMaxConcurrency"]),
+    ):
+        deployed.assertions.has_resource_properties(
+            "AWS::Lambda::EventSourceMapping",
+            {
+                "EventSourceArn": {"Fn::GetAtt": [logical_id_by_path(deployed, "/Ingest/PutEvents/Resource"), "Arn"]},
+                "ScalingConfig": {"MaximumConcurrency": cap},
+            },
+        )
+    assert StackConfig.finalize_max_concurrency == 5
