@@ -92,6 +92,12 @@ class StackConfig:
     finalize_max_concurrency: int = 5
     # How long the domain-event bus's archive keeps events for replay; 0 keeps them indefinitely.
     event_archive_days: int = 90
+    # The Cognito app client's OAuth: the authorization-code flow to these redirect URLs through
+    # the hosted sign-in at <auth_domain_prefix>.auth.<region>.amazoncognito.com. No callback URLs:
+    # no OAuth at all (sign-in through the user pool API, SRP).
+    auth_callback_urls: tuple[str, ...] = ()
+    auth_logout_urls: tuple[str, ...] = ()
+    auth_domain_prefix: str | None = None
 
     @property
     def stack_name(self) -> str:
@@ -145,6 +151,9 @@ class StackConfig:
                 "e.g. -c corsOrigins=https://app.example.com"
             )
         versioning = get("bucketVersioning")
+        callbacks, logouts, domain_prefix = _hosted_sign_in(
+            get("authCallbackUrls"), get("authLogoutUrls"), get("authDomainPrefix"), issuer=issuer
+        )
         return cls(
             stage=cast(Stage, stage),
             stack_base_name=stack_base_name,
@@ -170,6 +179,9 @@ class StackConfig:
             event_archive_days=_int(
                 get("eventArchiveDays"), "eventArchiveDays", 0, 3650, default=cls.event_archive_days
             ),
+            auth_callback_urls=callbacks,
+            auth_logout_urls=logouts,
+            auth_domain_prefix=domain_prefix,
         )
 
 
@@ -207,6 +219,39 @@ def _processor(value: Any, key: str) -> str | None:
         f"context {key} must be an http(s) URL or a Lambda function ARN "
         f"(arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]), not {value!r}"
     )
+
+
+def _hosted_sign_in(
+    callback_urls: Any, logout_urls: Any, domain_prefix: Any, *, issuer: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """(callback URLs, logout URLs, domain prefix) of the Cognito app client's code flow."""
+    callbacks = _redirect_urls(callback_urls, "authCallbackUrls")
+    logouts = _redirect_urls(logout_urls, "authLogoutUrls")
+    prefix = str(domain_prefix or "").strip() or None
+    if (callbacks or logouts or prefix) and issuer:
+        raise ConfigError(
+            "context authCallbackUrls, authLogoutUrls and authDomainPrefix configure the Cognito user pool, "
+            "which jwtIssuer replaces"
+        )
+    if logouts and not callbacks:
+        raise ConfigError("context authLogoutUrls needs authCallbackUrls (OAuth is off without them)")
+    if callbacks and not prefix:
+        raise ConfigError("context authDomainPrefix (the hosted sign-in's domain) is required with authCallbackUrls")
+    if prefix and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", prefix):
+        raise ConfigError(f"context authDomainPrefix must be lowercase letters, digits and hyphens, not {prefix!r}")
+    return callbacks, logouts, prefix
+
+
+def _redirect_urls(value: Any, key: str) -> tuple[str, ...]:
+    """OAuth redirect URLs: https, or http only to localhost (Cognito's own rule)."""
+    urls = _string_list(value, key)
+    for url in urls:
+        parts = urlsplit(url)
+        if not parts.hostname or parts.fragment:
+            raise ConfigError(f"context {key} must hold absolute URLs without a fragment, not {url!r}")
+        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname == "localhost"):
+            raise ConfigError(f"context {key} must be https URLs (http only for localhost), not {url!r}")
+    return urls
 
 
 def _int(value: Any, key: str, minimum: int, maximum: int, *, default: int = 0) -> int:

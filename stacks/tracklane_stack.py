@@ -107,6 +107,9 @@ class TracklaneStack(Stack):
             audience=config.jwt_audience,
             removal_policy=removal,
             deletion_protection=config.deletion_protection,
+            callback_urls=config.auth_callback_urls,
+            logout_urls=config.auth_logout_urls,
+            domain_prefix=config.auth_domain_prefix,
         )
         self.api = Api(
             self,
@@ -133,3 +136,5 @@ class TracklaneStack(Stack):
         if self.auth.user_pool and self.auth.client:
             CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
             CfnOutput(self, "UserPoolClientId", value=self.auth.client.user_pool_client_id)
+        if self.auth.domain:
+            CfnOutput(self, "SignInDomain", value=self.auth.domain.base_url())

@@ -92,6 +92,15 @@ def test_explicit_keys_win_over_the_stage_defaults_where_safe() -> None:
         ({"finalizeMaxConcurrency": "many"}, "whole number"),
         ({"sweeperReservedConcurrency": "-1"}, "between 0 and 1000"),
         ({"eventArchiveDays": True}, "eventArchiveDays"),
+        ({"authCallbackUrls": "https://app.example/cb"}, "authDomainPrefix"),
+        ({"authCallbackUrls": "http://app.example/cb", "authDomainPrefix": "music"}, "https"),
+        ({"authCallbackUrls": "https://app.example/#cb", "authDomainPrefix": "music"}, "fragment"),
+        ({"authLogoutUrls": "https://app.example/"}, "needs authCallbackUrls"),
+        ({"authCallbackUrls": "https://app.example/cb", "authDomainPrefix": "Music_App"}, "lowercase"),
+        (
+            {"authCallbackUrls": "https://a.example/cb", "jwtIssuer": "https://i.example", "jwtAudience": "web"},
+            "jwtIssuer replaces",
+        ),
     ],
 )
 def test_unsafe_or_malformed_stage_settings_are_refused(context: dict[str, Any], message: str) -> None:
@@ -149,3 +158,15 @@ def test_concurrency_and_archive_keys_have_quota_safe_defaults() -> None:
     tuned = _config(sweeperReservedConcurrency="1", finalizeMaxConcurrency="50", eventArchiveDays="0")
     assert (tuned.sweeper_reserved_concurrency, tuned.finalize_max_concurrency, tuned.event_archive_days) == (1, 50, 0)
     assert _config(sweeperReservedConcurrency=0).sweeper_reserved_concurrency is None
+
+
+def test_hosted_sign_in_takes_callback_and_logout_urls_and_a_domain_prefix() -> None:
+    assert _config().auth_callback_urls == ()
+    config = _config(
+        authCallbackUrls="https://app.example/cb, http://localhost:5173/cb",
+        authLogoutUrls=["https://app.example/"],
+        authDomainPrefix="tracklane-music",
+    )
+    assert config.auth_callback_urls == ("https://app.example/cb", "http://localhost:5173/cb")
+    assert config.auth_logout_urls == ("https://app.example/",)
+    assert config.auth_domain_prefix == "tracklane-music"
