@@ -132,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds the token is valid (default 12 h)")
     token.add_argument("--aws", action="store_true", help="sign in to a deployed stack's Cognito user pool")
     token.add_argument("--create", action="store_true", help="with --aws: create the user if it does not exist")
-    token.add_argument("--stack", default="Tracklane", help="with --aws: the stack whose outputs name the pool")
+    token.add_argument(
+        "--stack",
+        default="Tracklane-dev",
+        help="with --aws: the stack whose outputs name the pool (default Tracklane-dev)",
+    )
     token.add_argument("--user-pool-id", help="with --aws: the pool, instead of reading the stack's outputs")
     token.add_argument("--client-id", help="with --aws: the app client, instead of reading the stack's outputs")
     token.set_defaults(func=_token)

@@ -3,8 +3,9 @@ definition; each Task posts an SQS callback message, which this runner answers b
 step handler the processing Lambda runs.
 
 moto cannot retry a callback Task, so the runner applies each step's Retry policies (same
-ErrorEquals, MaxAttempts, IntervalSeconds, BackoffRate) before reporting a failure, after which the
-state machine's own Catch takes over exactly as on AWS.
+ErrorEquals, MaxAttempts, IntervalSeconds, BackoffRate, MaxDelaySeconds and JitterStrategy, through
+``RetryPolicy.delay_before``) before reporting a failure, after which the state machine's own Catch
+takes over exactly as on AWS.
 """
 
 from __future__ import annotations

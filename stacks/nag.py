@@ -11,7 +11,7 @@ one, by their exact finding id; cdk-nag 3 has no prefix matching.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
+from aws_cdk import Acknowledgment, App, CfnResource, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -41,9 +41,19 @@ def arn_of(construct: IConstruct) -> str:
     return attribute_of(construct, "Arn")
 
 
+def _pseudo(value: str, name: str) -> str:
+    """A stack's partition, region or account as cdk-nag renders it: the literal in a stack with an
+    explicit environment, ``<AWS::Name>`` in an environment-agnostic one."""
+    return f"<AWS::{name}>" if Token.is_unresolved(value) else value
+
+
 def executions_of(state_machine: IConstruct) -> str:
     """How cdk-nag renders the ARN of every execution of ``state_machine``, built with
     ``Stack.format_arn`` from its ``Name`` attribute."""
-    return (
-        f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{attribute_of(state_machine, 'Name')}:*"
+    stack = Stack.of(state_machine)
+    partition, region, account = (
+        _pseudo(stack.partition, "Partition"),
+        _pseudo(stack.region, "Region"),
+        _pseudo(stack.account, "AccountId"),
     )
+    return f"arn:{partition}:states:{region}:{account}:execution:{attribute_of(state_machine, 'Name')}:*"

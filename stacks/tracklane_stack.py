@@ -50,7 +50,7 @@ class TracklaneStack(Stack):
             versioned=config.bucket_versioning,
             removal_policy=removal,
         )
-        self.tables = Tables(self, "Tables", removal_policy=removal)
+        self.tables = Tables(self, "Tables", removal_policy=removal, deletion_protection=config.deletion_protection)
         self.layers = Layers(self, "Layers")
         functions = FunctionFactory(
             environment={
@@ -81,6 +81,7 @@ class TracklaneStack(Stack):
             workflow=workflow,
             functions=functions,
             layers=[self.layers.deps],
+            max_concurrency=config.finalize_max_concurrency,
         )
         self.sweeper = Sweeper(
             self,
@@ -89,11 +90,27 @@ class TracklaneStack(Stack):
             workflow=workflow,
             functions=functions,
             layers=[self.layers.deps],
+            reserved_concurrency=config.sweeper_reserved_concurrency,
         )
         self.domain_events = DomainEvents(
-            self, "DomainEvents", tables=self.tables, functions=functions, layers=[self.layers.deps]
+            self,
+            "DomainEvents",
+            tables=self.tables,
+            functions=functions,
+            layers=[self.layers.deps],
+            archive_days=config.event_archive_days,
         )
-        self.auth = Auth(self, "Auth", issuer=config.jwt_issuer, audience=config.jwt_audience, removal_policy=removal)
+        self.auth = Auth(
+            self,
+            "Auth",
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            removal_policy=removal,
+            deletion_protection=config.deletion_protection,
+            callback_urls=config.auth_callback_urls,
+            logout_urls=config.auth_logout_urls,
+            domain_prefix=config.auth_domain_prefix,
+        )
         self.api = Api(
             self,
             "Api",
@@ -119,3 +136,5 @@ class TracklaneStack(Stack):
         if self.auth.user_pool and self.auth.client:
             CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
             CfnOutput(self, "UserPoolClientId", value=self.auth.client.user_pool_client_id)
+        if self.auth.domain:
+            CfnOutput(self, "SignInDomain", value=self.auth.domain.base_url())

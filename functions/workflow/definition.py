@@ -11,9 +11,10 @@ leaves ``Retry`` out and the local runner applies the same policies (``retry_pol
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 # Errors a Lambda-backed Task may raise that are worth another attempt.
 TRANSIENT_ERRORS = (
@@ -33,6 +34,11 @@ class RetryPolicy:
     interval_seconds: int = 2
     max_attempts: int = 3
     backoff_rate: float = 2.0
+    # Many executions throttled at once (a burst of uploads against a low Lambda concurrency quota)
+    # would otherwise retry in lockstep and collide again: FULL jitter spreads each wait uniformly
+    # over [0, backoff], and the cap keeps a long backoff from outliving the Task's timeout.
+    max_delay_seconds: int = 30
+    jitter_strategy: Literal["FULL", "NONE"] = "FULL"
 
     def to_asl(self) -> dict[str, Any]:
         return {
@@ -40,14 +46,22 @@ class RetryPolicy:
             "IntervalSeconds": self.interval_seconds,
             "MaxAttempts": self.max_attempts,
             "BackoffRate": self.backoff_rate,
+            "MaxDelaySeconds": self.max_delay_seconds,
+            "JitterStrategy": self.jitter_strategy,
         }
 
     def matches(self, error_name: str) -> bool:
         return "States.ALL" in self.error_equals or error_name in self.error_equals
 
+    def backoff_before(self, attempt: int) -> float:
+        """The computed backoff before retry number ``attempt`` (1-based), capped at MaxDelaySeconds."""
+        return float(min(self.interval_seconds * self.backoff_rate ** (attempt - 1), self.max_delay_seconds))
+
     def delay_before(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based), as Step Functions does."""
-        return float(self.interval_seconds * self.backoff_rate ** (attempt - 1))
+        """Seconds to wait before retry number ``attempt`` (1-based), as Step Functions does: the
+        capped backoff, or with FULL jitter a random delay between 0 and it."""
+        backoff = self.backoff_before(attempt)
+        return random.uniform(0.0, backoff) if self.jitter_strategy == "FULL" else backoff  # noqa: S311
 
 
 @dataclass(frozen=True)

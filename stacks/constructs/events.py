@@ -6,14 +6,16 @@ event exists exactly when its change was committed. The event source mappings ke
 order (parallelization 1), filter to the items that can be events (track and album items, not lanes,
 tag entries or slug claims), resume at the first failed record (partial batch responses), and after
 ``RETRY_ATTEMPTS`` send the failed range's description to a dead-letter queue with an alarm.
-The stack has no rule on the bus: consumers add their own.
+The stack has no rule on the bus: consumers add their own. Every event is archived
+(``StackConfig.event_archive_days``), so a consumer added later, or one that was broken, can be
+replayed what it missed (``aws events start-replay``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -44,6 +46,7 @@ class DomainEvents(Construct):
         tables: Tables,
         functions: FunctionFactory,
         layers: Sequence[lambda_.ILayerVersion],
+        archive_days: int,
     ) -> None:
         super().__init__(scope, id_)
         streamed = stream_view_types()
@@ -51,6 +54,13 @@ class DomainEvents(Construct):
             raise ValueError(f"streamed tables {sorted(streamed)} and event items {sorted(EVENT_ITEMS)} disagree")
 
         self.bus = events.EventBus(self, "Bus", description="tracklane domain events: track.* and album.*")
+        self.archive = self.bus.archive(
+            "Archive",
+            description="Every tracklane domain event, for replay",
+            # An archive needs a pattern; every event on this bus comes from this account.
+            event_pattern=events.EventPattern(account=[Stack.of(self).account]),
+            retention=Duration.days(archive_days) if archive_days else None,
+        )
         self.dead_letters, self.dead_letter_alarm = dead_letters(
             self,
             alarm_description=(

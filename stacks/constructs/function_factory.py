@@ -61,11 +61,14 @@ class FunctionFactory:
         ephemeral_storage: Size | None = None,
         reserved_concurrency: int | None = None,
         environment: Mapping[str, str] | None = None,
+        role: iam.Role | None = None,
     ) -> lambda_.Function:
+        """``role``: one shared by functions that run the same code with the same rights (the
+        processing steps); by default the function gets a role of its own."""
         log_group = logs.LogGroup(scope, f"{id_}Logs", retention=self.log_retention, removal_policy=self.removal_policy)
         # An own role instead of the default one with AWSLambdaBasicExecutionRole (logs:* on every
         # log group): this function may write to its own log group only.
-        role = iam.Role(
+        role = role or iam.Role(
             scope,
             f"{id_}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),

@@ -40,6 +40,7 @@ class Ingest(Construct):
         workflow: sfn.IStateMachine,
         functions: FunctionFactory,
         layers: Sequence[lambda_.ILayerVersion],
+        max_concurrency: int,
     ) -> None:
         super().__init__(scope, id_)
         self.dead_letters, self.dead_letter_alarm = dead_letters(
@@ -74,7 +75,14 @@ class Ingest(Construct):
             environment={"TRACKLANE_STATE_MACHINE_ARN": workflow.state_machine_arn},
         )
         self.function.add_event_source(
-            sources.SqsEventSource(self.queue, batch_size=BATCH_SIZE, report_batch_item_failures=True)
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=BATCH_SIZE,
+                report_batch_item_failures=True,
+                # Caps this consumer without reserving concurrency (see StackConfig): past the cap,
+                # messages wait in the queue rather than being throttled back into it.
+                max_concurrency=max_concurrency,
+            )
         )
         # Albums: a finalized track joins the album its intent named.
         tables.grant_read_write(self.function, "Uploads", "Tracks", "Albums")

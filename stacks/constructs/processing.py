@@ -1,7 +1,14 @@
-"""The processing function and the Step Functions state machine that drives it.
+"""The processing functions and the Step Functions state machine that drives them.
 
 The ASL comes from ``functions.workflow.definition.render_aws`` -- the same definition the local
-stack runs -- with the function ARN substituted at deploy time.
+stack runs -- with a function ARN substituted into each Task at deploy time.
+
+Every Task has its own ``TimeoutSeconds`` (60 s for a status write, 900 s for a transcode), and a
+Task that times out does not stop the Lambda it invoked: with one 900-second function behind every
+Task, a timed-out 60-second step could go on writing for 14 more minutes after its Catch had
+moved the track on. So there is one function per Task timeout -- the same code, role and layers --
+each stopping ``TASK_TIMEOUT_MARGIN`` before its Tasks give up, and its ffmpeg runs stopping
+before the function does, so a stuck encoder ends as a lane failure the step records, not a kill.
 
 The stems and lyrics lanes call external processors (``StackConfig.external_processors``): the
 function gets each one's URL or Lambda ARN in ``TRACKLANE_<LANE>_PROCESSOR`` and, for an ARN, the
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
@@ -21,7 +29,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions.data.keys import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX
-from functions.workflow.definition import PROCESSING_FUNCTION_ARN, render_aws
+from functions.workflow.definition import PROCESSING_FUNCTION_ARN, WORKFLOW, render_aws
 from stacks import nag
 from stacks.config import is_lambda_arn
 from stacks.constructs.function_factory import FunctionFactory
@@ -31,11 +39,54 @@ from stacks.constructs.tables import Tables
 
 # "${ProcessingFunctionArn}" -> "ProcessingFunctionArn"
 SUBSTITUTION = PROCESSING_FUNCTION_ARN.removeprefix("${").removesuffix("}")
+# Step Functions' clock for a Task starts before Lambda's: a cold start's init phase (up to 10 s)
+# does not count against the function's timeout but does against the Task's.
+TASK_TIMEOUT_MARGIN = Duration.seconds(15)
+# Time left to a step after ffmpeg gave up: recording the lane's failure and answering.
+FFMPEG_MARGIN = Duration.seconds(45)
 
 
 def processor_env_var(lane: str) -> str:
     """The environment variable ``functions.settings`` reads a lane's external processor from."""
     return f"TRACKLANE_{lane.upper()}_PROCESSOR"
+
+
+def task_timeouts() -> list[int]:
+    """The distinct ``TimeoutSeconds`` of the workflow's Tasks, longest first."""
+    return sorted({task.timeout_seconds for task in WORKFLOW.tasks()}, reverse=True)
+
+
+def function_timeout(task_timeout_s: int) -> Duration:
+    return Duration.seconds(task_timeout_s - TASK_TIMEOUT_MARGIN.to_seconds())
+
+
+def ffmpeg_timeout_s(function_timeout_s: int) -> int:
+    return int(max(function_timeout_s - FFMPEG_MARGIN.to_seconds(), function_timeout_s // 2))
+
+
+def substitution_for(task_timeout_s: int) -> str:
+    """The definition substitution naming the function behind Tasks with this timeout."""
+    return f"{SUBSTITUTION}{task_timeout_s}s"
+
+
+def route_tasks_by_timeout(definition: dict[str, Any]) -> dict[str, Any]:
+    """``render_aws``'s ASL with each Task's Resource, the one placeholder, replaced by the
+    substitution of the function for its ``TimeoutSeconds``."""
+
+    def route(states: dict[str, Any]) -> dict[str, Any]:
+        routed = {}
+        for name, rendered in states.items():
+            state = dict(rendered)
+            if state["Type"] == "Task":
+                if state["Resource"] != PROCESSING_FUNCTION_ARN:
+                    raise ValueError(f"Task {name} invokes {state['Resource']}, not {PROCESSING_FUNCTION_ARN}")
+                state["Resource"] = "${" + substitution_for(state["TimeoutSeconds"]) + "}"
+            if "Branches" in state:
+                state["Branches"] = [{**branch, "States": route(branch["States"])} for branch in state["Branches"]]
+            routed[name] = state
+        return routed
+
+    return {**definition, "States": route(definition["States"])}
 
 
 class Processing(Construct):
@@ -53,37 +104,52 @@ class Processing(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, id_)
-        self.function = functions.make(
+        # One role for every step function: they run the same handler on the same data.
+        self.role = iam.Role(
             self,
-            "Step",
-            handler="functions.handlers.workflow_step.handler",
-            description="Runs one step of the track-processing workflow (probe, transcode, mark ready/failed)",
-            layers=layers,
-            # 3,584 MB is where Lambda grants 2 vCPUs: the one-process transcode runs its three
-            # encoders in parallel (9 s vs 15 s on one core for 3 minutes of music).
-            memory_size=3584,
-            timeout=Duration.seconds(900),
-            ephemeral_storage=Size.mebibytes(4096),
-            environment={
-                "TRACKLANE_FFMPEG_PATH": FFMPEG_PATH,
-                **{processor_env_var(lane): processor for lane, processor in external_processors.items()},
-            },
+            "StepRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="tracklane processing step functions",
         )
+        longest, *shorter = task_timeouts()
+        # {Task TimeoutSeconds: the function behind those Tasks}; "Step" runs the longest (probe, transcode).
+        self.functions: dict[int, lambda_.Function] = {}
+        for task_timeout in (longest, *shorter):
+            timeout = function_timeout(task_timeout)
+            self.functions[task_timeout] = functions.make(
+                self,
+                "Step" if task_timeout == longest else f"Step{task_timeout}s",
+                handler="functions.handlers.workflow_step.handler",
+                description=(f"Runs the track-processing workflow's steps whose Task times out after {task_timeout} s"),
+                layers=layers,
+                # 3,584 MB is where Lambda grants 2 vCPUs: the one-process transcode runs its three
+                # encoders in parallel (9 s vs 15 s on one core for 3 minutes of music).
+                memory_size=3584,
+                timeout=timeout,
+                ephemeral_storage=Size.mebibytes(4096),
+                role=self.role,
+                environment={
+                    "TRACKLANE_FFMPEG_PATH": FFMPEG_PATH,
+                    "TRACKLANE_FFMPEG_TIMEOUT_S": str(ffmpeg_timeout_s(int(timeout.to_seconds()))),
+                    **{processor_env_var(lane): processor for lane, processor in external_processors.items()},
+                },
+            )
+        self.function = self.functions[longest]
         for processor in external_processors.values():
             if is_lambda_arn(processor):
                 # The ARN as configured (qualified or not) is what the lane invokes, so it is the
                 # one resource the grant names.
-                self.function.add_to_role_policy(
+                self.role.add_to_principal_policy(
                     iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[processor])
                 )
         # Delete: a track's new version, once live, replaces the original it had; a version that
         # failed, or whose track was deleted meanwhile, leaves no original behind
         # (functions.domain.intake.versions).
-        storage.grant_uploads(self.function, read=True, delete=True)
-        storage.grant_tracks_read_write(self.function)
+        storage.grant_uploads(self.role, read=True, delete=True)
+        storage.grant_tracks_read_write(self.role)
         # Albums: an uploaded album cover is rendered into the album's variants (``run: album_cover``).
-        tables.grant_read_write(self.function, "Tracks", "Uploads", "Albums")
-        self.function.add_to_role_policy(
+        tables.grant_read_write(self.role, "Tracks", "Uploads", "Albums")
+        self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                 resources=[storage.bucket.arn_for_objects(f"{ALBUMS_PREFIX}*")],
@@ -95,7 +161,7 @@ class Processing(Construct):
             (ALBUMS_PREFIX, "writes album cover variants"),
         ):
             nag.acknowledge(
-                self.function.role or self.function,
+                self.role,
                 storage.objects_finding(prefix),
                 f"The step {what} under {prefix} of the media bucket; keys are per track, so the grant is "
                 "a prefix, never the whole bucket.",
@@ -106,16 +172,22 @@ class Processing(Construct):
             self,
             "Workflow",
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(json.dumps(render_aws())),
-            definition_substitutions={SUBSTITUTION: self.function.function_arn},
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(route_tasks_by_timeout(render_aws()))),
+            definition_substitutions={
+                substitution_for(task_timeout): function.function_arn
+                for task_timeout, function in self.functions.items()
+            },
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             removal_policy=removal_policy,
         )
-        # The Task Resources are the bare function ARN (unqualified), so the role needs exactly that
-        # ARN; grant_invoke would add "<arn>:*" (every version and alias) as well.
+        # The Task Resources are the bare function ARNs (unqualified), so the role needs exactly
+        # those; grant_invoke would add "<arn>:*" (every version and alias) as well.
         self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[function.function_arn for function in self.functions.values()],
+            )
         )
         nag.acknowledge(
             self.state_machine.role,

@@ -87,7 +87,12 @@ class Storage(Construct):
                     expiration=Duration.days(ABANDONED_UPLOAD_DAYS),
                 ),
                 *(
-                    [s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(30))]
+                    [
+                        s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(30)),
+                        # An expiration above leaves a delete marker whose versions then expire:
+                        # the marker alone would stay forever and slow every listing of its prefix.
+                        s3.LifecycleRule(id="remove-expired-delete-markers", expired_object_delete_marker=True),
+                    ]
                     if versioned
                     else []
                 ),

@@ -3,8 +3,15 @@ table's ``by_processing`` index) and asks Step Functions what became of each one
 (``functions.domain.processing.sweeper``): an ended execution gets its track a verdict, a missing one (finalize
 crashed between claiming the upload and starting it) is started, under the upload's id as always.
 
-One sweep at a time (reserved concurrency 1): two overlapping sweeps would only race on the same
-tracks. It reads no media, so it has no S3 access at all.
+A sweep ends (5-minute timeout) long before the next one starts, so sweeps overlap only when a
+delivery is retried; two overlapping sweeps would only race on the same tracks, each settling a
+track with a conditional write. Reserved concurrency could forbid even that, but it fails deployments
+on accounts with a low concurrency quota, so it is off unless configured
+(``StackConfig.sweeper_reserved_concurrency``). It reads no media, so it has no S3 access at all.
+
+EventBridge retries a schedule delivery Lambda refused (throttling, a service error) for up to
+``SWEEP_RATE`` -- a later one would only overlap the next sweep -- then parks the event in a
+dead-letter queue (alarmed), so a sweeper that cannot run is noticed.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks import nag
+from stacks.constructs.dead_letters import dead_letters
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.tables import Tables
 
 SWEEP_RATE = Duration.minutes(15)
 SWEEP_TIMEOUT = Duration.minutes(5)
+SCHEDULE_RETRY_ATTEMPTS = 4
 
 
 class Sweeper(Construct):
@@ -37,6 +46,7 @@ class Sweeper(Construct):
         workflow: sfn.StateMachine,
         functions: FunctionFactory,
         layers: Sequence[lambda_.ILayerVersion],
+        reserved_concurrency: int | None,
     ) -> None:
         super().__init__(scope, id_)
         self.function = functions.make(
@@ -47,7 +57,7 @@ class Sweeper(Construct):
             layers=layers,
             memory_size=512,
             timeout=SWEEP_TIMEOUT,
-            reserved_concurrency=1,
+            reserved_concurrency=reserved_concurrency,
             environment={"TRACKLANE_STATE_MACHINE_ARN": workflow.state_machine_arn},
         )
         # Tracks: the index Query and the verdict; Uploads: finding the upload and recording the
@@ -72,10 +82,30 @@ class Sweeper(Construct):
             "upload id, known per track at run time, so the resource ends in ':*'.",
         )
 
+        self.dead_letters, self.dead_letter_alarm = dead_letters(
+            self,
+            alarm_description=(
+                "A scheduled sweep could not be delivered to the sweeper function (throttled or refused "
+                f"for {SWEEP_RATE.to_minutes()} minutes): tracks left processing are not being settled."
+            ),
+        )
+        nag.acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is the dead-letter destination itself: it receives the schedule events EventBridge "
+            "could not deliver to the sweeper.",
+        )
         self.schedule = events.Rule(
             self,
             "Schedule",
             description="Runs the tracklane sweeper",
             schedule=events.Schedule.rate(SWEEP_RATE),
-            targets=[targets.LambdaFunction(self.function)],
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
+                    max_event_age=SWEEP_RATE,
+                )
+            ],
         )

@@ -60,7 +60,7 @@ def env_var(spec: TableSpec) -> str:
 
 
 class Tables(Construct):
-    def __init__(self, scope: Construct, id_: str, *, removal_policy: RemovalPolicy) -> None:
+    def __init__(self, scope: Construct, id_: str, *, removal_policy: RemovalPolicy, deletion_protection: bool) -> None:
         super().__init__(scope, id_)
         self.specs: dict[str, TableSpec] = {spec.logical_name: spec for spec in table_specs()}
         self.by_name: dict[str, dynamodb.Table] = {}
@@ -79,6 +79,7 @@ class Tables(Construct):
                 time_to_live_attribute=spec.ttl_attribute,
                 stream=dynamodb.StreamViewType(streams[name]) if name in streams else None,
                 removal_policy=removal_policy,
+                deletion_protection=deletion_protection,
             )
             for index in spec.indexes:
                 table.add_global_secondary_index(

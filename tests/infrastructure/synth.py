@@ -19,28 +19,36 @@ from typing import Any  # noqa: E402
 from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
-from stacks.app import DEFAULT_STACK_NAME, build  # noqa: E402
+from stacks.app import build  # noqa: E402
 from stacks.config import cdk_json_context  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A throwaway stack on another issuer, with the stricter entitlement default, and external
-# processors for both lanes: a Lambda function (by qualified ARN) and an HTTP endpoint. The
-# default synth has none.
+# The default synth is cdk.json's: a dev stage (ephemeral, environment-agnostic). The variant is a
+# production stage in an explicit account and region, on another issuer, with the stricter
+# entitlement default, named CORS origins, external processors for both lanes (a Lambda function
+# by qualified ARN and an HTTP endpoint), a reserved sweeper, another finalize cap and an archive
+# kept indefinitely. The default synth has none of these.
 VARIANT_CONTEXT = {
-    "ephemeral": True,
+    "stage": "prod",
+    "account": "123456789012",
+    "region": "eu-west-1",
     "jwtIssuer": "https://issuer.example.test",
     "jwtAudience": ["tracklane-web"],
     "defaultUploadEntitlement": "deny",
     "corsOrigins": ["https://app.example.test"],
     "stemsProcessor": "arn:aws:lambda:eu-west-1:210987654321:function:stem-splitter:live",
     "lyricsProcessor": "https://lyrics.example.test/v1/transcribe",
+    "sweeperReservedConcurrency": 1,
+    "finalizeMaxConcurrency": 20,
+    "eventArchiveDays": 0,
 }
 
 
 @dataclass(frozen=True)
 class Synth:
     outdir: Path
+    stack_name: str
     template: dict[str, Any]
     report: dict[str, Any]
     error: str | None  # the synth exception (a failed validation), if any
@@ -63,18 +71,18 @@ class Synth:
 def synthesize(outdir: Path, overrides: dict[str, Any] | None = None) -> Synth:
     context = {**cdk_json_context(), "aws:cdk:enable-path-metadata": True, **(overrides or {})}
     app = App(outdir=str(outdir), context=context)
-    build(app)
+    stack = build(app)
     error = None
     try:
         app.synth()
     except RuntimeError as exc:  # jsii surfaces the failed validation as RuntimeError
         error = str(exc)
-    template_file = outdir / f"{DEFAULT_STACK_NAME}.template.json"
+    template_file = outdir / f"{stack.stack_name}.template.json"
     if not template_file.exists():
         raise AssertionError(f"synth produced no template: {error}")
     report_file = outdir / "validation-report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {"pluginReports": []}
-    return Synth(outdir, json.loads(template_file.read_text()), report, error)
+    return Synth(outdir, stack.stack_name, json.loads(template_file.read_text()), report, error)
 
 
 def logical_id_by_path(synth: Synth, path_suffix: str) -> str:

@@ -110,3 +110,13 @@ def test_records_given_up_on_raise_an_alarm(synth: Synth) -> None:
         0,
         "GreaterThanThreshold",
     )
+
+
+def test_every_event_on_the_bus_is_archived_for_replay(synth: Synth, variant: Synth) -> None:
+    for deployed, days in ((synth, 90), (variant, 0)):
+        (archive,) = deployed.resources("AWS::Events::Archive").values()
+        props = archive["Properties"]
+        assert props["SourceArn"] == _arn(deployed, "/DomainEvents/Bus/Resource")
+        # The pattern matches every event: all of them come from this account.
+        assert list(props["EventPattern"]) == ["account"]
+        assert props["RetentionDays"] == days  # 0: kept indefinitely

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from functions.workflow.definition import WORKFLOW
 from layers import build as layer_build
 from stacks.constructs.layers import FFMPEG_PATH
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
@@ -62,15 +63,17 @@ def test_function_sizes_and_timeouts(synth: Synth) -> None:
     api, finalize, processing, sweeper = (_function(synth, n) for n in ("api", "finalize", "processing", "sweeper"))
     assert (api["MemorySize"], api["Timeout"]) == (512, 29)
     assert finalize["Timeout"] == 60
-    assert (processing["MemorySize"], processing["Timeout"]) == (3584, 900)
+    # Its Tasks (probe, transcode) time out after 900 s; test_workflow checks every step function.
+    assert (processing["MemorySize"], processing["Timeout"]) == (3584, 885)
     assert processing["EphemeralStorage"] == {"Size": 4096}
     assert (sweeper["MemorySize"], sweeper["Timeout"]) == (512, 300)
 
 
-def test_only_the_sweeper_is_limited_to_one_concurrent_run(synth: Synth) -> None:
-    for name in FUNCTIONS:
-        expected = 1 if name == "sweeper" else None
-        assert _function(synth, name).get("ReservedConcurrentExecutions") == expected, name
+def test_no_function_reserves_concurrency_by_default(synth: Synth) -> None:
+    """Lambda refuses a reservation that leaves under 100 unreserved: it would fail a deployment on an
+    account with a concurrency quota of 10 or 50."""
+    for lid, function in synth.resources("AWS::Lambda::Function").items():
+        assert "ReservedConcurrentExecutions" not in function["Properties"], lid
 
 
 def test_log_groups_have_a_retention(synth: Synth) -> None:
@@ -104,16 +107,27 @@ def test_default_upload_entitlement_comes_from_context(synth: Synth, variant: Sy
         assert variables["TRACKLANE_DEFAULT_UPLOAD_ENTITLEMENT"] == expected
 
 
+def _step_function_ids(synth: Synth) -> set[str]:
+    return {
+        lid
+        for lid, function in synth.resources("AWS::Lambda::Function").items()
+        if function["Properties"].get("Handler") == FUNCTIONS["processing"][1]
+    }
+
+
 def test_only_processing_gets_the_ffmpeg_and_media_layers(synth: Synth) -> None:
     deps, ffmpeg, media = (logical_id_by_path(synth, f"/Layers/{n}/Resource") for n in ("Deps", "Ffmpeg", "Media"))
     assert _layer_ids(synth, "processing") == [deps, ffmpeg, media]
     for name in FUNCTIONS.keys() - {"processing"}:
         assert _layer_ids(synth, name) == [deps], name
     # Every function in the template, CDK's own deploy-time handlers included.
-    processing = logical_id_by_path(synth, f"/{FUNCTIONS['processing'][0]}/Resource")
+    steps = _step_function_ids(synth)
+    assert len(steps) == len({task.timeout_seconds for task in WORKFLOW.tasks()})
     for lid, function in synth.resources("AWS::Lambda::Function").items():
-        if lid != processing:
-            layers = [ref["Ref"] for ref in function["Properties"].get("Layers", [])]
+        layers = [ref["Ref"] for ref in function["Properties"].get("Layers", [])]
+        if lid in steps:
+            assert layers == [deps, ffmpeg, media], lid
+        else:
             assert not {ffmpeg, media} & set(layers), lid
 
 

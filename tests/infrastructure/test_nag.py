@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from stacks.app import DEFAULT_STACK_NAME
 from stacks.nag import NAMESPACE
 from tests.infrastructure.synth import Synth, logical_id_by_path
 
@@ -50,7 +49,7 @@ def test_every_acknowledgement_names_its_rule_and_gives_a_reason(synth: Synth, v
 def test_no_acknowledgement_is_stale(deployment: str, request: pytest.FixtureRequest) -> None:
     """Each acknowledgement recorded in the assembly suppressed a finding; unused ones are removed."""
     synth: Synth = request.getfixturevalue(deployment)
-    metadata = json.loads((synth.outdir / f"{DEFAULT_STACK_NAME}.metadata.json").read_text())
+    metadata = json.loads((synth.outdir / f"{synth.stack_name}.metadata.json").read_text())
     recorded = {
         (path.lstrip("/"), rule_id)
         for path, entries in metadata.items()

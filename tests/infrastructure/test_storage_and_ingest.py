@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from functions.data.storage import ABANDONED_UPLOAD_DAYS, ABORT_INCOMPLETE_MULTIPART_DAYS
 from functions.settings import Settings
+from stacks.config import StackConfig
 from stacks.constructs.ingest import BATCH_SIZE, FINALIZE_TIMEOUT, MAX_RECEIVE_COUNT
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
 
@@ -87,10 +88,20 @@ def test_files_left_under_uploads_expire_only_after_every_intent_has(synth: Synt
 
 
 def test_buckets_are_retained_unless_ephemeral_which_empties_them_on_delete(synth: Synth, variant: Synth) -> None:
-    assert {r["DeletionPolicy"] for r in synth.resources("AWS::S3::Bucket").values()} == {"Retain"}
-    assert not synth.resources("Custom::S3AutoDeleteObjects")
-    assert {r["DeletionPolicy"] for r in variant.resources("AWS::S3::Bucket").values()} == {"Delete"}
-    assert len(variant.resources("Custom::S3AutoDeleteObjects")) == 2
+    # variant: the prod stage, retained; synth: the dev stage, ephemeral.
+    assert {r["DeletionPolicy"] for r in variant.resources("AWS::S3::Bucket").values()} == {"Retain"}
+    assert not variant.resources("Custom::S3AutoDeleteObjects")
+    assert {r["DeletionPolicy"] for r in synth.resources("AWS::S3::Bucket").values()} == {"Delete"}
+    assert len(synth.resources("Custom::S3AutoDeleteObjects")) == 2
+
+
+def test_the_media_bucket_is_versioned_on_every_stage_and_old_versions_expire(synth: Synth, variant: Synth) -> None:
+    for deployed in (synth, variant):
+        media = deployed.properties(_media(deployed))
+        assert media["VersioningConfiguration"] == {"Status": "Enabled"}
+        rules = {rule["Id"]: rule for rule in media["LifecycleConfiguration"]["Rules"]}
+        assert rules["expire-noncurrent"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+        assert rules["remove-expired-delete-markers"]["ExpiredObjectDeleteMarker"] is True
 
 
 def test_object_created_under_uploads_is_sent_to_the_put_events_queue(synth: Synth) -> None:
@@ -159,3 +170,19 @@ def test_finalize_consumes_the_queue_in_batches_reporting_item_failures(synth: S
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
         },
     )
+
+
+def test_finalize_concurrency_is_capped_at_the_event_source_not_reserved(synth: Synth, variant: Synth) -> None:
+    """Past the cap, S3 events wait in the queue; the API keeps the rest of the account's concurrency."""
+    for deployed, cap in (
+        (synth, StackConfig.finalize_max_concurrency),
+        (variant, VARIANT_CONTEXT["finalizeMaxConcurrency"]),
+    ):
+        deployed.assertions.has_resource_properties(
+            "AWS::Lambda::EventSourceMapping",
+            {
+                "EventSourceArn": {"Fn::GetAtt": [logical_id_by_path(deployed, "/Ingest/PutEvents/Resource"), "Arn"]},
+                "ScalingConfig": {"MaximumConcurrency": cap},
+            },
+        )
+    assert StackConfig.finalize_max_concurrency == 5

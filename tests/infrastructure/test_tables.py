@@ -52,11 +52,14 @@ def test_tables_are_on_demand_with_point_in_time_recovery(synth: Synth) -> None:
         assert "ProvisionedThroughput" not in table
 
 
-def test_tables_are_retained_by_default_and_destroyed_when_ephemeral(synth: Synth, variant: Synth) -> None:
-    for lid, table in synth.resources("AWS::DynamoDB::Table").items():
-        assert table["DeletionPolicy"] == "Retain", lid
+def test_prod_tables_are_retained_and_deletion_protected_and_dev_ones_are_not(synth: Synth, variant: Synth) -> None:
+    # synth: the dev stage (ephemeral); variant: prod.
     for lid, table in variant.resources("AWS::DynamoDB::Table").items():
+        assert table["DeletionPolicy"] == "Retain", lid
+        assert table["Properties"]["DeletionProtectionEnabled"] is True, lid
+    for lid, table in synth.resources("AWS::DynamoDB::Table").items():
         assert table["DeletionPolicy"] == "Delete", lid
+        assert not table["Properties"].get("DeletionProtectionEnabled"), lid
 
 
 def test_functions_get_each_table_name_under_the_settings_variable(synth: Synth) -> None:

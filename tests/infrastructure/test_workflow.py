@@ -1,4 +1,5 @@
-"""The state machine runs the one workflow definition, invoking the processing function."""
+"""The state machine runs the one workflow definition, invoking the processing functions: one per
+Task timeout, each stopping before its Tasks give up on it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from functions.workflow.definition import WORKFLOW, render_aws
-from stacks.constructs.processing import SUBSTITUTION
+from stacks.constructs.processing import route_tasks_by_timeout, substitution_for, task_timeouts
 from tests.infrastructure.synth import ROOT, Synth, logical_id_by_path, state_machine_definition
 
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
@@ -26,10 +27,28 @@ def _states_by_scope(definition: dict[str, Any]) -> list[dict[str, Any]]:
     return scopes
 
 
+FAKE_ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
+
+
+def _step_functions(synth: Synth) -> dict[int, str]:
+    """{Task TimeoutSeconds: logical id of the function behind those Tasks}."""
+    longest, *shorter = task_timeouts()
+    paths = {longest: "/Processing/Step/Resource"} | {t: f"/Processing/Step{t}s/Resource" for t in shorter}
+    return {timeout: logical_id_by_path(synth, path) for timeout, path in paths.items()}
+
+
+def _tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: state
+        for scope in _states_by_scope(definition)
+        for name, state in scope.items()
+        if state["Type"] == "Task"
+    }
+
+
 def test_every_task_of_the_workflow_is_deployed_with_its_retry_and_catch(synth: Synth) -> None:
     definition, _ = state_machine_definition(synth)
-    processing = logical_id_by_path(synth, "/Processing/Step/Resource")
-    function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{processing}"
+    step_functions = _step_functions(synth)
     tasks = list(WORKFLOW.tasks())
     assert {task.lane for task in tasks if task.lane} >= {
         "probe",
@@ -45,7 +64,7 @@ def test_every_task_of_the_workflow_is_deployed_with_its_retry_and_catch(synth: 
     for task in tasks:
         scope = scope_of[task.name]
         state = scope[task.name]
-        assert state["Resource"] == function_arn, task.name
+        assert state["Resource"] == FAKE_ARN + step_functions[task.timeout_seconds], task.name
         assert state["Parameters"] == {"step": task.step, "input.$": "$"}
         assert state["Retry"] == [policy.to_asl() for policy in task.retry], task.name
         assert state.get("Catch", []) == [catch.to_asl() for catch in task.catch], task.name
@@ -58,11 +77,33 @@ def test_every_task_of_the_workflow_is_deployed_with_its_retry_and_catch(synth: 
     assert definition["TimeoutSeconds"] == WORKFLOW.timeout_seconds
 
 
-def test_the_deployed_definition_is_render_aws_with_the_function_arn_substituted(synth: Synth) -> None:
+def test_the_deployed_definition_is_render_aws_with_each_tasks_function_substituted(synth: Synth) -> None:
     definition, substitutions = state_machine_definition(synth)
-    processing = logical_id_by_path(synth, "/Processing/Step/Resource")
-    assert substitutions == {SUBSTITUTION: {"Fn::GetAtt": [processing, "Arn"]}}
-    assert definition == render_aws(f"arn:aws:lambda:us-east-1:123456789012:function:{processing}")
+    step_functions = _step_functions(synth)
+    assert substitutions == {
+        substitution_for(timeout): {"Fn::GetAtt": [function, "Arn"]} for timeout, function in step_functions.items()
+    }
+    expected = json.dumps(route_tasks_by_timeout(render_aws()))
+    for timeout, function in step_functions.items():
+        expected = expected.replace("${" + substitution_for(timeout) + "}", FAKE_ARN + function)
+    assert definition == json.loads(expected)
+    # Apart from the Resources, exactly what render_aws gives.
+    for state in _tasks(definition).values():
+        state["Resource"] = "${ProcessingFunctionArn}"
+    assert definition == render_aws()
+
+
+def test_every_lambda_stops_before_the_task_that_invoked_it_times_out(synth: Synth) -> None:
+    """A Task that times out does not stop its Lambda: were the function's timeout longer, a step
+    could go on writing after the workflow's Catch had moved the track on."""
+    definition, _ = state_machine_definition(synth)
+    functions = {lid: synth.properties(lid) for lid in synth.resources("AWS::Lambda::Function")}
+    for name, state in _tasks(definition).items():
+        function = functions[state["Resource"].removeprefix(FAKE_ARN)]
+        # 15 s of margin: a cold start's init phase counts against the Task, not the function.
+        assert function["Timeout"] <= state["TimeoutSeconds"] - 15, (name, function["Timeout"], state["TimeoutSeconds"])
+        ffmpeg_timeout = int(function["Environment"]["Variables"]["TRACKLANE_FFMPEG_TIMEOUT_S"])
+        assert 0 < ffmpeg_timeout < function["Timeout"], name
 
 
 def test_state_machine_is_standard_traced_and_logs_without_execution_data(synth: Synth) -> None:
@@ -77,13 +118,14 @@ def test_state_machine_is_standard_traced_and_logs_without_execution_data(synth:
     assert logging["Destinations"] == [{"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": [log_group, "Arn"]}}}]
 
 
-def test_state_machine_role_may_invoke_only_the_processing_function(synth: Synth) -> None:
-    processing = logical_id_by_path(synth, "/Processing/Step/Resource")
+def test_state_machine_role_may_invoke_only_the_processing_functions(synth: Synth) -> None:
+    step_functions = _step_functions(synth)
     policy = synth.properties(logical_id_by_path(synth, "/Processing/Workflow/Role/DefaultPolicy/Resource"))
     invokes = [s for s in policy["PolicyDocument"]["Statement"] if "lambda:InvokeFunction" in _actions(s)]
-    assert invokes == [
-        {"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": {"Fn::GetAtt": [processing, "Arn"]}}
-    ]
+    (statement,) = invokes
+    assert (statement["Action"], statement["Effect"]) == ("lambda:InvokeFunction", "Allow")
+    assert sorted(r["Fn::GetAtt"][0] for r in statement["Resource"]) == sorted(step_functions.values())
+    assert all(r["Fn::GetAtt"][1] == "Arn" for r in statement["Resource"])
 
 
 def test_deployed_definition_passes_asl_validator(synth: Synth, tmp_path: Path) -> None:

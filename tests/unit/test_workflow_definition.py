@@ -56,10 +56,33 @@ def test_every_transition_targets_a_defined_state():
 
 
 def test_retry_backoff_matches_step_functions():
-    policy = definition.RetryPolicy(interval_seconds=2, max_attempts=3, backoff_rate=2.0)
+    policy = definition.RetryPolicy(interval_seconds=2, max_attempts=3, backoff_rate=2.0, jitter_strategy="NONE")
     assert [policy.delay_before(n) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
     assert policy.matches("TransientStepError")
     assert not policy.matches("StepFailed")
+
+
+def test_retry_backoff_is_capped_at_max_delay_seconds():
+    policy = definition.RetryPolicy(interval_seconds=2, backoff_rate=2.0, max_delay_seconds=5, jitter_strategy="NONE")
+    assert [policy.delay_before(n) for n in (1, 2, 3, 4)] == [2.0, 4.0, 5.0, 5.0]
+
+
+def test_full_jitter_waits_between_zero_and_the_capped_backoff(monkeypatch):
+    # Given a FULL-jitter policy whose third backoff (8 s) is capped at 5 s
+    policy = definition.RetryPolicy(interval_seconds=2, backoff_rate=2.0, max_delay_seconds=5)
+    draws = []
+    monkeypatch.setattr(definition.random, "uniform", lambda low, high: draws.append((low, high)) or high / 2)
+    # When the delays are computed, Then each is drawn from [0, capped backoff]
+    assert [policy.delay_before(n) for n in (1, 2, 3)] == [1.0, 2.0, 2.5]
+    assert draws == [(0.0, 2.0), (0.0, 4.0), (0.0, 5.0)]
+
+
+def test_every_aws_retry_has_full_jitter_and_a_max_delay():
+    for task in definition.WORKFLOW.tasks():
+        for policy in task.retry:
+            rendered = policy.to_asl()
+            assert rendered["JitterStrategy"] == "FULL", task.name
+            assert 0 < rendered["MaxDelaySeconds"] < task.timeout_seconds, task.name
 
 
 def test_lanes_run_in_parallel_after_probe_and_artwork_follows_tags():
