@@ -38,7 +38,12 @@ def test_without_callback_urls_the_client_has_no_oauth_at_all() -> None:
     client = _client(template)
     assert client["AllowedOAuthFlowsUserPoolClient"] is False
     assert not {"AllowedOAuthFlows", "CallbackURLs", "LogoutURLs", "AllowedOAuthScopes"} & client.keys()
-    assert client["ExplicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    # SRP for apps, admin password sign-in (IAM-gated) for operators' test users (`tracklane token --aws`).
+    assert sorted(client["ExplicitAuthFlows"]) == [
+        "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+        "ALLOW_USER_SRP_AUTH",
+    ]
     template.resource_count_is("AWS::Cognito::UserPoolDomain", 0)
 
 
