@@ -57,6 +57,33 @@ STAGE_DEFAULTS: dict[str, StageDefaults] = {
 
 
 @dataclass(frozen=True)
+class AlarmThresholds:
+    """What an operator may tune (context key in the comment). Every alarm looks at 5-minute
+    periods and fires when the value is above its threshold; DLQ depth, Lambda and DynamoDB throttles
+    and workflow timeouts alarm on anything above 0 and are not tunable: each is always a fault."""
+
+    # alarmFunctionErrors: Lambda Errors of the API, finalize, sweeper and domain-events functions.
+    # None of them raises by design (the API answers errors, the consumers report item failures).
+    function_errors: int = 0
+    # alarmStepErrors: Lambda Errors of one processing function. A lane that cannot process an
+    # upload (not audio, truncated) raises StepFailed, which Lambda counts as an error too.
+    step_errors: int = 5
+    # alarmWorkflowFailed: failed executions. A track whose required lane fails its upload ends
+    # its execution as failed, so a few are the users' files, not the system.
+    workflow_failed: int = 3
+    # alarmApi5xxPercent: share of API requests answered 5xx.
+    api_5xx_percent: int = 5
+    # alarmApiLatencyP99Ms: p99 of API Gateway's Latency, for 3 periods in a row (cold starts pass).
+    api_latency_p99_ms: int = 3000
+    # alarmS3EventAgeSeconds: the oldest S3 upload event waiting for finalize (the cap of
+    # finalizeMaxConcurrency makes them wait in bursts; clients wait for finalize).
+    s3_event_age_s: int = 900
+    # alarmStreamIteratorAgeSeconds: how far domain-event publishing lags behind the table
+    # streams (kept 24 h: past that, changes are lost to the bus).
+    stream_iterator_age_s: int = 600
+
+
+@dataclass(frozen=True)
 class StackConfig:
     stage: Stage = "dev"
     stack_base_name: str = DEFAULT_STACK_NAME
@@ -98,6 +125,9 @@ class StackConfig:
     auth_callback_urls: tuple[str, ...] = ()
     auth_logout_urls: tuple[str, ...] = ()
     auth_domain_prefix: str | None = None
+    # Subscribed to the alarm topic (it must confirm the subscription); the topic exists regardless.
+    alarm_email: str | None = None
+    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
 
     @property
     def stack_name(self) -> str:
@@ -182,6 +212,8 @@ class StackConfig:
             auth_callback_urls=callbacks,
             auth_logout_urls=logouts,
             auth_domain_prefix=domain_prefix,
+            alarm_email=_email(get("alarmEmail")),
+            alarms=_alarm_thresholds(get),
         )
 
 
@@ -219,6 +251,40 @@ def _processor(value: Any, key: str) -> str | None:
         f"context {key} must be an http(s) URL or a Lambda function ARN "
         f"(arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]), not {value!r}"
     )
+
+
+def _alarm_thresholds(get: Any) -> AlarmThresholds:
+    default = AlarmThresholds()
+    return AlarmThresholds(
+        function_errors=_int(
+            get("alarmFunctionErrors"), "alarmFunctionErrors", 0, 10**6, default=default.function_errors
+        ),
+        step_errors=_int(get("alarmStepErrors"), "alarmStepErrors", 0, 10**6, default=default.step_errors),
+        workflow_failed=_int(
+            get("alarmWorkflowFailed"), "alarmWorkflowFailed", 0, 10**6, default=default.workflow_failed
+        ),
+        api_5xx_percent=_int(get("alarmApi5xxPercent"), "alarmApi5xxPercent", 1, 100, default=default.api_5xx_percent),
+        api_latency_p99_ms=_int(
+            get("alarmApiLatencyP99Ms"), "alarmApiLatencyP99Ms", 100, 30_000, default=default.api_latency_p99_ms
+        ),
+        s3_event_age_s=_int(
+            get("alarmS3EventAgeSeconds"), "alarmS3EventAgeSeconds", 60, 345_600, default=default.s3_event_age_s
+        ),
+        stream_iterator_age_s=_int(
+            get("alarmStreamIteratorAgeSeconds"),
+            "alarmStreamIteratorAgeSeconds",
+            60,
+            86_400,
+            default=default.stream_iterator_age_s,
+        ),
+    )
+
+
+def _email(value: Any) -> str | None:
+    text = str(value or "").strip()
+    if text and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        raise ConfigError(f"context alarmEmail must be an e-mail address, not {value!r}")
+    return text or None
 
 
 def _hosted_sign_in(

@@ -15,6 +15,7 @@ from stacks.constructs.events import DomainEvents
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.ingest import Ingest
 from stacks.constructs.layers import Layers
+from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.processing import Processing
 from stacks.constructs.storage import Storage
 from stacks.constructs.sweeper import Sweeper
@@ -128,7 +129,18 @@ class TracklaneStack(Stack):
             removal_policy=removal,
         )
 
+        self.monitoring = Monitoring(
+            self, "Monitoring", thresholds=config.alarms, alarm_email=config.alarm_email, removal_policy=removal
+        )
+        self.monitoring.watch_api(self.api)
+        self.monitoring.watch_workflow(self.processing)
+        self.monitoring.watch_ingest(self.ingest)
+        self.monitoring.watch_domain_events(self.domain_events)
+        self.monitoring.watch_sweeper(self.sweeper)
+        self.monitoring.watch_tables(self.tables)
+
         CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "MediaBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine_arn)
         CfnOutput(self, "JwtIssuer", value=self.auth.issuer)

@@ -1,16 +1,28 @@
-"""Where work that kept failing goes, and the alarm that says something went there."""
+"""Where work that kept failing goes, and what the alarm on it tells whoever receives it.
+
+The alarm itself is made with every other one in ``stacks/constructs/monitoring.py``, so that all
+alarms notify the same topic.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 
-def dead_letters(scope: Construct, *, alarm_description: str) -> tuple[sqs.Queue, cloudwatch.Alarm]:
-    """A dead-letter queue (encrypted, TLS only, kept 14 days) and an alarm as soon as anything
-    lands in it, as ``scope``'s children ``DeadLetters`` and ``DeadLettersAlarm``."""
+@dataclass(frozen=True)
+class DeadLetters:
+    queue: sqs.Queue
+    # The alarm's description: what landed there and what to do about it.
+    runbook: str
+
+
+def dead_letters(scope: Construct, *, runbook: str) -> DeadLetters:
+    """A dead-letter queue (encrypted, TLS only, kept 14 days) as ``scope``'s child ``DeadLetters``;
+    monitoring alarms as soon as anything lands in it."""
     queue = sqs.Queue(
         scope,
         "DeadLetters",
@@ -18,16 +30,4 @@ def dead_letters(scope: Construct, *, alarm_description: str) -> tuple[sqs.Queue
         enforce_ssl=True,
         retention_period=Duration.days(14),
     )
-    alarm = cloudwatch.Alarm(
-        scope,
-        "DeadLettersAlarm",
-        alarm_description=alarm_description,
-        metric=queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-        ),
-        threshold=0,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluation_periods=1,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-    )
-    return queue, alarm
+    return DeadLetters(queue, runbook)

@@ -61,15 +61,15 @@ class DomainEvents(Construct):
             event_pattern=events.EventPattern(account=[Stack.of(self).account]),
             retention=Duration.days(archive_days) if archive_days else None,
         )
-        self.dead_letters, self.dead_letter_alarm = dead_letters(
+        self.dead_letters = dead_letters(
             self,
-            alarm_description=(
+            runbook=(
                 f"Stream records failed to publish domain events {RETRY_ATTEMPTS + 1} times; the ranges sit "
                 "in the DLQ: inspect, then re-read them from the table streams (kept 24 hours)."
             ),
         )
         nag.acknowledge(
-            self.dead_letters,
+            self.dead_letters.queue,
             "AwsSolutions-SQS3",
             "This queue is the dead-letter destination itself: it receives the stream ranges the domain "
             "events function gave up on, for inspection and replay.",
@@ -110,7 +110,7 @@ class DomainEvents(Construct):
                 report_batch_item_failures=True,
                 bisect_batch_on_error=True,
                 retry_attempts=RETRY_ATTEMPTS,
-                on_failure=sources.SqsDlq(self.dead_letters),
+                on_failure=sources.SqsDlq(self.dead_letters.queue),
                 filters=[
                     lambda_.FilterCriteria.filter(
                         {"dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.is_equal(item_kind)}}}}

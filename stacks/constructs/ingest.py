@@ -43,9 +43,9 @@ class Ingest(Construct):
         max_concurrency: int,
     ) -> None:
         super().__init__(scope, id_)
-        self.dead_letters, self.dead_letter_alarm = dead_letters(
+        self.dead_letters = dead_letters(
             self,
-            alarm_description=(
+            runbook=(
                 f"S3 upload events failed finalize {MAX_RECEIVE_COUNT} times and sit in the DLQ; inspect and redrive."
             ),
         )
@@ -58,7 +58,7 @@ class Ingest(Construct):
             # a message is not redelivered while a retried batch is still being worked on.
             visibility_timeout=Duration.seconds(6 * FINALIZE_TIMEOUT.to_seconds()),
             retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters, max_receive_count=MAX_RECEIVE_COUNT),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters.queue, max_receive_count=MAX_RECEIVE_COUNT),
         )
         storage.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.queue), s3.NotificationKeyFilter(prefix=UPLOADS_PREFIX)

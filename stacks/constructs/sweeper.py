@@ -82,15 +82,15 @@ class Sweeper(Construct):
             "upload id, known per track at run time, so the resource ends in ':*'.",
         )
 
-        self.dead_letters, self.dead_letter_alarm = dead_letters(
+        self.dead_letters = dead_letters(
             self,
-            alarm_description=(
+            runbook=(
                 "A scheduled sweep could not be delivered to the sweeper function (throttled or refused "
                 f"for {SWEEP_RATE.to_minutes()} minutes): tracks left processing are not being settled."
             ),
         )
         nag.acknowledge(
-            self.dead_letters,
+            self.dead_letters.queue,
             "AwsSolutions-SQS3",
             "This queue is the dead-letter destination itself: it receives the schedule events EventBridge "
             "could not deliver to the sweeper.",
@@ -103,7 +103,7 @@ class Sweeper(Construct):
             targets=[
                 targets.LambdaFunction(
                     self.function,
-                    dead_letter_queue=self.dead_letters,
+                    dead_letter_queue=self.dead_letters.queue,
                     retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
                     max_event_age=SWEEP_RATE,
                 )

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The default synth is cdk.json's: a dev stage (ephemeral, environment-agnostic). The variant is a
 # production stage in an explicit account and region, on another issuer, with the stricter
 # entitlement default, named CORS origins, external processors for both lanes (a Lambda function
-# by qualified ARN and an HTTP endpoint), a reserved sweeper, another finalize cap and an archive
-# kept indefinitely. The default synth has none of these.
+# by qualified ARN and an HTTP endpoint), a reserved sweeper, another finalize cap, an archive
+# kept indefinitely, an alarm e-mail and a tuned alarm threshold. The default synth has none of these.
 VARIANT_CONTEXT = {
     "stage": "prod",
     "account": "123456789012",
@@ -42,6 +42,8 @@ VARIANT_CONTEXT = {
     "sweeperReservedConcurrency": 1,
     "finalizeMaxConcurrency": 20,
     "eventArchiveDays": 0,
+    "alarmEmail": "oncall@example.test",
+    "alarmWorkflowFailed": 10,
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk import App
 
-from stacks.config import ConfigError, StackConfig, cdk_json_context
+from stacks.config import AlarmThresholds, ConfigError, StackConfig, cdk_json_context
 
 PROD = {"stage": "prod", "account": "123456789012", "region": "eu-west-1", "corsOrigins": "https://app.example"}
 
@@ -92,6 +92,10 @@ def test_explicit_keys_win_over_the_stage_defaults_where_safe() -> None:
         ({"finalizeMaxConcurrency": "many"}, "whole number"),
         ({"sweeperReservedConcurrency": "-1"}, "between 0 and 1000"),
         ({"eventArchiveDays": True}, "eventArchiveDays"),
+        ({"alarmEmail": "oncall"}, "e-mail"),
+        ({"alarmApi5xxPercent": "0"}, "between 1 and 100"),
+        ({"alarmApiLatencyP99Ms": "50000"}, "alarmApiLatencyP99Ms"),
+        ({"alarmStepErrors": "-1"}, "alarmStepErrors"),
         ({"authCallbackUrls": "https://app.example/cb"}, "authDomainPrefix"),
         ({"authCallbackUrls": "http://app.example/cb", "authDomainPrefix": "music"}, "https"),
         ({"authCallbackUrls": "https://app.example/#cb", "authDomainPrefix": "music"}, "fragment"),
@@ -170,3 +174,29 @@ def test_hosted_sign_in_takes_callback_and_logout_urls_and_a_domain_prefix() -> 
     assert config.auth_callback_urls == ("https://app.example/cb", "http://localhost:5173/cb")
     assert config.auth_logout_urls == ("https://app.example/",)
     assert config.auth_domain_prefix == "tracklane-music"
+
+
+def test_alarm_email_and_thresholds_come_from_context_with_documented_defaults() -> None:
+    config = _config()
+    assert config.alarm_email is None
+    assert config.alarms == AlarmThresholds()
+    tuned = _config(
+        alarmEmail=" oncall@example.com ",
+        alarmFunctionErrors="2",
+        alarmStepErrors="20",
+        alarmWorkflowFailed="10",
+        alarmApi5xxPercent="2",
+        alarmApiLatencyP99Ms="1500",
+        alarmS3EventAgeSeconds="300",
+        alarmStreamIteratorAgeSeconds="120",
+    )
+    assert tuned.alarm_email == "oncall@example.com"
+    assert tuned.alarms == AlarmThresholds(
+        function_errors=2,
+        step_errors=20,
+        workflow_failed=10,
+        api_5xx_percent=2,
+        api_latency_p99_ms=1500,
+        s3_event_age_s=300,
+        stream_iterator_age_s=120,
+    )

@@ -101,17 +101,6 @@ def test_publisher_runs_its_handler_with_the_bus_name_and_the_deps_layer_only(sy
     assert others == [logical_id_by_path(synth, "/DomainEvents/Publisher/Resource")]
 
 
-def test_records_given_up_on_raise_an_alarm(synth: Synth) -> None:
-    dead_letters = logical_id_by_path(synth, "/DomainEvents/DeadLetters/Resource")
-    alarm = synth.properties(logical_id_by_path(synth, "/DomainEvents/DeadLettersAlarm/Resource"))
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_letters, "QueueName"]}}]
-    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
-        "ApproximateNumberOfMessagesVisible",
-        0,
-        "GreaterThanThreshold",
-    )
-
-
 def test_every_event_on_the_bus_is_archived_for_replay(synth: Synth, variant: Synth) -> None:
     for deployed, days in ((synth, 90), (variant, 0)):
         (archive,) = deployed.resources("AWS::Events::Archive").values()

@@ -145,21 +145,6 @@ def test_put_events_queue_is_encrypted_tls_only_and_redrives_to_a_dlq(synth: Syn
         )
 
 
-def test_an_alarm_fires_as_soon_as_anything_lands_in_the_dlq(synth: Synth) -> None:
-    dlq_id = logical_id_by_path(synth, "/Ingest/DeadLetters/Resource")
-    synth.assertions.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {
-            "Namespace": "AWS/SQS",
-            "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}],
-            "ComparisonOperator": "GreaterThanThreshold",
-            "Threshold": 0,
-            "EvaluationPeriods": 1,
-        },
-    )
-
-
 def test_finalize_consumes_the_queue_in_batches_reporting_item_failures(synth: Synth) -> None:
     synth.assertions.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
