@@ -229,7 +229,10 @@ class Settings(BaseSettings):
     )
     ffmpeg_timeout_s: int = Field(
         default=840,
-        description=("Below the processing Lambda's 900 s, so a stuck ffmpeg ends as a lane failure, not a kill."),
+        description=(
+            "How long one ffmpeg run may take: below its processing function's timeout (the stack sets it "
+            "per function, 45 s under it), so a stuck ffmpeg ends as a lane failure, not a kill."
+        ),
     )
     min_audio_ms: int = Field(default=1000, description="Shorter audio fails the probe lane (`audio_too_short`).")
     max_audio_ms: int = Field(
