@@ -129,11 +129,6 @@ def cancellation_reasons(error: TransactWriteError) -> list[str | None]:
     return [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
 
 
-def refused(error: TransactWriteError) -> bool:
-    """True when a transaction was cancelled because one of its conditions did not hold."""
-    return "ConditionalCheckFailed" in cancellation_reasons(error)
-
-
 def update_if(item: Model, actions: list[Any], condition: Any) -> bool:
     """One UpdateItem of ``actions`` that happens only if ``condition`` holds: False when it did
     not (the item is unchanged), any other failure raised."""
