@@ -61,9 +61,14 @@ class DevKeys:
                 pass
             finally:
                 partial.unlink(missing_ok=True)
-        public = json.loads(RSAAlgorithm.to_jwk(self._key().public_key()))
-        jwks = {"keys": [{**public, "kid": self.key_id, "use": "sig", "alg": "RS256"}]}
-        self.jwks_file.write_text(json.dumps(jwks, indent=2) + "\n")
+        key = self._key()
+        public = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+        jwks = json.dumps({"keys": [{**public, "kid": _key_id(key), "use": "sig", "alg": "RS256"}]}, indent=2) + "\n"
+        if not self.jwks_file.exists() or self.jwks_file.read_text() != jwks:
+            # Renamed into place: an API reading the JWKS meanwhile never sees half a file.
+            partial = self.jwks_file.with_name(f".{self.jwks_file.name}.{os.getpid()}")
+            partial.write_text(jwks)
+            partial.replace(self.jwks_file)
         return self
 
     def _key(self) -> rsa.RSAPrivateKey:
@@ -74,12 +79,7 @@ class DevKeys:
 
     @property
     def key_id(self) -> str:
-        public = (
-            self._key()
-            .public_key()
-            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
-        return hashlib.sha256(public).hexdigest()[:16]
+        return _key_id(self._key())
 
     def environment(self) -> dict[str, str]:
         """What the functions read to trust this issuer (``functions.settings``)."""
@@ -90,6 +90,11 @@ class DevKeys:
         }
 
 
+def _key_id(key: rsa.RSAPrivateKey) -> str:
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(public).hexdigest()[:16]
+
+
 def mint(user: str, keys: DevKeys, *, ttl_s: int = 12 * 3600) -> str:
     """A bearer token for ``user``. Refuses a user id no API would accept (ValueError says why), so
     a typo in ``tracklane token --user`` fails here instead of as a 401 later."""
@@ -98,4 +103,5 @@ def mint(user: str, keys: DevKeys, *, ttl_s: int = 12 * 3600) -> str:
         raise ValueError(f"the user id {problem}")
     now = int(time.time())
     claims = {"sub": user, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl_s}
-    return jwt.encode(claims, keys.ensure()._key(), algorithm="RS256", headers={"kid": keys.key_id})
+    key = keys.ensure()._key()
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": _key_id(key)})
