@@ -25,6 +25,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.attributes import TTLAttribute as _TTLAttribute
+from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
@@ -58,7 +59,13 @@ class _BoundModel(Model):
     @classmethod
     def _get_connection(cls) -> Any:
         ensure_bound()
-        return super()._get_connection()
+        table = super()._get_connection()
+        if table.connection._client is None:
+            # pynamodb gives each model its own Connection, hence its own botocore client (tens of
+            # milliseconds and a connection pool each); every table shares one endpoint, so the
+            # models share one client. (Each keeps its Connection: it holds that model's schema.)
+            table.connection._client = shared_connection().client
+        return table
 
 
 class ArtistModel(_BoundModel):
@@ -601,6 +608,7 @@ class _Binding:
 
     bound_to: Settings | None = None
     while_current: Settings | None = None
+    connection: Connection | None = None
 
 
 @cache
@@ -629,6 +637,7 @@ def bind(current: Settings | None = None) -> None:
         meta.region = current.region
         meta.host = current.aws_endpoint_url
         model._connection = None
+    _Binding.connection = Connection(region=current.region, host=current.aws_endpoint_url)
     _Binding.bound_to = current
     _Binding.while_current = in_force
 
@@ -636,3 +645,10 @@ def bind(current: Settings | None = None) -> None:
 def ensure_bound() -> None:
     if _Binding.while_current is not settings():
         bind()
+
+
+def shared_connection() -> Connection:
+    """The pynamodb Connection whose botocore client every model and transaction uses."""
+    ensure_bound()
+    assert _Binding.connection is not None
+    return _Binding.connection

@@ -11,7 +11,7 @@ from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, Updat
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from functions.data.models import TrackModel, condition_failed, ensure_bound
+from functions.data.models import condition_failed, shared_connection
 
 M = TypeVar("M", bound=Model)
 
@@ -21,9 +21,8 @@ CONFLICT = "TransactionConflict"
 
 
 def _connection() -> Connection:
-    """The bound endpoint: every table shares one region and endpoint."""
-    ensure_bound()
-    return Connection(region=TrackModel.Meta.region, host=TrackModel.Meta.host)
+    """The bound endpoint: every table shares one region and endpoint, and one client."""
+    return shared_connection()
 
 
 def transaction() -> TransactWrite:

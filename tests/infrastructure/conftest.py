@@ -6,14 +6,18 @@ Synthesis runs offline (sockets are refused) and without Docker; it needs the la
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import pytest_socket
 
 from layers import build as layer_build
-from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, synthesize
+from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, read_synth, synthesize
 
 
 @contextmanager
@@ -44,13 +48,28 @@ def built_layers() -> None:
         )
 
 
+def _shared_synth(tmp_path_factory: pytest.TempPathFactory, name: str, overrides: dict[str, Any] | None) -> Synth:
+    """Synthesize once per run: under pytest-xdist the first worker to ask synthesizes (holding a
+    lock) into the directory the workers share, and the others read what it wrote."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    outdir = shared / f"cdk-{name}"
+    with open(shared / f"cdk-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (outdir / "synth.json").exists():
+            return read_synth(outdir)
+        outdir.mkdir(exist_ok=True)
+        with _offline():
+            made = synthesize(outdir, overrides)
+        (outdir / "synth.json").write_text(json.dumps({"stack_name": made.stack_name, "error": made.error}))
+        return made
+
+
 @pytest.fixture(scope="session")
 def synth(built_layers: None, tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    with _offline():
-        return synthesize(tmp_path_factory.mktemp("cdk-default"))
+    return _shared_synth(tmp_path_factory, "default", None)
 
 
 @pytest.fixture(scope="session")
 def variant(built_layers: None, tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    with _offline():
-        return synthesize(tmp_path_factory.mktemp("cdk-variant"), VARIANT_CONTEXT)
+    return _shared_synth(tmp_path_factory, "variant", VARIANT_CONTEXT)

@@ -79,12 +79,22 @@ def synthesize(outdir: Path, overrides: dict[str, Any] | None = None) -> Synth:
         app.synth()
     except RuntimeError as exc:  # jsii surfaces the failed validation as RuntimeError
         error = str(exc)
-    template_file = outdir / f"{stack.stack_name}.template.json"
+    return _read(outdir, stack.stack_name, error)
+
+
+def read_synth(outdir: Path) -> Synth:
+    """A synth another pytest worker made into ``outdir`` (it wrote ``synth.json`` last)."""
+    made = json.loads((outdir / "synth.json").read_text())
+    return _read(outdir, made["stack_name"], made["error"])
+
+
+def _read(outdir: Path, stack_name: str, error: str | None) -> Synth:
+    template_file = outdir / f"{stack_name}.template.json"
     if not template_file.exists():
         raise AssertionError(f"synth produced no template: {error}")
     report_file = outdir / "validation-report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {"pluginReports": []}
-    return Synth(outdir, stack.stack_name, json.loads(template_file.read_text()), report, error)
+    return Synth(outdir, stack_name, json.loads(template_file.read_text()), report, error)
 
 
 def logical_id_by_path(synth: Synth, path_suffix: str) -> str:
