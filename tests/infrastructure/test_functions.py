@@ -170,7 +170,7 @@ def test_media_layer_imports_its_libraries_and_ships_no_test_suites(synth: Synth
         "assert Image.open(io.BytesIO(buffer.getvalue())).size == (64, 64)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", program],
+        [sys.executable, "-I", "-S", "-B", "-c", program],
         capture_output=True,
         text=True,
         env={"PATH": os.environ.get("PATH", "")},
@@ -251,9 +251,10 @@ def test_handler_imports_with_only_its_code_layers_and_the_runtime(
         "POWERTOOLS_TRACE_DISABLED": "1",
         "LAMBDA_TASK_ROOT": str(_code_dir(synth, name)),
     }
-    # -S: no site-packages (so nothing from the venv leaks in); -I: no environment-driven paths.
+    # -S: no site-packages (so nothing from the venv leaks in); -I: no environment-driven paths;
+    # -B: no __pycache__ written into the staged asset, which other workers are reading.
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", program],
+        [sys.executable, "-I", "-S", "-B", "-c", program],
         capture_output=True,
         text=True,
         env=environment,
