@@ -48,7 +48,7 @@ def make_moto_server_faster() -> None:
     boto_client_for.__tracklane_cached__ = True  # type: ignore[attr-defined]
     boto_client.boto_client_for = boto_client_for  # type: ignore[assignment]
     # The interpreter's modules imported the function by name: point each at the cached one.
-    import moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs  # noqa: F401
+    import moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs
 
     for name, module in list(sys.modules.items()):
         if name.startswith("moto.stepfunctions.") and getattr(module, "boto_client_for", None) is original:
