@@ -23,9 +23,7 @@ from local import provision as provisioning
 from local.config import LocalSettings, local_settings
 from local.devauth import DevKeys
 from local.lambda_context import InvocationLogContext
-from local.moto_atomic import make_dynamodb_writes_atomic
-from local.moto_s3 import make_s3_copy_conditions_checked
-from local.moto_speed import make_moto_server_faster
+from local.moto_patches import patch_moto
 from local.provision import LocalResources, provision
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
@@ -63,9 +61,7 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(self.config.moto_port)
         # uvicorn can stream: the progress route streams until the upload settles (functions.settings).
         os.environ.setdefault("TRACKLANE_PROGRESS_STREAM", "true")
-        make_dynamodb_writes_atomic()
-        make_s3_copy_conditions_checked()
-        make_moto_server_faster()
+        patch_moto()
         self.moto.start()
         resources = provision(self.config.moto_endpoint, self.config.region)
         os.environ.update(resources.environment())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any, NoReturn, TypeVar
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -20,15 +19,10 @@ CONDITION_FAILED = "ConditionalCheckFailed"
 CONFLICT = "TransactionConflict"
 
 
-def _connection() -> Connection:
-    """The bound endpoint: every table shares one region and endpoint, and one client."""
-    return shared_connection()
-
-
 def transaction() -> TransactWrite:
     """A TransactWrite on the bound endpoint; use it as a context manager, which commits on exit
     and raises whatever cancelled it."""
-    return TransactWrite(connection=_connection())
+    return TransactWrite(connection=shared_connection())
 
 
 class ConditionalTransaction(TransactWrite):
@@ -42,7 +36,7 @@ class ConditionalTransaction(TransactWrite):
     condition checks first, then deletes, then puts, then updates; ``refused`` does that mapping.)"""
 
     def __init__(self, *, conflicts: bool = False) -> None:
-        super().__init__(connection=_connection())
+        super().__init__(connection=shared_connection())
         self.refusals = frozenset({CONDITION_FAILED, CONFLICT} if conflicts else {CONDITION_FAILED})
         self.reasons: list[str | None] = []
         self._cancelled: TransactWriteError | None = None

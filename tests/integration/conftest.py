@@ -24,9 +24,7 @@ from functions.api.app import create_app
 from functions.api.auth import Principal
 from functions.domain.catalog import artists
 from local.config import free_port
-from local.moto_atomic import make_dynamodb_writes_atomic
-from local.moto_s3 import make_s3_copy_conditions_checked
-from local.moto_speed import make_moto_server_faster
+from local.moto_patches import patch_moto
 from local.provision import LocalResources, empty, provision, provision_workflow
 from local.provision import client as local_client
 from local.pump import S3EventPump
@@ -38,9 +36,7 @@ def moto_endpoint() -> Iterator[str]:
     port = free_port()
     # moto's Step Functions interpreter calls its own SQS/DynamoDB at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
-    make_dynamodb_writes_atomic()
-    make_s3_copy_conditions_checked()
-    make_moto_server_faster()
+    patch_moto()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
