@@ -109,7 +109,7 @@ def test_the_live_version_streams_until_the_new_one_is_processed_then_is_replace
     v2_audio = make_audio("tone-5s.wav", seconds=5.0)
     v2 = upload_version(stack, artist, track_id, v2_audio)
     v2_id = v2["uploadId"].removeprefix("upl_")
-    assert reached.wait(timeout=30)
+    assert reached.wait(timeout=120)
 
     # Then listeners still get the first version, whole
     during = track(stack, artist, track_id)
@@ -252,7 +252,7 @@ def test_deleting_the_track_while_a_version_processes_leaves_nothing(
     track_id, raw_track = upload["trackId"], upload["trackId"].removeprefix("trk_")
     v2 = upload_version(stack, artist, track_id, make_audio("tone-2s.wav", seconds=2.0))
     v2_id = v2["uploadId"].removeprefix("upl_")
-    assert reached.wait(timeout=30)
+    assert reached.wait(timeout=120)
 
     assert stack.api.delete(f"/v1/tracks/{track_id}", headers=as_user(artist)).status_code == 204
     release.set()

@@ -161,7 +161,7 @@ def test_the_track_is_ready_to_play_once_the_required_lanes_succeed(stack, artis
     release = threading.Event()
 
     def slow_waveform(_):
-        assert release.wait(30)
+        assert release.wait(120)
         return {"slow": True}
 
     monkeypatch.setitem(steps.STEPS, "waveform", steps._lane("waveform", slow_waveform))
