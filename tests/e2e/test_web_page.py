@@ -94,6 +94,25 @@ def cards(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {card["fileName"]: card for card in report["cards"]}
 
 
+def s3_operations(report: dict[str, Any], stack: LocalStackProcess) -> list[str]:
+    """The S3 requests the page sent to storage, by operation name."""
+    names = {
+        ("PUT", ("partNumber", "uploadId")): "UploadPart",
+        ("PUT", ()): "PutObject",
+        ("GET", ("uploadId",)): "ListParts",
+        ("POST", ("uploadId",)): "CompleteMultipartUpload",
+        ("POST", ("uploads",)): "CreateMultipartUpload",
+        ("DELETE", ("uploadId",)): "AbortMultipartUpload",
+        ("GET", ()): "GetObject",
+    }
+    storage = urlsplit(stack.moto).netloc
+    operations = []
+    for request in (r for r in report["requests"] if r["host"] == storage):
+        name = names.get((request["method"], tuple(request["query"])), f"{request['method']} {request['query']}")
+        operations.append(f"{name} {request['partNumber']}" if request["partNumber"] else name)
+    return operations
+
+
 def artist(stack: LocalStackProcess, user: str) -> dict[str, str]:
     auth = stack.auth(user)
     response = httpx.put(f"{stack.api}/v1/artists/me", json={"handle": user}, headers=auth)
@@ -106,10 +125,12 @@ def page_for(origin: str, stack: LocalStackProcess, user: str) -> str:
     return f"{origin}/#api={quote(stack.api, safe='')}&token={stack.token(user)}"
 
 
-def assert_played_and_stored(stack: LocalStackProcess, auth: dict[str, str], card: dict[str, Any], audio: Path) -> dict:
+def assert_played_and_stored(
+    stack: LocalStackProcess, auth: dict[str, str], card: dict[str, Any], audio: Path
+) -> dict[str, Any]:
     """The card's track is ready, holds exactly the file's bytes, and the page drew its waveform and
     loaded its stream."""
-    track = httpx.get(f"{stack.api}/v1/tracks/{card['trackId']}", headers=auth).json()
+    track: dict[str, Any] = httpx.get(f"{stack.api}/v1/tracks/{card['trackId']}", headers=auth).json()
     assert track["status"] == "ready", track
     original = httpx.get(
         f"{stack.api}/v1/tracks/{card['trackId']}/stream?format=original", headers=auth, follow_redirects=True
@@ -140,9 +161,7 @@ def test_the_stacks_own_page_uploads_with_a_dev_token_until_the_track_plays(loca
     assert_played_and_stored(local_stack, local_stack.auth("web"), card, audio)
 
 
-def test_a_page_on_another_origin_uploads_a_put_and_a_multipart_file_into_an_album(
-    local_stack, page_origin, tmp_path
-):
+def test_a_page_on_another_origin_uploads_a_put_and_a_multipart_file_into_an_album(local_stack, page_origin, tmp_path):
     auth = artist(local_stack, "web-cross")
     short = music(tmp_path / "intro.wav", seconds=5, pitch_hz=330)
     # Over two of S3's smallest parts (5 MiB): the page sends it in parts.
@@ -150,7 +169,8 @@ def test_a_page_on_another_origin_uploads_a_put_and_a_multipart_file_into_an_alb
     assert long.stat().st_size > 2 * 5 * MiB
     assert urlsplit(page_origin).netloc != urlsplit(local_stack.api).netloc
 
-    report = drive(page_for(page_origin, local_stack, "web-cross"), [short, long], "cross-origin.png", album="Night Drive")
+    page = page_for(page_origin, local_stack, "web-cross")
+    report = drive(page, [short, long], "cross-origin.png", album="Night Drive")
 
     assert report["failedRequests"] == []
     shown = cards(report)
@@ -160,6 +180,17 @@ def test_a_page_on_another_origin_uploads_a_put_and_a_multipart_file_into_an_alb
     # Uppy cut it at the plan's part size and sent every part to its presigned URL.
     assert int(parts["partCount"]) == -(-long.stat().st_size // int(parts["partSize"])) >= 2
     assert int(parts["partsUploaded"]) == int(parts["partCount"])
+    # S3's own multipart protocol, from the browser to storage: the API opened the upload (the page
+    # never sends CreateMultipartUpload), the page lists the parts, sends each once, completes it.
+    operations = s3_operations(report, local_stack)
+    count = int(parts["partCount"])
+    assert sorted(op for op in operations if op.startswith("UploadPart")) == [
+        f"UploadPart {n}" for n in range(1, count + 1)
+    ]
+    assert (operations.count("ListParts"), operations.count("CompleteMultipartUpload")) == (1, 1)
+    assert (operations.count("PutObject"), operations.count("CreateMultipartUpload")) == (1, 0)
+    api_paths = [r["path"] for r in report["requests"] if r["host"] == urlsplit(local_stack.api).netloc]
+    assert not [path for path in api_paths if path.endswith(("/complete", "/parts"))]
     for name, audio in (("intro.wav", short), ("night-drive.wav", long)):
         track = assert_played_and_stored(local_stack, auth, shown[name], audio)
         assert track["album"] == "Night Drive"
@@ -174,7 +205,7 @@ def test_refusals_show_their_codes_and_a_second_copy_is_a_duplicate(local_stack,
     with huge.open("wb") as sparse:
         sparse.truncate(600 * 1000 * 1000)
     take = music(tmp_path / "take.wav", seconds=3, pitch_hz=440)
-    copy = shutil.copy(take, tmp_path / "take-copy.wav")
+    copy = Path(shutil.copy(take, tmp_path / "take-copy.wav"))
 
     report = drive(page_for(page_origin, local_stack, "web-refused"), [notes, huge, take, copy], "refusals.png")
 

@@ -191,6 +191,7 @@ export function createUploader({ api, config, board, options, target }) {
       upload.card.status.textContent = `Could not read the track: ${error.code ?? ''} ${error.message}`
       return
     }
+    upload.card.fact('Album', track.album, 'album')
     if (track.waveform?.peaks?.length && track.waveform.source === 'analysis') upload.card.waveform(track.waveform)
     if (!play) return
     const probe = document.createElement('audio')

@@ -27,7 +27,7 @@ const TERMINAL = ['ready', 'failed', 'refused', 'duplicate']
 
 const spec = JSON.parse(process.argv[2])
 const timeout = spec.timeoutMs ?? 180_000
-const report = { console: [], pageErrors: [], failedRequests: [], timedOut: null, cards: [] }
+const report = { console: [], pageErrors: [], failedRequests: [], requests: [], timedOut: null, cards: [] }
 
 const profile = await mkdtemp(join(tmpdir(), 'tracklane-chromium-'))
 const context = await chromium.launchPersistentContext(profile, {
@@ -42,6 +42,18 @@ try {
     if (['error', 'warning'].includes(message.type())) report.console.push(`${message.type()}: ${message.text()}`)
   })
   page.on('pageerror', (error) => report.pageErrors.push(String(error)))
+  // Every request the page made, without the signatures: which service, which S3 operation.
+  page.on('request', (request) => {
+    const url = new URL(request.url())
+    if (!url.protocol.startsWith('http')) return
+    report.requests.push({
+      method: request.method(),
+      host: url.host,
+      path: url.pathname,
+      query: [...url.searchParams.keys()].filter((key) => !key.startsWith('X-Amz-')).sort(),
+      partNumber: url.searchParams.has('partNumber') ? Number(url.searchParams.get('partNumber')) : null,
+    })
+  })
   page.on('requestfailed', (request) => {
     // The player's stream lookup stops reading once it knows the URL: not a failure.
     if (request.failure()?.errorText !== 'net::ERR_ABORTED') {
