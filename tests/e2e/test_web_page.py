@@ -161,6 +161,24 @@ def test_the_stacks_own_page_uploads_with_a_dev_token_until_the_track_plays(loca
     assert_played_and_stored(local_stack, local_stack.auth("web"), card, audio)
 
 
+def test_the_stack_serves_the_page_and_mints_dev_tokens_for_it_alone(local_stack):
+    assert httpx.get(f"{local_stack.api}/").headers["location"] == "/upload/"
+    page = httpx.get(f"{local_stack.api}/upload/")
+    assert page.status_code == 200 and "./assets/upload.js" in page.text
+    assert httpx.get(f"{local_stack.api}/upload/assets/upload.js").status_code == 200
+
+    # Any other site open in the browser asks with Sec-Fetch-Site: cross-site (or same-site).
+    elsewhere = httpx.get(f"{local_stack.api}/local/dev-token", headers={"Sec-Fetch-Site": "cross-site"})
+    own = httpx.get(f"{local_stack.api}/local/dev-token?user=web-own", headers={"Sec-Fetch-Site": "same-origin"})
+
+    assert elsewhere.status_code == 403
+    assert elsewhere.json()["error"]["code"] == "dev_token_same_origin_only"
+    assert own.status_code == 200
+    minted = own.json()
+    me = httpx.get(f"{local_stack.api}/v1/artists/me", headers={"Authorization": f"Bearer {minted['token']}"})
+    assert me.json()["handle"] == minted["handle"] == "web-own"
+
+
 def test_a_page_on_another_origin_uploads_a_put_and_a_multipart_file_into_an_album(local_stack, page_origin, tmp_path):
     auth = artist(local_stack, "web-cross")
     short = music(tmp_path / "intro.wav", seconds=5, pitch_hz=330)
