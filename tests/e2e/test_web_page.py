@@ -214,6 +214,29 @@ def test_a_page_on_another_origin_uploads_a_put_and_a_multipart_file_into_an_alb
         assert track["album"] == "Night Drive"
 
 
+def test_presigned_requests_about_to_expire_are_signed_afresh_before_use(local_stack, page_origin, tmp_path):
+    auth = artist(local_stack, "web-late")
+    audio = music(tmp_path / "late.wav", seconds=65, pitch_hz=247)
+    # Part URLs live 15 minutes: 14.5 minutes on, every one the intent gave is within the page's
+    # one-minute margin of its expiry.
+    ahead_ms = 14.5 * 60 * 1000
+
+    report = drive(page_for(page_origin, local_stack, "web-late"), [audio], "late.png", clockAheadMs=ahead_ms)
+
+    card = cards(report)["late.wav"]
+    assert (card["state"], card["method"]) == ("ready", "MULTIPART"), card
+    # Every S3 request on the multipart upload went out right after the page fetched fresh URLs.
+    storage = urlsplit(local_stack.moto).netloc
+    sequence = [
+        "refresh" if r["path"].endswith("/parts/urls") else "s3"
+        for r in report["requests"]
+        if r["path"].endswith("/parts/urls") or (r["host"] == storage and "uploadId" in r["query"])
+    ]
+    s3_requests = int(card["partCount"]) + 2  # ListParts, the parts, CompleteMultipartUpload
+    assert sequence == ["refresh", "s3"] * s3_requests
+    assert_played_and_stored(local_stack, auth, card, audio)
+
+
 def test_refusals_show_their_codes_and_a_second_copy_is_a_duplicate(local_stack, page_origin, tmp_path):
     artist(local_stack, "web-refused")
     notes = tmp_path / "notes.txt"

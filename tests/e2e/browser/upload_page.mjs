@@ -5,7 +5,9 @@
 //
 //   node tests/e2e/browser/upload_page.mjs '{"url": …, "files": […], "screenshot": …}'
 //
-// Optional: "album", "visibility", "timeoutMs" (the longest wait for the page to settle).
+// Optional: "album", "visibility", "timeoutMs" (the longest wait for the page to settle),
+// "clockAheadMs" (the page's clock runs that far ahead of the servers': presigned URLs look about to
+// expire to it).
 
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -75,6 +77,7 @@ try {
 process.stdout.write(`${JSON.stringify(report)}\n`)
 
 async function run(page) {
+  if (spec.clockAheadMs) await page.clock.setFixedTime(new Date(Date.now() + spec.clockAheadMs))
   await page.goto(spec.url)
   await page.waitForFunction(() => Boolean(document.body.dataset.ready), null, { timeout: 30_000 })
   if ((await page.evaluate(() => document.body.dataset.ready)) !== 'true') return
