@@ -1,7 +1,8 @@
 // Where the page uploads to and as whom.
 //
 // - On the local stack's own page (`make run`, http://127.0.0.1:8000/upload/) the API is the page's
-//   origin and the token is a dev token the stack mints (GET /local/dev-token, same origin only).
+//   origin and the token is a dev token the stack mints (GET /local/dev-token, same origin only),
+//   for the local user `web`, or the one `?user=` names.
 // - Anywhere else (another origin, a deployed API) the page takes the API base URL and a token from
 //   the Connection form, or from the URL fragment `#api=…&token=…`. A fragment never reaches a
 //   server or a Referer; the page removes it from the address bar as soon as it has read it. The
@@ -47,20 +48,22 @@ export async function resolveConnection() {
   let token = fragment.token || saved.token || ''
   let source = token ? 'given' : null
   if (api && !token && new URL(api, window.location.href).origin === window.location.origin) {
-    const dev = await devToken(api)
+    const dev = await devToken(api, query.get('user'))
     if (dev) {
       token = dev.token
       source = 'local-dev'
     }
   }
   api = api.replace(/\/+$/, '')
-  if (api && token) remember({ api, token })
+  // A dev token is minted again on every load (a `?user=` may name another user).
+  if (api && token && source === 'given') remember({ api, token })
   return { api, token, source }
 }
 
-async function devToken(api) {
+async function devToken(api, user) {
+  const asUser = user ? `?user=${encodeURIComponent(user)}` : ''
   try {
-    const response = await fetch(`${api}/local/dev-token`, { cache: 'no-store' })
+    const response = await fetch(`${api}/local/dev-token${asUser}`, { cache: 'no-store' })
     return response.ok ? await response.json() : null
   } catch {
     return null
