@@ -171,7 +171,6 @@ export function createUploader({ api, config, board, options, target }) {
     metaFields: [{ id: 'title', name: 'Title', placeholder: 'the file name' }],
   })
   uppy.use(AwsS3, {
-    limit: 4,
     shouldUseMultipart: (file) => uploads.get(file.id)?.intent?.method === 'MULTIPART',
     getChunkSize: ({ size }) => partSizeBySize.get(size) ?? multipartFor(size, limits)?.partSize ?? size,
     // The single PUT's request carries this key; a multipart upload carries the intent's S3 key.
