@@ -38,7 +38,7 @@ const DEFAULT_LIMITS = {
 }
 // A presigned URL this close to its expiry is signed again before it is used.
 const EXPIRY_MARGIN_MS = 60_000
-// The players the renditions can feed, best first (docs/api.md: transcode lane).
+// The players the renditions can feed, best first (docs/api.md: the transcode_* lanes).
 const FORMATS = [
   ['aac', 'audio/mp4; codecs="mp4a.40.2"'],
   ['opus', 'audio/ogg; codecs="opus"'],
