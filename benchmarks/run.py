@@ -4,9 +4,10 @@
     3-minute 44.1 kHz stereo WAV — the floor any pipeline pays;
 (b) the same WAV through the local stack: the clock starts when the presigned PUT completes (the S3
     event may finalize before the explicit call) and stops when the track is ``ready`` (playable:
-    probe and transcode done, the renditions stored) — moto's state machine, the runner, DynamoDB,
-    S3 and the optional lanes running beside the transcode included; the ratio b/a (target <= 1.15).
-    Also printed: when every lane (waveform, loudness, tags, embeddings, ...) has ended. Each run
+    probe and the first rendition done; each rendition is its own task) — moto's state machine, the
+    runner, DynamoDB, S3 and the optional lanes running beside the renditions included; the ratio
+    b/a (target <= 0.5). Also printed: when all three renditions are stored (target <= 1.0 of a) and
+    when every lane (waveform, loudness, tags, embeddings, ...) has ended. Each run
     uploads the very WAV (a) encoded, as its own artist: one owner uploading the same bytes again
     would get a ``duplicate`` that is never processed;
 (c) peak RSS of each processing step (the Python process and its ffmpeg child) on a 500 MB WAV,
@@ -39,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 RUNS = 3  # medians of three: single runs of a 10 s transcode vary by +-1 s on a shared machine
 # The memory test runs each processing step once, as one Lambda invocation would.
-MEMORY_STEPS = ("probe", "transcode", "waveform", "loudness", "tags", "embeddings")
+RENDITION_LANES = ("transcode_aac", "transcode_opus", "transcode_mp3")
+MEMORY_STEPS = ("probe", *RENDITION_LANES, "waveform", "loudness", "tags", "embeddings")
 
 
 class BenchmarkFailed(RuntimeError):
@@ -132,10 +134,12 @@ class StackProcess:
 
 @dataclass(frozen=True)
 class StackRun:
-    """One upload through the local stack: seconds from the finalize call to ``ready`` and to the
-    end of every lane, and the processing status it ended with."""
+    """One upload through the local stack: seconds from the finalize call to ``ready`` (the first
+    rendition), to the last rendition stored and to the end of every lane, and the processing
+    status it ended with."""
 
     ready_s: float
+    renditions_s: float
     every_lane_s: float
     status: dict[str, Any]
 
@@ -178,6 +182,7 @@ def _one_upload(stack: StackProcess, auth: dict[str, str], wav: Path, *, timeout
         raise BenchmarkFailed(f"finalize answered {finalized['status']!r}, nothing to measure: {finalized}")
     track_id = finalized["trackId"]
     ready_after: float | None = None
+    renditions_after: float | None = None
     deadline = time.monotonic() + timeout_s
     while True:
         status = _answer(
@@ -190,10 +195,13 @@ def _one_upload(stack: StackProcess, auth: dict[str, str], wav: Path, *, timeout
         now = time.perf_counter() - start
         if ready_after is None and status["status"] in {"ready", "failed"}:
             ready_after = now
+        states = {lane["name"]: lane["state"] for lane in status["lanes"]}
+        if renditions_after is None and all(states.get(lane) == "succeeded" for lane in RENDITION_LANES):
+            renditions_after = now
         if status["workflowStatus"] in {"succeeded", "failed"}:
-            if status["status"] != "ready":
+            if status["status"] != "ready" or renditions_after is None:
                 raise BenchmarkFailed(f"track {track_id} ended {status['status']!r}, not ready: {json.dumps(status)}")
-            return StackRun(ready_after if ready_after is not None else now, now, status)
+            return StackRun(ready_after if ready_after is not None else now, renditions_after, now, status)
         if time.monotonic() > deadline:
             raise BenchmarkFailed(f"track {track_id} still processing after {timeout_s:.0f} s: {json.dumps(status)}")
         time.sleep(0.25)  # each poll costs the stack CPU; 0.25 s keeps the observer light
@@ -271,12 +279,16 @@ class Report:
         return statistics.median(run.ready_s for run in self.stack_runs)
 
     @property
+    def renditions_median(self) -> float:
+        return statistics.median(run.renditions_s for run in self.stack_runs)
+
+    @property
     def every_lane_median(self) -> float:
         return statistics.median(run.every_lane_s for run in self.stack_runs)
 
     @property
     def ratio(self) -> float:
-        """b/a: what the pipeline adds to the bare encode (target <= 1.15)."""
+        """b/a: time to the first playable rendition against the bare three-rendition encode (target <= 0.5)."""
         return self.ready_median / self.raw_median
 
     @property
@@ -336,17 +348,22 @@ def print_report(report: Report, out: TextIO = sys.stdout) -> None:
         f"  {_seconds([run.ready_s for run in report.stack_runs])}"
     )
     say(
+        f"      finalize -> all three renditions stored: median {report.renditions_median:6.2f} s"
+        f"  {_seconds([run.renditions_s for run in report.stack_runs])}"
+    )
+    say(
         f"      finalize -> every lane ended (workflow {status['workflowStatus']}):"
         f" median {report.every_lane_median:6.2f} s  {_seconds([run.every_lane_s for run in report.stack_runs])}"
     )
     starts = [_at(lane["startedAt"]) for lane in status["lanes"] if lane.get("startedAt")]
     for lane in status["lanes"]:
         offset = (_at(lane["startedAt"]) - min(starts)).total_seconds() if lane.get("startedAt") else 0.0
-        say(f"      {lane['name']:<10} {lane['state']:<10} starts +{offset:5.2f} s, runs {_lane_seconds(lane):6.2f} s")
-    say(f"  ratio b/a: {report.ratio:.3f}   (target <= 1.15)")
+        say(f"      {lane['name']:<14} {lane['state']:<10} starts +{offset:5.2f} s, runs {_lane_seconds(lane):6.2f} s")
+    say(f"  first playable / a: {report.ratio:.3f}   (target <= 0.5)")
+    say(f"  all renditions / a: {report.renditions_median / report.raw_median:.3f}   (target <= 1.0)")
     say(
         f"  every lane / a: {report.every_lane_median / report.raw_median:.3f}"
-        "   (no target: the optional lanes yield the CPU to transcode)"
+        "   (no target: the optional lanes yield the CPU to the renditions)"
     )
     if report.steps:
         say(
@@ -355,7 +372,7 @@ def print_report(report: Report, out: TextIO = sys.stdout) -> None:
         )
         for r in report.steps:
             say(
-                f"  {r['step']:<10} python {r['python_rss_mb']:6.1f} MB + ffmpeg {r['ffmpeg_rss_mb']:6.1f} MB"
+                f"  {r['step']:<14} python {r['python_rss_mb']:6.1f} MB + ffmpeg {r['ffmpeg_rss_mb']:6.1f} MB"
                 f" = {r['step_peak_mb']:6.1f} MB   {r['seconds']:6.1f} s   (target <= 300 MB)"
             )
 

@@ -224,12 +224,13 @@ def rendition_lane(fmt: str) -> str:
 
 
 def _rendition_lane(fmt: str) -> Branch:
-    """One rendition, in its own branch (on AWS its own Lambda, with its own CPU). The first
-    rendition stored makes the track playable (each branch's MarkPlayable; the later ones change
-    nothing). A rendition that fails is caught here: the track is ready with the renditions that
-    exist, and MarkReady fails it only when there is none (``verdict.mark_ready``)."""
+    """One rendition, in its own branch (on AWS its own Lambda, with its own CPU). The task that
+    stores the first rendition makes the track playable itself, in the same invocation
+    (``verdict.mark_playable``; the later ones change nothing): a separate status Task would wait
+    for a free worker locally and cost a state transition and an invocation on AWS. A rendition that
+    fails is caught here: the track is ready with the renditions that exist, and MarkReady fails it
+    only when there is none (``verdict.mark_ready``)."""
     name = f"Transcode{fmt.capitalize()}"
-    playable = f"{fmt.capitalize()}Playable"
     return Branch(
         start_at=name,
         states=(
@@ -237,13 +238,9 @@ def _rendition_lane(fmt: str) -> Branch:
                 name,
                 step=rendition_lane(fmt),
                 lane=rendition_lane(fmt),
-                next=playable,
                 timeout_seconds=900,
                 catch=(Catch(next=f"{name}Failed"),),
             ),
-            # Only a status write: should it fail for good, MarkReady sets the same status later.
-            Task(playable, step="mark_playable", timeout_seconds=60, catch=(Catch(next=f"{playable}Later"),)),
-            Pass(f"{playable}Later"),
             Pass(f"{name}Failed"),
         ),
     )
@@ -280,7 +277,7 @@ def _optional_lanes(*lanes: tuple[str, str, int]) -> Branch:
 # Choice never reads a missing path (a runtime error in Step Functions' JSONPath evaluation, and
 # an exception logged by moto's interpreter even under IsPresent). A new version of a track
 # (functions.domain.intake.versions) runs the track's states with "version": <uploadId> added: the
-# lanes store beside the live version, MarkPlayable waits, MarkReady swaps the version in and
+# lanes store beside the live version, the first rendition leaves the track as it is, MarkReady swaps the version in and
 # MarkFailed fails the version only.
 TRACK_RUN = "track"
 RUNS = (TRACK_RUN, "artwork", "album_cover")

@@ -120,9 +120,9 @@ def test_the_track_plays_its_first_rendition_while_the_others_are_made(stack, ar
         def status() -> dict:
             return stack.api.get(f"/v1/tracks/{upload['trackId']}/processing-status", headers=as_user(artist)).json()
 
-        # MarkPlayable follows the MP3 task in its branch.
-        playing = wait_for(status, until=lambda s: s["status"] == "ready")
-        assert lanes_by_name(playing)["transcode_mp3"]["state"] == "succeeded"
+        # The MP3 task marks the track playable itself, before its lane is recorded as done.
+        playing = wait_for(status, until=lambda s: lanes_by_name(s)["transcode_mp3"]["state"] == "succeeded")
+        assert playing["status"] == "ready"
         assert playing["workflowStatus"] == "running"
         assert lanes_by_name(playing)["transcode_aac"]["state"] in {"queued", "running"}
         served = stack.api.get(stream, headers=as_user(artist), follow_redirects=False)

@@ -131,11 +131,17 @@ def _encode_and_store(payload: StepInput, specs: tuple[transcode.RenditionSpec, 
 
 def _rendition(spec: transcode.RenditionSpec) -> Callable[[StepInput], dict[str, Any]]:
     """One rendition's lane: its own task, so on AWS its own Lambda and CPU. The first rendition
-    stored makes the track playable (MarkPlayable follows it in its branch)."""
+    stored makes the track playable at once, from this task."""
 
     def work(payload: StepInput) -> dict[str, Any]:
         made = _encode_and_store(payload, (spec,))[spec.format]
         _store(payload, **{TrackModel.RENDITION_ATTRIBUTES[spec.format]: made})
+        try:
+            mark_playable(payload)
+        except (BotoCoreError, ClientError):
+            # The rendition is stored, which is what this lane is for; MarkReady sets the status
+            # when the workflow ends. Retrying the lane would encode it again for a status write.
+            logger.exception("rendition stored, track not marked playable yet", extra={"format": spec.format})
         return {"rendition": made}
 
     return work
@@ -405,6 +411,7 @@ STEPS: dict[str, Step] = {
     "autotag": _lane("autotag", _autotag),
     "stems": _lane("stems", _external("stems", lambda: settings().stems_processor)),
     "lyrics": _lane("lyrics", _external("lyrics", lambda: settings().lyrics_processor)),
+    # Executions started before each rendition had its own task still run a MarkPlayable state.
     "mark_playable": mark_playable,
     "mark_ready": mark_ready,
     "mark_failed": mark_failed,
