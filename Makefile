@@ -50,7 +50,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m local.import_cycles functions local
+	$(BIN)/python -m local.import_cycles functions local client
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
