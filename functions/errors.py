@@ -52,6 +52,13 @@ class UnsupportedMediaType(DomainError):
     status = 400
 
 
+class InvalidPartSize(DomainError):
+    """A multipart ``partSize`` outside S3's bounds (5 MiB to 5 GiB, at most 10,000 parts)."""
+
+    code = "invalid_part_size"
+    status = 422
+
+
 class FileTooLarge(DomainError):
     code = "file_too_large"
     status = 413

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from functools import cache
 from pathlib import Path
@@ -10,6 +11,17 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def deployed_cors_origins() -> tuple[str, ...]:
+    """The ``corsOrigins`` a ``cdk deploy`` from this checkout would use (cdk.json's context), so the
+    local API and bucket admit the same origins as the deployment."""
+    try:
+        context = json.loads((CHECKOUT / "cdk.json").read_text()).get("context", {})
+    except (OSError, ValueError):
+        return ("*",)
+    origins = context.get("corsOrigins") or ["*"]
+    return tuple(origins) if isinstance(origins, list) else tuple(str(origins).split(","))
 
 
 class LocalSettings(BaseSettings):
@@ -48,6 +60,14 @@ class LocalSettings(BaseSettings):
         default=60.0,
         validation_alias="TRACKLANE_LOCAL_SWEEP_INTERVAL_S",
         description="How often the local sweeper runs (the deployed schedule is every 15 minutes).",
+    )
+    cors_origins: tuple[str, ...] = Field(
+        default_factory=deployed_cors_origins,
+        validation_alias="TRACKLANE_CORS_ORIGINS",
+        description=(
+            "Origins a browser page may call the local API and bucket from (a JSON list). Defaults to "
+            "cdk.json's `corsOrigins` context, the origins a deployment from this checkout admits."
+        ),
     )
     stack_state_file: Path = Field(
         default=CHECKOUT / ".tracklane" / "stack.json",

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functions import clients
+from functions import clients, cors
 from functions.data import keys
 from functions.data.models import TABLE_MODELS, bind
 from functions.data.schema import table_specs
@@ -118,7 +119,7 @@ def enable_workflow_execution(endpoint: str) -> None:
     _moto_api(endpoint, "config", {"stepfunctions": {"execute_state_machine": True}})
 
 
-def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
+def provision(endpoint: str, region: str = "us-east-1", *, cors_origins: Sequence[str] = ("*",)) -> LocalResources:
     enable_workflow_execution(endpoint)
     current = Settings(aws_endpoint_url=endpoint, region=region)
 
@@ -141,6 +142,8 @@ def provision(endpoint: str, region: str = "us-east-1") -> LocalResources:
 
     s3 = client("s3", endpoint, region)
     s3.create_bucket(Bucket=current.media_bucket)
+    # The deployed bucket's rule (stacks/constructs/storage.py), from the same declaration.
+    s3.put_bucket_cors(Bucket=current.media_bucket, CORSConfiguration={"CORSRules": [cors.bucket_rule(cors_origins)]})
     s3.put_bucket_notification_configuration(
         Bucket=current.media_bucket,
         NotificationConfiguration={

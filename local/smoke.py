@@ -143,11 +143,8 @@ class Smoke:
 
     def put(self) -> str:
         intent = self.facts["intent"]
-        headers = {
-            name: value
-            for name, value in (intent.get("requiredHeaders") or {}).items()
-            if name.lower() != "content-length"
-        }  # httpx sets it from the body
+        # As given: httpx sends the signed Content-Length from the body, as browsers do.
+        headers = dict(intent.get("requiredHeaders") or {})
         response = self.http.request(
             intent.get("method", "PUT"), intent["signedUrl"], content=self.facts["audio"], headers=headers
         )

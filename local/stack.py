@@ -21,6 +21,7 @@ from functions.api.app import create_app
 from functions.api.auth import IssuerAuthenticator
 from local import provision as provisioning
 from local.config import LocalSettings, local_settings
+from local.cors import with_cors
 from local.devauth import DevKeys
 from local.lambda_context import InvocationLogContext
 from local.moto_patches import patch_moto
@@ -63,7 +64,7 @@ class LocalStack:
         os.environ.setdefault("TRACKLANE_PROGRESS_STREAM", "true")
         patch_moto()
         self.moto.start()
-        resources = provision(self.config.moto_endpoint, self.config.region)
+        resources = provision(self.config.moto_endpoint, self.config.region, cors_origins=self.config.cors_origins)
         os.environ.update(resources.environment())
         # The API trusts this stack's own issuer, through the same verification code as on AWS.
         os.environ.update(DevKeys(self.config.dev_key_file).ensure().environment())
@@ -132,9 +133,12 @@ def main() -> int:
     config = local_settings()
     stack = LocalStack(config)
     resources = stack.start_backend()
-    app = InvocationLogContext(
-        create_app(IssuerAuthenticator(), health_checks=stack.health_checks()),
-        function_name="tracklane-api",
+    app = with_cors(
+        InvocationLogContext(
+            create_app(IssuerAuthenticator(), health_checks=stack.health_checks()),
+            function_name="tracklane-api",
+        ),
+        config.cors_origins,
     )
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="off"))
     print(

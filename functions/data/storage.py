@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class PresignedPut:
     url: str
+    # What the client must set on the request. The signature may cover more: Content-Length, which
+    # a browser refuses to be told (every HTTP client sends it from the body), and Host.
     headers: dict[str, str]
 
 
@@ -33,7 +35,8 @@ class StoredObject:
 
 def presign_put(key: str, *, content_type: str, content_length: int, expires_in: int) -> PresignedPut:
     """A PUT URL signed over Content-Type and Content-Length (SigV4): S3 refuses any other type or
-    size. ``headers`` are exactly the signed headers the client must send (Host is implicit)."""
+    size. ``headers``: the Content-Type to send (the client's HTTP stack sends Content-Length from the
+    body, and the Host of the URL)."""
     url = s3().generate_presigned_url(
         "put_object",
         Params={
@@ -44,7 +47,7 @@ def presign_put(key: str, *, content_type: str, content_length: int, expires_in:
         },
         ExpiresIn=expires_in,
     )
-    return PresignedPut(url=url, headers={"content-type": content_type, "content-length": str(content_length)})
+    return PresignedPut(url=url, headers={"content-type": content_type})
 
 
 def presign_get(key: str, *, expires_in: int, content_type: str | None = None) -> str:
@@ -224,6 +227,7 @@ ABORT_INCOMPLETE_MULTIPART_DAYS = 1
 ABANDONED_UPLOAD_DAYS = 7
 # S3's limits: every part but the last is at least 5 MiB; an upload has at most 10,000 parts.
 MIN_PART_BYTES = 5 * 1024 * 1024
+MAX_PART_BYTES = 5 * 1024**3
 MAX_PARTS = 10_000
 # ListParts answers at most this many parts per call.
 _LIST_PARTS_PAGE = 1000
@@ -281,7 +285,33 @@ def presign_part(
         },
         ExpiresIn=expires_in,
     )
-    return PresignedPut(url=url, headers={"content-length": str(content_length)})
+    return PresignedPut(url=url, headers={})
+
+
+@dataclass(frozen=True)
+class MultipartRequests:
+    """Presigned S3 requests on one multipart upload, for clients that speak S3 themselves (Uppy, the
+    AWS SDKs' presigned flows): ListParts (GET), CompleteMultipartUpload (POST, S3's XML part list as
+    the body) and AbortMultipartUpload (DELETE). Each is valid for that upload only. Completing at S3
+    fires the object's put event, which finalizes it like a single PUT; the object can only have the
+    planned size because every part URL was signed for its part's exact size."""
+
+    list_parts_url: str
+    complete_url: str
+    abort_url: str
+
+
+def presign_multipart_requests(key: str, multipart_id: str, *, expires_in: int) -> MultipartRequests:
+    params = {"Bucket": settings().media_bucket, "Key": key, "UploadId": multipart_id}
+
+    def sign(operation: str) -> str:
+        return s3().generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
+
+    return MultipartRequests(
+        list_parts_url=sign("list_parts"),
+        complete_url=sign("complete_multipart_upload"),
+        abort_url=sign("abort_multipart_upload"),
+    )
 
 
 def list_parts(key: str, multipart_id: str) -> list[StoredPart]:

@@ -24,6 +24,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions import cors
 from functions.data.keys import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX
 from stacks import nag
 from stacks.constructs.function_factory import FunctionFactory
@@ -142,10 +143,10 @@ class Api(Construct):
             # API Gateway answers browser preflights from this (see the OPTIONS route below).
             cors_preflight=apigwv2.CorsPreflightOptions(
                 allow_origins=list(cors_origins),
-                allow_methods=[apigwv2.CorsHttpMethod.ANY],
-                allow_headers=["authorization", "content-type", "last-event-id", "idempotency-key"],
-                expose_headers=["location"],
-                max_age=Duration.hours(1),
+                allow_methods=[apigwv2.CorsHttpMethod(method) for method in cors.API_ALLOWED_METHODS],
+                allow_headers=list(cors.API_ALLOWED_HEADERS),
+                expose_headers=list(cors.API_EXPOSED_HEADERS),
+                max_age=Duration.seconds(cors.API_MAX_AGE_S),
             ),
         )
         access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=removal_policy)

@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from functions import cors
 from functions.data.keys import ALBUMS_PREFIX, KEPT_FOLDER, TRACKS_PREFIX, UPLOADS_PREFIX
 from functions.data.storage import ABANDONED_UPLOAD_DAYS, ABORT_INCOMPLETE_MULTIPART_DAYS
 from stacks import nag
@@ -61,13 +62,14 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="media/",
             cors=[
+                # Browsers PUT (presigned URL), POST (presigned form) and drive S3-native multipart
+                # straight against S3; the local bucket gets the same rule (functions/cors.py).
                 s3.CorsRule(
-                    # Browsers PUT (presigned URL) or POST (presigned form) the bytes straight to S3.
-                    allowed_methods=[s3.HttpMethods.PUT, s3.HttpMethods.POST, s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+                    allowed_methods=[s3.HttpMethods(method) for method in cors.BUCKET_ALLOWED_METHODS],
                     allowed_origins=list(cors_origins),
-                    allowed_headers=["*"],
-                    exposed_headers=["ETag"],
-                    max_age=3000,
+                    allowed_headers=list(cors.BUCKET_ALLOWED_HEADERS),
+                    exposed_headers=list(cors.BUCKET_EXPOSED_HEADERS),
+                    max_age=cors.BUCKET_MAX_AGE_S,
                 )
             ],
             lifecycle_rules=[

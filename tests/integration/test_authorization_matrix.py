@@ -34,6 +34,7 @@ PUBLIC = {
     ("GET", "/v1/artists/{handle}"),
     ("GET", "/v1/artists/{handle}/tracks"),
     ("GET", "/v1/tags/{tag}/tracks"),
+    ("GET", "/v1/uploads/config"),
 }
 # Public routes that answer something other than 200 for the fixture below (an album without a cover).
 PUBLIC_STATUS = {("GET", "/v1/artists/{handle}/albums/{slug}/cover"): 404}

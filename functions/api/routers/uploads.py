@@ -1,7 +1,8 @@
 """The upload-intent contract: ``POST /v1/uploads`` (intent) and
 ``POST /v1/uploads/{uploadId}/finalize``; resumable (multipart) uploads: ``GET .../parts``,
-``GET .../parts/urls``, ``POST .../complete``, ``POST .../abort``; ``DELETE /v1/uploads/{uploadId}``
-cancels an intent."""
+``GET .../parts/urls``, ``POST .../complete``, ``POST .../abort``, or S3 itself through the plan's
+presigned ``s3`` requests; ``DELETE /v1/uploads/{uploadId}`` cancels an intent;
+``GET /v1/uploads/config`` tells a client the limits before it asks."""
 
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ class CreateUploadRequest(CamelModel):
     # true: upload in parts (resumable); false: one signed PUT; absent: parts above
     # TRACKLANE_MULTIPART_THRESHOLD_BYTES when a deployment sets it (unset by default: one signed PUT).
     multipart: bool | None = None
+    # A multipart plan's part size, within ``GET /v1/uploads/config``'s bounds (default: its
+    # ``defaultPartSize``); each part URL is signed for it.
+    part_size: int | None = Field(default=None, ge=1)
 
     _lists = field_validator("features", "tags", mode="before")(json_list)
 
@@ -77,6 +81,21 @@ class PartUrlResponse(CamelResponse):
     url: str
 
 
+class S3RequestsResponse(CamelResponse):
+    """For clients that speak S3 (Uppy's S3 plugin, the AWS SDKs): S3's own names for this upload
+    and presigned requests on it. ``completeUrl`` is S3's CompleteMultipartUpload (POST, S3's XML
+    part list as the body), ``listPartsUrl`` ListParts (GET), ``abortUrl`` AbortMultipartUpload
+    (DELETE); all valid until ``expiresAt`` (``parts/urls`` signs fresh ones). Completing at S3
+    finalizes the upload through its put event, exactly once, with the same checks."""
+
+    key: str
+    upload_id: str
+    list_parts_url: str
+    complete_url: str
+    abort_url: str
+    expires_at: str
+
+
 class MultipartPlanResponse(CamelResponse):
     part_size: int
     part_count: int
@@ -86,6 +105,7 @@ class MultipartPlanResponse(CamelResponse):
     parts_url: str
     complete_url: str
     abort_url: str
+    s3: S3RequestsResponse
 
 
 class CreateUploadResponse(CamelResponse):
@@ -97,6 +117,8 @@ class CreateUploadResponse(CamelResponse):
     signed_url: str | None = None
     method: Literal["PUT", "MULTIPART"] = "PUT"
     expires_at: str
+    # What to set on the PUT: its Content-Type. The URL is signed over Content-Length and Host too,
+    # which every HTTP client (browsers included) sends by itself from the body and the URL.
     required_headers: dict[str, str]
     finalize_url: str
     multipart: MultipartPlanResponse | None = None
@@ -135,6 +157,63 @@ def _part_urls(urls: uploads.PartUrls) -> list[PartUrlResponse]:
     return [PartUrlResponse(part_number=u.part_number, size=u.size, url=u.url) for u in urls.urls]
 
 
+def _s3_requests(s3: uploads.S3Requests) -> S3RequestsResponse:
+    return S3RequestsResponse(
+        key=s3.key,
+        upload_id=s3.multipart_id,
+        list_parts_url=s3.requests.list_parts_url,
+        complete_url=s3.requests.complete_url,
+        abort_url=s3.requests.abort_url,
+        expires_at=iso(s3.expires_at) or "",
+    )
+
+
+class AcceptedTypeResponse(CamelResponse):
+    extension: str
+    content_types: list[str]
+
+
+class MultipartLimitsResponse(CamelResponse):
+    # Above this size an intent that does not say gets a multipart plan; null: only when asked.
+    threshold_bytes: int | None
+    default_part_size: int
+    min_part_size: int
+    max_part_size: int
+    max_parts: int
+    # One answer signs at most this many part URLs; ``parts/urls`` signs the rest.
+    max_part_urls: int
+
+
+class UploadConfigResponse(CamelResponse):
+    max_audio_bytes: int
+    accepted_types: list[AcceptedTypeResponse]
+    multipart: MultipartLimitsResponse
+
+
+@router.get("/config", response_model=UploadConfigResponse, response_model_by_alias=True)
+def upload_config() -> UploadConfigResponse:
+    """What an upload client needs to know before its first intent (public): the largest audio file,
+    the accepted extensions and content types, and the multipart part-size bounds, so a client
+    (Uppy's ``getChunkSize``, the CLI) can choose its part size and send it as ``partSize``."""
+    limits = uploads.upload_limits()
+    bounds = limits.part_sizes
+    return UploadConfigResponse(
+        max_audio_bytes=limits.max_audio_bytes,
+        accepted_types=[
+            AcceptedTypeResponse(extension=extension, content_types=list(content_types))
+            for extension, content_types in limits.accepted_types.items()
+        ],
+        multipart=MultipartLimitsResponse(
+            threshold_bytes=limits.multipart_threshold_bytes,
+            default_part_size=bounds.default,
+            min_part_size=bounds.minimum,
+            max_part_size=bounds.maximum,
+            max_parts=bounds.max_parts,
+            max_part_urls=uploads.MAX_PART_URLS,
+        ),
+    )
+
+
 # None fields are left out: a single-PUT intent answers exactly the upload-intent contract's fields.
 @router.post(
     "",
@@ -168,6 +247,7 @@ def create_upload(
                 visibility=body.visibility,
             ),
             multipart=body.multipart,
+            part_size=body.part_size,
         ),
     )
     plan = created.multipart
@@ -188,6 +268,7 @@ def create_upload(
             parts_url=upload_action_url(request, created.upload_id, "parts"),
             complete_url=upload_action_url(request, created.upload_id, "complete"),
             abort_url=upload_action_url(request, created.upload_id, "abort"),
+            s3=_s3_requests(plan.s3),
         )
         if plan
         else None,
@@ -273,6 +354,7 @@ class PartUrlsResponse(CamelResponse):
     upload_id: str
     parts: list[PartUrlResponse]
     expires_at: str
+    s3: S3RequestsResponse
 
 
 class CompletedPart(CamelModel):
@@ -332,10 +414,14 @@ def part_urls(
     count: Annotated[int, Query(ge=1, le=uploads.MAX_PART_URLS)] = uploads.MAX_PART_URLS,
 ) -> PartUrlsResponse:
     """Fresh part URLs (``from`` the given part number, at most ``count`` ≤ 100), each signed for
-    its part's exact size and valid for at most 15 minutes, never past the upload's deadline."""
-    upload, urls = uploads.part_urls(user.user_id, _upload_id(upload_id), first=first, count=count)
+    its part's exact size and valid for at most 15 minutes, never past the upload's deadline; and
+    fresh presigned S3 requests (``s3``) for the upload."""
+    upload, urls, s3 = uploads.part_urls(user.user_id, _upload_id(upload_id), first=first, count=count)
     return PartUrlsResponse(
-        upload_id=ids.render("upl", upload.upload_id), parts=_part_urls(urls), expires_at=iso(urls.expires_at) or ""
+        upload_id=ids.render("upl", upload.upload_id),
+        parts=_part_urls(urls),
+        expires_at=iso(urls.expires_at) or "",
+        s3=_s3_requests(s3),
     )
 
 

@@ -31,6 +31,7 @@ from functions.domain.intake import media_types
 from functions.errors import (
     ConcurrentUpdate,
     FileTooLarge,
+    InvalidPartSize,
     InvalidUpload,
     RedirectedIntent,
     UnsupportedMediaType,
@@ -81,6 +82,8 @@ class NewUpload:
     metadata: TrackMetadata = field(default_factory=TrackMetadata)
     # True: a multipart plan; False: one signed PUT; None: multipart above the threshold, if one is set.
     multipart: bool | None = None
+    # The client's part size for a multipart plan (``part_size_bounds``); None: the configured one.
+    part_size: int | None = None
     # The client does not say how big the file is (the upload-session contract's tracks): the PUT is
     # signed without a Content-Length (S3 cannot bound it then) and finalize holds the stored object
     # to the audio cap and the content type instead (``UploadModel.declared_bounds``). ``byte_size``
@@ -106,6 +109,58 @@ class MultipartPlan:
     part_size: int
     part_count: int
     urls: PartUrls
+    s3: S3Requests
+
+
+@dataclass(frozen=True)
+class S3Requests:
+    """For clients that speak S3 themselves: the object key, S3's own multipart UploadId, and
+    presigned ListParts / CompleteMultipartUpload / AbortMultipartUpload requests on that upload."""
+
+    key: str
+    multipart_id: str
+    requests: storage.MultipartRequests
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PartSizeBounds:
+    """What a client may choose as ``part_size`` (S3's limits), and what it gets by default."""
+
+    default: int
+    minimum: int
+    maximum: int
+    max_parts: int
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What ``GET /v1/uploads/config`` publishes: the limits an intent is held to."""
+
+    max_audio_bytes: int
+    # extension -> accepted content types, in a stable order
+    accepted_types: dict[str, tuple[str, ...]]
+    multipart_threshold_bytes: int | None
+    part_sizes: PartSizeBounds
+
+
+def upload_limits() -> UploadLimits:
+    current = settings()
+    return UploadLimits(
+        max_audio_bytes=current.max_audio_bytes,
+        accepted_types={ext: tuple(sorted(types)) for ext, types in sorted(media_types.AUDIO_TYPES.items())},
+        multipart_threshold_bytes=current.multipart_threshold_bytes,
+        part_sizes=part_size_bounds(),
+    )
+
+
+def part_size_bounds() -> PartSizeBounds:
+    return PartSizeBounds(
+        default=settings().multipart_part_size_bytes,
+        minimum=storage.MIN_PART_BYTES,
+        maximum=storage.MAX_PART_BYTES,
+        max_parts=storage.MAX_PARTS,
+    )
 
 
 @dataclass(frozen=True)
@@ -213,7 +268,9 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         if request.multipart is not None
         else current.multipart_threshold_bytes is not None and request.byte_size > current.multipart_threshold_bytes
     )
-    part_size, part_count = plan_parts(request.byte_size) if multipart else (None, None)
+    if request.part_size is not None and not multipart:
+        raise InvalidUpload("partSize applies to a multipart upload; send multipart: true.", field="partSize")
+    part_size, part_count = plan_parts(request.byte_size, request.part_size) if multipart else (None, None)
     if multipart:
         # A multipart upload may take hours (the client resumes it): it may be completed until the
         # window ends, and ``expires_at`` is that deadline, not one URL's.
@@ -277,7 +334,8 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         raise
     if multipart:
         assert part_size is not None and part_count is not None
-        plan = MultipartPlan(part_size, part_count, _sign_parts(upload, 1, MAX_PART_URLS))
+        urls = _sign_parts(upload, 1, MAX_PART_URLS)
+        plan = MultipartPlan(part_size, part_count, urls, s3_requests(upload, urls))
         return CreatedUpload(upload_id, track_id, asset_id, None, url_expires_at, {}, plan)
     if request.size_unknown:
         signed = storage.presign_put_any_size(
@@ -322,11 +380,30 @@ def owned(owner_id: str, upload_id: str) -> UploadModel:
 # -- resumable (multipart) uploads ------------------------------------------------------------
 
 
-def plan_parts(byte_size: int) -> tuple[int, int]:
-    """(part size, part count): the configured part size, grown (to whole MiB) when the file would
-    otherwise need more parts than S3 allows. The last part holds the remainder."""
+def plan_parts(byte_size: int, requested: int | None = None) -> tuple[int, int]:
+    """(part size, part count). The client's ``requested`` part size when it is within S3's bounds
+    and needs at most 10,000 parts (else ``invalid_part_size``); otherwise the configured part size,
+    grown (to whole MiB) when the file would need more parts than S3 allows. The last part holds
+    the remainder."""
+    bounds = part_size_bounds()
+    if requested is not None:
+        if not bounds.minimum <= requested <= bounds.maximum:
+            raise InvalidPartSize(
+                f"partSize must be between {bounds.minimum} and {bounds.maximum} bytes.",
+                field="partSize",
+                minPartSize=bounds.minimum,
+                maxPartSize=bounds.maximum,
+            )
+        if ceil(byte_size / requested) > bounds.max_parts:
+            raise InvalidPartSize(
+                f"A partSize of {requested} bytes cuts this file into more than {bounds.max_parts} parts.",
+                field="partSize",
+                minPartSize=ceil(byte_size / bounds.max_parts),
+                maxPartSize=bounds.maximum,
+            )
+        return requested, max(1, ceil(byte_size / requested))
     mib = 1024 * 1024
-    part_size = max(settings().multipart_part_size_bytes, ceil(byte_size / storage.MAX_PARTS / mib) * mib)
+    part_size = max(bounds.default, ceil(byte_size / bounds.max_parts / mib) * mib)
     return part_size, max(1, ceil(byte_size / part_size))
 
 
@@ -361,6 +438,14 @@ def _sign_parts(upload: UploadModel, first: int, count: int) -> PartUrls:
     return PartUrls(urls, now + timedelta(seconds=ttl))
 
 
+def s3_requests(upload: UploadModel, urls: PartUrls) -> S3Requests:
+    """Presigned ListParts / Complete / Abort for the upload, valid as long as ``urls``."""
+    ttl = max(1, int((urls.expires_at - utcnow()).total_seconds()))
+    multipart_id = upload.multipart_id or ""
+    requests = storage.presign_multipart_requests(upload.object_key, multipart_id, expires_in=ttl)
+    return S3Requests(upload.object_key, multipart_id, requests, urls.expires_at)
+
+
 def _open_multipart(owner_id: str, upload_id: str) -> UploadModel:
     """The caller's multipart intent, still able to receive parts."""
     upload = owned(owner_id, upload_id)
@@ -373,14 +458,15 @@ def _open_multipart(owner_id: str, upload_id: str) -> UploadModel:
     return upload
 
 
-def part_urls(owner_id: str, upload_id: str, *, first: int, count: int) -> tuple[UploadModel, PartUrls]:
-    """Fresh URLs for a resuming client (the first ones may have expired)."""
+def part_urls(owner_id: str, upload_id: str, *, first: int, count: int) -> tuple[UploadModel, PartUrls, S3Requests]:
+    """Fresh URLs for a resuming client (the first ones may have expired), and fresh S3 requests."""
     upload = _open_multipart(owner_id, upload_id)
     if upload.status != "pending":
         raise UploadAlreadyFinalized("This upload is complete; there are no parts left to upload.")
     if first > int(upload.part_count or 0):
         raise InvalidUpload(f"This upload has {upload.part_count} parts.", field="from")
-    return upload, _sign_parts(upload, first, min(count, MAX_PART_URLS))
+    urls = _sign_parts(upload, first, min(count, MAX_PART_URLS))
+    return upload, urls, s3_requests(upload, urls)
 
 
 def parts(owner_id: str, upload_id: str) -> PartsView:
