@@ -21,7 +21,7 @@ from client.album import AlbumUpload
 from client.api import Api, ApiError, Unreachable, token_subject
 from client.context import Context, FileSpec
 from client.output import JsonReporter, Reporter, RichReporter
-from client.results import EXIT_UNREACHABLE, Result, exit_code
+from client.results import EXIT_INTERRUPTED, EXIT_UNREACHABLE, Result, exit_code
 from client.single import FileUpload, refused
 from client.state import StateStore, default_directory
 from client.transfer import FileChanged, Interrupted, StopFlag
@@ -64,6 +64,7 @@ class UsageError(Exception):
 
 class Unit(Protocol):
     result: Result
+    spec: FileSpec
 
     def send(self) -> bool: ...
     def follow(self) -> Result: ...
@@ -110,9 +111,14 @@ def run(options: Options, api: Api, *, reporter: Reporter | None = None) -> int:
         units, concurrency = list(album.tracks), options.parallel
     else:
         units = [FileUpload(ctx, spec, album=options.album) for spec in specs]
-    results = drive(units, concurrency=concurrency, stop=stop)
+    results = drive(units, concurrency=concurrency, stop=stop, reporter=reporter)
+    code = exit_code(results)
+    if code == EXIT_INTERRUPTED:
+        reporter.notice(f"{stop.reason or 'interrupted'}: run the same command again to continue where it stopped")
+    elif code == EXIT_UNREACHABLE:
+        reporter.notice("not finished: run the same command again to continue where it stopped")
     reporter.close(results)
-    return exit_code(results)
+    return code
 
 
 def _context(options: Options, api: Api, reporter: Reporter, stop: StopFlag) -> Context:
@@ -158,18 +164,19 @@ def _send(unit: Unit) -> bool:
     return False
 
 
-def _follow(unit: Unit) -> None:
+def _follow(unit: Unit, reporter: Reporter) -> None:
     try:
         unit.follow()
     except Exception as error:
         _crashed(unit.result, error)
+    reporter.done(unit.spec.slot, unit.result)
 
 
 def _crashed(result: Result, error: Exception) -> None:
     result.status, result.code, result.message = "failed", "client_error", f"{type(error).__name__}: {error}"
 
 
-def drive(units: list[Unit], *, concurrency: int, stop: StopFlag) -> list[Result]:
+def drive(units: list[Unit], *, concurrency: int, stop: StopFlag, reporter: Reporter) -> list[Result]:
     """Sends ``units`` (``concurrency`` at a time, in order), follows each one whose bytes are in on
     a thread of its own, and waits for all; the results in the units' order."""
     followers: list[threading.Thread] = []
@@ -177,9 +184,11 @@ def drive(units: list[Unit], *, concurrency: int, stop: StopFlag) -> list[Result
     def send_then_follow(unit: Unit) -> None:
         if stop.is_set():
             return
-        if _send(unit) and not stop.is_set():
+        if not _send(unit):
+            reporter.done(unit.spec.slot, unit.result)
+        elif not stop.is_set():
             # Daemon: a follower waiting on the stream must not keep the process alive after Ctrl-C.
-            follower = threading.Thread(target=_follow, args=(unit,), daemon=True)
+            follower = threading.Thread(target=_follow, args=(unit, reporter), daemon=True)
             followers.append(follower)
             follower.start()
 

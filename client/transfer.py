@@ -162,7 +162,6 @@ def put_whole(
     headers: dict[str, str],
     on_bytes: BytesCallback,
     stop: StopFlag,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """One signed PUT of the whole file, sent again on a dropped connection or a 5xx."""
     for attempt in range(PART_ATTEMPTS):
@@ -174,7 +173,7 @@ def put_whole(
                 if isinstance(error, httpx.TransportError):
                     raise Unreachable(f"PUT to storage failed: {error}") from error
                 raise
-            sleep(0.5 * 2**attempt)
+            api.sleep(0.5 * 2**attempt)
 
 
 def _parse_time(value: str | None) -> float:
@@ -242,7 +241,6 @@ def upload_parts(
     on_bytes: BytesCallback,
     stop: StopFlag,
     on_part: Callable[[int], None] = lambda _: None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> PartsOutcome:
     """PUTs ``parts`` with up to ``parallel`` in flight. Returns when all are stored; raises
     Interrupted when ``stop`` is set (Ctrl-C: the parts in flight are abandoned mid-way), or the
@@ -266,7 +264,7 @@ def upload_parts(
                         raise Unreachable(f"part {part.number} could not be sent: {error}") from error
                     raise
                 urls.forget(part.number)
-                sleep(0.5 * 2**attempt)
+                api.sleep(0.5 * 2**attempt)
                 continue
             with lock:
                 uploaded.append(part.number)
