@@ -12,6 +12,7 @@ duplicate) is reported again, not uploaded again, while its track exists.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from client import progress, transfer
@@ -275,6 +276,10 @@ class FileUpload:
         terminal = follow_to_verdict(self.ctx, self.spec.slot, self.result)
         if terminal is not None:
             settle(self, terminal)
+        if self.album and self.result.status == "ready" and self.result.track_id:
+            # The intent named the album; the track says which one it joined.
+            with contextlib.suppress(ApiError, Unreachable):
+                self.result.album_id = self.ctx.api.track(self.result.track_id).get("albumId")
         return self.result
 
 

@@ -21,7 +21,6 @@ import os
 import sys
 from pathlib import Path
 
-from functions.api.auth import subject_problem
 from local.config import local_settings
 from local.running_stack import NoLocalStack, locate
 
@@ -85,7 +84,7 @@ def _smoke(args: argparse.Namespace) -> int:
 def _upload(args: argparse.Namespace) -> int:
     from client.api import Api
     from client.command import Options, UsageError, parse_size, run
-    from client.results import EXIT_USAGE
+    from client.results import EXIT_INTERRUPTED, EXIT_USAGE
 
     api, token = args.api, args.token or os.environ.get("TRACKLANE_TOKEN") or None
     if api is None:
@@ -127,6 +126,9 @@ def _upload(args: argparse.Namespace) -> int:
         return run(options, client)
     except UsageError as bad:
         raise CommandFailed(f"tracklane upload: {bad}", EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        # Before any file was under way (run() takes Ctrl-C itself once one is).
+        raise CommandFailed("tracklane upload: interrupted", EXIT_INTERRUPTED) from None
     finally:
         client.close()
 
@@ -147,6 +149,8 @@ def _use_local_stack(*, otherwise: str = "") -> None:
 def _entitlement(args: argparse.Namespace) -> int:
     # Against the local stack's moto unless --aws: then the normal AWS credential chain and
     # TRACKLANE_ENTITLEMENTS_TABLE (the deployed table's name) apply.
+    from functions.api.auth import subject_problem
+
     problem = subject_problem(args.user)
     if problem is not None:
         raise CommandFailed(f"tracklane entitlement: the user id {problem}")
