@@ -69,7 +69,7 @@ e2e: install
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock: $(VENV)/.installed
-	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra media --python-version 3.11 \
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra media --extra cli --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements-dev.lock
 
 synth: install layers
