@@ -8,6 +8,7 @@ contract holds it to that).
 - ``progress``: the Server-Sent Events of an upload's processing, until ready/failed/duplicate;
 - ``single`` / ``album``: one file through ``POST /v1/uploads``, several into an album through the
   upload-session contract;
+- ``context`` / ``results``: what one run's files share, and what became of each file;
 - ``output``: progress bars, or one JSON object per file;
-- ``command``: the options of ``tracklane upload`` and its exit code.
+- ``command``: the options of ``tracklane upload`` and its exit code (docs/cli.md).
 """

@@ -60,7 +60,9 @@ class FileUpload:
             return self._fresh()
         except ApiError as error:
             refused(self.result, error)
-            self.ctx.store.drop(self.key)
+            if error.status < 500:
+                # Refused: a rerun starts over. A server error keeps the state: a rerun resumes.
+                self.ctx.store.drop(self.key)
             return False
         except transfer.FileChanged as changed:
             self.result.status, self.result.code, self.result.message = "failed", changed.code, str(changed)
@@ -193,6 +195,7 @@ class FileUpload:
         if isinstance(done, dict):
             return self._already_done(done)
         if saved.get("stored"):
+            result.parts_resumed = result.part_count or 0
             self.ctx.reporter.sent(self.spec.slot, self.spec.byte_size)
             return True
         if result.multipart:
