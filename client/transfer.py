@@ -245,51 +245,84 @@ def upload_parts(
     """PUTs ``parts`` with up to ``parallel`` in flight. Returns when all are stored; raises
     Interrupted when ``stop`` is set (Ctrl-C: the parts in flight are abandoned mid-way), or the
     first part's error once its attempts are used up (the other parts are stopped too)."""
-    uploaded: list[int] = []
-    lock = threading.Lock()
-    batch = StopFlag(parent=stop)
-
-    def send(part: Part) -> None:
-        for attempt in range(PART_ATTEMPTS):
-            if batch.is_set():
-                raise Interrupted(batch.reason)
-            url, size = urls.get(part.number)
-            if size != part.size:
-                raise ApiError(0, "part_size_mismatch", f"part {part.number}: the API signed {size} bytes")
-            try:
-                put_range(api.storage, url, path, part.offset, part.size, headers={}, on_bytes=on_bytes, stop=batch)
-            except (httpx.TransportError, ApiError) as error:
-                if not _retriable(error) or attempt == PART_ATTEMPTS - 1:
-                    if isinstance(error, httpx.TransportError):
-                        raise Unreachable(f"part {part.number} could not be sent: {error}") from error
-                    raise
-                urls.forget(part.number)
-                api.sleep(0.5 * 2**attempt)
-                continue
-            with lock:
-                uploaded.append(part.number)
-            on_part(part.number)
-            return
-
+    sender = _PartSender(api, path, urls, on_bytes=on_bytes, on_part=on_part, stop=stop)
     executor = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="part")
-    futures: list[Future[None]] = [executor.submit(send, part) for part in parts]
+    pending: set[Future[None]] = {executor.submit(sender.send, part) for part in parts}
     try:
-        pending: set[Future[None]] = set(futures)
         while pending:
             # A timeout keeps the main thread responsive to Ctrl-C on every platform.
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
             failed = next((f for f in done if f.exception() is not None), None)
             if failed is not None:
-                error = failed.exception()
-                assert error is not None
-                batch.set("a part failed")
+                sender.batch.set("a part failed")
                 # Ctrl-C (or the stop hook) is what the caller needs to hear, not a part it cut short.
-                raise Interrupted(stop.reason) if stop.is_set() else error
+                if stop.is_set():
+                    raise Interrupted(stop.reason)
+                raise sender.fatal[0] if sender.fatal else failed.exception() or Interrupted("a part failed")
     except KeyboardInterrupt:
         stop.set("interrupted")
         raise Interrupted("interrupted") from None
     finally:
-        executor.shutdown(wait=True, cancel_futures=batch.is_set())
+        executor.shutdown(wait=True, cancel_futures=sender.batch.is_set())
     if stop.is_set():
         raise Interrupted(stop.reason)
-    return PartsOutcome(sorted(uploaded))
+    return PartsOutcome(sorted(sender.uploaded))
+
+
+class _PartSender:
+    """One part at a time per worker thread, its attempts, and what all of them have stored."""
+
+    def __init__(
+        self,
+        api: Api,
+        path: Path,
+        urls: PartUrls,
+        *,
+        on_bytes: BytesCallback,
+        on_part: Callable[[int], None],
+        stop: StopFlag,
+    ) -> None:
+        self.api, self.path, self.urls = api, path, urls
+        self.on_bytes, self.on_part = on_bytes, on_part
+        # This file's parts stop together when one fails; Ctrl-C (the parent) stops them too.
+        self.batch = StopFlag(parent=stop)
+        self.uploaded: list[int] = []
+        self.fatal: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def send(self, part: Part) -> None:
+        try:
+            self._attempts(part)
+        except Interrupted:
+            raise
+        except BaseException as error:
+            # The first failure is the one to report; the parts it cut short stop at once.
+            with self._lock:
+                self.fatal.append(error)
+            self.batch.set("a part failed")
+            raise
+
+    def _attempts(self, part: Part) -> None:
+        for attempt in range(PART_ATTEMPTS):
+            if self.batch.is_set():
+                raise Interrupted(self.batch.reason)
+            url, size = self.urls.get(part.number)
+            if size != part.size:
+                raise ApiError(0, "part_size_mismatch", f"part {part.number}: the API signed {size} bytes")
+            try:
+                put_range(
+                    self.api.storage, url, self.path, part.offset, part.size,
+                    headers={}, on_bytes=self.on_bytes, stop=self.batch,
+                )  # fmt: skip
+            except (httpx.TransportError, ApiError) as error:
+                if not _retriable(error) or attempt == PART_ATTEMPTS - 1:
+                    if isinstance(error, httpx.TransportError):
+                        raise Unreachable(f"part {part.number} could not be sent: {error}") from error
+                    raise
+                self.urls.forget(part.number)
+                self.api.sleep(0.5 * 2**attempt)
+                continue
+            with self._lock:
+                self.uploaded.append(part.number)
+            self.on_part(part.number)
+            return

@@ -268,3 +268,49 @@ def test_a_missing_file_or_too_few_titles_stop_before_anything_is_sent(tmp_path:
     with pytest.raises(command.UsageError, match="--title"):
         upload(fake, tmp_path, song, song.with_name("song.wav"), titles=["one"])
     assert fake.requests == []
+
+
+def test_a_network_lost_mid_parts_exits_75_and_the_rerun_sends_the_rest(tmp_path: Path):
+    fake = FakeApi()
+    song = audio(tmp_path, "song.wav", 50)
+
+    def part_3_unreachable(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/3"):
+            raise httpx.ConnectError("network is unreachable", request=request)
+        return None
+
+    fake.storage_hook = part_3_unreachable
+    code, [lost], notices = upload(fake, tmp_path, song, parallel=1, **MULTIPART)
+    assert (code, lost["status"], lost["code"], lost["partsUploaded"]) == (
+        EXIT_UNREACHABLE,
+        "unreachable",
+        "network_error",
+        2,
+    )
+    assert "run the same command again" in notices
+
+    fake.storage_hook = None
+    code, [resumed], _ = upload(fake, tmp_path, song, **MULTIPART)
+
+    assert code == EXIT_OK
+    assert (resumed["uploadId"], resumed["partsResumed"], resumed["partsUploaded"]) == (lost["uploadId"], 2, 3)
+    assert fake.uploads[lost["uploadId"]].stored == song.read_bytes()
+
+
+def test_without_json_a_line_per_file_goes_to_stdout_and_no_bars_to_a_pipe(tmp_path: Path):
+    from rich.console import Console
+
+    from client.output import RichReporter
+
+    fake = FakeApi()
+    song, notes = audio(tmp_path, "song.wav", 5), audio(tmp_path, "notes.txt", 5)
+    out, err = io.StringIO(), io.StringIO()
+    reporter = RichReporter(out, Console(file=err, force_terminal=False))
+
+    code = command.run(command.Options(files=[song, notes], state_dir=tmp_path / "s"), fake.api(), reporter=reporter)
+
+    assert code == EXIT_FAILED
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[:2] == ["ready", str(song)]
+    assert lines[1].split()[:3] == ["refused", str(notes), "unsupported_media_type:"]
+    assert err.getvalue() == ""
