@@ -13,9 +13,9 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 20
 # 2.6 s instead of 0.6 s). The venv and the checkout are ours, so let Python keep its bytecode.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run test quick lint typecheck unit integration infra e2e layers lock synth deploy bench docs clean
+.PHONY: install run test quick lint typecheck unit integration infra e2e layers lock synth deploy bench docs clean chromium
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed web/dist/.built
 
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The upload page (docs/web.md): esbuild bundles web/src and the pinned Uppy packages into web/dist.
+web/dist/.built: node_modules/.installed web/build.mjs web/index.html $(wildcard web/src/*)
+	node web/build.mjs
+	@touch $@
+
+# The browser tests drive Debian's Chromium (tests/e2e/test_web_page.py). Installed when missing:
+# as root, or with sudo on CI (CI=true); anyone else is told the one command to run.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		elif [ "$$CI" = true ]; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium; \
+		else echo "The browser tests need /usr/bin/chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
 layers: $(VENV)/.installed
 	$(BIN)/python -m layers.build
 
@@ -38,7 +51,7 @@ run: install
 # poll), and a third worker fills those waits. Each worker has its own moto server and ports, so
 # workers never share state, and every integration test starts from an emptied store
 # (tests/integration/conftest.py).
-test: install layers lint typecheck
+test: install layers lint typecheck chromium
 	$(BIN)/pytest -n 3
 
 # The loop while working: unit, infrastructure and integration tests but those marked slow (the
@@ -64,7 +77,7 @@ integration: $(VENV)/.installed
 infra: install layers
 	$(BIN)/pytest tests/infrastructure
 
-e2e: install
+e2e: install chromium
 	$(BIN)/pytest tests/e2e
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.

@@ -31,6 +31,7 @@ from local.runner import WorkflowRunner
 from local.running_stack import RunningStack, announce, withdraw
 from local.streams import StreamPump, streamed_tables
 from local.sweeper import SweeperSchedule
+from local.web import with_upload_page
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -140,6 +141,7 @@ def main() -> int:
         ),
         config.cors_origins,
     )
+    app = with_upload_page(app, DevKeys(config.dev_key_file))
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="off"))
     print(
         f"tracklane local stack\n  API:   {config.api_url}  (docs: {config.api_url}/docs)\n"

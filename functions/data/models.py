@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import botocore.loaders
 import botocore.session
@@ -196,7 +196,13 @@ class TrackModel(_BoundModel):
     audio = JSONAttribute(null=True)
     original_key = UnicodeAttribute(null=True)
     original_content_type = UnicodeAttribute(null=True)
-    # {"aac": {"key", "contentType", "codec", "bitrateKbps", "byteSize"}, "opus": ..., "mp3": ...}
+    # One attribute per rendition, {"key", "contentType", "codec", "bitrateKbps", "byteSize"}: each
+    # is made by its own workflow task, in parallel, and written alone (``rendition_map``).
+    rendition_aac = JSONAttribute(null=True)
+    rendition_opus = JSONAttribute(null=True)
+    rendition_mp3 = JSONAttribute(null=True)
+    # {"aac": {...}, "opus": {...}, "mp3": {...}}: the three at once, as one task made them for tracks
+    # processed before each rendition had its own task (and by an execution started before then).
     renditions = JSONAttribute(null=True)
     loudness = JSONAttribute(null=True)
     # What the file's own tags say (the tags lane), whether or not it was applied.
@@ -245,6 +251,23 @@ class TrackModel(_BoundModel):
     @property
     def track_id(self) -> str:
         return self.pk
+
+    # The attribute each rendition format is stored in.
+    RENDITION_ATTRIBUTES: ClassVar[dict[str, str]] = {
+        "aac": "rendition_aac",
+        "opus": "rendition_opus",
+        "mp3": "rendition_mp3",
+    }
+
+    def rendition_map(self) -> dict[str, dict[str, Any]]:
+        """Every rendition stored, by format: the per-format attributes, over the three-at-once map
+        of a track processed before they existed."""
+        merged = dict(self.renditions or {})
+        for fmt, attribute in self.RENDITION_ATTRIBUTES.items():
+            value = getattr(self, attribute)
+            if value:
+                merged[fmt] = value
+        return merged
 
 
 class LaneModel(_BoundModel):

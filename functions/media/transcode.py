@@ -1,4 +1,6 @@
-"""Transcode: one ffmpeg process decodes the original once and encodes every streaming rendition.
+"""Transcode: one ffmpeg process decodes the original once and encodes the streaming renditions
+asked for. The workflow asks for one per task (each rendition its own Lambda, in parallel, so the
+first one stored makes the track playable); asked for several, the source is decoded once for all.
 
 Each output maps only the first audio stream (``-map 0:a:0``, ``-vn``), so video, cover art and
 subtitle streams never reach a rendition. Tags and chapters are dropped (``-map_metadata -1``,
@@ -84,20 +86,26 @@ def _output_args(spec: RenditionSpec, path: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def transcode(source: str, out_dir: Path, *, timeout_s: float | None = None) -> list[Rendition]:
-    """Encodes every rendition in ``RENDITIONS`` into ``out_dir`` (created if missing; files are
-    named ``aac.m4a``, ``opus.opus``, ``mp3.mp3`` and overwritten) in one ffmpeg process, which
-    decodes the source once and feeds each encoder.
+def transcode(
+    source: str,
+    out_dir: Path,
+    *,
+    specs: tuple[RenditionSpec, ...] = RENDITIONS,
+    timeout_s: float | None = None,
+) -> list[Rendition]:
+    """Encodes each rendition of ``specs`` (by default all of ``RENDITIONS``) into ``out_dir``
+    (created if missing; files are named ``aac.m4a``, ``opus.opus``, ``mp3.mp3`` and overwritten) in
+    one ffmpeg process, which decodes the source once and feeds each encoder.
 
     Raises ``StepFailed("transcode_failed", ...)`` when ffmpeg cannot do it (nothing is left behind);
     ``ffmpeg.FfmpegTimeout`` propagates, since a retry may well succeed."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / spec.file_name for spec in RENDITIONS]
+    paths = [out_dir / spec.file_name for spec in specs]
     if not ffmpeg.is_url(source) and Path(source).resolve() in {p.resolve() for p in paths}:
         raise ValueError(f"refusing to transcode {source} onto itself")  # would destroy the original
 
     args = ["-y", *ffmpeg.input_args(source)]
-    for spec, path in zip(RENDITIONS, paths, strict=True):
+    for spec, path in zip(specs, paths, strict=True):
         args += _output_args(spec, path)
     try:
         result = ffmpeg.run(args, timeout_s=timeout_s)
@@ -116,7 +124,7 @@ def transcode(source: str, out_dir: Path, *, timeout_s: float | None = None) -> 
             "transcode_failed",
             "We could not convert this audio for streaming. Try exporting it again as WAV or FLAC and re-uploading.",
         )
-    return [Rendition(spec, path, path.stat().st_size) for spec, path in zip(RENDITIONS, paths, strict=True)]
+    return [Rendition(spec, path, path.stat().st_size) for spec, path in zip(specs, paths, strict=True)]
 
 
 def _remove(paths: list[Path]) -> None:

@@ -214,17 +214,37 @@ class Workflow:
 _TO_FAILED = (Catch(next="MarkFailed"),)
 
 
-def _required_lane(name: str, step: str, *, timeout_seconds: int = 900) -> Branch:
-    """A required lane's failure fails its branch, the Parallel state and so the track. Once it has
-    succeeded the track is playable, and says so at once (MarkPlayable) instead of waiting for the
-    optional lanes beside it; MarkReady completes the picture when they have all ended."""
+# The streaming renditions, each made by its own task (functions.media.transcode.RENDITIONS has
+# their encodings; a test holds the two lists together).
+RENDITION_FORMATS = ("aac", "opus", "mp3")
+
+
+def rendition_lane(fmt: str) -> str:
+    return f"transcode_{fmt}"
+
+
+def _rendition_lane(fmt: str) -> Branch:
+    """One rendition, in its own branch (on AWS its own Lambda, with its own CPU). The first
+    rendition stored makes the track playable (each branch's MarkPlayable; the later ones change
+    nothing). A rendition that fails is caught here: the track is ready with the renditions that
+    exist, and MarkReady fails it only when there is none (``verdict.mark_ready``)."""
+    name = f"Transcode{fmt.capitalize()}"
+    playable = f"{fmt.capitalize()}Playable"
     return Branch(
         start_at=name,
         states=(
-            Task(name, step=step, lane=step, required=True, timeout_seconds=timeout_seconds, next="MarkPlayable"),
+            Task(
+                name,
+                step=rendition_lane(fmt),
+                lane=rendition_lane(fmt),
+                next=playable,
+                timeout_seconds=900,
+                catch=(Catch(next=f"{name}Failed"),),
+            ),
             # Only a status write: should it fail for good, MarkReady sets the same status later.
-            Task("MarkPlayable", step="mark_playable", timeout_seconds=60, catch=(Catch(next="PlayableLater"),)),
-            Pass("PlayableLater"),
+            Task(playable, step="mark_playable", timeout_seconds=60, catch=(Catch(next=f"{playable}Later"),)),
+            Pass(f"{playable}Later"),
+            Pass(f"{name}Failed"),
         ),
     )
 
@@ -282,7 +302,7 @@ WORKFLOW = Workflow(
         Parallel(
             "Lanes",
             branches=(
-                _required_lane("Transcode", "transcode"),
+                *(_rendition_lane(fmt) for fmt in RENDITION_FORMATS),
                 _optional_lanes(("Waveform", "waveform", 600)),
                 _optional_lanes(("Loudness", "loudness", 600)),
                 _optional_lanes(("Tags", "tags", 300), ("Artwork", "artwork", 300)),
@@ -316,6 +336,9 @@ WORKFLOW = Workflow(
 )
 LANES = WORKFLOW.lanes()
 REQUIRED_LANES = WORKFLOW.required_lanes()
+# A track is ready once its required lanes succeeded and at least one of these did. "transcode" is
+# the one task that made all three before each rendition had its own (executions started then).
+RENDITION_LANES = (*(rendition_lane(fmt) for fmt in RENDITION_FORMATS), "transcode")
 
 
 def render_aws(function_arn: str = PROCESSING_FUNCTION_ARN) -> dict[str, Any]:

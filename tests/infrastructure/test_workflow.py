@@ -52,7 +52,9 @@ def test_every_task_of_the_workflow_is_deployed_with_its_retry_and_catch(synth: 
     tasks = list(WORKFLOW.tasks())
     assert {task.lane for task in tasks if task.lane} >= {
         "probe",
-        "transcode",
+        "transcode_aac",
+        "transcode_opus",
+        "transcode_mp3",
         "waveform",
         "loudness",
         "stems",

@@ -75,7 +75,7 @@ def test_an_uploaded_image_replaces_the_embedded_cover_and_runs_only_the_artwork
     ]  # fmt: skip
     status = lane["_track"]
     assert (status["status"], status["workflowStatus"]) == ("ready", "succeeded")
-    assert {lane["name"]: lane["state"] for lane in status["lanes"]}["transcode"] == "succeeded"
+    assert {lane["name"]: lane["state"] for lane in status["lanes"]}["transcode_aac"] == "succeeded"
     names = sorted(execution["name"] for execution in stack.executions())
     assert names == sorted([upload["uploadId"][4:], created["uploadId"][4:]])
     # No stale 1400/600 variant and no embedded cover is left: only the new variants.

@@ -17,7 +17,7 @@ from functions.media.probe import probe
 from functions.step_errors import StepFailed
 
 from .conftest import Stack, as_user
-from .test_workflow import processed, upload_and_finalize
+from .test_workflow import processed, upload_and_finalize, wait_for
 
 EXPECTED = {"aac": ("aac", 256), "opus": ("opus", 160), "mp3": ("mp3", 320)}
 
@@ -37,8 +37,12 @@ def test_every_rendition_decodes_with_its_codec_bitrate_and_duration(stack, arti
     status = processed(stack, artist, upload)
     assert status["status"] == "ready", status
 
-    renditions = lanes_by_name(status)["transcode"]["outputs"]["renditions"]
-    assert set(renditions) == set(EXPECTED)
+    # Each rendition is its own lane, and the track lists what they made.
+    lanes = lanes_by_name(status)
+    renditions = {fmt: lanes[f"transcode_{fmt}"]["outputs"]["rendition"] for fmt in EXPECTED}
+    track = stack.api.get(f"/v1/tracks/{upload['trackId']}", headers=as_user(artist)).json()
+    assert set(track["renditions"]) == set(EXPECTED)
+    assert {lanes[f"transcode_{fmt}"]["message"] for fmt in EXPECTED} == {"ready to stream."}
     for fmt, (codec, kbps) in EXPECTED.items():
         local = tmp_path / f"rendition.{fmt}"
         local.write_bytes(stack.s3.get_object(Bucket=stack.resources.bucket, Key=renditions[fmt]["key"])["Body"].read())
@@ -95,18 +99,83 @@ def test_an_optional_lane_failing_leaves_the_track_ready(stack, artist, runner, 
     assert status["failure"] is None
     lanes = lanes_by_name(status)
     assert (lanes["waveform"]["state"], lanes["waveform"]["code"]) == ("failed", "waveform_failed")
-    assert lanes["transcode"]["state"] == "succeeded"
+    assert lanes["transcode_aac"]["state"] == "succeeded"
 
 
-def test_a_required_lane_failing_fails_the_track_and_closes_every_lane(stack, artist, runner, wav_3s, monkeypatch):
+def test_the_track_plays_its_first_rendition_while_the_others_are_made(stack, artist, runner, wav_3s, monkeypatch):
+    """Progressive readiness: the AAC task is held; the MP3 rendition, stored meanwhile, makes the
+    track ready and streamable at once, and AAC joins when its task ends."""
+    release = threading.Event()
+    real_aac = steps.STEPS["transcode_aac"]
+
+    def held_aac(payload: dict) -> dict:
+        assert release.wait(120), "the test never released the AAC task"
+        return real_aac(payload)
+
+    monkeypatch.setitem(steps.STEPS, "transcode_aac", held_aac)
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    stream = f"/v1/tracks/{upload['trackId']}/stream"
+    try:
+
+        def status() -> dict:
+            return stack.api.get(f"/v1/tracks/{upload['trackId']}/processing-status", headers=as_user(artist)).json()
+
+        # MarkPlayable follows the MP3 task in its branch.
+        playing = wait_for(status, until=lambda s: s["status"] == "ready")
+        assert lanes_by_name(playing)["transcode_mp3"]["state"] == "succeeded"
+        assert playing["workflowStatus"] == "running"
+        assert lanes_by_name(playing)["transcode_aac"]["state"] in {"queued", "running"}
+        served = stack.api.get(stream, headers=as_user(artist), follow_redirects=False)
+        assert served.status_code == 302
+        assert "/renditions/aac" not in served.headers["location"]
+        assert httpx.get(served.headers["location"]).status_code == 200
+        refused = stack.api.get(f"{stream}?format=aac", headers=as_user(artist), follow_redirects=False)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (409, "rendition_not_ready")
+        assert "mp3" in refused.json()["error"]["availableFormats"]
+        assert "aac" not in refused.json()["error"]["availableFormats"]
+    finally:
+        release.set()
+
+    done = processed(stack, artist, upload)
+    assert (done["status"], done["workflowStatus"]) == ("ready", "succeeded")
+    served = stack.api.get(stream, headers=as_user(artist), follow_redirects=False)
+    assert "/renditions/aac.m4a" in served.headers["location"]
+
+
+def _broken_rendition(monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
     def broken(_):
-        raise StepFailed("transcode_failed", "Injected: the encoder refused this file.")
+        raise StepFailed("transcode_failed", f"Injected: the {fmt} encoder refused this file.")
 
-    monkeypatch.setitem(steps.STEPS, "transcode", steps._lane("transcode", broken))
+    monkeypatch.setitem(steps.STEPS, f"transcode_{fmt}", steps._lane(f"transcode_{fmt}", broken))
+
+
+def test_a_failed_rendition_leaves_the_track_ready_with_the_others(stack, artist, runner, wav_3s, monkeypatch):
+    _broken_rendition(monkeypatch, "aac")
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    status = processed(stack, artist, upload)
+
+    assert (status["status"], status["workflowStatus"], status["failure"]) == ("ready", "succeeded", None)
+    lanes = lanes_by_name(status)
+    assert (lanes["transcode_aac"]["state"], lanes["transcode_aac"]["code"]) == ("failed", "transcode_failed")
+    track = stack.api.get(f"/v1/tracks/{upload['trackId']}", headers=as_user(artist)).json()
+    assert set(track["renditions"]) == {"opus", "mp3"}
+    # Without a format the stream is the first rendition there is; AAC by name says what exists.
+    stream = f"/v1/tracks/{upload['trackId']}/stream"
+    served = stack.api.get(stream, headers=as_user(artist), follow_redirects=False)
+    assert served.status_code == 302 and "/renditions/mp3.mp3" in served.headers["location"]
+    refused = stack.api.get(f"{stream}?format=aac", headers=as_user(artist), follow_redirects=False)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "rendition_not_ready"
+    assert refused.json()["error"]["availableFormats"] == ["mp3", "opus"]
+
+
+def test_no_rendition_fails_the_track_and_closes_every_lane(stack, artist, runner, wav_3s, monkeypatch):
+    for fmt in ("aac", "opus", "mp3"):
+        _broken_rendition(monkeypatch, fmt)
     status = processed(stack, artist, upload_and_finalize(stack, artist, wav_3s))
 
     assert status["status"] == "failed"
-    assert status["failure"] == {"code": "transcode_failed", "message": "Injected: the encoder refused this file."}
+    assert status["failure"] == {"code": "transcode_failed", "message": "Injected: the aac encoder refused this file."}
     assert all(lane["state"] in {"succeeded", "failed", "skipped"} for lane in status["lanes"]), status["lanes"]
 
 
@@ -162,7 +231,7 @@ def test_stream_redirects_to_each_rendition_and_the_original(stack: Stack, artis
     not_yet = stack.api.get(
         f"/v1/tracks/{upload['trackId']}/stream?format=mp3", headers=as_user(artist), follow_redirects=False
     )
-    assert not_yet.status_code in {302, 409}  # 409 rendition_not_ready until transcode has run
+    assert not_yet.status_code in {302, 409}  # 409 rendition_not_ready until the mp3 lane has run
     processed(stack, artist, upload)
 
     for fmt, content_type in {

@@ -97,7 +97,7 @@ def test_a_timeout_after_the_required_lanes_means_ready_with_the_running_lane_cl
     upload = upload_and_finalize(stack, artist, wav_3s)
     payload = payload_of(upload, wav_3s)
     payload["probe"] = steps.run("probe", payload)
-    steps.run("transcode", payload)
+    steps.run("transcode_aac", payload)
     tracks.lane_started(payload["trackId"], "waveform")  # ...and the execution ends here
     execution_ends("TIMED_OUT")
 

@@ -100,7 +100,7 @@ def test_the_live_version_streams_until_the_new_one_is_processed_then_is_replace
     v1 = track(stack, artist, track_id)
     v1_key = stream_key(stack, artist, track_id)
     assert v1_key == keys.rendition(raw_track, "aac", "m4a")
-    v1_files = [*(r["key"] for r in TrackModel.get(raw_track, TrackModel.TRACK_SK).renditions.values()), v1_key]
+    v1_files = [*(r["key"] for r in TrackModel.get(raw_track, TrackModel.TRACK_SK).rendition_map().values()), v1_key]
     v1_original = keys.kept_upload(
         keys.track_prefix(raw_track), upload["uploadId"].removeprefix("upl_"), "original.wav"
     )

@@ -46,12 +46,12 @@ def raw(track_id: str) -> str:
 
 
 def make_ready(track_id: str) -> None:
-    """What the workflow does once probe and transcode succeeded, renditions included."""
+    """What the workflow does once probe and the AAC rendition succeeded."""
     tid = raw(track_id)
     TrackModel(tid, TrackModel.TRACK_SK).update(
         actions=[
-            TrackModel.renditions.set(
-                {"aac": {"key": f"tracks/{tid}/renditions/aac.m4a", "contentType": "audio/mp4", "codec": "aac"}}
+            TrackModel.rendition_aac.set(
+                {"key": f"tracks/{tid}/renditions/aac.m4a", "contentType": "audio/mp4", "codec": "aac"}
             )
         ]
     )

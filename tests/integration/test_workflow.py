@@ -174,7 +174,7 @@ def test_the_track_is_ready_to_play_once_the_required_lanes_succeed(stack, artis
     try:
         assert (playable["status"], playable["workflowStatus"]) == ("ready", "running")
         lanes = {lane["name"]: lane["state"] for lane in playable["lanes"]}
-        assert lanes["transcode"] == "succeeded"
+        assert lanes["transcode_aac"] == "succeeded"
         assert lanes["waveform"] == "running"
         stream = stack.api.get(
             f"/v1/tracks/{upload['trackId']}/stream?format=mp3", headers=as_user(artist), follow_redirects=False

@@ -58,9 +58,9 @@ HAPPY_PATH = [
     FINALIZED,
     PROCESSING,
     replace(PROCESSING, lanes=lanes(probe="running")),
-    replace(PROCESSING, lanes=lanes(probe="succeeded", transcode="running", waveform="running")),
-    # waveform ends before transcode: lanes end in any order, ids still increase
-    replace(PROCESSING, lanes=lanes(probe="succeeded", transcode="running", waveform="succeeded")),
+    replace(PROCESSING, lanes=lanes(probe="succeeded", transcode_aac="running", waveform="running")),
+    # waveform ends before the AAC rendition: lanes end in any order, ids still increase
+    replace(PROCESSING, lanes=lanes(probe="succeeded", transcode_aac="running", waveform="succeeded")),
     replace(PROCESSING, track_status="ready", lanes=lanes(**{**all_lanes("succeeded"), "stems": "skipped"})),
     replace(
         PROCESSING,
@@ -86,7 +86,7 @@ def test_a_processed_upload_goes_validation_storage_transcoding_lanes_ready():
     assert summary(emitted).count(("validation", None, "waiting")) == 1
     assert ("lane", "stems", "skipped") in summary(emitted)
     assert summary(emitted).index(("lane", "waveform", "succeeded")) < summary(emitted).index(
-        ("lane", "transcode", "succeeded")
+        ("lane", "transcode_aac", "succeeded")
     )
     assert strictly_increasing(positions(emitted))
     assert len({e.id for e in emitted}) == len(emitted)

@@ -87,12 +87,14 @@ def test_every_aws_retry_has_full_jitter_and_a_max_delay():
 
 def test_lanes_run_in_parallel_after_probe_and_artwork_follows_tags():
     assert definition.LANES == (
-        "probe", "transcode", "waveform", "loudness", "tags", "artwork", "embeddings", "autotag", "stems", "lyrics",
+        "probe", "transcode_aac", "transcode_opus", "transcode_mp3", "waveform", "loudness", "tags", "artwork",
+        "embeddings", "autotag", "stems", "lyrics",
     )  # fmt: skip
-    assert {"probe", "transcode"} == definition.REQUIRED_LANES
+    assert {"probe"} == definition.REQUIRED_LANES
     branches = definition.render_aws()["States"]["Lanes"]["Branches"]
     assert [branch["StartAt"] for branch in branches] == [
-        "Transcode", "Waveform", "Loudness", "Tags", "Embeddings", "Stems", "Lyrics",
+        "TranscodeAac", "TranscodeOpus", "TranscodeMp3", "Waveform", "Loudness", "Tags", "Embeddings", "Stems",
+        "Lyrics",
     ]  # fmt: skip
     (chain,) = [branch["States"] for branch in branches if branch["StartAt"] == "Tags"]
     # Artwork renders the cover tags found, so it runs after Tags, and after a failed Tags too
@@ -106,3 +108,24 @@ def test_lanes_run_in_parallel_after_probe_and_artwork_follows_tags():
     (chain,) = [branch["States"] for branch in branches if branch["StartAt"] == "Embeddings"]
     assert chain["Embeddings"]["Next"] == chain["Embeddings"]["Catch"][0]["Next"] == "AutoTag"
     assert chain["AutoTag"]["End"] is True
+
+
+def test_each_rendition_is_its_own_task_and_the_first_stored_makes_the_track_playable():
+    branches = definition.render_aws()["States"]["Lanes"]["Branches"]
+    for fmt in ("Aac", "Opus", "Mp3"):
+        (states,) = [branch["States"] for branch in branches if branch["StartAt"] == f"Transcode{fmt}"]
+        task = states[f"Transcode{fmt}"]
+        assert task["Parameters"]["step"] == f"transcode_{fmt.lower()}"
+        assert task["Next"] == f"{fmt}Playable"
+        # A failed rendition ends its branch quietly: the track is ready with the others, and
+        # MarkReady fails it only when none was made.
+        assert task["Catch"][0]["Next"] == f"Transcode{fmt}Failed"
+        assert states[f"Transcode{fmt}Failed"]["Type"] == "Pass"
+        assert states[f"{fmt}Playable"]["Parameters"]["step"] == "mark_playable"
+    assert definition.RENDITION_LANES[:3] == ("transcode_aac", "transcode_opus", "transcode_mp3")
+
+
+def test_the_workflow_makes_exactly_the_renditions_the_media_code_encodes():
+    from functions.media.transcode import RENDITIONS
+
+    assert tuple(spec.format for spec in RENDITIONS) == definition.RENDITION_FORMATS

@@ -165,7 +165,7 @@ def _track_response(track: TrackModel) -> TrackResponse:
         duration_ms=int_or_none(track.duration_ms),
         waveform=_public_waveform(track.waveform),
         audio=track.audio,
-        renditions={fmt: without_key(rendition) for fmt, rendition in (track.renditions or {}).items()},
+        renditions={fmt: without_key(rendition) for fmt, rendition in track.rendition_map().items()},
         loudness=track.loudness,
         embedded_tags=track.embedded_tags,
         artwork=public_artwork(track.artwork),
@@ -285,6 +285,9 @@ def get_processing_status(track_id: str, user: Annotated[Principal, Depends(curr
 
 
 StreamFormat = Literal["aac", "opus", "mp3", "original"]
+# Without ``format``: the first of these the track has. AAC plays nearly everywhere; MP3 everywhere
+# else (Opus is the one some Apple players lack).
+STREAM_PREFERENCE = ("aac", "mp3", "opus")
 
 
 @router.get(
@@ -301,12 +304,17 @@ StreamFormat = Literal["aac", "opus", "mp3", "original"]
 def stream_track(
     track_id: str,
     user: Annotated[Principal | None, Depends(viewer)],
-    format: Annotated[StreamFormat, Query(description="aac (default), opus, mp3 or the original upload")] = "aac",
+    format: Annotated[
+        StreamFormat | None,
+        Query(description="aac, opus, mp3 or the original upload; absent: the first of aac, mp3, opus made"),
+    ] = None,
 ) -> RedirectResponse:
     """302 to a presigned GET that expires in minutes. The owner plays every track it has; anyone
     else, signed in or not, a ready public or unlisted one, and a support-gated one only as the
     artist's supporter (403 ``support_required``). Private tracks are 'not found' to everyone but
-    their owner."""
+    their owner. A track is playable once its first rendition is stored, while the others are still
+    being made: a named format that does not exist yet is ``409 rendition_not_ready`` with
+    ``availableFormats``; without ``format`` the first available of aac, mp3, opus is served."""
     viewer_id = user.user_id if user else None
     track = _readable(track_id, viewer_id)
     listing.check_playable(track, viewer_id)
@@ -317,10 +325,15 @@ def stream_track(
             raise RenditionNotReady("The original is not stored yet: finalize the upload first.", format=format)
         key, content_type = track.original_key, track.original_content_type
     else:
-        rendition = (track.renditions or {}).get(format)
+        made = track.rendition_map()
+        available = [fmt for fmt in STREAM_PREFERENCE if fmt in made]
+        chosen: str = format or (available[0] if available else "aac")
+        rendition = made.get(chosen)
         if rendition is None:
             raise RenditionNotReady(
-                f"This track has no {format} rendition yet (status: {track.status}).", format=format
+                f"This track has no {chosen} rendition yet (status: {track.status}).",
+                format=chosen,
+                availableFormats=available,
             )
         key, content_type = rendition["key"], rendition["contentType"]
     return _presigned_redirect(key, content_type)

@@ -73,6 +73,9 @@ OUTPUTS: dict[str, Any] = {
     "audio": TrackModel.audio,
     "duration_ms": TrackModel.duration_ms,
     "renditions": TrackModel.renditions,
+    "rendition_aac": TrackModel.rendition_aac,
+    "rendition_opus": TrackModel.rendition_opus,
+    "rendition_mp3": TrackModel.rendition_mp3,
     "waveform": TrackModel.waveform,
     "loudness": TrackModel.loudness,
     "embedded_tags": TrackModel.embedded_tags,
@@ -507,7 +510,7 @@ def _delete_version_files(track_id: str, upload_id: str, original_key: str) -> N
 def _delete_replaced_files(old: TrackModel, *, keep_original: str) -> None:
     """What the version that was live stored: its renditions and waveform (at the track's top level
     for the first original, under its version prefix after that) and its original."""
-    for rendition in (old.renditions or {}).values():
+    for rendition in old.rendition_map().values():
         if rendition.get("key"):
             storage.delete(rendition["key"])
     if (old.waveform or {}).get("key"):

@@ -48,6 +48,9 @@ _LANE_RANKS.update(failed=LANE_ENDED, skipped=LANE_ENDED)
 # What a lane does, as a listener would say it.
 LANE_LABELS = {
     "probe": "Reading the audio",
+    "transcode_aac": "AAC stream",
+    "transcode_opus": "Opus stream",
+    "transcode_mp3": "MP3 stream",
     "transcode": "Streaming versions",
     "waveform": "Waveform",
     "loudness": "Loudness",

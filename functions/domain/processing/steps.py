@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.data import keys, reads, storage
-from functions.data.models import LaneModel
+from functions.data.models import LaneModel, TrackModel
 from functions.domain.catalog import albums, listing, track_mutations, tracks
 from functions.domain.intake import media_uploads, versions
 from functions.domain.processing import autotag, external
@@ -25,6 +25,7 @@ from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, t
 from functions.observability import logger
 from functions.settings import settings
 from functions.step_errors import StepFailed, TransientStepError
+from functions.workflow.definition import rendition_lane
 
 StepInput = dict[str, Any]
 Step = Callable[[StepInput], Any]
@@ -36,10 +37,11 @@ class LaneSuperseded(Exception):
     lane's state, so this one ends without writing it."""
 
 
-def _lane(name: str, work: Callable[[StepInput], dict[str, Any]]) -> Step:
-    """Wraps a lane's work with its bookkeeping: running -> succeeded | skipped | failed
-    (permanent), or still running with a message (transient: the Retry policy calls it again).
-    A track deleted while the lane ran fails it for good (``track_deleted``), see ``_deleted``."""
+def _lane(name: str, work: Callable[[StepInput], dict[str, Any]], *, done_message: str | None = None) -> Step:
+    """Wraps a lane's work with its bookkeeping: running -> succeeded (with ``done_message``) |
+    skipped | failed (permanent), or still running with a message (transient: the Retry policy calls
+    it again). A track deleted while the lane ran fails it for good (``track_deleted``), see
+    ``_deleted``."""
 
     def step(payload: StepInput) -> dict[str, Any]:
         try:
@@ -65,7 +67,7 @@ def _lane(name: str, work: Callable[[StepInput], dict[str, Any]]) -> Step:
             tracks.lane_retrying(track_id, name, f"Attempt {attempt} hit a temporary problem; retrying.")
             logger.warning("transient lane error", extra={"lane": name, "attempt": attempt, "error": str(error)})
             raise TransientStepError(str(error)) from error
-        tracks.lane_finished(track_id, name, state="succeeded", outputs=outputs)
+        tracks.lane_finished(track_id, name, state="succeeded", message=done_message, outputs=outputs)
         return outputs
 
     return step
@@ -106,11 +108,12 @@ def _probe(payload: StepInput) -> dict[str, Any]:
     return facts.to_json()
 
 
-def _transcode(payload: StepInput) -> dict[str, Any]:
+def _encode_and_store(payload: StepInput, specs: tuple[transcode.RenditionSpec, ...]) -> dict[str, dict[str, Any]]:
+    """Encodes ``specs`` from the original and stores each file; returns what to record, by format."""
     track_id = payload["trackId"]
     # /tmp holds the renditions only while they upload; the directory is removed either way.
     with tempfile.TemporaryDirectory(prefix="transcode-") as scratch:
-        made = transcode.transcode(_source(payload), Path(scratch))
+        made = transcode.transcode(_source(payload), Path(scratch), specs=specs)
         renditions: dict[str, dict[str, Any]] = {}
         for rendition in made:
             spec = rendition.spec
@@ -123,6 +126,25 @@ def _transcode(payload: StepInput) -> dict[str, Any]:
                 "bitrateKbps": spec.bitrate_kbps,
                 "byteSize": rendition.byte_size,
             }
+    return renditions
+
+
+def _rendition(spec: transcode.RenditionSpec) -> Callable[[StepInput], dict[str, Any]]:
+    """One rendition's lane: its own task, so on AWS its own Lambda and CPU. The first rendition
+    stored makes the track playable (MarkPlayable follows it in its branch)."""
+
+    def work(payload: StepInput) -> dict[str, Any]:
+        made = _encode_and_store(payload, (spec,))[spec.format]
+        _store(payload, **{TrackModel.RENDITION_ATTRIBUTES[spec.format]: made})
+        return {"rendition": made}
+
+    return work
+
+
+def _transcode_all(payload: StepInput) -> dict[str, Any]:
+    """The three renditions in one task, as executions started before each had its own still ask
+    (Step Functions runs an execution on the definition it started with)."""
+    renditions = _encode_and_store(payload, transcode.RENDITIONS)
     _store(payload, renditions=renditions)
     return {"renditions": renditions}
 
@@ -135,7 +157,7 @@ def _waveform(payload: StepInput) -> dict[str, Any]:
         duration_ms=facts["durationMs"],
         sample_rate_hz=facts["sampleRateHz"],
         channels=facts["channels"],
-        background=True,  # optional lane: yields the CPU to transcode where they share cores
+        background=True,  # optional lane: yields the CPU to the renditions where they share cores
     )
     key = keys.waveform(track_id, version=payload.get("version"))
     storage.put_json(key, {str(buckets): peaks.to_json(buckets) for buckets in sorted(peaks.peaks)})
@@ -365,7 +387,13 @@ def _external(lane: str, url_of: Callable[[], str | None]) -> Callable[[StepInpu
 
 STEPS: dict[str, Step] = {
     "probe": _lane("probe", _probe),
-    "transcode": _lane("transcode", _transcode),
+    **{
+        rendition_lane(spec.format): _lane(
+            rendition_lane(spec.format), _rendition(spec), done_message="ready to stream."
+        )
+        for spec in transcode.RENDITIONS
+    },
+    "transcode": _lane("transcode", _transcode_all),
     "waveform": _lane("waveform", _waveform),
     "loudness": _lane("loudness", _loudness),
     "tags": _lane("tags", _tags),

@@ -14,7 +14,8 @@ from functions.domain.catalog import listing, tracks
 from functions.domain.intake import versions
 from functions.errors import TrackNotFound
 from functions.observability import logger
-from functions.workflow.definition import REQUIRED_LANES
+from functions.step_errors import StepFailed
+from functions.workflow.definition import RENDITION_LANES, REQUIRED_LANES
 
 StepInput = dict[str, Any]
 
@@ -40,10 +41,10 @@ def close_open_lanes(track_id: str, owner_id: str, error_name: str | None) -> li
 
 
 def mark_playable(payload: StepInput) -> dict[str, str]:
-    """Every required lane has succeeded (the renditions exist): the track is ``ready`` to play
-    while optional lanes (waveform, loudness, ...) may still run; ``workflowStatus`` stays
-    ``running`` until MarkReady. Conditional, so it never revives a track that was settled or
-    failed meanwhile."""
+    """A rendition is stored (the probe succeeded before any could start): the track is ``ready``
+    to play while the other renditions and the optional lanes (waveform, loudness, ...) may still
+    run; ``workflowStatus`` stays ``running`` until MarkReady. Conditional, so it never revives a
+    track that was settled or failed meanwhile, and the later renditions change nothing."""
     if payload.get("version"):
         # A new version goes live whole, once every lane has ended (MarkReady); until then the
         # track keeps playing the version it has.
@@ -58,14 +59,24 @@ def mark_playable(payload: StepInput) -> dict[str, str]:
 
 
 def mark_ready(payload: StepInput, *, sweep_objects: bool = True) -> dict[str, str]:
-    """Reached when every required lane succeeded; optional lanes may have failed. (The sweeper
-    passes how the execution ended as ``failure``, so lanes it stopped say why.)"""
+    """Reached when every lane has ended and the required ones succeeded; optional lanes may have
+    failed, and so may renditions, as long as one exists. With none, this step fails
+    (``StepFailed``), and the workflow's Catch gives the track (or version) MarkFailed's verdict
+    with the renditions' reason. (The sweeper passes how the execution ended as ``failure``, so
+    lanes it stopped say why.)"""
     try:
+        if not _has_rendition(payload):
+            raise StepFailed("no_rendition", "No streaming version of this audio could be made.")
         if payload.get("version"):
             return _promote_version(payload)
         return _mark_ready(payload)
     except TrackNotFound:  # TrackDeleted included
         return _forget_deleted(payload, sweep_objects=sweep_objects)
+
+
+def _has_rendition(payload: StepInput) -> bool:
+    lanes = tracks.processing_status(payload["trackId"], payload["ownerId"]).lanes
+    return any(lane.lane in RENDITION_LANES and lane.state == "succeeded" for lane in lanes)
 
 
 def _mark_ready(payload: StepInput) -> dict[str, str]:
@@ -111,8 +122,9 @@ def _mark_failed(payload: StepInput) -> dict[str, str]:
 
 
 def _reason(failures: list[tuple[str, str | None, str | None]]) -> tuple[str, str]:
-    """The first failed required lane's code and message (else the first failed lane's)."""
-    required = [f for f in failures if f[0] in REQUIRED_LANES]
+    """The first failed required lane's code and message, else the first failed rendition's (no
+    rendition could be made), else the first failed lane's."""
+    required = [f for f in failures if f[0] in REQUIRED_LANES] or [f for f in failures if f[0] in RENDITION_LANES]
     code: str | None = None
     message: str | None = None
     if failures:
@@ -141,7 +153,8 @@ def _fail_version(payload: StepInput) -> dict[str, str]:
 
 def settle(track_id: str, owner_id: str, error_name: str) -> str:
     """Gives a verdict for a track whose workflow ended without one (it timed out, was stopped, or
-    crashed before MarkReady/MarkFailed): ready when every required lane succeeded, else failed.
+    crashed before MarkReady/MarkFailed): ready when every required lane and at least one rendition
+    succeeded, else failed.
     Returns the new status. Used by the sweeper."""
     # The sweeper has no S3 access: objects of a track deleted meanwhile are swept by its lanes and
     # its workflow's MarkReady/MarkFailed.
@@ -150,7 +163,9 @@ def settle(track_id: str, owner_id: str, error_name: str) -> str:
     except TrackNotFound:
         return _forget_deleted({"trackId": track_id}, sweep_objects=False)["status"]
     payload = {"trackId": track_id, "ownerId": owner_id, "failure": {"Error": error_name}}
-    if all(lanes.get(lane) == "succeeded" for lane in REQUIRED_LANES):
+    if all(lanes.get(lane) == "succeeded" for lane in REQUIRED_LANES) and any(
+        lanes.get(lane) == "succeeded" for lane in RENDITION_LANES
+    ):
         return mark_ready(payload, sweep_objects=False)["status"]
     return mark_failed(payload, sweep_objects=False)["status"]
 
