@@ -63,7 +63,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m local.import_cycles functions local
+	$(BIN)/python -m local.import_cycles functions local client
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
@@ -82,7 +82,7 @@ e2e: install chromium
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock: $(VENV)/.installed
-	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra media --python-version 3.11 \
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra media --extra cli --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements-dev.lock
 
 synth: install layers

@@ -5,6 +5,8 @@ tracklane token --user NAME           print a bearer token the local API accepts
 tracklane token --aws --user EMAIL [--create] [--stack NAME | --user-pool-id ID --client-id ID]
                                       print an access token from a deployed stack's user pool
 tracklane smoke [--api URL --token T] run intent -> PUT -> finalize -> ready -> stream, PASS/FAIL per step
+tracklane upload FILE... [--album NAME] [--title T]... [--tags a,b] [--visibility V] [--json]
+                                      upload audio, resumably, and follow it to ready (docs/cli.md)
 tracklane entitlement grant|revoke|clear|show USER [--reason TEXT] [--aws]
 
 Commands that talk to the local stack find it through the state file ``make run`` writes
@@ -17,14 +19,18 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
-from functions.api.auth import subject_problem
 from local.config import local_settings
 from local.running_stack import NoLocalStack, locate
 
 
 class CommandFailed(Exception):
     """A command cannot go on; its message is the one line printed instead of a traceback."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -75,6 +81,58 @@ def _smoke(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _upload(args: argparse.Namespace) -> int:
+    from client.api import Api
+    from client.command import Options, UsageError, parse_size, run
+    from client.results import EXIT_INTERRUPTED, EXIT_USAGE
+
+    api, token = args.api, args.token or os.environ.get("TRACKLANE_TOKEN") or None
+    if api is None:
+        try:
+            api = locate(local_settings()).api_url
+        except NoLocalStack as missing:
+            raise CommandFailed(
+                f"tracklane upload: {missing}; start it with `make run` or pass --api", EXIT_USAGE
+            ) from None
+        if token is None:
+            from local.devauth import DevKeys, mint
+
+            token = mint(args.user, DevKeys(local_settings().dev_key_file))
+    elif token is None:
+        raise CommandFailed(
+            "tracklane upload: --token or TRACKLANE_TOKEN is required with --api (see `tracklane token --aws`)",
+            EXIT_USAGE,
+        )
+    try:
+        options = Options(
+            files=args.files,
+            album=args.album,
+            titles=args.title or [],
+            tags=[tag.strip() for given in args.tags or [] for tag in given.split(",") if tag.strip()],
+            visibility=args.visibility,
+            json=args.json,
+            multipart_threshold=parse_size(args.multipart_threshold) if args.multipart_threshold else None,
+            part_size=parse_size(args.part_size) if args.part_size else None,
+            parallel=args.parallel,
+            timeout_s=args.timeout,
+            restart=args.new,
+            state_dir=args.state_dir,
+            stop_after_parts=args.stop_after_parts,
+        )
+    except ValueError as bad:
+        raise CommandFailed(f"tracklane upload: {bad}", EXIT_USAGE) from None
+    client = Api(api, token)
+    try:
+        return run(options, client)
+    except UsageError as bad:
+        raise CommandFailed(f"tracklane upload: {bad}", EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        # Before any file was under way (run() takes Ctrl-C itself once one is).
+        raise CommandFailed("tracklane upload: interrupted", EXIT_INTERRUPTED) from None
+    finally:
+        client.close()
+
+
 def _use_local_stack(*, otherwise: str = "") -> None:
     """Points ``functions.settings`` at the running local stack's moto (``otherwise`` names the
     command's alternative to a local stack in the message when there is none)."""
@@ -91,6 +149,8 @@ def _use_local_stack(*, otherwise: str = "") -> None:
 def _entitlement(args: argparse.Namespace) -> int:
     # Against the local stack's moto unless --aws: then the normal AWS credential chain and
     # TRACKLANE_ENTITLEMENTS_TABLE (the deployed table's name) apply.
+    from functions.api.auth import subject_problem
+
     problem = subject_problem(args.user)
     if problem is not None:
         raise CommandFailed(f"tracklane entitlement: the user id {problem}")
@@ -149,6 +209,30 @@ def main(argv: list[str] | None = None) -> int:
     smoke.add_argument("--keep", action="store_true", help="keep the track instead of deleting it")
     smoke.set_defaults(func=_smoke)
 
+    upload = commands.add_parser(
+        "upload",
+        help="upload audio files (resumable, in parts when large) and follow them to ready",
+        description="Upload audio files and follow their processing; see docs/cli.md.",
+    )
+    upload.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files, in album order")
+    upload.add_argument("--album", help="the album's name: several files become one album in argument order")
+    upload.add_argument("--title", action="append", help="a title per file, in file order (default: the file name)")
+    upload.add_argument("--tags", action="append", help="comma-separated tags for every file (repeatable)")
+    upload.add_argument("--visibility", choices=["public", "unlisted", "private"], help="default public")
+    upload.add_argument("--api", help="the API's base URL (default: the running local stack)")
+    upload.add_argument("--token", help="a bearer token (default: $TRACKLANE_TOKEN; locally a dev token)")
+    upload.add_argument("--user", default="artist", help="the local dev token's user (default artist)")
+    upload.add_argument("--json", action="store_true", help="no bars; one JSON object per file on stdout")
+    upload.add_argument("--multipart-threshold", metavar="SIZE", help="send larger files in parts (default 32MiB)")
+    upload.add_argument("--part-size", metavar="SIZE", help="the part size to ask for (default: the API's)")
+    upload.add_argument("--parallel", type=int, default=4, help="parts (or album files) in flight (default 4)")
+    upload.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for a verdict per file")
+    upload.add_argument("--new", action="store_true", help="ignore saved state: start every upload over")
+    upload.add_argument("--state-dir", type=Path, help="where resume state lives (default ~/.cache/tracklane)")
+    # Tests: stop like Ctrl-C once this many parts are stored, to prove a rerun resumes.
+    upload.add_argument("--stop-after-parts", type=int, help=argparse.SUPPRESS)
+    upload.set_defaults(func=_upload)
+
     entitlement = commands.add_parser("entitlement", help="grant, revoke, clear or show a user's upload entitlement")
     entitlement.add_argument("action", choices=["grant", "revoke", "clear", "show"])
     entitlement.add_argument("user")
@@ -164,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except CommandFailed as failure:
         print(failure, file=sys.stderr)
-        return 1
+        return failure.exit_code
 
 
 if __name__ == "__main__":
