@@ -1,4 +1,4 @@
-"""Make moto's DynamoDB writes atomic, as DynamoDB's are.
+"""Make moto's DynamoDB writes atomic, as DynamoDB's are, and its transaction rollback keep the tables.
 
 moto's threaded server evaluates a ConditionExpression and then writes, with no lock in between:
 two concurrent conditional updates can both pass (seen here: two winners out of fifty racing
@@ -28,9 +28,39 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
     return locked
 
 
+def _rolled_back_in_place(transact: Callable[..., Any]) -> Callable[..., Any]:
+    """moto rolls a cancelled transaction back by putting deep copies of the tables it touched in
+    place of the tables. Whatever held the old Table objects then sees nothing more: a DynamoDB
+    stream reader keeps reading the old table's stream shard while new records go to the copy's (the
+    local stream pump and the domain-events tests lost every later track event after one refused
+    transaction). This keeps the live Table objects and gives them the copies' contents instead:
+    the items as before the transaction, and its stream without the records of the writes it undid
+    (DynamoDB emits none for a cancelled transaction)."""
+
+    @functools.wraps(transact)
+    def transact_write_items(self: Any, *args: Any, **kwargs: Any) -> Any:
+        live = dict(self.tables)
+        try:
+            return transact(self, *args, **kwargs)
+        except Exception:
+            for name, table in live.items():
+                copy = self.tables.get(name)
+                if copy is None or copy is table:
+                    continue
+                table.items = copy.items
+                if table.stream_shard is not None and copy.stream_shard is not None:
+                    table.stream_shard.items = copy.stream_shard.items
+                self.tables[name] = table
+            raise
+
+    return transact_write_items
+
+
 def make_dynamodb_writes_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
+    if not getattr(DynamoDBBackend.transact_write_items, "__tracklane_atomic__", False):
+        DynamoDBBackend.transact_write_items = _rolled_back_in_place(DynamoDBBackend.transact_write_items)  # type: ignore[method-assign]
     for name in _WRITES:
         method = getattr(DynamoDBBackend, name)
         if not getattr(method, "__tracklane_atomic__", False):
