@@ -92,8 +92,9 @@ def test_an_execution_that_ended_before_any_lane_ran_leaves_a_failed_track(
 def test_a_timeout_after_the_required_lanes_means_ready_with_the_running_lane_closed(
     stack, artist, wav_3s, execution_ends
 ):
-    """The workflow timed out while an optional lane was still running: the audio is playable, so
-    the track is ready; the lane that never finished says why."""
+    """The workflow timed out while an optional lane was still running: the audio is playable (the
+    rendition's task already made the track ``ready``, its workflow still ``running``), so the sweeper
+    still examines it and settles it ready; the lane that never finished says why."""
     upload = upload_and_finalize(stack, artist, wav_3s)
     payload = payload_of(upload, wav_3s)
     payload["probe"] = steps.run("probe", payload)
@@ -141,8 +142,13 @@ def test_stale_index_entries_are_dropped(stack, artist, wav_3s, verdict):
     taken out of the index, not settled again."""
     upload = upload_and_finalize(stack, artist, wav_3s)
     track_id = upload["trackId"].removeprefix("trk_")
+    # A verdict sets both: MarkReady ready/succeeded, MarkFailed failed/failed.
+    workflow = {"ready": "succeeded", "failed": "failed"}[verdict]
     tracks.update(
-        track_id, TrackModel.status.set(verdict), TrackModel.processing_since.set(utcnow() - timedelta(days=1))
+        track_id,
+        TrackModel.status.set(verdict),
+        TrackModel.workflow_status.set(workflow),
+        TrackModel.processing_since.set(utcnow() - timedelta(days=1)),
     )
 
     report = sweeper.sweep()

@@ -65,7 +65,12 @@ def sweep(*, now: datetime | None = None, older_than_s: int | None = None) -> Sw
 def _sweep_one(track_id: str, now: datetime, report: SweepReport) -> None:
     track = tracks.find(track_id)
     upload = uploads.find(track.upload_id) if track else None
-    if track is None or upload is None or track.workflow_status != "running":
+    if (
+        track is None
+        or upload is None
+        or track.status not in ("processing", "ready")
+        or track.workflow_status != "running"
+    ):
         # Deleted, or given a verdict by a write that kept the index keys: drop the entry. (A track
         # already playable, ``ready`` with its workflow running, is still the sweeper's: should
         # that execution end without MarkReady, its lanes would stay open.)
