@@ -57,14 +57,21 @@ class FfmpegTimeout(Exception):
 
 
 # Optional lanes run ffmpeg at a lower CPU priority: where lanes share cores (the local stack, a
-# small machine) the required transcode, which the track waits for, gets the CPU first, and the
-# optional lanes use what it leaves idle. In Lambda each lane has its own sandbox: no effect.
+# small machine) the renditions, which the track waits for, get the CPU first, and the optional
+# lanes use what they leave idle. In Lambda each lane has its own sandbox: no effect.
 BACKGROUND_NICENESS = 10
 
 
 # Presigned-URL query parameters that are credentials; scrubbed even from a fragment of a URL (a
 # stderr tail can begin in the middle of one).
 _CREDENTIAL_PARAMETERS = re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token))=[^&\s\"']*", re.IGNORECASE)
+
+
+def _lower_priority(pid: int, niceness: int) -> None:
+    # After the spawn rather than in preexec_fn, which is unsafe in a threaded process.
+    if niceness > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.setpriority(os.PRIO_PROCESS, pid, niceness)
 
 
 def redact(text: str, args: list[str]) -> str:
@@ -75,17 +82,15 @@ def redact(text: str, args: list[str]) -> str:
     return _CREDENTIAL_PARAMETERS.sub(r"\1=<redacted>", text)
 
 
-def run(args: list[str], *, timeout_s: float | None = None, background: bool = False) -> Completed:
+def run(args: list[str], *, timeout_s: float | None = None, background: bool = False, niceness: int = 0) -> Completed:
+    """Runs ffmpeg to its end. ``background``: at ``BACKGROUND_NICENESS``; else at ``niceness``."""
     command = [executable(), "-hide_banner", "-nostdin", *args]
     # The command is our own argument list (no shell); the only outside value is the input path
     # or presigned URL, passed as one argv element.
     with subprocess.Popen(  # noqa: S603
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
     ) as process:
-        if background:
-            # After the spawn rather than in preexec_fn, which is unsafe in a threaded process.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICENESS)
+        _lower_priority(process.pid, BACKGROUND_NICENESS if background else niceness)
         try:
             stdout, stderr = process.communicate(timeout=timeout_s or settings().ffmpeg_timeout_s)
         except subprocess.TimeoutExpired as error:
@@ -127,9 +132,7 @@ def stream(args: list[str], *, timeout_s: float | None = None, background: bool 
     ) as process:
         output, errors = process.stdout, process.stderr
         assert isinstance(output, io.BufferedReader) and isinstance(errors, io.BufferedReader)
-        if background:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICENESS)
+        _lower_priority(process.pid, BACKGROUND_NICENESS if background else 0)
 
         def drain() -> None:
             # ffmpeg stops, blocked on write, once an unread stderr pipe holds 64 KB (a verbose
