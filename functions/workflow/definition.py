@@ -77,6 +77,12 @@ class Catch:
 TaskRenderer = Callable[["Task"], dict[str, Any]]
 
 
+# Lambda memory sizes (and so CPU) of the processing functions, by the work a Task does.
+MEMORY_ONE_VCPU = 1769
+MEMORY_IMAGES = 1024
+MEMORY_CALLS = 512
+
+
 @dataclass(frozen=True)
 class Task:
     """Runs one step handler (``functions.domain.processing.steps.STEPS[step]``). A Task that is a processing
@@ -91,6 +97,11 @@ class Task:
     catch: tuple[Catch, ...] = ()
     lane: str | None = None
     required: bool = False
+    # The memory of the Lambda function behind the Task on AWS, which also sets its CPU: 1,769 MB
+    # is one full vCPU, what one ffmpeg decode or encode uses (each measured under 150 MB on a
+    # 500 MB WAV, make bench). Image and vector work needs less; a status write or an HTTP call to
+    # an external processor far less.
+    memory_mb: int = MEMORY_ONE_VCPU
 
     def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
         state: dict[str, Any] = {"Type": "Task", **render_task(self), "TimeoutSeconds": self.timeout_seconds}
@@ -246,14 +257,14 @@ def _rendition_lane(fmt: str) -> Branch:
     )
 
 
-def _optional_lanes(*lanes: tuple[str, str, int]) -> Branch:
-    """Optional lanes, ``(state name, step, timeout)``, run one after another in one branch when a
+def _optional_lanes(*lanes: tuple[str, str, int, int]) -> Branch:
+    """Optional lanes, ``(state name, step, timeout, memory MB)``, run one after another in one branch when a
     later one uses an earlier one's result (artwork renders the cover the tags lane found). Each
     lane's failure is caught inside the branch, the next lane still runs, and the track can still be
     ready."""
     states: list[State] = []
     last_name = lanes[-1][0]
-    for position, (name, step, timeout_seconds) in enumerate(lanes):
+    for position, (name, step, timeout_seconds, memory_mb) in enumerate(lanes):
         following = lanes[position + 1][0] if position + 1 < len(lanes) else None
         states.append(
             Task(
@@ -262,6 +273,7 @@ def _optional_lanes(*lanes: tuple[str, str, int]) -> Branch:
                 lane=step,
                 next=following,
                 timeout_seconds=timeout_seconds,
+                memory_mb=memory_mb,
                 catch=(Catch(next=following or f"{last_name}Failed"),),
             )
         )
@@ -300,19 +312,35 @@ WORKFLOW = Workflow(
             "Lanes",
             branches=(
                 *(_rendition_lane(fmt) for fmt in RENDITION_FORMATS),
-                _optional_lanes(("Waveform", "waveform", 600)),
-                _optional_lanes(("Loudness", "loudness", 600)),
-                _optional_lanes(("Tags", "tags", 300), ("Artwork", "artwork", 300)),
+                _optional_lanes(("Waveform", "waveform", 600, MEMORY_ONE_VCPU)),
+                _optional_lanes(("Loudness", "loudness", 600, MEMORY_ONE_VCPU)),
+                _optional_lanes(("Tags", "tags", 300, MEMORY_IMAGES), ("Artwork", "artwork", 300, MEMORY_IMAGES)),
                 # Autotag compares the new track's embedding: it runs after it, in its branch.
-                _optional_lanes(("Embeddings", "embeddings", 600), ("AutoTag", "autotag", 120)),
-                _optional_lanes(("Stems", "stems", 600)),
-                _optional_lanes(("Lyrics", "lyrics", 600)),
+                _optional_lanes(
+                    ("Embeddings", "embeddings", 600, MEMORY_ONE_VCPU), ("AutoTag", "autotag", 120, MEMORY_IMAGES)
+                ),
+                _optional_lanes(("Stems", "stems", 600, MEMORY_CALLS)),
+                _optional_lanes(("Lyrics", "lyrics", 600, MEMORY_CALLS)),
             ),
             next="MarkReady",
             catch=_TO_FAILED,
         ),
-        Task("MarkReady", step="mark_ready", result_path=None, timeout_seconds=60, catch=_TO_FAILED),
-        Task("MarkFailed", step="mark_failed", next="ProcessingFailed", result_path=None, timeout_seconds=60),
+        Task(
+            "MarkReady",
+            step="mark_ready",
+            result_path=None,
+            timeout_seconds=60,
+            memory_mb=MEMORY_CALLS,
+            catch=_TO_FAILED,
+        ),
+        Task(
+            "MarkFailed",
+            step="mark_failed",
+            next="ProcessingFailed",
+            result_path=None,
+            timeout_seconds=60,
+            memory_mb=MEMORY_CALLS,
+        ),
         Fail("ProcessingFailed", error="TrackProcessingFailed", cause="A required processing step failed."),
         # An uploaded image for a track that already has audio: the artwork lane alone. No verdict
         # follows, so the track's status never moves; a lane left open is closed by the Catch.
@@ -321,11 +349,19 @@ WORKFLOW = Workflow(
             step="artwork_upload",
             result_path=None,
             timeout_seconds=300,
+            memory_mb=MEMORY_IMAGES,
             catch=(Catch(next="ArtworkOnlyStopped"),),
         ),
-        Task("ArtworkOnlyStopped", step="artwork_stopped", result_path=None, timeout_seconds=60),
         Task(
-            "AlbumCover", step="album_cover", result_path=None, timeout_seconds=300, catch=(Catch(next="CoverFailed"),)
+            "ArtworkOnlyStopped", step="artwork_stopped", result_path=None, timeout_seconds=60, memory_mb=MEMORY_CALLS
+        ),
+        Task(
+            "AlbumCover",
+            step="album_cover",
+            result_path=None,
+            timeout_seconds=300,
+            memory_mb=MEMORY_IMAGES,
+            catch=(Catch(next="CoverFailed"),),
         ),
         Fail("CoverFailed", error="AlbumCoverFailed", cause="The album cover could not be rendered."),
         Fail("UnknownRun", error="UnknownRun", cause="The execution input names no known run."),

@@ -178,8 +178,8 @@ class Monitoring(Construct):
                 )
             },
         )
-        for task_timeout, function in processing.functions.items():
-            self._watch_function(function, f"Step{task_timeout}s", errors=self.thresholds.step_errors)
+        for size, function in processing.functions.items():
+            self._watch_function(function, f"Step{size[0]}s{size[1]}mb", errors=self.thresholds.step_errors)
 
     def watch_ingest(self, ingest: Ingest) -> None:
         self.facade.monitor_sqs_queue(

@@ -3,12 +3,14 @@
 The ASL comes from ``functions.workflow.definition.render_aws`` -- the same definition the local
 stack runs -- with a function ARN substituted into each Task at deploy time.
 
-Every Task has its own ``TimeoutSeconds`` (60 s for a status write, 900 s for a transcode), and a
+Every Task has its own ``TimeoutSeconds`` (60 s for a status write, 900 s for a rendition), and a
 Task that times out does not stop the Lambda it invoked: with one 900-second function behind every
 Task, a timed-out 60-second step could go on writing for 14 more minutes after its Catch had
-moved the track on. So there is one function per Task timeout -- the same code, role and layers --
-each stopping ``TASK_TIMEOUT_MARGIN`` before its Tasks give up, and its ffmpeg runs stopping
-before the function does, so a stuck encoder ends as a lane failure the step records, not a kill.
+moved the track on. And every Task has its memory (``Task.memory_mb``: one vCPU for an ffmpeg
+decode or encode, far less for a status write). So there is one function per (timeout, memory) --
+the same code, role and layers -- each stopping ``TASK_TIMEOUT_MARGIN`` before its Tasks give up,
+and its ffmpeg runs stopping before the function does, so a stuck encoder ends as a lane failure
+the step records, not a kill.
 
 The stems and lyrics lanes call external processors (``StackConfig.external_processors``): the
 function gets each one's URL or Lambda ARN in ``TRACKLANE_<LANE>_PROCESSOR`` and, for an ARN, the
@@ -51,9 +53,18 @@ def processor_env_var(lane: str) -> str:
     return f"TRACKLANE_{lane.upper()}_PROCESSOR"
 
 
-def task_timeouts() -> list[int]:
-    """The distinct ``TimeoutSeconds`` of the workflow's Tasks, longest first."""
-    return sorted({task.timeout_seconds for task in WORKFLOW.tasks()}, reverse=True)
+# (Task TimeoutSeconds, memory MB): the size of the function behind a Task.
+FunctionSize = tuple[int, int]
+
+
+def function_sizes() -> list[FunctionSize]:
+    """The distinct sizes of the workflow's Tasks, longest timeout (then most memory) first."""
+    return sorted({(task.timeout_seconds, task.memory_mb) for task in WORKFLOW.tasks()}, reverse=True)
+
+
+def function_id(size: FunctionSize) -> str:
+    """The construct id of the function of that size: ``Step`` for the largest (probe, renditions)."""
+    return "Step" if size == function_sizes()[0] else f"Step{size[0]}s{size[1]}mb"
 
 
 def function_timeout(task_timeout_s: int) -> Duration:
@@ -64,14 +75,15 @@ def ffmpeg_timeout_s(function_timeout_s: int) -> int:
     return int(max(function_timeout_s - FFMPEG_MARGIN.to_seconds(), function_timeout_s // 2))
 
 
-def substitution_for(task_timeout_s: int) -> str:
-    """The definition substitution naming the function behind Tasks with this timeout."""
-    return f"{SUBSTITUTION}{task_timeout_s}s"
+def substitution_for(size: FunctionSize) -> str:
+    """The definition substitution naming the function behind Tasks of this size."""
+    return f"{SUBSTITUTION}{size[0]}s{size[1]}mb"
 
 
-def route_tasks_by_timeout(definition: dict[str, Any]) -> dict[str, Any]:
+def route_tasks(definition: dict[str, Any]) -> dict[str, Any]:
     """``render_aws``'s ASL with each Task's Resource, the one placeholder, replaced by the
-    substitution of the function for its ``TimeoutSeconds``."""
+    substitution of the function for its size (state names are unique in the state machine)."""
+    sizes = {task.name: (task.timeout_seconds, task.memory_mb) for task in WORKFLOW.tasks()}
 
     def route(states: dict[str, Any]) -> dict[str, Any]:
         routed = {}
@@ -80,7 +92,7 @@ def route_tasks_by_timeout(definition: dict[str, Any]) -> dict[str, Any]:
             if state["Type"] == "Task":
                 if state["Resource"] != PROCESSING_FUNCTION_ARN:
                     raise ValueError(f"Task {name} invokes {state['Resource']}, not {PROCESSING_FUNCTION_ARN}")
-                state["Resource"] = "${" + substitution_for(state["TimeoutSeconds"]) + "}"
+                state["Resource"] = "${" + substitution_for(sizes[name]) + "}"
             if "Branches" in state:
                 state["Branches"] = [{**branch, "States": route(branch["States"])} for branch in state["Branches"]]
             routed[name] = state
@@ -111,20 +123,21 @@ class Processing(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="tracklane processing step functions",
         )
-        longest, *shorter = task_timeouts()
-        # {Task TimeoutSeconds: the function behind those Tasks}; "Step" runs the longest (probe, transcode).
-        self.functions: dict[int, lambda_.Function] = {}
-        for task_timeout in (longest, *shorter):
+        # {(Task timeout, memory): the function behind those Tasks}; "Step" runs probe and the renditions.
+        self.functions: dict[FunctionSize, lambda_.Function] = {}
+        for size in function_sizes():
+            task_timeout, memory_mb = size
             timeout = function_timeout(task_timeout)
-            self.functions[task_timeout] = functions.make(
+            self.functions[size] = functions.make(
                 self,
-                "Step" if task_timeout == longest else f"Step{task_timeout}s",
+                function_id(size),
                 handler="functions.handlers.workflow_step.handler",
-                description=(f"Runs the track-processing workflow's steps whose Task times out after {task_timeout} s"),
+                description=(
+                    f"Runs the track-processing workflow's steps whose Task times out after {task_timeout} s "
+                    f"and needs {memory_mb} MB"
+                ),
                 layers=layers,
-                # 3,584 MB is where Lambda grants 2 vCPUs: the one-process transcode runs its three
-                # encoders in parallel (9 s vs 15 s on one core for 3 minutes of music).
-                memory_size=3584,
+                memory_size=memory_mb,
                 timeout=timeout,
                 ephemeral_storage=Size.mebibytes(4096),
                 role=self.role,
@@ -134,7 +147,7 @@ class Processing(Construct):
                     **{processor_env_var(lane): processor for lane, processor in external_processors.items()},
                 },
             )
-        self.function = self.functions[longest]
+        self.function = self.functions[function_sizes()[0]]
         for processor in external_processors.values():
             if is_lambda_arn(processor):
                 # The ARN as configured (qualified or not) is what the lane invokes, so it is the
@@ -172,10 +185,9 @@ class Processing(Construct):
             self,
             "Workflow",
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(json.dumps(route_tasks_by_timeout(render_aws()))),
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(route_tasks(render_aws()))),
             definition_substitutions={
-                substitution_for(task_timeout): function.function_arn
-                for task_timeout, function in self.functions.items()
+                substitution_for(size): function.function_arn for size, function in self.functions.items()
             },
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),

@@ -63,8 +63,9 @@ def test_function_sizes_and_timeouts(synth: Synth) -> None:
     api, finalize, processing, sweeper = (_function(synth, n) for n in ("api", "finalize", "processing", "sweeper"))
     assert (api["MemorySize"], api["Timeout"]) == (512, 29)
     assert finalize["Timeout"] == 60
-    # Its Tasks (probe, transcode) time out after 900 s; test_workflow checks every step function.
-    assert (processing["MemorySize"], processing["Timeout"]) == (3584, 885)
+    # Its Tasks (probe, the renditions) time out after 900 s and take one vCPU; test_workflow
+    # checks every step function's memory and timeout.
+    assert (processing["MemorySize"], processing["Timeout"]) == (1769, 885)
     assert processing["EphemeralStorage"] == {"Size": 4096}
     assert (sweeper["MemorySize"], sweeper["Timeout"]) == (512, 300)
 
@@ -122,7 +123,7 @@ def test_only_processing_gets_the_ffmpeg_and_media_layers(synth: Synth) -> None:
         assert _layer_ids(synth, name) == [deps], name
     # Every function in the template, CDK's own deploy-time handlers included.
     steps = _step_function_ids(synth)
-    assert len(steps) == len({task.timeout_seconds for task in WORKFLOW.tasks()})
+    assert len(steps) == len({(task.timeout_seconds, task.memory_mb) for task in WORKFLOW.tasks()})
     for lid, function in synth.resources("AWS::Lambda::Function").items():
         layers = [ref["Ref"] for ref in function["Properties"].get("Layers", [])]
         if lid in steps:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from stacks.config import AlarmThresholds
+from stacks.constructs.processing import function_sizes
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
 
 DEPLOYMENTS = ["synth", "variant"]
@@ -108,7 +109,7 @@ def test_each_signal_an_operator_needs_has_an_alarm(deployment: str, request: py
     assert {"Api/Function", "Ingest/Finalize", "Sweeper/Function", "DomainEvents/Publisher", "Processing/Step"} <= set(
         functions
     )
-    assert len([path for path in functions if path.startswith("Processing/Step")]) == 5
+    assert len([path for path in functions if path.startswith("Processing/Step")]) == len(function_sizes())
     for path in functions:
         for metric in ("Errors", "Throttles"):
             _alarm_on(synth, "AWS/Lambda", metric, _function(synth, path))

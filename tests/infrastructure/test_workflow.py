@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from functions.workflow.definition import WORKFLOW, render_aws
-from stacks.constructs.processing import route_tasks_by_timeout, substitution_for, task_timeouts
+from stacks.constructs.processing import FunctionSize, function_id, function_sizes, route_tasks, substitution_for
 from tests.infrastructure.synth import ROOT, Synth, logical_id_by_path, state_machine_definition
 
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
@@ -30,11 +30,9 @@ def _states_by_scope(definition: dict[str, Any]) -> list[dict[str, Any]]:
 FAKE_ARN = "arn:aws:lambda:us-east-1:123456789012:function:"
 
 
-def _step_functions(synth: Synth) -> dict[int, str]:
-    """{Task TimeoutSeconds: logical id of the function behind those Tasks}."""
-    longest, *shorter = task_timeouts()
-    paths = {longest: "/Processing/Step/Resource"} | {t: f"/Processing/Step{t}s/Resource" for t in shorter}
-    return {timeout: logical_id_by_path(synth, path) for timeout, path in paths.items()}
+def _step_functions(synth: Synth) -> dict[FunctionSize, str]:
+    """{(Task TimeoutSeconds, memory MB): logical id of the function behind those Tasks}."""
+    return {size: logical_id_by_path(synth, f"/Processing/{function_id(size)}/Resource") for size in function_sizes()}
 
 
 def _tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -66,7 +64,7 @@ def test_every_task_of_the_workflow_is_deployed_with_its_retry_and_catch(synth: 
     for task in tasks:
         scope = scope_of[task.name]
         state = scope[task.name]
-        assert state["Resource"] == FAKE_ARN + step_functions[task.timeout_seconds], task.name
+        assert state["Resource"] == FAKE_ARN + step_functions[(task.timeout_seconds, task.memory_mb)], task.name
         assert state["Parameters"] == {"step": task.step, "input.$": "$"}
         assert state["Retry"] == [policy.to_asl() for policy in task.retry], task.name
         assert state.get("Catch", []) == [catch.to_asl() for catch in task.catch], task.name
@@ -83,11 +81,11 @@ def test_the_deployed_definition_is_render_aws_with_each_tasks_function_substitu
     definition, substitutions = state_machine_definition(synth)
     step_functions = _step_functions(synth)
     assert substitutions == {
-        substitution_for(timeout): {"Fn::GetAtt": [function, "Arn"]} for timeout, function in step_functions.items()
+        substitution_for(size): {"Fn::GetAtt": [function, "Arn"]} for size, function in step_functions.items()
     }
-    expected = json.dumps(route_tasks_by_timeout(render_aws()))
-    for timeout, function in step_functions.items():
-        expected = expected.replace("${" + substitution_for(timeout) + "}", FAKE_ARN + function)
+    expected = json.dumps(route_tasks(render_aws()))
+    for size, function in step_functions.items():
+        expected = expected.replace("${" + substitution_for(size) + "}", FAKE_ARN + function)
     assert definition == json.loads(expected)
     # Apart from the Resources, exactly what render_aws gives.
     for state in _tasks(definition).values():
@@ -106,6 +104,20 @@ def test_every_lambda_stops_before_the_task_that_invoked_it_times_out(synth: Syn
         assert function["Timeout"] <= state["TimeoutSeconds"] - 15, (name, function["Timeout"], state["TimeoutSeconds"])
         ffmpeg_timeout = int(function["Environment"]["Variables"]["TRACKLANE_FFMPEG_TIMEOUT_S"])
         assert 0 < ffmpeg_timeout < function["Timeout"], name
+
+
+def test_every_task_runs_in_a_function_with_its_own_memory(synth: Synth) -> None:
+    """One vCPU (1,769 MB) for each ffmpeg task, a rendition included; far less for a status write:
+    a 60-second MarkReady does not get the memory (and price) of an encoder."""
+    definition, _ = state_machine_definition(synth)
+    functions = {lid: synth.properties(lid) for lid in synth.resources("AWS::Lambda::Function")}
+    memory = {
+        name: functions[state["Resource"].removeprefix(FAKE_ARN)]["MemorySize"]
+        for name, state in _tasks(definition).items()
+    }
+    assert memory == {task.name: task.memory_mb for task in WORKFLOW.tasks()}
+    assert memory["TranscodeAac"] == memory["Probe"] == 1769
+    assert memory["MarkReady"] == memory["Stems"] == 512
 
 
 def test_state_machine_is_standard_traced_and_logs_without_execution_data(synth: Synth) -> None:
