@@ -38,10 +38,17 @@ def is_url(source: str) -> bool:
 def input_args(source: str) -> list[str]:
     """ffmpeg's input options for ``source``: a local path or a (presigned) http(s) URL, streamed.
 
-    URLs get a 30 s read timeout and reconnect on a dropped connection. A local path is given as
-    ``file:`` so a name that contains a colon is never taken for a protocol."""
+    URLs get a 30 s read timeout and reconnect on a dropped connection, giving up after about 4 s
+    of waits (1 s, then 3 s): by default ffmpeg backs off up to 120 s, and a source deleted while
+    it streamed (the track was deleted meanwhile) kept a lane retrying for minutes; the step's own
+    Retry policy covers a real outage. A local path is given as ``file:`` so a name that contains a
+    colon is never taken for a protocol."""
     if is_url(source):
-        return ["-rw_timeout", "30000000", "-reconnect", "1", "-reconnect_on_network_error", "1", "-i", source]
+        return [
+            "-rw_timeout", "30000000",
+            "-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "4",
+            "-i", source,
+        ]  # fmt: skip
     return ["-i", f"file:{source}"]
 
 
