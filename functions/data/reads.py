@@ -20,6 +20,53 @@ def get_or_none(model: type[M], hash_key: Any, range_key: Any = None, *, consist
         return None
 
 
+# DynamoDB's limit per BatchGetItem, and how often unprocessed keys are asked for again.
+_BATCH_GET_MAX = 100
+_BATCH_GET_ATTEMPTS = 5
+
+
+def get_many(*keys: tuple[type[Model], Any, Any]) -> list[Model | None]:
+    """Items of any tables, ``(model, hash key, range key or None)`` each, in one BatchGetItem
+    (where one GetItem per item would cost a round trip each): each item, or None when there is
+    none, in the order asked. Keys DynamoDB leaves unprocessed (throttling) are asked for again."""
+    if len(keys) > _BATCH_GET_MAX:
+        raise ValueError(f"at most {_BATCH_GET_MAX} keys per call")
+    from functions.data.models import shared_connection
+
+    wanted = [(model, _typed_key(model, hash_key, range_key)) for model, hash_key, range_key in keys]
+    request: dict[str, dict[str, Any]] = {}
+    for model, key in wanted:
+        request.setdefault(model.Meta.table_name, {"Keys": []})["Keys"].append(key)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(_BATCH_GET_ATTEMPTS):
+        client: Any = shared_connection().client
+        answer = client.batch_get_item(RequestItems=request)
+        for table, items in answer.get("Responses", {}).items():
+            found.setdefault(table, []).extend(items)
+        request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            break
+    else:
+        raise RuntimeError("BatchGetItem left keys unprocessed after every attempt")
+    results: list[Model | None] = []
+    for model, key in wanted:
+        match = next(
+            (item for item in found.get(model.Meta.table_name, []) if all(item.get(n) == v for n, v in key.items())),
+            None,
+        )
+        results.append(model.from_raw_data(match) if match is not None else None)
+    return results
+
+
+def _typed_key(model: type[Model], hash_key: Any, range_key: Any) -> dict[str, Any]:
+    hash_attribute = model._hash_key_attribute()  # type: ignore[no-untyped-call]
+    range_attribute = model._range_key_attribute()  # type: ignore[no-untyped-call]
+    attributes = [(hash_attribute, hash_key)]
+    if range_attribute is not None:
+        attributes.append((range_attribute, range_key))
+    return {attribute.attr_name: {attribute.attr_type: attribute.serialize(value)} for attribute, value in attributes}
+
+
 def refresh(item: Model, *, consistent_read: bool = False) -> bool:
     """Reads ``item`` again from its table into the same object: False when it is gone (the
     object then keeps what it held)."""

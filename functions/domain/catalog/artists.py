@@ -65,8 +65,12 @@ def by_handle(handle: str) -> Artist:
 def require(user_id: str) -> Artist:
     artist = find(user_id)
     if artist is None:
-        raise ArtistProfileRequired("Create your artist profile (PUT /v1/artists/me) before uploading.")
+        raise profile_required()
     return artist
+
+
+def profile_required() -> ArtistProfileRequired:
+    return ArtistProfileRequired("Create your artist profile (PUT /v1/artists/me) before uploading.")
 
 
 def upsert(user_id: str, *, handle: str, display_name: str | None) -> Artist:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from functions.data import reads
-from functions.data.models import EntitlementModel, utcnow
+from functions.data.models import ArtistModel, EntitlementModel, utcnow
+from functions.domain.catalog import artists
 from functions.errors import EntitlementRequired
 from functions.settings import settings
 
@@ -19,7 +20,20 @@ class Entitlement:
 
 
 def lookup(user_id: str) -> Entitlement:
-    item = reads.get_or_none(EntitlementModel, user_id)
+    return _entitlement(user_id, reads.get_or_none(EntitlementModel, user_id))
+
+
+def require_uploader(user_id: str) -> None:
+    """The caller may upload a track: it has an artist profile (else ``artist_profile_required``)
+    and the upload entitlement (else ``entitlement_required``). Both items in one round trip."""
+    profile, item = reads.get_many((ArtistModel, *ArtistModel.profile_key(user_id)), (EntitlementModel, user_id, None))
+    if profile is None:
+        raise artists.profile_required()
+    if not _entitlement(user_id, item if isinstance(item, EntitlementModel) else None).allowed:
+        raise EntitlementRequired("Your account is not entitled to upload tracks.")
+
+
+def _entitlement(user_id: str, item: EntitlementModel | None) -> Entitlement:
     if item is None:
         return Entitlement(user_id, settings().default_upload_entitlement == "allow", "default")
     return Entitlement(user_id, item.allowed, "grant" if item.allowed else "revocation", item.reason)

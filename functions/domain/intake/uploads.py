@@ -249,8 +249,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     extension = _validate(request)
     if request.metadata.visibility not in TrackModel.VISIBILITIES:
         raise InvalidUpload(f"visibility is one of {', '.join(TrackModel.VISIBILITIES)}.", field="visibility")
-    artists.require(owner_id)
-    entitlements.require_upload(owner_id)
+    entitlements.require_uploader(owner_id)
     features = artists.check_features(request.metadata.features)
     tags = tag_names.normalize_all(request.metadata.tags)
     # Resolved (and created, for a new title) only once the request is otherwise acceptable.
