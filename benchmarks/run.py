@@ -34,14 +34,14 @@ from typing import Any, TextIO
 import httpx
 import imageio_ffmpeg
 
+from functions.workflow.definition import RENDITION_TASK_LANES
 from local.config import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 RUNS = 3  # medians of three: single runs of a 10 s transcode vary by +-1 s on a shared machine
 # The memory test runs each processing step once, as one Lambda invocation would.
-RENDITION_LANES = ("transcode_aac", "transcode_opus", "transcode_mp3")
-MEMORY_STEPS = ("probe", *RENDITION_LANES, "waveform", "loudness", "tags", "embeddings")
+MEMORY_STEPS = ("probe", *RENDITION_TASK_LANES, "waveform", "loudness", "tags", "embeddings")
 
 
 class BenchmarkFailed(RuntimeError):
@@ -196,7 +196,7 @@ def _one_upload(stack: StackProcess, auth: dict[str, str], wav: Path, *, timeout
         if ready_after is None and status["status"] in {"ready", "failed"}:
             ready_after = now
         states = {lane["name"]: lane["state"] for lane in status["lanes"]}
-        if renditions_after is None and all(states.get(lane) == "succeeded" for lane in RENDITION_LANES):
+        if renditions_after is None and all(states.get(lane) == "succeeded" for lane in RENDITION_TASK_LANES):
             renditions_after = now
         if status["workflowStatus"] in {"succeeded", "failed"}:
             if status["status"] != "ready" or renditions_after is None:

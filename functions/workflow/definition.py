@@ -369,9 +369,11 @@ WORKFLOW = Workflow(
 )
 LANES = WORKFLOW.lanes()
 REQUIRED_LANES = WORKFLOW.required_lanes()
+# The lanes of today's rendition tasks, one per format.
+RENDITION_TASK_LANES = tuple(rendition_lane(fmt) for fmt in RENDITION_FORMATS)
 # A track is ready once its required lanes succeeded and at least one of these did. "transcode" is
 # the one task that made all three before each rendition had its own (executions started then).
-RENDITION_LANES = (*(rendition_lane(fmt) for fmt in RENDITION_FORMATS), "transcode")
+RENDITION_LANES = (*RENDITION_TASK_LANES, "transcode")
 
 
 def render_aws(function_arn: str = PROCESSING_FUNCTION_ARN) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from functions.domain.processing import steps
 from functions.step_errors import StepFailed, TransientStepError
-from functions.workflow.definition import LANES, RENDITION_LANES
+from functions.workflow.definition import LANES, RENDITION_TASK_LANES
 
 from .conftest import Stack, as_user
 
@@ -172,7 +172,7 @@ def test_the_track_is_ready_to_play_once_the_required_lanes_succeed(stack, artis
 
     def renditions_done(s: dict) -> bool:
         states = {lane["name"]: lane["state"] for lane in s["lanes"]}
-        return s["status"] != "processing" and all(states[lane] == "succeeded" for lane in RENDITION_LANES[:3])
+        return s["status"] != "processing" and all(states[lane] == "succeeded" for lane in RENDITION_TASK_LANES)
 
     playable = wait_for(status, until=renditions_done)
     try:

@@ -123,7 +123,8 @@ def test_each_rendition_is_its_own_task_and_the_first_stored_makes_the_track_pla
         assert task["Catch"][0]["Next"] == f"Transcode{fmt}Failed"
         assert set(states) == {f"Transcode{fmt}", f"Transcode{fmt}Failed"}
         assert states[f"Transcode{fmt}Failed"]["Type"] == "Pass"
-    assert definition.RENDITION_LANES[:3] == ("transcode_aac", "transcode_opus", "transcode_mp3")
+    assert definition.RENDITION_TASK_LANES == ("transcode_aac", "transcode_opus", "transcode_mp3")
+    assert (*definition.RENDITION_TASK_LANES, "transcode") == definition.RENDITION_LANES
 
 
 def test_the_workflow_makes_exactly_the_renditions_the_media_code_encodes():

@@ -76,7 +76,11 @@ def mark_ready(payload: StepInput, *, sweep_objects: bool = True) -> dict[str, s
 
 def _has_rendition(payload: StepInput) -> bool:
     lanes = tracks.processing_status(payload["trackId"], payload["ownerId"]).lanes
-    return any(lane.lane in RENDITION_LANES and lane.state == "succeeded" for lane in lanes)
+    return _any_rendition({lane.lane: lane.state for lane in lanes})
+
+
+def _any_rendition(states: dict[str, str]) -> bool:
+    return any(states.get(lane) == "succeeded" for lane in RENDITION_LANES)
 
 
 def _mark_ready(payload: StepInput) -> dict[str, str]:
@@ -163,9 +167,7 @@ def settle(track_id: str, owner_id: str, error_name: str) -> str:
     except TrackNotFound:
         return _forget_deleted({"trackId": track_id}, sweep_objects=False)["status"]
     payload = {"trackId": track_id, "ownerId": owner_id, "failure": {"Error": error_name}}
-    if all(lanes.get(lane) == "succeeded" for lane in REQUIRED_LANES) and any(
-        lanes.get(lane) == "succeeded" for lane in RENDITION_LANES
-    ):
+    if all(lanes.get(lane) == "succeeded" for lane in REQUIRED_LANES) and _any_rendition(lanes):
         return mark_ready(payload, sweep_objects=False)["status"]
     return mark_failed(payload, sweep_objects=False)["status"]
 
