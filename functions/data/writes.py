@@ -42,6 +42,7 @@ class ConditionalTransaction(TransactWrite):
         self._cancelled: TransactWriteError | None = None
         # The items by kind, in the order pynamodb sends the kinds.
         self._items: dict[str, list[Any]] = {"check": [], "delete": [], "put": [], "update": []}
+        self._assigned: list[tuple[Any, list[Assignment]]] = []
 
     def condition_check(self, model_cls: Any, hash_key: Any, range_key: Any = None, condition: Any = None) -> None:
         super().condition_check(model_cls, hash_key, range_key=range_key, condition=condition)
@@ -73,6 +74,13 @@ class ConditionalTransaction(TransactWrite):
         )
         self._items["update"].append(model)
 
+    def assign(self, model: Any, assignments: list[Assignment], condition: Any = None) -> None:
+        """An update setting each ``(attribute, value)`` (None removes the attribute) that, once
+        the transaction commits, is also made on ``model`` itself: a transaction answers with no
+        values, so the caller's item would otherwise still show what it was before."""
+        self.update(model, assignment_actions(assignments), condition=condition)
+        self._assigned.append((model, assignments))
+
     def refused(self, item: Any) -> bool:
         """True when ``item`` (a model passed to delete/save/update, or a condition check's
         ``(model_cls, hash_key, range_key)``) is one the refusal was about."""
@@ -93,6 +101,9 @@ class ConditionalTransaction(TransactWrite):
                 raise
             self.reasons = reasons
             self._cancelled = error
+            return
+        for model, assignments in self._assigned:
+            assign_locally(model, assignments)
 
     @property
     def committed(self) -> bool:
@@ -108,6 +119,22 @@ class ConditionalTransaction(TransactWrite):
         if self._cancelled is None:
             raise RuntimeError("the transaction was not refused")
         raise self._cancelled
+
+
+# An attribute of a model and the value to give it; None removes it.
+Assignment = tuple[Any, Any]
+
+
+def assignment_actions(assignments: list[Assignment]) -> list[Any]:
+    """The update actions of ``assignments``."""
+    return [attribute.remove() if value is None else attribute.set(value) for attribute, value in assignments]
+
+
+def assign_locally(model: Model, assignments: list[Assignment]) -> None:
+    """Gives ``model`` the values ``assignments`` wrote to its item."""
+    names = {id(attribute): name for name, attribute in type(model).get_attributes().items()}
+    for attribute, value in assignments:
+        setattr(model, names[id(attribute)], value)
 
 
 def conditional_transaction(*, conflicts: bool = False) -> ConditionalTransaction:

@@ -1,5 +1,5 @@
 """AWS calls per request, counted at the botocore layer (every call any client of the app makes):
-a number each hot path is held to (issue 15: create intent at most 2)."""
+a number each hot path is held to (issue 15)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from functions import clients
 from functions.data.models import shared_connection
 
-from .conftest import Stack
+from .conftest import Stack, as_user
 
 
 @pytest.fixture
@@ -45,3 +45,26 @@ def test_a_caller_without_an_artist_profile_is_refused_after_one_call(stack: Sta
 
     assert (response.status_code, response.json()["error"]["code"]) == (403, "artist_profile_required")
     assert aws_calls == ["BatchGetItem"]
+
+
+def test_a_first_finalize_costs_seven_aws_calls(stack: Stack, artist: str, wav_3s: Path, aws_calls: list[str]):
+    created = stack.create_upload(artist, wav_3s)
+    assert stack.put(created["signedUrl"], wav_3s, content_type="audio/wav") == 200
+    aws_calls.clear()
+
+    response = stack.api.post(f"/v1/uploads/{created['uploadId']}/finalize", json={}, headers=as_user(artist))
+
+    assert (response.status_code, response.json()["status"]) == (200, "finalized")
+    assert aws_calls == [
+        "GetItem",  # the intent
+        "HeadObject",  # the stored file is what the intent declared
+        "CopyObject",  # kept where the signed URL cannot reach, if still that very file (its ETag)
+        # The intent claimed, the owner's claim on the content, the track processing with its
+        # execution's name, every lane queued: all or nothing.
+        "TransactWriteItems",
+        "GetItem",  # the track: the album it joins (a PATCH may have moved the draft)
+        "StartExecution",
+        "DeleteObject",  # the uploaded copy
+    ]
+    track = stack.api.get(f"/v1/tracks/{created['trackId']}", headers=as_user(artist)).json()
+    assert track["status"] in ("processing", "ready")

@@ -73,10 +73,16 @@ def update(track_id: str, *actions: Any) -> None:
 
 
 def queue_lanes(track_id: str, lanes: Iterable[str]) -> None:
-    now = utcnow()
     with LaneModel.batch_write() as batch:
-        for lane in lanes:
-            batch.save(LaneModel(track_id, LaneModel.sort_key(lane), lane=lane, state="queued", updated_at=now))
+        for lane in queued_lanes(track_id, lanes):
+            batch.save(lane)
+
+
+def queued_lanes(track_id: str, lanes: Iterable[str]) -> list[LaneModel]:
+    """The lane items of a track about to be processed, each ``queued`` (saved unconditionally:
+    a lane queued again starts over)."""
+    now = utcnow()
+    return [LaneModel(track_id, LaneModel.sort_key(lane), lane=lane, state="queued", updated_at=now) for lane in lanes]
 
 
 def lane_started(track_id: str, lane: str) -> int:

@@ -14,6 +14,7 @@ conditional put, so of two identical uploads racing to finalize exactly one is p
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from functions.data import reads, writes
 from functions.data.models import ContentClaimModel
@@ -32,14 +33,26 @@ def checksum(etag: str) -> str | None:
     return f"md5:{value}" if _PLAIN_MD5_ETAG.match(value) else None
 
 
+def claim_item(owner_id: str, content: str, *, track_id: str, upload_id: str) -> ContentClaimModel:
+    """The claim ``track_id`` holds on ``content``, to be saved under ``claimable_by(track_id)``
+    (finalize saves it in the transaction that claims the intent)."""
+    return ContentClaimModel(*ContentClaimModel.key(owner_id, content), track_id=track_id, upload_id=upload_id)
+
+
+def claimable_by(track_id: str) -> Any:
+    """The condition of saving a claim: nobody holds the content, or ``track_id`` already does (a
+    repeated finalize)."""
+    return ContentClaimModel.pk.does_not_exist() | (ContentClaimModel.track_id == track_id)
+
+
 def claim(owner_id: str, content: str, *, track_id: str, upload_id: str) -> str:
     """The id of the owner's track that holds ``content``: ``track_id`` when this upload now
     holds it (or already did: a repeated finalize), else the track that got there first. A claim
     whose track was deleted or failed is taken over."""
     key = ContentClaimModel.key(owner_id, content)
-    mine = ContentClaimModel(*key, track_id=track_id, upload_id=upload_id)
+    mine = claim_item(owner_id, content, track_id=track_id, upload_id=upload_id)
     for _ in range(MAX_ATTEMPTS):
-        if writes.save_if(mine, ContentClaimModel.pk.does_not_exist() | (ContentClaimModel.track_id == track_id)):
+        if writes.save_if(mine, claimable_by(track_id)):
             return track_id
         holder = reads.get_or_none(ContentClaimModel, *key, consistent_read=True)
         if holder is None:

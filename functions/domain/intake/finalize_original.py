@@ -35,23 +35,46 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
         kept = steps.verify_and_keep(upload)
         if kept is not None:
             content = duplicates.checksum(kept.etag)
-            if content is not None:
+            for _ in range(duplicates.MAX_ATTEMPTS):
+                claimed = _claim_for_processing(
+                    upload, trigger, content=content, duration_ms=duration_ms, waveform=waveform
+                )
+                if claimed is not _CONTENT_HELD:
+                    break
+                assert content is not None
                 holder = duplicates.claim(
                     upload.owner_id, content, track_id=upload.track_id, upload_id=upload.upload_id
                 )
                 if holder != upload.track_id:
                     return _finalize_duplicate(upload, holder, content, trigger=trigger)
-            if steps.claim(upload, trigger, content=content):
-                return _start_processing(upload, content=content, duration_ms=duration_ms, waveform=waveform)
+                # The claim was stale (its track deleted or failed) and is this track's now: claim again.
+            if claimed is _CLAIMED:
+                return _start_processing(upload)
         steps.refresh(upload)
     return _after_the_fact(upload, trigger=trigger, duration_ms=duration_ms, waveform=waveform)
 
 
-def _start_processing(
-    upload: UploadModel, *, content: str | None, duration_ms: int | None, waveform: steps.Waveform | None
-) -> steps.Outcome:
+# What _claim_for_processing found.
+_CLAIMED = "claimed"  # this caller won: the track is processing, its lanes queued
+_DECIDED = "decided"  # another caller decided the intent (or it was deleted with its track)
+_CONTENT_HELD = "content_held"  # the owner's content claim names another track: maybe a duplicate
+
+
+def _claim_for_processing(
+    upload: UploadModel,
+    trigger: steps.Trigger,
+    *,
+    content: str | None,
+    duration_ms: int | None,
+    waveform: steps.Waveform | None,
+) -> str:
+    """One transaction: the intent claimed (one winner however many race), the owner's claim on its
+    content, the draft made ``processing`` and every lane queued. All of it or none: no claimed
+    intent is left with a draft track, and a refused claim writes nothing. Raises TrackDeleted when
+    the track is gone (a DELETE won the race)."""
     now = utcnow()
-    actions: list[Any] = [
+    track = TrackModel(upload.track_id, TrackModel.TRACK_SK)
+    track_actions: list[Any] = [
         *([TrackModel.content_checksum.set(content)] if content else []),
         # What finalize verified and copied: the only original the track will ever serve or process.
         TrackModel.original_key.set(uploads.kept_key(upload)),
@@ -61,22 +84,47 @@ def _start_processing(
         # Enters the sweeper's index until mark ready/failed takes it out.
         TrackModel.processing_shard.set(tracks.processing_shard(upload.track_id)),
         TrackModel.processing_since.set(now),
+        TrackModel.updated_at.set(now),
+        *([TrackModel.duration_ms.set(duration_ms)] if duration_ms is not None else []),
+        *([TrackModel.waveform.set(waveform.to_json())] if waveform is not None else []),
     ]
-    if duration_ms is not None:
-        actions.append(TrackModel.duration_ms.set(duration_ms))
-    if waveform is not None:
-        actions.append(TrackModel.waveform.set(waveform.to_json()))
-    # Conditional on the track still existing: a DELETE that won the race must not be undone by
-    # re-creating a bare track item (tracks.update raises TrackDeleted, a 404).
-    try:
-        tracks.update(upload.track_id, *actions)
-    except TrackDeleted:
-        # The delete swept the track's prefix before the copy may have landed there.
-        storage.delete(uploads.kept_key(upload))
-        storage.delete(upload.object_key)
-        raise
+    claim = (
+        duplicates.claim_item(upload.owner_id, content, track_id=upload.track_id, upload_id=upload.upload_id)
+        if content
+        else None
+    )
+    with writes.conditional_transaction() as tx:
+        # The execution is named after the upload: its ARN is known before it starts. Should the
+        # start never happen (this process stops first), a later finalize or the sweeper starts it.
+        tx.assign(
+            upload,
+            [
+                *steps.claim_assignments(trigger, content=content),
+                (UploadModel.execution_arn, steps.execution_arn(upload.upload_id)),
+            ],
+            condition=steps.CLAIMABLE,
+        )
+        if claim is not None:
+            tx.save(claim, condition=duplicates.claimable_by(upload.track_id))
+        # Conditional on the track still existing: a DELETE that won the race must not be undone by
+        # re-creating a bare track item.
+        tx.update(track, track_actions, condition=TrackModel.pk.exists())
+        for lane in tracks.queued_lanes(upload.track_id, LANES):
+            tx.save(lane)
+    if tx.committed:
+        return _CLAIMED
+    if tx.refused(upload):
+        return _DECIDED
+    if claim is not None and tx.refused(claim):
+        return _CONTENT_HELD
+    # The delete swept the track's prefix before the copy may have landed there.
+    storage.delete(uploads.kept_key(upload))
+    storage.delete(upload.object_key)
+    raise TrackDeleted("The track was deleted.", trackId=upload.track_id)
+
+
+def _start_processing(upload: UploadModel) -> steps.Outcome:
     _join_album(upload.track_id)
-    tracks.queue_lanes(upload.track_id, LANES)
     steps.ensure_execution(upload)
     storage.delete(upload.object_key)
     logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})
@@ -147,14 +195,15 @@ def _after_the_fact(
         return _duplicate_outcome(upload)
     if upload.status != "finalized":
         raise UploadIntentNotFound("No such upload intent for this owner.")
-    # The winner may have stopped between its claim and the start: starting again is harmless
-    # (same execution name, same input) and guarantees the upload is processed.
-    if upload.execution_arn is None:
-        steps.ensure_execution(upload)
     if waveform is not None or duration_ms is not None:
         _store_advisory_hints(upload.track_id, duration_ms=duration_ms, waveform=waveform)
     track = tracks.find(upload.track_id)
     workflow_status = track.workflow_status if track else None
+    # The winner may have stopped between its claim and the start: starting again is harmless
+    # (same execution name, same input: a no-op while it runs, refused once it ended) and
+    # guarantees the upload is processed.
+    if upload.execution_arn is None or workflow_status == "running":
+        steps.ensure_execution(upload)
     if trigger == "api" and steps.acknowledge(upload):
         return steps.Outcome("finalized", upload, LANES, workflow_status)
     return steps.Outcome("already_finalized", upload, (), workflow_status)

@@ -171,18 +171,25 @@ def reject(upload: UploadModel, message: str, code: str = UploadAssetInvalid.cod
 
 def claim(upload: UploadModel, trigger: Trigger, *, content: str | None = None) -> bool:
     """True for exactly one caller, however many race: the one that starts processing."""
+    return writes.update_if(upload, writes.assignment_actions(claim_assignments(trigger, content=content)), CLAIMABLE)
+
+
+# The condition of claiming an intent: nobody decided it yet.
+CLAIMABLE = UploadModel.status == "pending"
+
+
+def claim_assignments(trigger: Trigger, *, content: str | None = None) -> list[writes.Assignment]:
+    """What claiming the intent writes on it, under ``CLAIMABLE``."""
     now = utcnow()
-    actions: list[Any] = [
-        *([UploadModel.content_checksum.set(content)] if content else []),
-        UploadModel.status.set("finalized"),
-        UploadModel.finalized_at.set(now),
-        UploadModel.finalized_by.set(trigger),
+    return [
+        *([(UploadModel.content_checksum, content)] if content else []),
+        (UploadModel.status, "finalized"),
+        (UploadModel.finalized_at, now),
+        (UploadModel.finalized_by, trigger),
         # A finalized intent is a record of the asset: it must not expire.
-        UploadModel.expires_at_epoch.remove(),
+        (UploadModel.expires_at_epoch, None),
+        *([(UploadModel.acknowledged_at, now)] if trigger == "api" else []),
     ]
-    if trigger == "api":
-        actions.append(UploadModel.acknowledged_at.set(now))
-    return writes.update_if(upload, actions, UploadModel.status == "pending")
 
 
 def acknowledge(upload: UploadModel) -> bool:
@@ -234,7 +241,8 @@ def ensure_execution(upload: UploadModel) -> None:
         started = execution_arn(upload.upload_id)
     except BotoCoreError as error:
         raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
-    upload.update(actions=[UploadModel.execution_arn.set(started)])
+    if upload.execution_arn != started:  # an original's claim records it already
+        upload.update(actions=[UploadModel.execution_arn.set(started)])
 
 
 def execution_arn(name: str) -> str:
