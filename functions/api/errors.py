@@ -63,7 +63,8 @@ def _http_error(_: Request, error: Exception) -> JSONResponse:
 
 
 def _unexpected(_: Request, error: Exception) -> JSONResponse:
-    logger.exception("unhandled error")
+    # Called outside the except block that caught it: the traceback must be handed over.
+    logger.exception("unhandled error", exc_info=error)
     return JSONResponse(error_body("internal_error", "Something went wrong on our side."), status_code=500)
 
 

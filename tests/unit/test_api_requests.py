@@ -174,3 +174,20 @@ def test_openapi_documents_the_upload_routes(client):
     assert "/v1/uploads" in paths
     assert "/v1/uploads/{upload_id}/finalize" in paths
     assert "/v1/tracks/{track_id}/processing-status" in paths
+
+
+def test_an_unexpected_error_is_a_500_with_a_code_and_its_traceback_is_logged(client, monkeypatch, caplog):
+    from functions.domain.intake import uploads
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the database caught fire")
+
+    monkeypatch.setattr(uploads, "create", broken)
+    with caplog.at_level("ERROR"):
+        response = client.post("/v1/uploads", json=VALID, headers=AUTH)
+
+    assert (response.status_code, error_code(response)) == (500, "internal_error")
+    assert "the database caught fire" not in response.text
+    (record,) = [record for record in caplog.records if record.getMessage() == "unhandled error"]
+    # Logged from the exception handler, outside the except block: the traceback must be passed on.
+    assert record.exc_info is not None and "the database caught fire" in str(record.exc_info[1])
