@@ -35,8 +35,15 @@ def _client(service: str, **config: Any) -> Any:
         service,  # type: ignore[call-overload]
         region_name=current.region,
         endpoint_url=current.aws_endpoint_url,
-        config=Config(**{"retries": {"mode": "standard", "max_attempts": 4}, **config}),
+        config=Config(**{"retries": sdk_retries(), **config}),
     )
+
+
+def sdk_retries() -> dict[str, Any]:
+    """botocore's standard mode retries throttling errors (ThrottlingException,
+    ProvisionedThroughputExceededException, TooManyRequestsException, ...) with full jitter; how
+    often is ``sdk_max_attempts``. The pynamodb connection takes the same (functions.data.models)."""
+    return {"mode": "standard", "total_max_attempts": settings().sdk_max_attempts}
 
 
 @cache

@@ -126,6 +126,15 @@ class UnknownFeatureHandle(DomainError):
     status = 422
 
 
+class ServiceBusy(DomainError):
+    """AWS throttled a call past the SDK's retries: nothing was lost, the same request later works."""
+
+    code = "service_busy"
+    status = 503
+    # Seconds a client waits before repeating the request (the Retry-After header).
+    RETRY_AFTER_S = 5
+
+
 class WorkflowStartFailed(DomainError):
     """The upload is finalized but processing could not be started yet; finalizing again retries."""
 

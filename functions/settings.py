@@ -13,6 +13,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The API function's ``sdk_max_attempts`` (set by CDK): its answers must come within API Gateway's
+# 30 s, so a throttle that outlasts a few quick retries is answered 503 instead of waited out.
+API_SDK_MAX_ATTEMPTS = 3
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKLANE_", extra="ignore")
@@ -163,6 +167,17 @@ class Settings(BaseSettings):
     )
     processor_timeout_s: int = Field(
         default=120, ge=1, le=900, description="How long a lane waits for an external processor's answer."
+    )
+    sdk_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=20,
+        description=(
+            "Attempts of every AWS call (SDK standard retry mode: throttles, 5xx and timeouts, with "
+            "jittered exponential backoff capped at 20 s): 10 rides out about a minute of throttling "
+            "in finalize, lanes and the sweeper. The API function sets 3: it answers within API "
+            "Gateway's 30 s, a throttle then is `503 service_busy` with Retry-After."
+        ),
     )
     stream_url_ttl_s: int = Field(
         default=300,

@@ -9,6 +9,12 @@ class TransientStepError(Exception):
     """Worth retrying (throttling, a network blip); the workflow's Retry policy applies."""
 
 
+class ThrottledStepError(TransientStepError):
+    """AWS throttled the step's calls past the SDK's own retries: a scaling ramp (Lambda
+    concurrency, DynamoDB throughput) that longer, patient retries ride out
+    (``functions.workflow.definition.THROTTLE_RETRY``)."""
+
+
 class StepFailed(Exception):
     """Permanent: the input cannot be processed. Carries a stable code and a user-facing message."""
 

@@ -61,6 +61,15 @@ class LocalSettings(BaseSettings):
         validation_alias="TRACKLANE_LOCAL_SWEEP_INTERVAL_S",
         description="How often the local sweeper runs (the deployed schedule is every 15 minutes).",
     )
+    throttle: str = Field(
+        default="",
+        validation_alias="TRACKLANE_LOCAL_THROTTLE",
+        description=(
+            "Test only: make AWS throttle a share of calls, e.g. `dynamodb=0.25,lambda=0.25` "
+            "(DynamoDB requests answered as over their throughput, workflow Tasks failed as a Lambda "
+            "out of concurrency; `local/faults.py`). Empty: nothing is throttled."
+        ),
+    )
     cors_origins: tuple[str, ...] = Field(
         default_factory=deployed_cors_origins,
         validation_alias="TRACKLANE_CORS_ORIGINS",

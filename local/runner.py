@@ -18,12 +18,21 @@ from typing import Any
 from functions.handlers import workflow_step
 from functions.observability import logger
 from functions.workflow.definition import RetryPolicy, retry_policies
+from local.faults import Throttler
 from local.lambda_context import LocalLambdaContext
 
 
 class WorkflowRunner(threading.Thread):
     def __init__(
-        self, sqs: Any, sfn: Any, queue_url: str, *, workers: int = 4, wait_s: int = 1, retry_delay_scale: float = 1.0
+        self,
+        sqs: Any,
+        sfn: Any,
+        queue_url: str,
+        *,
+        workers: int = 4,
+        wait_s: int = 1,
+        retry_delay_scale: float = 1.0,
+        throttler: Throttler | None = None,
     ) -> None:
         super().__init__(name="workflow-runner", daemon=True)
         self._sqs, self._sfn, self._queue_url, self._wait_s = sqs, sfn, queue_url, wait_s
@@ -32,6 +41,8 @@ class WorkflowRunner(threading.Thread):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workflow-task")
         self._stop_requested = threading.Event()
         self._policies = retry_policies()
+        # Test only (local.faults): fails a share of Task invocations as a throttled Lambda would.
+        self._throttler = throttler
         self.tasks_completed = 0
 
     def stop(self) -> None:
@@ -76,11 +87,14 @@ class WorkflowRunner(threading.Thread):
         attempts_by_policy: dict[int, int] = {}
         while True:
             try:
+                if self._throttler is not None:
+                    self._throttler.lambda_invocation()
                 result = workflow_step.handler(
                     {"step": step, "input": payload}, LocalLambdaContext("tracklane-processing")
                 )
             except Exception as error:
-                error_name = type(error).__name__
+                # A Lambda-side failure has a Step Functions name of its own (local.faults).
+                error_name = getattr(error, "error_name", type(error).__name__)
                 policy = _matching(policies, error_name)
                 if policy is not None and not self._stop_requested.is_set():
                     index = policies.index(policy)

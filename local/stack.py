@@ -19,10 +19,13 @@ from moto.server import ThreadedMotoServer
 from functions import clients
 from functions.api.app import create_app
 from functions.api.auth import IssuerAuthenticator
+from functions.data.models import shared_connection
+from functions.observability import logger
 from local import provision as provisioning
 from local.config import LocalSettings, local_settings
 from local.cors import with_cors
 from local.devauth import DevKeys
+from local.faults import ThrottlePlan, Throttler
 from local.lambda_context import InvocationLogContext
 from local.moto_patches import patch_moto
 from local.provision import LocalResources, provision
@@ -78,12 +81,18 @@ class LocalStack:
             self.config.region,
             self.config.pump_wait_s,
         )
+        throttler = None
+        plan = ThrottlePlan.parse(self.config.throttle)
+        if plan.active:
+            throttler = Throttler(plan).install(shared_connection().client, clients.dynamodb())
+            logger.warning("throttling AWS calls on purpose (TRACKLANE_LOCAL_THROTTLE)", extra={"plan": str(plan)})
         self.runner = WorkflowRunner(
             sqs,
             self._client("stepfunctions"),
             resources.tasks_queue_url,
             workers=self.config.runner_workers,
             wait_s=self.config.runner_wait_s,
+            throttler=throttler,
         )
         self.sweeper = SweeperSchedule(self.config.sweep_interval_s)
         self.stream_pump = StreamPump(

@@ -9,8 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from functions.errors import DomainError
+from functions.errors import DomainError, ServiceBusy
 from functions.observability import logger
+from functions.throttling import is_throttle
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -62,7 +63,13 @@ def _http_error(_: Request, error: Exception) -> JSONResponse:
     )
 
 
-def _unexpected(_: Request, error: Exception) -> JSONResponse:
+def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    if is_throttle(error):
+        logger.warning("throttled past the SDK's retries", extra={"error": str(error)})
+        busy = ServiceBusy("The service is busy; repeat the request after the Retry-After seconds.")
+        answer = _domain_error(request, busy)
+        answer.headers["Retry-After"] = str(ServiceBusy.RETRY_AFTER_S)
+        return answer
     # Called outside the except block that caught it: the traceback must be handed over.
     logger.exception("unhandled error", exc_info=error)
     return JSONResponse(error_body("internal_error", "Something went wrong on our side."), status_code=500)

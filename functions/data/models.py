@@ -660,7 +660,10 @@ def bind(current: Settings | None = None) -> None:
         meta.region = current.region
         meta.host = current.aws_endpoint_url
         model._connection = None
-    _Binding.connection = Connection(region=current.region, host=current.aws_endpoint_url)
+    # pynamodb counts retries, botocore attempts (functions.clients.sdk_retries).
+    _Binding.connection = Connection(
+        region=current.region, host=current.aws_endpoint_url, max_retry_attempts=current.sdk_max_attempts - 1
+    )
     _Binding.bound_to = current
     _Binding.while_current = in_force
 

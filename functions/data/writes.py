@@ -4,6 +4,8 @@ from a failure, is decided here once."""
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any, NoReturn, TypeVar
 
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
@@ -11,21 +13,46 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from functions.data.models import condition_failed, shared_connection
+from functions.settings import settings
 
 M = TypeVar("M", bound=Model)
 
 # Why DynamoDB cancelled an item of a transaction (``cancellation_reasons``).
 CONDITION_FAILED = "ConditionalCheckFailed"
 CONFLICT = "TransactionConflict"
+THROTTLED = "ThrottlingError"
 
 
 def transaction() -> TransactWrite:
     """A TransactWrite on the bound endpoint; use it as a context manager, which commits on exit
     and raises whatever cancelled it."""
-    return TransactWrite(connection=shared_connection())
+    return PatientTransactWrite(connection=shared_connection())
 
 
-class ConditionalTransaction(TransactWrite):
+class PatientTransactWrite(TransactWrite):
+    """A TransactWrite that a throttle does not cancel for good. DynamoDB answers a throttled
+    transaction with TransactionCanceledException (reason ``ThrottlingError``), which the SDK
+    does not retry; nothing of it was written, so it is sent again here, with full-jitter backoff,
+    up to ``sdk_max_attempts`` times like every other call."""
+
+    def _commit(self) -> Any:
+        attempts = settings().sdk_max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return super()._commit()
+            except TransactWriteError as error:
+                if attempt == attempts or THROTTLED not in cancellation_reasons(error):
+                    raise
+                time.sleep(random.uniform(0, min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2**attempt)))  # noqa: S311
+        raise AssertionError("unreachable")
+
+
+# Backoff of a throttled transaction before its next attempt: up to 0.1, 0.2, 0.4 ... 20 s.
+BASE_BACKOFF_S = 0.05
+MAX_BACKOFF_S = 20.0
+
+
+class ConditionalTransaction(PatientTransactWrite):
     """A TransactWrite that may be refused: it commits on exit like ``transaction()``, but a
     cancellation that one of its conditions caused (with ``conflicts``, also one that a concurrent
     transaction caused) is recorded instead of raised; ``committed`` tells which happened. Any other

@@ -22,8 +22,11 @@ TRANSIENT_ERRORS = (
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
 )
+# "Not now": Lambda out of concurrency, or AWS throttling a step's calls past the SDK's own retries
+# (functions.step_errors.ThrottledStepError). They last as long as a scaling ramp, so they get
+# their own, more patient policy (THROTTLE_RETRY) instead of failing the track after 14 s.
+THROTTLING_ERRORS = ("Lambda.TooManyRequestsException", "ThrottledStepError")
 
 PROCESSING_FUNCTION_ARN = "${ProcessingFunctionArn}"
 
@@ -64,6 +67,14 @@ class RetryPolicy:
         return random.uniform(0.0, backoff) if self.jitter_strategy == "FULL" else backoff  # noqa: S311
 
 
+# Twelve retries, full jitter, at most 30 s apart: up to about 4.5 minutes of waiting (half that on
+# average) before a throttle fails a track. Step Functions tries the retriers in order and counts each one's
+# attempts separately, so a throttled step keeps its TRANSIENT_ERRORS budget for real failures.
+THROTTLE_RETRY = RetryPolicy(
+    error_equals=THROTTLING_ERRORS, interval_seconds=2, max_attempts=12, backoff_rate=2.0, max_delay_seconds=30
+)
+
+
 @dataclass(frozen=True)
 class Catch:
     next: str
@@ -93,7 +104,7 @@ class Task:
     next: str | None = None
     result_path: str | None = None
     timeout_seconds: int = 900
-    retry: tuple[RetryPolicy, ...] = (RetryPolicy(),)
+    retry: tuple[RetryPolicy, ...] = (THROTTLE_RETRY, RetryPolicy())
     catch: tuple[Catch, ...] = ()
     lane: str | None = None
     required: bool = False

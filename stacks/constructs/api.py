@@ -26,6 +26,7 @@ from constructs import Construct
 
 from functions import cors
 from functions.data.keys import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX
+from functions.settings import API_SDK_MAX_ATTEMPTS
 from stacks import nag
 from stacks.constructs.function_factory import FunctionFactory
 from stacks.constructs.storage import Storage
@@ -86,6 +87,8 @@ class Api(Construct):
                 # The function verifies tokens itself (functions.api.auth): whose, and for which app clients.
                 "TRACKLANE_JWT_ISSUER": jwt_issuer,
                 "TRACKLANE_JWT_AUDIENCES": Stack.of(self).to_json_string(list(jwt_audience)),
+                # Few SDK attempts: an answer within the 30 s, a throttle answered 503 service_busy.
+                "TRACKLANE_SDK_MAX_ATTEMPTS": str(API_SDK_MAX_ATTEMPTS),
             },
         )
         tables.grant_read_write(self.function, "Artists", "Tracks", "Uploads", "Albums")

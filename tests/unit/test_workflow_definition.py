@@ -24,8 +24,11 @@ def test_aws_tasks_retry_transient_errors_and_catch_everything():
     probe = aws["States"]["Probe"]
     assert probe["Resource"] == "${ProcessingFunctionArn}"
     assert probe["Parameters"] == {"step": "probe", "input.$": "$"}
-    assert probe["Retry"][0]["ErrorEquals"][0] == "TransientStepError"
-    assert probe["Retry"][0]["MaxAttempts"] == 3
+    # Throttles first, with their own patient budget; then the other transient errors.
+    assert probe["Retry"][0]["ErrorEquals"] == ["Lambda.TooManyRequestsException", "ThrottledStepError"]
+    assert probe["Retry"][0]["MaxAttempts"] == 12
+    assert probe["Retry"][1]["ErrorEquals"][0] == "TransientStepError"
+    assert probe["Retry"][1]["MaxAttempts"] == 3
     assert probe["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "MarkFailed"}]
 
 
@@ -36,7 +39,7 @@ def test_local_tasks_are_sqs_callbacks_without_retry_because_the_runner_retries(
             assert state["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
             assert state["Parameters"]["MessageBody"]["taskToken.$"] == "$$.Task.Token"
             assert "Retry" not in state
-    assert definition.retry_policies()["probe"][0].max_attempts == 3
+    assert [policy.max_attempts for policy in definition.retry_policies()["probe"]] == [12, 3]
 
 
 def test_every_task_names_a_step_that_exists():

@@ -24,7 +24,8 @@ from functions.errors import TrackDeleted, VersionDiscarded
 from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
 from functions.observability import logger
 from functions.settings import settings
-from functions.step_errors import StepFailed, TransientStepError
+from functions.step_errors import StepFailed, ThrottledStepError, TransientStepError
+from functions.throttling import is_throttle
 from functions.workflow.definition import rendition_lane
 
 StepInput = dict[str, Any]
@@ -421,4 +422,13 @@ STEPS: dict[str, Step] = {
 def run(step: str, payload: StepInput) -> Any:
     if step not in STEPS:
         raise StepFailed("unknown_step", f"No workflow step named '{step}'.")
-    return STEPS[step](payload)
+    try:
+        return STEPS[step](payload)
+    except ThrottledStepError:
+        raise
+    except Exception as error:
+        # However it surfaced (a pynamodb error wrapping it, a lane's TransientStepError), a
+        # throttle is retried patiently by the workflow rather than failing the track.
+        if is_throttle(error):
+            raise ThrottledStepError(str(error)) from error
+        raise
