@@ -154,6 +154,16 @@ class Settings(BaseSettings):
         le=10_000,
         description="The autotag lane compares a new track with at most this many of the newest tagged public tracks.",
     )
+    autotag_references_max_age_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description=(
+            "The autotag lane reads its examples from a snapshot (`references/autotag-examples.json` in the "
+            "media bucket) that the first lane to find it older than this rebuilds: a newly tagged public "
+            "track teaches autotag within this long. 0 rebuilds it for every lane."
+        ),
+    )
 
     stems_processor: str | None = Field(
         default=None,

@@ -10,6 +10,9 @@ from pathlib import PurePosixPath
 UPLOADS_PREFIX = "uploads/"
 TRACKS_PREFIX = "tracks/"
 ALBUMS_PREFIX = "albums/"
+# Catalog-wide derived data, rebuilt from the tables (the autotag lane's reference examples).
+REFERENCES_PREFIX = "references/"
+AUTOTAG_REFERENCES = f"{REFERENCES_PREFIX}autotag-examples.json"
 
 
 def original(upload_id: str, extension: str) -> str:

@@ -133,9 +133,38 @@ def upload_file(path: Path, key: str, *, content_type: str) -> None:
     s3().upload_file(str(path), settings().media_bucket, key, ExtraArgs={"ContentType": content_type})
 
 
-def put_json(key: str, document: Any) -> None:
+def put_json(key: str, document: Any) -> str:
+    """Stores ``document``; returns the new object's ETag."""
     body = json.dumps(document, separators=(",", ":")).encode()
-    s3().put_object(Bucket=settings().media_bucket, Key=key, Body=body, ContentType="application/json")
+    stored = s3().put_object(Bucket=settings().media_bucket, Key=key, Body=body, ContentType="application/json")
+    return str(stored.get("ETag", "")).strip('"')
+
+
+@dataclass(frozen=True)
+class JsonObject:
+    document: Any
+    etag: str
+
+
+NOT_MODIFIED = object()
+
+
+def get_json(key: str, *, unless_etag: str | None = None) -> JsonObject | object | None:
+    """The JSON document at ``key`` with its ETag; None when there is none; ``NOT_MODIFIED`` when
+    its ETag is still ``unless_etag`` (a conditional GET: nothing is transferred)."""
+    params: dict[str, Any] = {"Bucket": settings().media_bucket, "Key": key}
+    if unless_etag:
+        params["IfNoneMatch"] = unless_etag
+    try:
+        response = s3().get_object(**params)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in {"304", "NotModified"}:
+            return NOT_MODIFIED
+        if code in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
+    return JsonObject(json.loads(response["Body"].read()), response.get("ETag", "").strip('"'))
 
 
 class ObjectChanged(Exception):

@@ -3,10 +3,15 @@ sounds like; private tracks teach nothing; the artist's own tags are kept."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
-from functions.data.models import TrackModel
+from functions.data.models import TrackModel, utcnow
 from functions.domain.catalog import artists
+from functions.domain.processing import autotag
+from functions.settings import settings
 
 from .conftest import Stack, as_user
 from .test_embeddings import CHORD, HISS, render
@@ -33,6 +38,9 @@ def catalog(stack: Stack, runner, tmp_path) -> None:
     processed_upload(
         stack, "bob", render(tmp_path / "private.wav", CHORD, gain_db=-3.0), tags=["secret"], visibility="private"
     )
+    # The catalog is minutes old for the lanes that follow: the reference snapshot the catalog's own
+    # autotag lanes built is rebuilt, as the first lane after its max age would.
+    autotag.rebuild_reference_snapshot(settings().autotag_examples_max)
 
 
 def autotag_lane(status: dict) -> dict:
@@ -75,3 +83,38 @@ def test_with_nothing_to_learn_from_the_lane_is_skipped_with_a_reason(stack, art
     status = processed_upload(stack, artist, wav_3s, autoTag=True)
     lane = autotag_lane(status)
     assert (lane["state"], lane["code"]) == ("skipped", "no_reference_tracks")
+
+
+def test_lanes_read_the_reference_snapshot_and_only_an_expired_one_queries_the_index(stack, artist, monkeypatch):
+    queries: list[str] = []
+    real_query = TrackModel.by_tag_reference.query
+
+    def counted(*args, **kwargs):
+        queries.append("by_tag_reference")
+        return real_query(*args, **kwargs)
+
+    monkeypatch.setattr(TrackModel.by_tag_reference, "query", counted)
+    TrackModel(
+        "ref1", TrackModel.TRACK_SK, owner_id="bob", title="Ref", upload_id="u1", tags=["drone"],
+        embedding={"vector": [1.0, 0.0]},
+        tag_reference=TrackModel.TAG_REFERENCE, created_at=utcnow(),
+    ).save()  # fmt: skip
+
+    # The first lane finds no snapshot and builds it; the next lanes (this container or another:
+    # the one it holds is forgotten) read it without touching the index
+    assert [e.track_id for e in autotag.reference_examples("new1", limit=10)] == ["ref1"]
+    monkeypatch.setattr(autotag._Held, "snapshot", None)
+    assert [e.track_id for e in autotag.reference_examples("new2", limit=10)] == ["ref1"]
+    assert [e.track_id for e in autotag.reference_examples("ref1", limit=10)] == []  # never its own example
+    assert queries == ["by_tag_reference"]
+    stored = stack.s3.get_object(Bucket=stack.resources.bucket, Key="references/autotag-examples.json")
+    assert json.loads(stored["Body"].read())["examples"] == [
+        {"trackId": "ref1", "tags": ["drone"], "vector": [1.0, 0.0]}
+    ]
+
+    # Once older than its max age, the next lane rebuilds it from the index
+    monkeypatch.setenv("TRACKLANE_AUTOTAG_REFERENCES_MAX_AGE_S", "0")
+    settings.cache_clear()
+    time.sleep(0.01)
+    autotag.reference_examples("new3", limit=10)
+    assert queries == ["by_tag_reference", "by_tag_reference"]
