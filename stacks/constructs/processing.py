@@ -30,7 +30,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from functions.data.keys import ALBUMS_PREFIX, REFERENCES_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX
+from functions.data.keys import ALBUMS_PREFIX, AUTOTAG_REFERENCES, TRACKS_PREFIX, UPLOADS_PREFIX
 from functions.workflow.definition import PROCESSING_FUNCTION_ARN, WORKFLOW, render_aws
 from stacks import nag
 from stacks.config import is_lambda_arn
@@ -168,16 +168,15 @@ class Processing(Construct):
                 resources=[storage.bucket.arn_for_objects(f"{ALBUMS_PREFIX}*")],
             )
         )
-        # The autotag lane's reference snapshot (functions.domain.processing.autotag): read, and
-        # rebuilt by the first lane that finds it expired.
+        # The autotag lane's reference snapshot (functions.domain.processing.autotag), that one
+        # object: read, and rebuilt by the first lane that finds it expired.
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject"],
-                resources=[storage.bucket.arn_for_objects(f"{REFERENCES_PREFIX}*")],
+                resources=[storage.bucket.arn_for_objects(AUTOTAG_REFERENCES)],
             )
         )
         for prefix, what in (
-            (REFERENCES_PREFIX, "reads and rebuilds the autotag reference snapshot"),
             (UPLOADS_PREFIX, "reads the original, deletes a replaced or failed version's"),
             (TRACKS_PREFIX, "writes renditions/artwork"),
             (ALBUMS_PREFIX, "writes album cover variants"),

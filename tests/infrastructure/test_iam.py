@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from functions.data.keys import AUTOTAG_REFERENCES
 from functions.data.schema import table_specs
 from stacks.constructs.tables import READ_ACTIONS, WRITE_ACTIONS
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
@@ -125,8 +126,11 @@ def test_finalize_reads_uploads_and_may_write_only_the_kept_copy(synth: Synth) -
 def test_processing_reads_uploads_and_writes_only_tracks_and_album_covers(synth: Synth) -> None:
     statements = _statements(synth, "/Processing/StepRole/DefaultPolicy/Resource")
 
-    assert _granted(statements, "s3:GetObject") == _under(synth, "uploads/", "tracks/", "albums/")
-    assert _granted(statements, "s3:PutObject") == _under(synth, "tracks/", "albums/")
+    # And the one object of the autotag reference snapshot, not its folder.
+    media = logical_id_by_path(synth, "/Storage/Media/Resource")
+    snapshot = str({"Fn::Join": ["", [{"Fn::GetAtt": [media, "Arn"]}, f"/{AUTOTAG_REFERENCES}"]]})
+    assert _granted(statements, "s3:GetObject") == sorted([*_under(synth, "uploads/", "tracks/", "albums/"), snapshot])
+    assert _granted(statements, "s3:PutObject") == sorted([*_under(synth, "tracks/", "albums/"), snapshot])
     # A promoted track version deletes the original it replaced (and a failed one its own).
     assert _granted(statements, "s3:DeleteObject") == _under(synth, "uploads/", "tracks/", "albums/")
 
