@@ -63,13 +63,14 @@ Answer = TypeVar("Answer")
 class LazyTracer:
     """The powertools Tracer, built when a handler first runs, and only if tracing is on.
 
-    Building powertools' ``Tracer`` imports the X-Ray SDK, whose recorder creates two botocore X-Ray
-    clients for its sampler, and patches boto, httplib and the rest: about 0.25 s of a cold start
-    (0.45 s of a loaded machine's), paid even when tracing is disabled, for the recorder is built
-    before the disabled flag is looked at. Built here on the first invocation instead: with tracing
-    off (``POWERTOOLS_TRACE_DISABLED``, or outside Lambda: the same rule powertools applies) it is
-    never built; with tracing on (the deployed stack) the first invocation pays what the import
-    used to, before the handler runs, so boto calls of every invocation are traced as before.
+    Building powertools' ``Tracer`` imports the X-Ray SDK and builds its recorder, which creates two
+    botocore X-Ray clients for its sampler, even when tracing is disabled (the recorder is built
+    before the disabled flag is looked at); with tracing on it also patches boto, pynamodb, httplib
+    and the rest. ``python -m benchmarks.cold_start`` prints what that costs. Built here on the
+    first invocation instead: with tracing off (``POWERTOOLS_TRACE_DISABLED``, or outside Lambda:
+    the same rule powertools applies) it is never built; with tracing on (the deployed stack) the
+    first invocation pays what the import used to, before the handler runs, so the boto calls of
+    every invocation are traced as before.
     """
 
     def __init__(self, service: str) -> None:
