@@ -31,13 +31,18 @@ FUNCTIONS = {
 LOADED_LATER = {
     "api": ("functions.api.signing_keys", *(f"functions.api.routers.{name}" for name in ROUTER_PREFIXES)),
     "processing": (
+        "functions.media.probe",
+        "functions.media.waveform",
+        "functions.media.loudness",
         "functions.media.tags",
         "functions.media.artwork",
         "functions.media.embedding",
         "functions.domain.processing.autotag",
         "functions.domain.intake.media_uploads",
         "functions.domain.catalog.track_mutations",
+        "functions.domain.catalog.albums",
     ),
+    "sweeper": ("functions.domain.intake.finalize_steps", "functions.domain.intake.uploads"),
 }
 TRACING = ("aws_lambda_powertools.tracing.tracer", "aws_xray_sdk.core")
 # What the python3.11 Lambda runtime ships besides the standard library (boto3 and its deps).

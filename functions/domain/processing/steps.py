@@ -3,9 +3,9 @@
 Each lane records its own state (running, attempts, succeeded/failed/skipped with a user-facing
 message) so processing-status tells the truth while the workflow runs, on AWS and locally alike.
 
-mutagen (tags), Pillow (artwork) and numpy (embeddings), and the domain code only one lane uses,
-are imported by that lane: every step runs in the same processing function, and the other steps'
-cold starts skip them.
+mutagen (tags), Pillow (artwork) and numpy (embeddings), and the media and domain code only one
+lane uses, are imported by that lane: every step runs in the same processing function, and the
+other steps' cold starts skip them.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.data import keys, reads, storage
 from functions.data.models import LaneModel, TrackModel
-from functions.domain.catalog import albums, listing, tracks
+from functions.domain.catalog import listing, tracks
 from functions.domain.intake import versions
 from functions.domain.processing import external
 from functions.domain.processing.verdict import mark_failed, mark_playable, mark_ready
 from functions.errors import TrackDeleted, VersionDiscarded
-from functions.media import ffmpeg, loudness, probe, transcode, waveform
+from functions.media import ffmpeg, transcode
 from functions.observability import logger
 from functions.settings import settings
 from functions.step_errors import StepFailed, TransientStepError
@@ -109,6 +109,8 @@ def _source(payload: StepInput) -> str:
 
 
 def _probe(payload: StepInput) -> dict[str, Any]:
+    from functions.media import probe
+
     current = settings()
     facts = probe.probe(_source(payload), min_ms=current.min_audio_ms, max_ms=current.max_audio_ms)
     _store(payload, audio=facts.to_json(), duration_ms=facts.duration_ms)
@@ -163,6 +165,8 @@ def _transcode_all(payload: StepInput) -> dict[str, Any]:
 
 
 def _waveform(payload: StepInput) -> dict[str, Any]:
+    from functions.media import waveform
+
     track_id = payload["trackId"]
     facts = payload["probe"]
     peaks = waveform.waveform(
@@ -181,6 +185,8 @@ def _waveform(payload: StepInput) -> dict[str, Any]:
 
 
 def _loudness(payload: StepInput) -> dict[str, Any]:
+    from functions.media import loudness
+
     measured = loudness.loudness(_source(payload), background=True)
     _store(payload, loudness=measured.to_json())
     return measured.to_json()
@@ -336,6 +342,7 @@ def _album_cover(payload: StepInput) -> dict[str, Any]:
 
 
 def _render_album_cover(payload: StepInput) -> dict[str, Any]:
+    from functions.domain.catalog import albums
     from functions.domain.intake import media_uploads
 
     album_id, upload_id = payload["albumId"], payload["uploadId"]
