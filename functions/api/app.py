@@ -94,8 +94,12 @@ class _App(FastAPI):
             routes = self.router.routes
             if stand_in not in routes:
                 return  # another request got there first
-            self.include_router(real)  # appended last; moved to where the stand-in was
-            routes[routes.index(stand_in)] = routes.pop()
+            before = len(routes)
+            self.include_router(real)  # appended last (one entry or, in older FastAPI, a copy of each route)
+            added = routes[before:]
+            del routes[before:]
+            at = routes.index(stand_in)
+            routes[at : at + 1] = added  # where the stand-in was
 
     def include_every_router(self) -> None:
         for route in list(self.router.routes):
