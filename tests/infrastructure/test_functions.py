@@ -42,7 +42,11 @@ LOADED_LATER = {
         "functions.domain.catalog.track_mutations",
         "functions.domain.catalog.albums",
     ),
-    "sweeper": ("functions.domain.intake.finalize_steps", "functions.domain.intake.uploads"),
+    "sweeper": (
+        "functions.domain.intake.finalize_steps",
+        "functions.domain.intake.uploads",
+        "functions.domain.processing.verdict",
+    ),
 }
 TRACING = ("aws_lambda_powertools.tracing.tracer", "aws_xray_sdk.core")
 # What the python3.11 Lambda runtime ships besides the standard library (boto3 and its deps).

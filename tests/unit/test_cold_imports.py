@@ -32,7 +32,7 @@ NOT_AT_IMPORT = ("aws_xray_sdk", "jwt", "cryptography", "numpy", "PIL", "mutagen
 # Only the API function runs FastAPI (the other functions' layers do not even need it).
 WEB = ("fastapi", "starlette", "mangum")
 # This project's modules only some invocations need: the lanes' own media and domain code, the
-# intake code only a sweep that finds a stuck track needs.
+# intake and verdict code only a sweep that finds a stuck track needs.
 OWN_MODULES_NOT_AT_IMPORT = {
     "functions.handlers.workflow_step": (
         "functions.media.probe",
@@ -45,7 +45,11 @@ OWN_MODULES_NOT_AT_IMPORT = {
         "functions.domain.intake.uploads",
         "functions.domain.intake.media_uploads",
     ),
-    "functions.handlers.sweeper": ("functions.domain.intake.finalize_steps", "functions.domain.intake.uploads"),
+    "functions.handlers.sweeper": (
+        "functions.domain.intake.finalize_steps",
+        "functions.domain.intake.uploads",
+        "functions.domain.processing.verdict",
+    ),
 }
 # A sampled-out trace header: the tracer runs for real and sends nothing.
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
