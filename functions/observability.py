@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import threading
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 SERVICE = "tracklane"
 
@@ -51,7 +56,57 @@ class ContextScopedFormatter(LambdaPowertoolsFormatter):
         self.log_format = {key: value for key, value in self.log_format.items() if key not in removed}
 
 
+Event = TypeVar("Event")
+Answer = TypeVar("Answer")
+
+
+class LazyTracer:
+    """The powertools Tracer, built when a handler first runs, and only if tracing is on.
+
+    Building powertools' ``Tracer`` imports the X-Ray SDK and builds its recorder, which creates two
+    botocore X-Ray clients for its sampler, even when tracing is disabled (the recorder is built
+    before the disabled flag is looked at); with tracing on it also patches boto, pynamodb, httplib
+    and the rest. ``python -m benchmarks.cold_start`` prints what that costs. Built here on the
+    first invocation instead: with tracing off (``POWERTOOLS_TRACE_DISABLED``, or outside Lambda:
+    the same rule powertools applies) it is never built; with tracing on (the deployed stack) the
+    first invocation pays what the import used to, before the handler runs, so the boto calls of
+    every invocation are traced as before.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._tracer: Tracer | None = None
+        self._decided = False
+        self._lock = threading.Lock()
+
+    def get(self) -> Tracer | None:
+        """The Tracer (built and modules patched on the first call), or None when tracing is off."""
+        with self._lock:
+            if not self._decided:
+                from aws_lambda_powertools.tracing.tracer import Tracer
+
+                if not Tracer._is_tracer_disabled():
+                    self._tracer = Tracer(service=self.service)
+                self._decided = True
+            return self._tracer
+
+    def capture_lambda_handler(self, handler: Callable[[Event, Any], Answer]) -> Callable[[Event, Any], Answer]:
+        """``Tracer.capture_lambda_handler``, applied on the first invocation: a ``## handler``
+        subsegment with the ColdStart and Service annotations, the answer or error as metadata."""
+        traced: Callable[[Event, Any], Answer] | None = None
+
+        @functools.wraps(handler)
+        def run(event: Event, context: Any) -> Answer:
+            nonlocal traced
+            if traced is None:
+                tracer = self.get()
+                traced = handler if tracer is None else tracer.capture_lambda_handler(handler)
+            return traced(event, context)
+
+        return run
+
+
 # The service is given to the formatter too: a thread that never ran a handler logs with it.
 logger = Logger(service=SERVICE, logger_formatter=ContextScopedFormatter(service=SERVICE))
-tracer = Tracer(service=SERVICE)
+tracer = LazyTracer(SERVICE)
 metrics = Metrics(namespace="Tracklane", service=SERVICE)

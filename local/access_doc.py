@@ -11,7 +11,7 @@ import sys
 from itertools import groupby
 
 from functions.api import access
-from functions.api.app import ROUTERS
+from functions.api.app import routers
 from local.config import CHECKOUT
 from local.generated_block import GeneratedBlock
 
@@ -27,7 +27,7 @@ MEANING = {
 
 def render() -> str:
     rows = ["| Access | Who may call | Routes |", "|---|---|---|"]
-    by_access = sorted(access.table(ROUTERS), key=lambda r: (list(MEANING).index(r.access), r.path, r.method))
+    by_access = sorted(access.table(routers()), key=lambda r: (list(MEANING).index(r.access), r.path, r.method))
     for level, routes in groupby(by_access, key=lambda r: r.access):
         names = ", ".join(f"`{r.method} {r.path}`" for r in routes)
         rows.append(f"| `{level}` | {MEANING[level]} | {names} |")

@@ -106,7 +106,8 @@ class StreamPump(threading.Thread):
         event = stream_event(records, shard.stream_arn)
         try:
             result = domain_events.handler(event, LocalLambdaContext("tracklane-domain-events"))
-            failed = [item["itemIdentifier"] for item in result.get("batchItemFailures", [])]
+            # A stream record's identifier is its sequence number (powertools types Kafka's too).
+            failed = [str(item["itemIdentifier"]) for item in result.get("batchItemFailures", [])]
         except BatchProcessingError:
             failed = [records[0]["dynamodb"]["SequenceNumber"]]
         self.records_handled += len(records)

@@ -11,15 +11,10 @@ The local stack runs this same code against keys it generated and publishes as a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
-import jwt
 from fastapi import Request
 
 from functions.errors import DomainError
@@ -90,34 +85,6 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-class _SigningKeys(jwt.PyJWKClient):
-    """PyJWT's JWKS client (key selection by ``kid``, caching, refetch on an unknown key), able to
-    read a ``file://`` JWKS too: the local stack publishes its keys as a file, so it verifies tokens
-    through exactly this code. PyJWT itself refuses non-HTTP schemes, because a URL taken from a
-    token could otherwise read local files; this one comes only from settings."""
-
-    def __init__(self, jwks_url: str) -> None:
-        parsed = urlparse(jwks_url)
-        self._file = Path(url2pathname(parsed.path)) if parsed.scheme == "file" else None
-        super().__init__(
-            "https://jwks.invalid/" if self._file else jwks_url,
-            cache_keys=True,
-            lifespan=JWKS_LIFESPAN_S,
-            timeout=5,
-        )
-
-    def fetch_data(self) -> Any:
-        if self._file is None:
-            return super().fetch_data()
-        try:
-            data = json.loads(self._file.read_text())
-        except (OSError, ValueError) as error:
-            raise jwt.PyJWKClientConnectionError(f"cannot read the JWKS file {self._file}: {error}") from error
-        if self.jwk_set_cache is not None:
-            self.jwk_set_cache.put(data)
-        return data
-
-
 class JwtVerifier:
     """Checks a token against one issuer: its signature with the key the token names in the
     issuer's JWKS, ``iss``, ``exp`` (and ``nbf``/``iat`` when present), and that its ``aud`` or
@@ -125,11 +92,17 @@ class JwtVerifier:
     fails (expired, forged, another issuer's, malformed)."""
 
     def __init__(self, jwks_url: str, *, issuer: str, audiences: Sequence[str]) -> None:
-        self._keys = _SigningKeys(jwks_url)
+        # PyJWT and cryptography (~0.05 s of a cold start) load with the first token to verify:
+        # anonymous requests, public routes' most common callers, never need them.
+        from functions.api.signing_keys import SigningKeys
+
+        self._keys = SigningKeys(jwks_url, lifespan=JWKS_LIFESPAN_S)
         self._issuer = issuer
         self._audiences = frozenset(audiences)
 
     def claims(self, token: str) -> dict[str, Any] | None:
+        import jwt
+
         try:
             key = self._keys.get_signing_key_from_jwt(token).key
         except jwt.PyJWKClientConnectionError as error:
@@ -175,8 +148,10 @@ class IssuerAuthenticator:
 
     def authenticate(self, request: Request) -> Principal | None:
         token = bearer_token(request)
+        if token is None:
+            return None
         verifier = self._current()
-        if token is None or verifier is None:
+        if verifier is None:
             return None
         claims = verifier.claims(token)
         return None if claims is None else Principal(str(claims["sub"]))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from functions.api.app import ROUTER_PREFIXES
 from functions.workflow.definition import WORKFLOW
 from layers import build as layer_build
 from stacks.constructs.layers import FFMPEG_PATH
@@ -25,6 +26,29 @@ FUNCTIONS = {
     "sweeper": ("Sweeper/Function", "functions.handlers.sweeper.handler"),
     "domain_events": ("DomainEvents/Publisher", "functions.handlers.domain_events.handler"),
 }
+# Modules a function imports only when an invocation needs them (cold start: tests/unit/test_cold_imports.py):
+# a module its layers lack would otherwise fail only then, in AWS. Every function traces (X-Ray).
+LOADED_LATER = {
+    "api": ("functions.api.signing_keys", *(f"functions.api.routers.{name}" for name in ROUTER_PREFIXES)),
+    "processing": (
+        "functions.media.probe",
+        "functions.media.waveform",
+        "functions.media.loudness",
+        "functions.media.tags",
+        "functions.media.artwork",
+        "functions.media.embedding",
+        "functions.domain.processing.autotag",
+        "functions.domain.intake.media_uploads",
+        "functions.domain.catalog.track_mutations",
+        "functions.domain.catalog.albums",
+    ),
+    "sweeper": (
+        "functions.domain.intake.finalize_steps",
+        "functions.domain.intake.uploads",
+        "functions.domain.processing.verdict",
+    ),
+}
+TRACING = ("aws_lambda_powertools.tracing.tracer", "aws_xray_sdk.core")
 # What the python3.11 Lambda runtime ships besides the standard library (boto3 and its deps).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
 
@@ -230,7 +254,8 @@ def runtime_provided(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_handler_imports_with_only_its_code_layers_and_the_runtime(
     synth: Synth, runtime_provided: Path, name: str
 ) -> None:
-    """Catches a module the code imports but the deps layer lacks (it would fail only in AWS)."""
+    """Catches a module the code imports but the deps layer lacks (it would fail only in AWS), at
+    import or later (``LOADED_LATER``)."""
     module, _, attribute = FUNCTIONS[name][1].rpartition(".")
     paths = [
         str(_code_dir(synth, name)),
@@ -242,6 +267,8 @@ def test_handler_imports_with_only_its_code_layers_and_the_runtime(
         f"sys.path[:0] = {paths!r}\n"
         f"handler = getattr(importlib.import_module({module!r}), {attribute!r})\n"
         "assert callable(handler)\n"
+        f"for later in {[*LOADED_LATER.get(name, ()), *TRACING]!r}:\n"
+        "    importlib.import_module(later)\n"
         "leaked = sorted(m for m in ('pytest', 'moto', 'local', 'imageio_ffmpeg') if m in sys.modules)\n"
         "assert not leaked, leaked\n"
     )

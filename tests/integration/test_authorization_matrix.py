@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from functions.api import access
-from functions.api.app import ROUTERS, create_app
+from functions.api.app import create_app, routers
 
 from .conftest import Stack, as_user
 
 # What each route declares: public / optional / owner.
-DECLARED = {(route.method, route.path): route.access for route in access.table(ROUTERS)}
+DECLARED = {(route.method, route.path): route.access for route in access.table(routers())}
 
 # Deliberately public: readable by anyone, with or without a token.
 PUBLIC = {

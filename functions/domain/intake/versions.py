@@ -38,7 +38,7 @@ from functions.data import keys, reads, storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import entitlements, listing, tracks
-from functions.domain.intake import duplicates, media_types, uploads
+from functions.domain.intake import duplicates, media_types
 from functions.errors import (
     EmptyFile,
     FileTooLarge,
@@ -151,6 +151,10 @@ def validate(spec: FileSpec) -> str:
 
 
 def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload:
+    # Only the API creates versions: the processing steps, which record and promote them, would
+    # otherwise import the whole intent module (and the album and artist code behind it).
+    from functions.domain.intake import uploads
+
     extension = validate(spec)
     track = tracks.get_owned(track_id, owner_id)
     entitlements.require_upload(owner_id)

@@ -2,6 +2,10 @@
 
 Each lane records its own state (running, attempts, succeeded/failed/skipped with a user-facing
 message) so processing-status tells the truth while the workflow runs, on AWS and locally alike.
+
+mutagen (tags), Pillow (artwork) and numpy (embeddings), and the media and domain code only one
+lane uses, are imported by that lane: every step runs in the same processing function, and the
+other steps' cold starts skip them.
 """
 
 from __future__ import annotations
@@ -10,23 +14,26 @@ import contextlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.data import keys, reads, storage
 from functions.data.models import LaneModel, TrackModel
-from functions.domain.catalog import albums, listing, track_mutations, tracks
-from functions.domain.intake import media_uploads, versions
-from functions.domain.processing import autotag, external
+from functions.domain.catalog import listing, tracks
+from functions.domain.intake import versions
+from functions.domain.processing import external
 from functions.domain.processing.verdict import mark_failed, mark_playable, mark_ready
 from functions.errors import TrackDeleted, VersionDiscarded
-from functions.media import artwork, embedding, ffmpeg, loudness, probe, tags, transcode, waveform
+from functions.media import ffmpeg, transcode
 from functions.observability import logger
 from functions.settings import settings
 from functions.step_errors import StepFailed, ThrottledStepError, TransientStepError
 from functions.throttling import is_throttle
 from functions.workflow.definition import rendition_lane
+
+if TYPE_CHECKING:
+    from functions.media import artwork, tags
 
 StepInput = dict[str, Any]
 Step = Callable[[StepInput], Any]
@@ -103,6 +110,8 @@ def _source(payload: StepInput) -> str:
 
 
 def _probe(payload: StepInput) -> dict[str, Any]:
+    from functions.media import probe
+
     current = settings()
     facts = probe.probe(_source(payload), min_ms=current.min_audio_ms, max_ms=current.max_audio_ms)
     _store(payload, audio=facts.to_json(), duration_ms=facts.duration_ms)
@@ -157,6 +166,8 @@ def _transcode_all(payload: StepInput) -> dict[str, Any]:
 
 
 def _waveform(payload: StepInput) -> dict[str, Any]:
+    from functions.media import waveform
+
     track_id = payload["trackId"]
     facts = payload["probe"]
     peaks = waveform.waveform(
@@ -175,6 +186,8 @@ def _waveform(payload: StepInput) -> dict[str, Any]:
 
 
 def _loudness(payload: StepInput) -> dict[str, Any]:
+    from functions.media import loudness
+
     measured = loudness.loudness(_source(payload), background=True)
     _store(payload, loudness=measured.to_json())
     return measured.to_json()
@@ -187,6 +200,9 @@ def _tags(payload: StepInput) -> dict[str, Any]:
     stored = storage.head(key)
     if stored is None:
         raise StepFailed("original_missing", "The original file is no longer in storage.")
+    from functions.domain.catalog import track_mutations
+    from functions.media import tags  # mutagen: this lane's alone
+
     with storage.open_ranged(key, size=stored.size) as fileobj:
         found = tags.read(fileobj)
     if payload.get("version"):
@@ -237,6 +253,8 @@ def _artwork(payload: StepInput) -> dict[str, Any]:
     if the image rendered is still the track's, and what it replaced (older variants, which may
     be larger than the new image allows; an embedded cover an upload replaced) is deleted after;
     a render that lost deletes its own variants instead."""
+    from functions.domain.intake import media_uploads
+
     track_id = payload["trackId"]
     if payload.get("version"):
         raise external.LaneSkipped("version_keeps_artwork", "A new version keeps the track's artwork.")
@@ -267,6 +285,8 @@ def _render(
     source_key: str, byte_size: int, key_of: Callable[[int, str], str]
 ) -> tuple[artwork.Artwork, list[dict[str, Any]]]:
     """Downloads an image, renders its variants and stores each at ``key_of(size, extension)``."""
+    from functions.media import artwork  # Pillow: the artwork and album cover lanes' alone
+
     if byte_size > artwork.MAX_IMAGE_BYTES:
         # Refused before it is downloaded.
         raise StepFailed("image_too_large", f"The image is over {artwork.MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
@@ -323,6 +343,9 @@ def _album_cover(payload: StepInput) -> dict[str, Any]:
 
 
 def _render_album_cover(payload: StepInput) -> dict[str, Any]:
+    from functions.domain.catalog import albums
+    from functions.domain.intake import media_uploads
+
     album_id, upload_id = payload["albumId"], payload["uploadId"]
     album = albums.find(album_id)
     source = album.image_source if album else None
@@ -346,6 +369,8 @@ def _render_album_cover(payload: StepInput) -> dict[str, Any]:
 
 
 def _embeddings(payload: StepInput) -> dict[str, Any]:
+    from functions.media import embedding  # numpy: this lane's alone
+
     made = embedding.embed(_source(payload), background=True)
     _store(payload, embedding=made.to_json())
     if not payload.get("version"):
@@ -358,6 +383,8 @@ def _embeddings(payload: StepInput) -> dict[str, Any]:
 def _autotag(payload: StepInput) -> dict[str, Any]:
     """Recommends genre tags from the nearest tagged public tracks (``functions.domain.processing.autotag``)
     and, when the uploader asked for ``autoTag``, adds them to the track's tags."""
+    from functions.domain.processing import autotag
+
     if payload.get("version"):
         raise external.LaneSkipped("version_keeps_metadata", "A new version keeps the track's tags.")
     track = tracks.find(payload["trackId"])

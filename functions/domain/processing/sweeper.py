@@ -25,8 +25,6 @@ from functions.clients import sfn
 from functions.data import writes
 from functions.data.models import TrackModel, utcnow
 from functions.domain.catalog import tracks
-from functions.domain.intake import finalize_steps, uploads
-from functions.domain.processing import verdict
 from functions.observability import logger
 from functions.settings import settings
 
@@ -63,6 +61,10 @@ def sweep(*, now: datetime | None = None, older_than_s: int | None = None) -> Sw
 
 
 def _sweep_one(track_id: str, now: datetime, report: SweepReport) -> None:
+    # Most sweeps find no track to look at: only those that do load the intake and verdict code.
+    from functions.domain.intake import finalize_steps, uploads
+    from functions.domain.processing import verdict
+
     track = tracks.find(track_id)
     upload = uploads.find(track.upload_id) if track else None
     if (
