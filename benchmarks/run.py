@@ -12,7 +12,11 @@
     would get a ``duplicate`` that is never processed;
 (c) peak RSS of each processing step (the Python process and its ffmpeg child) on a 500 MB WAV,
     run exactly as the Lambda runs it: streaming from a presigned URL, uploading to S3 (target
-    <= 300 MB).
+    <= 300 MB), and the CPU-seconds each step used;
+(d) CPU-seconds of the whole pipeline per track-minute: user + system time of the stack process
+    (moto, the runner, the API: one process) and of the ffmpeg children it waited for, from just
+    before the PUT to every lane ended, less the stack's idle rate over the same wall time; and its
+    ratio to the CPU-seconds of (a).
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -46,6 +52,20 @@ MEMORY_STEPS = ("probe", *RENDITION_TASK_LANES, "waveform", "loudness", "tags", 
 
 class BenchmarkFailed(RuntimeError):
     """The stack answered something a measurement cannot be taken from; the message says what."""
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU of process ``pid`` (all its threads) and of the children it has waited for
+    (the lanes' ffmpeg runs), from /proc/<pid>/stat: utime, stime, cutime, cstime."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; fields[0] is field 3
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU of the children this process has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _answer(response: httpx.Response, what: str, *fields: str) -> dict[str, Any]:
@@ -89,6 +109,13 @@ def raw_ffmpeg_three_renditions(wav: Path, out_dir: Path) -> float:
     start = time.perf_counter()
     transcode.transcode(str(wav), out_dir)
     return time.perf_counter() - start
+
+
+def raw_ladder(wav: Path, out_dir: Path) -> tuple[float, float]:
+    """(a) once: its wall seconds and the CPU-seconds of its ffmpeg child."""
+    before = _children_cpu_s()
+    wall = raw_ffmpeg_three_renditions(wav, out_dir)
+    return wall, _children_cpu_s() - before
 
 
 class StackProcess:
@@ -136,15 +163,33 @@ class StackProcess:
 class StackRun:
     """One upload through the local stack: seconds from the finalize call to ``ready`` (the first
     rendition), to the last rendition stored and to the end of every lane, and the processing
-    status it ended with."""
+    status it ended with. ``cpu_s``: the stack's CPU-seconds (children included) from just before
+    the PUT to the end of every lane, over ``cpu_wall_s`` seconds, idle rate not yet subtracted."""
 
     ready_s: float
     renditions_s: float
     every_lane_s: float
     status: dict[str, Any]
+    cpu_s: float = 0.0
+    cpu_wall_s: float = 0.0
 
 
-def through_the_stack(wav: Path, log: Path, runs: int, *, timeout_s: float = 900) -> list[StackRun]:
+IDLE_BASELINE_S = 10.0
+
+
+def idle_cpu_rate(stack: StackProcess, auth: dict[str, str], track_id: str) -> float:
+    """The stack's CPU-seconds per second while no upload runs (its pollers, the sweeper) and the
+    benchmark polls a finished track's status as often as it does during a run: the part of a
+    run's CPU that is not the pipeline's."""
+    before, start = _process_cpu_s(stack.process.pid), time.perf_counter()
+    while time.perf_counter() - start < IDLE_BASELINE_S:
+        httpx.get(f"{stack.api}/v1/tracks/{track_id}/processing-status", headers=auth)
+        time.sleep(0.25)
+    return (_process_cpu_s(stack.process.pid) - before) / (time.perf_counter() - start)
+
+
+def through_the_stack(wav: Path, log: Path, runs: int, *, timeout_s: float = 900) -> tuple[list[StackRun], float]:
+    """The runs, and the stack's idle CPU rate (``idle_cpu_rate``) measured after them."""
     from local.devauth import mint
 
     stack = StackProcess(log)
@@ -156,7 +201,8 @@ def through_the_stack(wav: Path, log: Path, runs: int, *, timeout_s: float = 900
             auth = {"Authorization": f"Bearer {mint(owner, stack.dev_keys)}"}
             _answer(httpx.put(f"{stack.api}/v1/artists/me", json={"handle": owner}, headers=auth), "artist profile")
             measured.append(_one_upload(stack, auth, wav, timeout_s=timeout_s))
-        return measured
+        idle = idle_cpu_rate(stack, auth, measured[-1].status["trackId"])
+        return measured, idle
     finally:
         stack.stop()
 
@@ -171,6 +217,7 @@ def _one_upload(stack: StackProcess, auth: dict[str, str], wav: Path, *, timeout
         "requiredHeaders",
         "finalizeUrl",
     )
+    cpu_before, cpu_start = _process_cpu_s(stack.process.pid), time.perf_counter()
     with wav.open("rb") as audio:
         put = httpx.put(intent["signedUrl"], content=audio.read(), headers=intent["requiredHeaders"], timeout=120)
     if put.is_error:
@@ -201,7 +248,9 @@ def _one_upload(stack: StackProcess, auth: dict[str, str], wav: Path, *, timeout
         if status["workflowStatus"] in {"succeeded", "failed"}:
             if status["status"] != "ready" or renditions_after is None:
                 raise BenchmarkFailed(f"track {track_id} ended {status['status']!r}, not ready: {json.dumps(status)}")
-            return StackRun(ready_after if ready_after is not None else now, renditions_after, now, status)
+            cpu = _process_cpu_s(stack.process.pid) - cpu_before
+            ready = ready_after if ready_after is not None else now
+            return StackRun(ready, renditions_after, now, status, cpu, time.perf_counter() - cpu_start)
         if time.monotonic() > deadline:
             raise BenchmarkFailed(f"track {track_id} still processing after {timeout_s:.0f} s: {json.dumps(status)}")
         time.sleep(0.25)  # each poll costs the stack CPU; 0.25 s keeps the observer light
@@ -269,6 +318,8 @@ class Report:
     memory_wav_bytes: int = 0
     memory_seconds: float = 0.0
     steps: tuple[dict[str, Any], ...] = ()
+    raw_cpu_s: tuple[float, ...] = ()
+    idle_cpu_rate: float = 0.0
 
     @property
     def raw_median(self) -> float:
@@ -292,6 +343,16 @@ class Report:
         return self.ready_median / self.raw_median
 
     @property
+    def pipeline_cpu_s(self) -> list[float]:
+        """(d) per run: the stack's CPU-seconds less its idle rate over the run's wall time."""
+        return [run.cpu_s - self.idle_cpu_rate * run.cpu_wall_s for run in self.stack_runs]
+
+    @property
+    def cpu_ratio(self) -> float:
+        """(d): the whole pipeline's CPU-seconds against the raw ladder's, medians."""
+        return statistics.median(self.pipeline_cpu_s) / statistics.median(self.raw_cpu_s)
+
+    @property
     def median_run(self) -> StackRun:
         return sorted(self.stack_runs, key=lambda run: run.ready_s)[len(self.stack_runs) // 2]
 
@@ -301,23 +362,22 @@ def measure(*, seconds: float, runs: int, rss_mb: float, work_dir: Path) -> Repo
     skips it). Raises BenchmarkFailed when the stack answers anything a number cannot come from."""
     wav = render_wav(work_dir / "speed.wav", seconds)
     raw_ffmpeg_three_renditions(wav, work_dir)  # warm the page cache and the binary
-    raws = [raw_ffmpeg_three_renditions(wav, work_dir) for _ in range(runs)]
-    timed = through_the_stack(wav, work_dir / "stack.log", runs)
-    report = Report(speed_wav=wav, speed_seconds=seconds, raw_s=raws, stack_runs=timed)
+    raws, raw_cpu = zip(*(raw_ladder(wav, work_dir) for _ in range(runs)), strict=True)
+    timed, idle = through_the_stack(wav, work_dir / "stack.log", runs)
+    report = Report(
+        speed_wav=wav,
+        speed_seconds=seconds,
+        raw_s=list(raws),
+        stack_runs=timed,
+        raw_cpu_s=raw_cpu,
+        idle_cpu_rate=idle,
+    )
     if not rss_mb:
         return report
     memory_seconds = rss_mb * 1_000_000 / (44_100 * 2 * 2)
     big = render_wav(work_dir / "big.wav", memory_seconds)
     steps = tuple(step_memory(big, work_dir))
-    return Report(
-        speed_wav=wav,
-        speed_seconds=seconds,
-        raw_s=raws,
-        stack_runs=timed,
-        memory_wav_bytes=big.stat().st_size,
-        memory_seconds=memory_seconds,
-        steps=steps,
-    )
+    return replace(report, memory_wav_bytes=big.stat().st_size, memory_seconds=memory_seconds, steps=steps)
 
 
 def _seconds(values: list[float]) -> str:
@@ -365,16 +425,35 @@ def print_report(report: Report, out: TextIO = sys.stdout) -> None:
         f"  every lane / a: {report.every_lane_median / report.raw_median:.3f}"
         "   (no target: the optional lanes yield the CPU to the renditions)"
     )
+    _print_cpu(report, say)
     if report.steps:
         say(
             f"memory: {report.memory_wav_bytes / 1e6:.0f} MB WAV ({report.memory_seconds / 60:.0f} min),"
-            " each step in its own process"
+            " each step in its own process (cpu: the step's process and its ffmpeg; moto's serving not included)"
         )
+        minutes = report.memory_seconds / 60
         for r in report.steps:
             say(
                 f"  {r['step']:<14} python {r['python_rss_mb']:6.1f} MB + ffmpeg {r['ffmpeg_rss_mb']:6.1f} MB"
                 f" = {r['step_peak_mb']:6.1f} MB   {r['seconds']:6.1f} s   (target <= 300 MB)"
+                f"   cpu {r['cpu_s']:6.1f} s = {r['cpu_s'] / minutes:5.2f} s per track-minute"
             )
+
+
+def _print_cpu(report: Report, say: Callable[[str], None]) -> None:
+    """(d): CPU-seconds per track-minute, the whole pipeline's and the raw ladder's."""
+    minutes = report.speed_seconds / 60
+    pipeline, raw = report.pipeline_cpu_s, list(report.raw_cpu_s)
+    say(
+        f"cpu: whole pipeline (PUT -> every lane ended, the stack and its ffmpeg children, less its idle"
+        f" {report.idle_cpu_rate:.3f} CPU-s/s): median {statistics.median(pipeline) / minutes:6.2f} CPU-s per"
+        f" track-minute  {_seconds([value / minutes for value in pipeline])}"
+    )
+    say(
+        f"     raw ladder (a): median {statistics.median(raw) / minutes:6.2f} CPU-s per track-minute"
+        f"  {_seconds([value / minutes for value in raw])}"
+    )
+    say(f"  whole pipeline cpu / raw ladder cpu: {report.cpu_ratio:.3f}")
 
 
 def main() -> int:

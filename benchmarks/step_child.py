@@ -5,13 +5,15 @@ the end, for its ffmpeg children by polling while they run. getrusage's ru_maxrs
 Linux carries it across fork and exec, so it reports the parent's peak (the benchmark process,
 which holds a 500 MB WAV in moto) or the forked Python image before it became ffmpeg. In Lambda
 both count against one memory limit, so the step's peak is reported as their sum (an upper bound:
-the two peaks need not coincide).
+the two peaks need not coincide). Its CPU-seconds are user + system time of the process and of
+the ffmpeg children it waited for, across the step.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -44,6 +46,14 @@ class ChildPeakWatcher(threading.Thread):
             self.stopped.wait(0.05)
 
 
+def _cpu_s() -> float:
+    """User + system CPU of this process and of the children it waited for (ffmpeg)."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+
+
 def main() -> None:
     step, payload, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
     from functions.data.models import TrackModel, bind
@@ -54,9 +64,9 @@ def main() -> None:
 
     watcher = ChildPeakWatcher()
     watcher.start()
-    start = time.perf_counter()
+    start, cpu_before = time.perf_counter(), _cpu_s()
     result = steps.run(step, payload)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu_before
     watcher.stopped.set()
     watcher.join()
     python_mb = _vm_hwm_kib(Path("/proc/self/status").read_text()) / 1024
@@ -67,6 +77,7 @@ def main() -> None:
                 "step": step,
                 "result": result,
                 "seconds": elapsed,
+                "cpu_s": cpu,
                 "python_rss_mb": python_mb,
                 "ffmpeg_rss_mb": ffmpeg_mb,
                 "step_peak_mb": python_mb + ffmpeg_mb,
