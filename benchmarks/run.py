@@ -40,6 +40,7 @@ from typing import Any, TextIO
 import httpx
 import imageio_ffmpeg
 
+from benchmarks import cold_start, round_trips
 from functions.workflow.definition import RENDITION_TASK_LANES
 from local.config import free_port
 
@@ -461,6 +462,9 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the speed-test WAV")
     parser.add_argument("--runs", type=int, default=RUNS, help="repetitions of (a) and (b); medians are printed")
     parser.add_argument("--rss-mb", type=float, default=500, help="size of the memory-test WAV (0 skips it)")
+    parser.add_argument(
+        "--cold-start-runs", type=int, default=cold_start.RUNS, help="rounds of the cold-start imports (0 skips them)"
+    )
     args = parser.parse_args()
 
     print(
@@ -473,6 +477,11 @@ def main() -> int:
             print(f"benchmark failed: {failed}", file=sys.stderr)
             return 1
         print_report(report)
+    # Issue 15's other two numbers: AWS calls per hot request, and each handler's cold import.
+    print(round_trips.report(round_trips.measure()), flush=True)
+    if args.cold_start_runs:
+        rows, tracer = cold_start.measure(args.cold_start_runs)
+        cold_start.print_report(rows, tracer)
     return 0
 
 

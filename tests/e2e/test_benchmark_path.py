@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 
+from benchmarks import cold_start, round_trips
 from benchmarks.run import MEMORY_STEPS, measure, print_report
 from functions.workflow.definition import LANES
 
@@ -40,3 +41,24 @@ def test_the_benchmark_measures_every_run_to_ready_and_prints_its_ratios(tmp_pat
     assert f"all renditions / a: {report.renditions_median / report.raw_median:.3f}" in text
     assert "finalize -> ready (playable)" in text
     assert all(f"  {step:<14} python" in text for step in MEMORY_STEPS)
+
+
+def test_the_benchmark_counts_the_aws_calls_of_the_hot_requests():
+    counts = {count.request: count for count in round_trips.measure()}
+
+    # The same numbers tests/integration/test_round_trips.py pins, through the benchmark's own path.
+    assert counts["create intent"].operations == ("BatchGetItem", "TransactWriteItems")
+    assert len(counts["first finalize"].operations) == 7
+    assert "TransactWriteItems" in counts["first finalize"].operations
+    assert "first finalize   7 calls (target <= 4)" in round_trips.report(list(counts.values()))
+
+
+def test_the_benchmark_times_cold_imports_against_their_bare_sets():
+    rows, tracer = cold_start.measure(1, only=("sweeper",))
+
+    (row,) = rows
+    assert (row.name, len(row.handler_s), len(row.bare_s)) == ("sweeper", 1, 1)
+    assert row.handler_median > 0 and row.bare_median > 0 and tracer.handler_median > 0
+    printed = io.StringIO()
+    cold_start.print_report(rows, tracer, printed)
+    assert f"{row.ratio:>7.2f}x" in printed.getvalue()
