@@ -135,6 +135,9 @@ class LocalStack:
         self.moto.stop()
 
 
+GRACEFUL_SHUTDOWN_S = 3
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -151,7 +154,18 @@ def main() -> int:
         config.cors_origins,
     )
     app = with_upload_page(app, DevKeys(config.dev_key_file))
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="off"))
+    # A page left open keeps its progress stream (EventSource reconnects): Ctrl-C gives open
+    # requests a few seconds, then closes them, instead of waiting for every tab to go away.
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="info",
+            lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+    )
     print(
         f"tracklane local stack\n  API:   {config.api_url}  (docs: {config.api_url}/docs)\n"
         f"  moto:  {config.moto_endpoint}\n  state machine: {resources.state_machine_arn}\n"

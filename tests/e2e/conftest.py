@@ -3,11 +3,13 @@ free ports) and speaks HTTP to it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,8 +74,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         moto_endpoint=stack.moto, api_url=stack.api, region="us-east-1", pid=process.pid
     )
     yield stack
-    # Ctrl-C stops everything cleanly: exit status 0 and both ports free again.
+    # Ctrl-C stops everything cleanly: exit status 0 and both ports free again, also while a page
+    # left open still streams progress for an upload that never ends.
     assert process.poll() is None, "the local stack died during the session"
+    streaming = _open_progress_stream(stack)
     process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=20)
@@ -81,6 +85,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         process.kill()
         raise
     assert process.returncode == 0, log.read_text()[-3000:]
+    streaming.join(timeout=5)
+    assert not streaming.is_alive(), "the progress stream outlived the stack"
     # ... and withdraws it when stopped.
     assert not state_file.exists()
     for freed in (port, moto_port):
@@ -88,6 +94,29 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             # As a restarted server would: TIME_WAIT is fine, a live listener is not.
             probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe_socket.bind(("127.0.0.1", freed))
+
+
+def _open_progress_stream(stack: LocalStackProcess) -> threading.Thread:
+    """A progress stream of a pending intent (it only ends when the upload settles), held open."""
+    user = "lingerer"
+    auth = stack.auth(user)
+    assert httpx.put(f"{stack.api}/v1/artists/me", json={"handle": user}, headers=auth).status_code == 200
+    body = {"fileName": "never.wav", "contentType": "audio/wav", "byteSize": 1000}
+    intent = httpx.post(f"{stack.api}/v1/uploads", json=body, headers=auth).json()
+    opened = threading.Event()
+
+    def follow() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            progress = f"{stack.api}/v1/uploads/{intent['uploadId']}/progress"
+            with httpx.stream("GET", progress, headers=auth, timeout=None) as response:
+                opened.set()
+                for _ in response.iter_bytes():
+                    pass
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    assert opened.wait(10), "the progress stream did not open"
+    return thread
 
 
 def readme_walkthrough() -> str:
