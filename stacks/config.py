@@ -102,6 +102,9 @@ class StackConfig:
     log_retention_days: int = 30
     api_throttle_rate: int = 50
     api_throttle_burst: int = 100
+    # The routes clients poll for progress (functions.api.polled_routes), each throttled apart.
+    progress_throttle_rate: int = 200
+    progress_throttle_burst: int = 400
     # Overwritten and deleted media stay recoverable for 30 days (noncurrent versions expire).
     bucket_versioning: bool = True
     tags: dict[str, str] = field(default_factory=dict)
@@ -197,6 +200,8 @@ class StackConfig:
             log_retention_days=int(get("logRetentionDays") or cls.log_retention_days),
             api_throttle_rate=int(get("apiThrottleRate") or cls.api_throttle_rate),
             api_throttle_burst=int(get("apiThrottleBurst") or cls.api_throttle_burst),
+            progress_throttle_rate=int(get("progressThrottleRate") or cls.progress_throttle_rate),
+            progress_throttle_burst=int(get("progressThrottleBurst") or cls.progress_throttle_burst),
             bucket_versioning=True if versioning is None else _flag(versioning, "bucketVersioning"),
             tags={"stage": stage, **dict(get("tags") or {})},
             stems_processor=_processor(get("stemsProcessor"), "stemsProcessor"),

@@ -25,6 +25,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from functions import cors
+from functions.api.polled_routes import POLLED_ROUTES
 from functions.data.keys import ALBUMS_PREFIX, TRACKS_PREFIX, UPLOADS_PREFIX
 from functions.settings import API_SDK_MAX_ATTEMPTS
 from stacks import nag
@@ -69,6 +70,7 @@ class Api(Construct):
         cors_origins: Sequence[str],
         throttle_rate: int,
         throttle_burst: int,
+        progress_throttle: tuple[int, int],
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -164,11 +166,24 @@ class Api(Construct):
             throttle=apigwv2.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
         )
         integration = integrations.HttpLambdaIntegration("Function", self.function)
-        # One route, no authorizer; OPTIONS preflights are answered by API Gateway from the CORS
+        # The catch-all route, and one route per progress route clients poll: API Gateway throttles
+        # each route on its own, so polling never spends the catch-all's budget (writes included).
+        # No authorizer on any; OPTIONS preflights are answered by API Gateway from the CORS
         # configuration above before any route is matched.
-        for route in self.http_api.add_routes(
-            path=PROXY_PATH, methods=[apigwv2.HttpMethod.ANY], integration=integration
-        ):
+        routes = self.http_api.add_routes(path=PROXY_PATH, methods=[apigwv2.HttpMethod.ANY], integration=integration)
+        for method, path in POLLED_ROUTES:
+            routes += self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod(method)], integration=integration)
+        rate, burst = progress_throttle
+        stage = self.stage.node.default_child
+        assert isinstance(stage, apigwv2.CfnStage)
+        stage.add_property_override(
+            "RouteSettings",
+            {
+                f"{method} {path}": {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+                for method, path in POLLED_ROUTES
+            },
+        )
+        for route in routes:
             nag.acknowledge(
                 route,
                 "AwsSolutions-APIG4",

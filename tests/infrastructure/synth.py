@@ -41,6 +41,7 @@ VARIANT_CONTEXT = {
     "lyricsProcessor": "https://lyrics.example.test/v1/transcribe",
     "sweeperReservedConcurrency": 1,
     "finalizeMaxConcurrency": 20,
+    "progressThrottleRate": 500,
     "eventArchiveDays": 0,
     "alarmEmail": "oncall@example.test",
     "alarmWorkflowFailed": 10,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from functions import cors
+from functions.api.polled_routes import POLLED_ROUTES
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
 
 
@@ -13,11 +14,38 @@ def _routes(synth: Synth) -> dict[str, dict[str, object]]:
     return {r["Properties"]["RouteKey"]: r["Properties"] for r in synth.resources("AWS::ApiGatewayV2::Route").values()}
 
 
-def test_one_proxy_route_and_no_gateway_authorizer(synth: Synth) -> None:
+def test_a_proxy_route_and_the_polled_routes_all_reach_the_function_without_a_gateway_authorizer(
+    synth: Synth,
+) -> None:
     routes = _routes(synth)
-    assert set(routes) == {"ANY /{proxy+}"}
-    assert routes["ANY /{proxy+}"]["AuthorizationType"] == "NONE"
+    polled = {f"{method} {path}" for method, path in POLLED_ROUTES}
+    assert set(routes) == {"ANY /{proxy+}", *polled}
+    targets = {json.dumps(route["Target"], sort_keys=True) for route in routes.values()}
+    assert len(targets) == 1, "every route goes to the one API function"
+    assert {route["AuthorizationType"] for route in routes.values()} == {"NONE"}
     assert not synth.resources("AWS::ApiGatewayV2::Authorizer")
+
+
+def test_each_polled_route_has_its_own_throttle_apart_from_the_catch_all(synth: Synth, variant: Synth) -> None:
+    (stage,) = synth.resources("AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["RouteSettings"]
+    assert set(settings) == {f"{method} {path}" for method, path in POLLED_ROUTES}
+    for limits in settings.values():
+        assert (limits["ThrottlingRateLimit"], limits["ThrottlingBurstLimit"]) == (200, 400)
+    # Polling is cheap reads: it gets more than the catch-all route (creating and finalizing).
+    default = stage["Properties"]["DefaultRouteSettings"]
+    assert min(limits["ThrottlingRateLimit"] for limits in settings.values()) > default["ThrottlingRateLimit"]
+    (varied,) = variant.resources("AWS::ApiGatewayV2::Stage").values()
+    assert {limits["ThrottlingRateLimit"] for limits in varied["Properties"]["RouteSettings"].values()} == {
+        VARIANT_CONTEXT["progressThrottleRate"]
+    }
+
+
+def test_every_polled_route_is_a_route_of_the_app() -> None:
+    from functions.api.app import routers
+
+    served = {(method, route.path) for router in routers() for route in router.routes for method in route.methods}
+    assert set(POLLED_ROUTES) <= served
 
 
 def _api_environment(synth: Synth) -> dict[str, object]:
