@@ -93,6 +93,12 @@ class WorkflowRunner(threading.Thread):
                     {"step": step, "input": payload}, LocalLambdaContext("tracklane-processing")
                 )
             except Exception as error:
+                if self._stop_requested.is_set():
+                    # The stack is stopping and ended this step's ffmpeg (ffmpeg.stop_all): the step
+                    # was interrupted, not failed. Its task is left unanswered, as a Lambda killed
+                    # mid-invocation leaves it; nothing is recorded as failed.
+                    logger.info("step interrupted by stop", extra={"step": step})
+                    return
                 # A Lambda-side failure has a Step Functions name of its own (local.faults).
                 error_name = getattr(error, "error_name", type(error).__name__)
                 policy = _matching(policies, error_name)

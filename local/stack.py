@@ -20,6 +20,7 @@ from functions import clients
 from functions.api.app import create_app
 from functions.api.auth import IssuerAuthenticator
 from functions.data.models import shared_connection
+from functions.media import ffmpeg
 from functions.observability import logger
 from local import provision as provisioning
 from local.config import LocalSettings, local_settings
@@ -129,6 +130,8 @@ class LocalStack:
         for worker in workers:
             if worker is not None:
                 worker.stop()
+        # Lanes in flight end now rather than after their encodes (Ctrl-C took 20 s mid-upload).
+        ffmpeg.stop_all()
         for worker in workers:
             if worker is not None:
                 worker.join(timeout=5)

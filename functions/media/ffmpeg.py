@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import IO
+from typing import IO, Any, ClassVar
 
 from functions.settings import settings
 
@@ -63,6 +63,49 @@ class FfmpegTimeout(Exception):
     pass
 
 
+class FfmpegStopped(FfmpegTimeout):
+    """ffmpeg was killed because the process running it is stopping (``stop_all``): like a
+    timeout, the work is unfinished and worth doing again."""
+
+
+class _Running:
+    """The ffmpeg processes this process started and has not reaped yet."""
+
+    processes: ClassVar[set[subprocess.Popen[Any]]] = set()
+    lock = threading.Lock()
+    stopping = False
+
+
+@contextlib.contextmanager
+def _tracked(process: subprocess.Popen[Any]) -> Iterator[None]:
+    with _Running.lock:
+        if _Running.stopping:
+            process.kill()
+        _Running.processes.add(process)
+    try:
+        yield
+    finally:
+        with _Running.lock:
+            _Running.processes.discard(process)
+
+
+def stop_all() -> int:
+    """Kills every running ffmpeg, and every one started from now on: the local stack stopping
+    (Ctrl-C) ends the lanes in flight at once instead of waiting for their encodes. Each raises
+    ``FfmpegStopped``. Returns how many were running."""
+    with _Running.lock:
+        _Running.stopping = True
+        running = list(_Running.processes)
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    return len(running)
+
+
+def _stopped(returncode: int) -> bool:
+    return _Running.stopping and returncode < 0
+
+
 # Optional lanes run ffmpeg at a lower CPU priority: where lanes share cores (the local stack, a
 # small machine) the renditions, which the track waits for, get the CPU first, and the optional
 # lanes use what they leave idle. In Lambda each lane has its own sandbox: no effect.
@@ -94,9 +137,12 @@ def run(args: list[str], *, timeout_s: float | None = None, background: bool = F
     command = [executable(), "-hide_banner", "-nostdin", *args]
     # The command is our own argument list (no shell); the only outside value is the input path
     # or presigned URL, passed as one argv element.
-    with subprocess.Popen(  # noqa: S603
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
-    ) as process:
+    with (
+        subprocess.Popen(  # noqa: S603
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+        ) as process,
+        _tracked(process),
+    ):
         _lower_priority(process.pid, BACKGROUND_NICENESS if background else niceness)
         try:
             stdout, stderr = process.communicate(timeout=timeout_s or settings().ffmpeg_timeout_s)
@@ -104,6 +150,8 @@ def run(args: list[str], *, timeout_s: float | None = None, background: bool = F
             process.kill()
             process.communicate()
             raise FfmpegTimeout(f"ffmpeg did not finish within {error.timeout} s") from error
+    if _stopped(process.returncode):
+        raise FfmpegStopped("ffmpeg was stopped: this process is shutting down")
     return Completed(process.returncode, stdout, redact(stderr, args))
 
 
@@ -134,9 +182,12 @@ def stream(args: list[str], *, timeout_s: float | None = None, background: bool 
     failure: BaseException | None = None
     read_to_end = False
     # As in ``run``: our own argument list, no shell; the source is one argv element.
-    with subprocess.Popen(  # noqa: S603
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as process:
+    with (
+        subprocess.Popen(  # noqa: S603
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as process,
+        _tracked(process),
+    ):
         output, errors = process.stdout, process.stderr
         assert isinstance(output, io.BufferedReader) and isinstance(errors, io.BufferedReader)
         _lower_priority(process.pid, BACKGROUND_NICENESS if background else 0)
@@ -183,6 +234,8 @@ def stream(args: list[str], *, timeout_s: float | None = None, background: bool 
     if expired.is_set():
         # A caller that fails on the truncated output would otherwise hide the real cause.
         raise FfmpegTimeout(f"ffmpeg did not finish within {limit} s") from failure
+    if process.returncode is not None and _stopped(process.returncode):
+        raise FfmpegStopped("ffmpeg was stopped: this process is shutting down") from failure
     if failure is not None:
         raise failure
     if read_to_end and process.returncode != 0:
