@@ -176,9 +176,9 @@ def _entitlement(args: argparse.Namespace) -> int:
 
 
 def _run(_: argparse.Namespace) -> int:
-    from local.stack import main as run_stack
+    from local.stack import run as run_stack
 
-    return run_stack()
+    run_stack()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,10 +50,18 @@ class WorkflowRunner(threading.Thread):
         self._stop_requested.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def wait_for_running_tasks(self) -> None:
-        """After ``stop``: returns once the tasks already running have finished. A lane still running
+    def wait_for_running_tasks(self, timeout_s: float | None = None) -> bool:
+        """After ``stop``: returns once the tasks already running have finished (or, with
+        ``timeout_s``, when it has passed: False if some are still running). A lane still running
         when its test's stack is torn down would otherwise go on against whatever comes next."""
-        self._pool.shutdown(wait=True)
+        if timeout_s is None:
+            self._pool.shutdown(wait=True)
+            return True
+        deadline = time.monotonic() + timeout_s
+        workers = list(self._pool._threads)  # the pool has no bounded shutdown of its own
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        return not any(worker.is_alive() for worker in workers)
 
     def run(self) -> None:
         while not self._stop_requested.is_set():

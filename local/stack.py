@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import uvicorn
 from moto.server import ThreadedMotoServer
@@ -130,15 +130,21 @@ class LocalStack:
         for worker in workers:
             if worker is not None:
                 worker.stop()
-        # Lanes in flight end now rather than after their encodes (Ctrl-C took 20 s mid-upload).
+        # Lanes in flight end now rather than after their encodes (Ctrl-C took 20 s mid-upload),
+        # and record that while moto still answers: a call to a stopped moto is retried by the
+        # SDK for up to a minute (sdk_max_attempts).
         ffmpeg.stop_all()
+        if self.runner is not None:
+            self.runner.wait_for_running_tasks(timeout_s=STOP_TIMEOUT_S)
         for worker in workers:
             if worker is not None:
-                worker.join(timeout=5)
+                worker.join(timeout=STOP_TIMEOUT_S)
         self.moto.stop()
 
 
 GRACEFUL_SHUTDOWN_S = 3
+# How long stopping waits for a worker thread (each) or the runner's steps in flight.
+STOP_TIMEOUT_S = 5
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -193,5 +199,15 @@ def main() -> int:
     return 0
 
 
+def run() -> NoReturn:
+    """``make run`` and ``python -m local.stack``: serves until Ctrl-C, then exits at once. Once
+    everything is stopped, a thread still busy (a step's AWS call to the stopped moto, which the
+    SDK retries) must not hold the exit for a minute, as the interpreter's join would."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

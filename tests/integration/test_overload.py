@@ -76,7 +76,7 @@ def settled(stack: Stack, user: str, track_id: str) -> dict[str, Any]:
         response = patiently(lambda: stack.api.get(f"/v1/tracks/{track_id}/processing-status", headers=as_user(user)))
         return dict(response.json()) if response.status_code == 200 else {"workflowStatus": "unknown"}
 
-    return wait_for(status, until=lambda s: s["workflowStatus"] in {"succeeded", "failed"}, timeout_s=300)
+    return wait_for(status, until=lambda s: s["workflowStatus"] in {"succeeded", "failed"}, timeout_s=600)
 
 
 def assert_processed(status: dict[str, Any]) -> None:
@@ -139,7 +139,7 @@ def test_thirty_uploads_with_a_quarter_of_calls_throttled_all_end_ready_and_in_o
             ]
             return {"drafts": sum(1 for state in states if state.get("status") == "draft")}
 
-        assert wait_for(finalize_pending, until=lambda s: s["drafts"] == 0, timeout_s=180) == {"drafts": 0}
+        assert wait_for(finalize_pending, until=lambda s: s["drafts"] == 0, timeout_s=400) == {"drafts": 0}
         statuses = {track_id: settled(stack, owner, track_id) for track_id, owner in track_ids.items()}
 
     # Then every track ended ready with every lane done, nothing is left processing
