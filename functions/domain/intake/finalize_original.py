@@ -48,6 +48,12 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
                 if holder != upload.track_id:
                     return _finalize_duplicate(upload, holder, content, trigger=trigger)
                 # The claim was stale (its track deleted or failed) and is this track's now: claim again.
+            else:
+                # Every attempt met a content claim that changed hands under it: process this upload
+                # (without claiming its content) rather than lose it.
+                claimed = _claim_for_processing(
+                    upload, trigger, content=None, duration_ms=duration_ms, waveform=waveform
+                )
             if claimed is _CLAIMED:
                 return _start_processing(upload)
         steps.refresh(upload)
