@@ -35,25 +35,21 @@ A track with no frame above the gate has nothing to compare: ``StepFailed("audio
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
-# numpy's OpenBLAS runs each matrix product (the mel filterbank, 128 hops at a time) on a thread
-# per core, and its threads spin between products while the pipe delivers the next chunk: on the
-# two-core development machine embedding 10 minutes of audio took 2.8 CPU-seconds that way and 1.1
-# on one thread, which was faster too (0.9 s against 2.6 s). OpenBLAS reads this once, when numpy
-# is first imported, which in the processing Lambda and the local stack is here.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np
-from numpy.typing import NDArray
-
 from functions.media import ffmpeg
 from functions.observability import logger
+from functions.settings import run_blas_on_one_thread
 from functions.step_errors import StepFailed
+
+# Before numpy's first import, which in the processing Lambda and the local stack is here.
+run_blas_on_one_thread()
+
+import numpy as np  # noqa: E402  (after the BLAS thread setting, which numpy reads on import)
+from numpy.typing import NDArray  # noqa: E402
 
 VERSION = "logmel-v1"
 SAMPLE_RATE_HZ = 22050
