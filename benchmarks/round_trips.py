@@ -15,8 +15,6 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,26 +46,6 @@ class _HeaderAuthenticator:
         return Principal(user) if scheme == "Bench" and user else None
 
 
-@contextmanager
-def _counted() -> Iterator[list[str]]:
-    from functions import clients
-    from functions.data.models import shared_connection
-
-    operations: list[str] = []
-
-    def record(model: Any, **_: Any) -> None:
-        operations.append(model.name)
-
-    watched = [shared_connection().client, clients.s3(), clients.sfn()]
-    for client in watched:
-        client.meta.events.register("before-call", record)
-    try:
-        yield operations
-    finally:
-        for client in watched:
-            client.meta.events.unregister("before-call", record)
-
-
 def measure() -> list[CallCount]:
     from fastapi.testclient import TestClient
     from moto.server import ThreadedMotoServer
@@ -75,6 +53,7 @@ def measure() -> list[CallCount]:
     from functions import clients
     from functions.api.app import create_app
     from functions.domain.catalog import artists
+    from local.aws_calls import app_calls
     from local.config import free_port
     from local.provision import provision
 
@@ -103,13 +82,13 @@ def measure() -> list[CallCount]:
                 check=True,
             )  # fmt: skip
             body = {"fileName": wav.name, "contentType": "audio/wav", "byteSize": wav.stat().st_size}
-            with _counted() as create_calls:
+            with app_calls() as create_calls:
                 created = api.post("/v1/uploads", json=body, headers=auth)
             created.raise_for_status()
             intent = created.json()
             put = httpx.put(intent["signedUrl"], content=wav.read_bytes(), headers=intent["requiredHeaders"])
             put.raise_for_status()
-            with _counted() as finalize_calls:
+            with app_calls() as finalize_calls:
                 finalized = api.post(f"/v1/uploads/{intent['uploadId']}/finalize", json={}, headers=auth)
             finalized.raise_for_status()
         return [

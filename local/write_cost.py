@@ -177,22 +177,26 @@ class WriteMeter:
         self._pending = threading.local()
         self._lock = threading.Lock()
 
+    def _hooks(self) -> list[tuple[str, Callable[..., None]]]:
+        """(botocore event, handler): an image before and after every write, the answer of every read."""
+        return [
+            (f"{stage}.dynamodb.{operation}", handler)
+            for operations, before, after in (
+                (READ_OPERATIONS, self._before_read, self._after_read),
+                (WRITE_OPERATIONS, self._before, self._after),
+            )
+            for operation in operations
+            for stage, handler in (("before-parameter-build", before), ("after-call", after))
+        ]
+
     def __enter__(self) -> WriteMeter:
-        for operation in READ_OPERATIONS:
-            self.client.meta.events.register(f"before-parameter-build.dynamodb.{operation}", self._before_read)
-            self.client.meta.events.register(f"after-call.dynamodb.{operation}", self._after_read)
-        for operation in WRITE_OPERATIONS:
-            self.client.meta.events.register(f"before-parameter-build.dynamodb.{operation}", self._before)
-            self.client.meta.events.register(f"after-call.dynamodb.{operation}", self._after)
+        for event, handler in self._hooks():
+            self.client.meta.events.register(event, handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for operation in READ_OPERATIONS:
-            self.client.meta.events.unregister(f"before-parameter-build.dynamodb.{operation}", self._before_read)
-            self.client.meta.events.unregister(f"after-call.dynamodb.{operation}", self._after_read)
-        for operation in WRITE_OPERATIONS:
-            self.client.meta.events.unregister(f"before-parameter-build.dynamodb.{operation}", self._before)
-            self.client.meta.events.unregister(f"after-call.dynamodb.{operation}", self._after)
+        for event, handler in self._hooks():
+            self.client.meta.events.unregister(event, handler)
 
     def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if not self._counting():

@@ -17,6 +17,7 @@ from functions.workflow.definition import WORKFLOW
 from layers import build as layer_build
 from stacks.constructs.layers import FFMPEG_PATH
 from tests.infrastructure.synth import VARIANT_CONTEXT, Synth, logical_id_by_path
+from tests.lazily_loaded import LANE_MODULES, SWEEP_MODULES
 
 # Lambda's limit for a function's code plus all its layers, unzipped.
 UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
@@ -32,22 +33,11 @@ FUNCTIONS = {
 LOADED_LATER = {
     "api": ("functions.api.signing_keys", *(f"functions.api.routers.{name}" for name in ROUTER_PREFIXES)),
     "processing": (
-        "functions.media.probe",
-        "functions.media.waveform",
-        "functions.media.loudness",
-        "functions.media.tags",
-        "functions.media.artwork",
-        "functions.media.embedding",
-        "functions.domain.processing.autotag",
-        "functions.domain.intake.media_uploads",
+        *LANE_MODULES,
         "functions.domain.catalog.track_mutations",
         "functions.domain.catalog.albums",
     ),
-    "sweeper": (
-        "functions.domain.intake.finalize_steps",
-        "functions.domain.intake.uploads",
-        "functions.domain.processing.verdict",
-    ),
+    "sweeper": SWEEP_MODULES,
 }
 TRACING = ("aws_lambda_powertools.tracing.tracer", "aws_xray_sdk.core")
 # What the python3.11 Lambda runtime ships besides the standard library (boto3 and its deps).

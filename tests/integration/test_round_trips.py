@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from functions import clients
-from functions.data.models import shared_connection
+from local.aws_calls import app_calls
 
 from .conftest import Stack, as_user
 
@@ -18,17 +16,8 @@ from .conftest import Stack, as_user
 @pytest.fixture
 def aws_calls(stack: Stack) -> Iterator[list[str]]:
     """The operations the app's botocore clients send, in order, while the test runs."""
-    calls: list[str] = []
-
-    def record(model: Any, **_: Any) -> None:
-        calls.append(model.name)
-
-    watched = [shared_connection().client, clients.s3(), clients.sfn()]
-    for client in watched:
-        client.meta.events.register("before-call", record)
-    yield calls
-    for client in watched:
-        client.meta.events.unregister("before-call", record)
+    with app_calls() as calls:
+        yield calls
 
 
 def test_an_upload_intent_costs_two_aws_calls(stack: Stack, artist: str, wav_3s: Path, aws_calls: list[str]):

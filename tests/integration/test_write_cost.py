@@ -11,9 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from functions import clients
 from functions.data.models import shared_connection
 from functions.data.schema import table_specs
+from local.aws_calls import app_calls
 from local.config import CHECKOUT
 from local.write_cost import Bill, WriteMeter
 
@@ -53,19 +53,14 @@ def test_one_processed_track_costs_what_the_capacity_doc_says(
 ):
     settings = stack.resources.settings
     names = {getattr(settings, spec.settings_field): spec.logical_name for spec in table_specs()}
-    s3_calls: Counter[str] = Counter()
-
-    def count_s3(model: Any, **_: Any) -> None:
-        s3_calls[model.name] += 1
-
-    clients.s3().meta.events.register("before-call", count_s3)
-    try:
-        with WriteMeter(shared_connection().client, _harness_client("dynamodb", moto_endpoint), names) as meter:
-            upload = upload_and_finalize(stack, artist, wav_3s)
-            with meter.not_counting():  # the test polling for the end, as a client would
-                status = processed(stack, artist, upload)
-    finally:
-        clients.s3().meta.events.unregister("before-call", count_s3)
+    with (
+        app_calls(services=("s3",)) as s3_operations,
+        WriteMeter(shared_connection().client, _harness_client("dynamodb", moto_endpoint), names) as meter,
+    ):
+        upload = upload_and_finalize(stack, artist, wav_3s)
+        with meter.not_counting():  # the test polling for the end, as a client would
+            status = processed(stack, artist, upload)
+    s3_calls = Counter(s3_operations)
     assert (status["status"], status["workflowStatus"]) == ("ready", "succeeded")
 
     (execution,) = stack.executions()

@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 import functions.api.routers
 from benchmarks.cold_start import ROOT, lambda_environment
 from functions.api.app import ROUTER_PREFIXES, router, under
+from tests.lazily_loaded import LANE_MODULES, SWEEP_MODULES
 
 HANDLERS = (
     "functions.handlers.api",
@@ -34,22 +35,8 @@ WEB = ("fastapi", "starlette", "mangum")
 # This project's modules only some invocations need: the lanes' own media and domain code, the
 # intake and verdict code only a sweep that finds a stuck track needs.
 OWN_MODULES_NOT_AT_IMPORT = {
-    "functions.handlers.workflow_step": (
-        "functions.media.probe",
-        "functions.media.waveform",
-        "functions.media.loudness",
-        "functions.media.tags",
-        "functions.media.artwork",
-        "functions.media.embedding",
-        "functions.domain.processing.autotag",
-        "functions.domain.intake.uploads",
-        "functions.domain.intake.media_uploads",
-    ),
-    "functions.handlers.sweeper": (
-        "functions.domain.intake.finalize_steps",
-        "functions.domain.intake.uploads",
-        "functions.domain.processing.verdict",
-    ),
+    "functions.handlers.workflow_step": (*LANE_MODULES, "functions.domain.intake.uploads"),
+    "functions.handlers.sweeper": SWEEP_MODULES,
 }
 # A sampled-out trace header: the tracer runs for real and sends nothing.
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
