@@ -5,8 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from botocore.exceptions import ClientError
 
-from functions import ids
+from functions import clients, ids
 from functions.data.models import TrackModel, UploadModel, bind
 from functions.domain.catalog import artists
 from functions.domain.intake import finalize
@@ -211,6 +212,28 @@ def test_a_crash_between_claim_and_start_is_repaired_by_the_next_finalize(stack,
     else:
         stack.drain_s3_events()
 
+    assert [e["name"] for e in stack.executions()] == [raw_upload_id]
+
+
+def test_a_workflow_that_failed_to_start_is_started_by_the_next_finalize(stack, artist, wav_3s, monkeypatch):
+    upload = stack.create_upload(artist, wav_3s)
+    stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
+    raw_upload_id = ids.parse("upl", upload["uploadId"])
+    # The claim records the execution's ARN before the start; Step Functions then refuses the start.
+    workflows = clients.sfn()
+    start = workflows.start_execution
+
+    def unavailable(**_: object) -> None:
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "StartExecution")
+
+    monkeypatch.setattr(workflows, "start_execution", unavailable)
+    failed = finalize_call(stack, upload)
+    assert (failed.status_code, failed.json()["error"]["code"]) == (503, "workflow_start_failed")
+    assert stack.executions() == []
+
+    # The failed start took the ARN back, so the next finalize starts the execution.
+    monkeypatch.setattr(workflows, "start_execution", start)
+    assert finalize_call(stack, upload).status_code == 200
     assert [e["name"] for e in stack.executions()] == [raw_upload_id]
 
 

@@ -205,10 +205,10 @@ def _after_the_fact(
         _store_advisory_hints(upload.track_id, duration_ms=duration_ms, waveform=waveform)
     track = tracks.find(upload.track_id)
     workflow_status = track.workflow_status if track else None
-    # The winner may have stopped between its claim and the start: starting again is harmless
-    # (same execution name, same input: a no-op while it runs, refused once it ended) and
-    # guarantees the upload is processed.
-    if upload.execution_arn is None or workflow_status == "running":
+    # The winner's start failed (it took the execution's ARN back): start it now. Starting every
+    # time would be harmless too (same name, same input), but would double the StartExecution
+    # calls of every upload finalized by both its triggers.
+    if upload.execution_arn is None:
         steps.ensure_execution(upload)
     if trigger == "api" and steps.acknowledge(upload):
         return steps.Outcome("finalized", upload, LANES, workflow_status)

@@ -237,12 +237,22 @@ def ensure_execution(upload: UploadModel) -> None:
         started = response["executionArn"]
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            _not_started(upload)
             raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
         started = execution_arn(upload.upload_id)
     except BotoCoreError as error:
+        _not_started(upload)
         raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
     if upload.execution_arn != started:  # an original's claim records it already
         upload.update(actions=[UploadModel.execution_arn.set(started)])
+
+
+def _not_started(upload: UploadModel) -> None:
+    """An original's claim records the execution's ARN before the start; when the start fails, it
+    is taken back, so the next finalize (which starts an execution only for an intent without one)
+    starts it. A process that stops between the claim and the start leaves it to the sweeper."""
+    if upload.execution_arn is not None:
+        writes.update_if(upload, [UploadModel.execution_arn.remove()], UploadModel.execution_arn.exists())
 
 
 def execution_arn(name: str) -> str:
