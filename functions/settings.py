@@ -31,6 +31,14 @@ class Settings(BaseSettings):
         default=None,
         description="Endpoint for every AWS client: set only for the local stack and tests (moto); unset in AWS.",
     )
+    read_replaced_indexes: bool = Field(
+        default=False,
+        description=(
+            "Query the indexes a release replaced (by their old names) instead of their successors: "
+            "set by CDK while a deployment migrates its tables (`-c indexMigration=true`, "
+            "docs/migrations.md), when the new indexes may still be backfilling."
+        ),
+    )
 
     media_bucket: str = Field(
         default="tracklane-media",

@@ -107,6 +107,10 @@ class StackConfig:
     progress_throttle_burst: int = 400
     # Overwritten and deleted media stay recoverable for 30 days (noncurrent versions expire).
     bucket_versioning: bool = True
+    # The first of two deploys that move a deployed stack's tables onto a release's replaced
+    # indexes: both the old and new indexes exist and the code queries the old ones while the new
+    # ones backfill. Deploy again without it once they are ACTIVE (docs/migrations.md).
+    index_migration: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     # External processors for the stems and lyrics lanes: an http(s) URL or a Lambda function ARN;
     # None skips the lane.
@@ -203,6 +207,7 @@ class StackConfig:
             progress_throttle_rate=int(get("progressThrottleRate") or cls.progress_throttle_rate),
             progress_throttle_burst=int(get("progressThrottleBurst") or cls.progress_throttle_burst),
             bucket_versioning=True if versioning is None else _flag(versioning, "bucketVersioning"),
+            index_migration=_flag(get("indexMigration"), "indexMigration"),
             tags={"stage": stage, **dict(get("tags") or {})},
             stems_processor=_processor(get("stemsProcessor"), "stemsProcessor"),
             lyrics_processor=_processor(get("lyricsProcessor"), "lyricsProcessor"),

@@ -51,7 +51,13 @@ class TracklaneStack(Stack):
             versioned=config.bucket_versioning,
             removal_policy=removal,
         )
-        self.tables = Tables(self, "Tables", removal_policy=removal, deletion_protection=config.deletion_protection)
+        self.tables = Tables(
+            self,
+            "Tables",
+            removal_policy=removal,
+            deletion_protection=config.deletion_protection,
+            index_migration=config.index_migration,
+        )
         self.layers = Layers(self, "Layers")
         functions = FunctionFactory(
             environment={

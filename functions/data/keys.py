@@ -46,7 +46,14 @@ def rendition(track_id: str, fmt: str, extension: str, *, version: str | None = 
 
 
 def waveform(track_id: str, *, version: str | None = None) -> str:
+    """The waveform lane's peaks, every bucket count in one JSON object (the track keeps the key)."""
     return f"{_outputs_folder(track_id, version)}waveform.json"
+
+
+def client_waveform(track_id: str, upload_id: str) -> str:
+    """The advisory peaks a client sent with its finalize: kept beside the file it uploaded (where
+    finalize may already write), never where the waveform lane stores the measured ones."""
+    return f"{track_prefix(track_id)}{KEPT_FOLDER}{upload_id}/waveform.json"
 
 
 def version_prefix(track_id: str, upload_id: str) -> str:

@@ -93,12 +93,41 @@ class ArtistModel(_BoundModel):
         return f"handle#{handle}", "claim"
 
 
+# What a listing page shows of each track (``functions.domain.catalog.listing``), keys included.
+TRACK_SUMMARY_FIELDS = (
+    "pk",
+    "sk",
+    "owner_id",
+    "title",
+    "album",
+    "album_id",
+    "duration_ms",
+    "status",
+    "visibility",
+    "support_gate",
+    "tags",
+    "features",
+    "artwork",
+    "created_at",
+)
+# What the owner's own list adds to a summary: why a track failed or its upload was rejected, and
+# whether its intent expired.
+OWNER_TRACK_FIELDS = (*TRACK_SUMMARY_FIELDS, "upload_id", "expires_at_epoch", "failure_code", "failure_message")
+
+
 class TracksByOwner(GlobalSecondaryIndex["TrackModel"]):  # type: ignore[no-untyped-call]
-    """A caller's tracks, newest last (``/v1/me/tracks``). Sparse: lane items carry no owner."""
+    """A caller's tracks, newest last (``/v1/me/tracks``, and the candidates ``similar`` ranks by
+    their embedding summaries). Sparse: lane items carry no owner. It carries what those readers
+    read and no more: a lane's write that changes none of it costs the index nothing
+    (docs/capacity.md). It replaced ``by_owner`` (the same keys, every attribute projected), which a
+    deployment migrating across still reads (``Meta.replaces``, docs/migrations.md)."""
 
     class Meta:
-        index_name = "by_owner"
-        projection = AllProjection()
+        index_name = "by_owner_summary"
+        replaces = "by_owner"
+        projection = IncludeProjection(
+            [name for name in (*OWNER_TRACK_FIELDS, "embedding") if name not in ("pk", "sk", "owner_id", "created_at")]
+        )
 
     owner_id = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
@@ -192,6 +221,8 @@ class TrackModel(_BoundModel):
     # not_started | running | succeeded | failed
     workflow_status = UnicodeAttribute(default="not_started")
     duration_ms = NumberAttribute(null=True)
+    # {"key", "source": "client" | "analysis"}: where the peaks are (``functions.domain.catalog.waveforms``).
+    # Tracks processed before the peaks moved to S3 hold them here ({"peaks", "sampleRateHz", ...}).
     waveform = JSONAttribute(null=True)
     audio = JSONAttribute(null=True)
     original_key = UnicodeAttribute(null=True)
@@ -211,7 +242,9 @@ class TrackModel(_BoundModel):
     image_source = JSONAttribute(null=True)
     # {"origin", "width", "height", "variants": [{"size", "format", "key", "contentType", "byteSize"}]}
     artwork = JSONAttribute(null=True)
-    # {"version", "dimensions", "vector", "analysedMs"} from the embeddings lane.
+    # {"version", "dimensions", "analysedMs", "uploadId"} from the embeddings lane; the vector is in
+    # its own item (``EmbeddingModel``, keyed by ``uploadId``). Tracks processed before it moved out
+    # hold {"version", "dimensions", "vector", "analysedMs"}.
     embedding = JSONAttribute(null=True)
     # Documents stored with the track, by document id (the upload's asset id): {"fileName",
     # "contentType", "byteSize", "key", "uploadId", "createdAt"}. A map so that adding one is a
@@ -319,6 +352,31 @@ class TagEntryModel(_BoundModel):
     @staticmethod
     def sort_key(created_at: datetime, track_id: str) -> str:
         return f"{created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{track_id}"
+
+
+class EmbeddingModel(_BoundModel):
+    """A track's sound-profile vector (``pk=<trackId>, sk=embedding#<uploadId>``), kept beside the
+    track instead of on it: a hundred numbers the track item would otherwise carry through every
+    later write and every index projecting it (docs/capacity.md). Keyed by the original it was
+    computed from, so a new version's vector lands beside the live one and the promote only moves
+    the track's pointer (``TrackModel.embedding["uploadId"]``). Written once, never updated; it
+    sorts before the lane and track items, so the processing status never reads it. Its
+    attributes avoid the names the Tracks indexes key on."""
+
+    class Meta(_Unbound):
+        logical_name = "Tracks"
+        settings_field = "tracks_table"
+        shares_table_with = "TrackModel"
+
+    SK_PREFIX = "embedding#"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    vector = JSONAttribute()
+
+    @staticmethod
+    def key(track_id: str, upload_id: str) -> tuple[str, str]:
+        return track_id, f"{EmbeddingModel.SK_PREFIX}{upload_id}"
 
 
 class ContentClaimModel(_BoundModel):
@@ -611,6 +669,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     LaneModel,
     TagEntryModel,
     ContentClaimModel,
+    EmbeddingModel,
     UploadModel,
     ProgressTokenModel,
     UploadSessionModel,
@@ -660,12 +719,25 @@ def bind(current: Settings | None = None) -> None:
         meta.region = current.region
         meta.host = current.aws_endpoint_url
         model._connection = None
+        for index in model._indexes.values():
+            _name_index(index.Meta, read_replaced=current.read_replaced_indexes)
     # pynamodb counts retries, botocore attempts (functions.clients.sdk_retries).
     _Binding.connection = Connection(
         region=current.region, host=current.aws_endpoint_url, max_retry_attempts=current.sdk_max_attempts - 1
     )
     _Binding.bound_to = current
     _Binding.while_current = in_force
+
+
+def _name_index(meta: Any, *, read_replaced: bool) -> None:
+    """Queries an index that replaced another (``Meta.replaces``) under its old name while the
+    deployment still migrates across (``read_replaced_indexes``): the new one may be backfilling."""
+    replaces = getattr(meta, "replaces", None)
+    if replaces is None:
+        return
+    if "declared_name" not in vars(meta):
+        meta.declared_name = meta.index_name
+    meta.index_name = replaces if read_replaced else meta.declared_name
 
 
 def ensure_bound() -> None:

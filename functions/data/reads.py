@@ -77,12 +77,22 @@ def refresh(item: Model, *, consistent_read: bool = False) -> bool:
     return True
 
 
-def partition(model: type[Model], hash_key: str, *, consistent_read: bool = False) -> Iterator[dict[str, Any]]:
-    """Every item under ``hash_key`` in ``model``'s table, whatever model each one is, as DynamoDB
-    returns it (``Model.from_raw_data`` reads one): one Query, page by page."""
+def partition(
+    model: type[Model], hash_key: str, *, sort_key_from: str | None = None, consistent_read: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Every item under ``hash_key`` in ``model``'s table (from sort key ``sort_key_from`` on, when
+    given), whatever model each one is, as DynamoDB returns it (``Model.from_raw_data`` reads
+    one): one Query, page by page."""
+    sort_key = model._range_key_attribute()  # type: ignore[no-untyped-call]
+    range_key_condition = sort_key >= sort_key_from if sort_key_from is not None else None
     last_key: dict[str, Any] | None = None
     while True:
-        page = model._get_connection().query(hash_key, exclusive_start_key=last_key, consistent_read=consistent_read)
+        page = model._get_connection().query(
+            hash_key,
+            range_key_condition=range_key_condition,
+            exclusive_start_key=last_key,
+            consistent_read=consistent_read,
+        )
         yield from page.get("Items", [])
         last_key = page.get("LastEvaluatedKey")
         if not last_key:

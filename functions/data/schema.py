@@ -28,6 +28,16 @@ class IndexSpec:
     projection: str  # "ALL" | "KEYS_ONLY" | "INCLUDE"
     # With INCLUDE: the attributes the index carries besides the keys.
     non_key_attributes: tuple[str, ...] = ()
+    # The index this one replaced: the same keys, every attribute projected. DynamoDB cannot change
+    # an index's projection in place, so a narrower one gets a new name; a deployment migrating
+    # across carries both for a while and reads the old one (docs/migrations.md).
+    replaces: str | None = None
+
+    def replaced(self) -> IndexSpec | None:
+        """The index as it was before, under its old name; None when it replaced none."""
+        if self.replaces is None:
+            return None
+        return IndexSpec(self.replaces, self.partition_key, self.sort_key, "ALL")
 
 
 @dataclass(frozen=True)
@@ -58,11 +68,13 @@ def spec_for(model: type[Model]) -> TableSpec:
         projection = index_schema["projection"]
         indexes.append(
             IndexSpec(
-                index_schema["index_name"],
+                # Its own name, not the one it may be queried under while a deployment migrates.
+                getattr(index.Meta, "declared_name", index_schema["index_name"]),
                 index_partition,
                 index_sort,
                 projection["ProjectionType"],
                 tuple(projection.get("NonKeyAttributes", ())),
+                getattr(index.Meta, "replaces", None),
             )
         )
     return TableSpec(

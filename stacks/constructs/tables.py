@@ -16,7 +16,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from functions.data.models import TABLE_MODELS
-from functions.data.schema import Key, TableSpec, table_specs
+from functions.data.schema import IndexSpec, Key, TableSpec, table_specs
 
 _ATTRIBUTE_TYPES = {
     "S": dynamodb.AttributeType.STRING,
@@ -59,9 +59,26 @@ def env_var(spec: TableSpec) -> str:
     return f"TRACKLANE_{spec.settings_field.upper()}"
 
 
+def indexes_of(spec: TableSpec, *, index_migration: bool) -> list[IndexSpec]:
+    """The table's indexes: the models' own and, while a deployment migrates across
+    (``index_migration``), the ones they replaced. DynamoDB creates or deletes one index per table
+    update, so a release replaces at most one index per table (tests/infrastructure checks)."""
+    replaced = [old for index in spec.indexes if (old := index.replaced()) is not None] if index_migration else []
+    return [*spec.indexes, *replaced]
+
+
 class Tables(Construct):
-    def __init__(self, scope: Construct, id_: str, *, removal_policy: RemovalPolicy, deletion_protection: bool) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        removal_policy: RemovalPolicy,
+        deletion_protection: bool,
+        index_migration: bool = False,
+    ) -> None:
         super().__init__(scope, id_)
+        self.index_migration = index_migration
         self.specs: dict[str, TableSpec] = {spec.logical_name: spec for spec in table_specs()}
         self.by_name: dict[str, dynamodb.Table] = {}
         streams = stream_view_types()
@@ -81,7 +98,7 @@ class Tables(Construct):
                 removal_policy=removal_policy,
                 deletion_protection=deletion_protection,
             )
-            for index in spec.indexes:
+            for index in indexes_of(spec, index_migration=index_migration):
                 table.add_global_secondary_index(
                     index_name=index.name,
                     partition_key=_attribute(index.partition_key),
@@ -92,12 +109,15 @@ class Tables(Construct):
             self.by_name[name] = table
 
     def environment(self) -> Mapping[str, str]:
-        """``{"TRACKLANE_TRACKS_TABLE": <name>, ...}`` for every table."""
-        return {env_var(spec): self.by_name[name].table_name for name, spec in self.specs.items()}
+        """``{"TRACKLANE_TRACKS_TABLE": <name>, ...}`` for every table, and while the tables migrate,
+        the switch that makes the code query the replaced indexes (their successors may be backfilling)."""
+        names = {env_var(spec): self.by_name[name].table_name for name, spec in self.specs.items()}
+        return {**names, **({"TRACKLANE_READ_REPLACED_INDEXES": "true"} if self.index_migration else {})}
 
     def _resources(self, name: str) -> list[str]:
         table = self.by_name[name]
-        return [table.table_arn, *(f"{table.table_arn}/index/{index.name}" for index in self.specs[name].indexes)]
+        indexes = indexes_of(self.specs[name], index_migration=self.index_migration)
+        return [table.table_arn, *(f"{table.table_arn}/index/{index.name}" for index in indexes)]
 
     def grant_read(self, grantee: iam.IGrantable, *names: str) -> None:
         for name in names:

@@ -45,6 +45,8 @@ VARIANT_CONTEXT = {
     "eventArchiveDays": 0,
     "alarmEmail": "oncall@example.test",
     "alarmWorkflowFailed": 10,
+    # The first deploy of an upgrade across replaced indexes (docs/migrations.md).
+    "indexMigration": True,
 }
 
 

@@ -115,9 +115,55 @@ def test_global_index_changes_are_recorded_and_fit_one_deployment(synth: Synth) 
         + (
             f"This change fits one deployment: record it with {UPDATE}=1."
             if deployable
-            else "This change does NOT fit one deployment: split it into one index change per table per release."
+            else "This change does NOT fit one deployment: split it into one index change per table per release, "
+            "or, for an index whose projection narrowed, name the one it replaces (Meta.replaces): the upgrade "
+            "then takes two deployments, each of which fits (checked below, docs/migrations.md)."
         )
     )
+
+
+def _release_before(final: dict[str, Any]) -> dict[str, Any]:
+    """The deployed indexes as the release before had them: each index that replaced another
+    (``Meta.replaces``) swapped back for the one it replaced (its keys, every attribute projected)."""
+    from functions.data.schema import table_specs
+
+    before = json.loads(json.dumps(final))
+    path_of = {path.split("/")[1]: path for path in final}
+    for spec in table_specs():
+        indexes = before[path_of[spec.logical_name]]["globalIndexes"]
+        for index in spec.indexes:
+            old = index.replaced()
+            if old is None:
+                continue
+            keys = [f"{old.partition_key.name}:{old.partition_key.type}:HASH"]
+            if old.sort_key is not None:
+                keys.append(f"{old.sort_key.name}:{old.sort_key.type}:RANGE")
+            del indexes[index.name]
+            indexes[old.name] = {"keys": keys, "projection": "ALL", "nonKeyAttributes": []}
+    return before
+
+
+def test_a_replaced_index_moves_across_in_two_deployments_that_each_fit(synth: Synth, variant: Synth) -> None:
+    """An index that replaced another (``Meta.replaces``: the same keys, a narrower projection)
+    reaches a deployed stack in two deployments: with ``indexMigration`` (the variant) the new
+    index is created beside the old one, and the code queries the old one while the new one
+    backfills; without it the old one is deleted. Each must be at most one index change per table."""
+    final, migrating = deployed_keys(synth), deployed_keys(variant)
+    before = _release_before(final)
+    replaced = _index_changes(before, final)
+    first, second = _index_changes(before, migrating), _index_changes(migrating, final)
+    assert first.keys() == second.keys() == replaced.keys(), (first, second, replaced)
+    for path in replaced:
+        assert len(first[path]) == 1 and first[path][0].startswith("create"), (path, first[path])
+        assert len(second[path]) == 1 and second[path][0].startswith("delete"), (path, second[path])
+    # While migrating, every function that reads the tables queries the old indexes; afterwards none does.
+    for deployed, migrating_now in ((synth, False), (variant, bool(replaced))):
+        switches = [
+            variables.get("TRACKLANE_READ_REPLACED_INDEXES")
+            for fn in deployed.resources("AWS::Lambda::Function").values()
+            if "TRACKLANE_TRACKS_TABLE" in (variables := fn["Properties"].get("Environment", {}).get("Variables", {}))
+        ]
+        assert switches and all(switch == ("true" if migrating_now else None) for switch in switches), switches
 
 
 def test_the_snapshot_covers_every_table_of_the_models(synth: Synth) -> None:

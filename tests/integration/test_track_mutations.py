@@ -286,7 +286,10 @@ def test_deleting_a_processed_track_removes_every_item_and_object(stack, artist,
     }  # fmt: skip
     assert original in stored
     assert "artwork/source-embedded.jpg" in {key.removeprefix(keys.track_prefix(track_id)) for key in stored}
-    assert len(partition(track_id)) == 1 + len(LANES)  # the track and its lanes
+    # The track, its lanes and its sound-profile vector (an item of its own).
+    assert sorted(item.split("#")[0] for item in partition(track_id)) == sorted(
+        ["track", "embedding", *(["lane"] * len(LANES))]
+    )
 
     response = stack.api.delete(f"/v1/tracks/{upload['trackId']}", headers=as_user(artist))
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from functions.data import keys
-from functions.data.models import LaneModel, TrackModel, utcnow
+from functions.data.models import EmbeddingModel, LaneModel, TrackModel, utcnow
 from functions.domain.catalog import artists, entitlements
 from functions.domain.intake import finalize, versions
 from functions.domain.processing import steps
@@ -150,6 +150,9 @@ def test_the_live_version_streams_until_the_new_one_is_processed_then_is_replace
             v2_original,
         ]
     )
+    # Its sound-profile vector went with it: only the new version's is kept.
+    vectors = EmbeddingModel.query(raw_track, EmbeddingModel.sk.startswith(EmbeddingModel.SK_PREFIX))
+    assert [item.sk for item in vectors] == [EmbeddingModel.key(raw_track, v2_id)[1]]
     history = [(v["uploadId"], v["status"], v["replacedAt"] is not None) for v in after["versions"]]
     assert history == [(upload["uploadId"], "replaced", True), (v2["uploadId"], "live", False)]
     assert abs(after["versions"][0]["durationMs"] - 3000) <= 50

@@ -21,7 +21,7 @@ from functions.api.routers.media_uploads import (
 from functions.api.routers.uploads import FeatureHandles, SupportGate, TagNames, Visibility, json_list
 from functions.api.track_views import PublicTrack, int_or_none, public_artwork, public_track, without_key
 from functions.domain import lifecycle
-from functions.domain.catalog import artists, downloads, listing, track_mutations, tracks
+from functions.domain.catalog import artists, downloads, listing, track_mutations, tracks, waveforms
 from functions.domain.removal import deletion
 from functions.errors import ArtworkNotFound, OriginalOwnerOnly, RenditionNotReady, TrackNotFound
 
@@ -117,10 +117,6 @@ def failure_of(track: TrackModel) -> Failure | None:
     return Failure(code=track.failure_code, message=track.failure_message or "")
 
 
-def _public_waveform(waveform: dict[str, Any] | None) -> dict[str, Any] | None:
-    return without_key(waveform) if waveform else None
-
-
 def _presigned_redirect(key: str, content_type: str | None) -> RedirectResponse:
     url = downloads.signed_url(key, content_type)
     # The URL is personal and short-lived: never cache the redirect.
@@ -163,7 +159,7 @@ def _track_response(track: TrackModel) -> TrackResponse:
         status=track.status,
         workflow_status=track.workflow_status,
         duration_ms=int_or_none(track.duration_ms),
-        waveform=_public_waveform(track.waveform),
+        waveform=waveforms.public(track),
         audio=track.audio,
         renditions={fmt: without_key(rendition) for fmt, rendition in track.rendition_map().items()},
         loudness=track.loudness,

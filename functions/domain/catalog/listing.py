@@ -24,9 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.data import reads, writes
-from functions.data.models import SupporterModel, TagEntryModel, TrackModel, utcnow
+from functions.data.models import (
+    OWNER_TRACK_FIELDS,
+    TRACK_SUMMARY_FIELDS,
+    SupporterModel,
+    TagEntryModel,
+    TrackModel,
+    utcnow,
+)
 from functions.domain import lifecycle
-from functions.domain.catalog import artists, paging, tags
+from functions.domain.catalog import artists, embeddings, paging, tags
 from functions.errors import SupportRequired, TrackNotFound
 from functions.observability import logger
 
@@ -37,23 +44,8 @@ SHAREABLE = frozenset({"public", "unlisted"})
 MAX_ATTEMPTS = 6
 # Jittered pause before attempt n: up to 10 ms * 2**n, so racing writers stop colliding.
 BACKOFF_S = 0.01
-# What a listing page shows of each track (a track item also carries waveforms and vectors).
-SUMMARY_FIELDS = [
-    "pk",
-    "sk",
-    "owner_id",
-    "title",
-    "album",
-    "album_id",
-    "duration_ms",
-    "status",
-    "visibility",
-    "support_gate",
-    "tags",
-    "features",
-    "artwork",
-    "created_at",
-]
+# What a listing page shows of each track (a track item also carries pointers and summaries).
+SUMMARY_FIELDS = list(TRACK_SUMMARY_FIELDS)
 
 
 def is_listed(track: TrackModel) -> bool:
@@ -63,7 +55,7 @@ def is_listed(track: TrackModel) -> bool:
 def is_tag_reference(track: TrackModel) -> bool:
     """A listed track with tags and an embedding: an example the autotag lane learns from. Only
     public tracks teach, so nobody's private or gated work shapes what others are told."""
-    return is_listed(track) and bool(track.tags) and bool((track.embedding or {}).get("vector"))
+    return is_listed(track) and bool(track.tags) and embeddings.has_embedding(track)
 
 
 def may_read(track: TrackModel, viewer_id: str | None) -> bool:
@@ -231,7 +223,7 @@ def owner_tracks(owner_id: str, *, limit: int, cursor: str | None) -> paging.Pag
         limit=limit,
         cursor=cursor,
         # The owner sees why a track failed or its upload was rejected.
-        attributes_to_get=[*SUMMARY_FIELDS, "upload_id", "expires_at_epoch", "failure_code", "failure_message"],
+        attributes_to_get=list(OWNER_TRACK_FIELDS),
     )
     now = utcnow()
     # An abandoned or rejected intent's track goes with the intent, at its TTL; DynamoDB's TTL

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from functions.data import reads, writes
 from functions.data.models import LaneModel, TrackModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import similarity
+from functions.domain.catalog import embeddings, similarity
 from functions.errors import EmbeddingNotReady, TrackDeleted, TrackNotFound
 from functions.settings import settings
 from functions.workflow.definition import LANES
@@ -46,10 +46,11 @@ def find(track_id: str) -> TrackModel | None:
 
 
 def processing_status(track_id: str, owner_id: str) -> ProcessingStatus:
-    """One Query returns the track item and its lane items (they share the partition)."""
+    """One Query returns the track item and its lane items (they share the partition; ``lane#...``
+    and ``track`` sort after the embedding items, which the status does not read)."""
     track: TrackModel | None = None
     lanes: list[LaneModel] = []
-    for raw in reads.partition(TrackModel, track_id, consistent_read=True):
+    for raw in reads.partition(TrackModel, track_id, sort_key_from=LaneModel.sort_key(""), consistent_read=True):
         if raw["sk"]["S"] == TrackModel.TRACK_SK:
             track = TrackModel.from_raw_data(raw)
         else:
@@ -222,14 +223,13 @@ def similar(track_id: str, owner_id: str, *, limit: int) -> tuple[TrackModel, li
     """The owner's ready tracks whose embeddings are nearest to this track's, best first, and how
     many were compared. One Query on ``by_owner`` (newest first, bounded), never a full-table read."""
     track = get_owned(track_id, owner_id)
-    vector = (track.embedding or {}).get("vector")
+    vector = embeddings.vector_of(track)
     if not vector:
         raise EmbeddingNotReady(f"This track has no embedding yet (status: {track.status}).", trackStatus=track.status)
     candidates: dict[str, TrackModel] = {}
     for other in TrackModel.by_owner.query(owner_id, scan_index_forward=False, limit=settings().similar_candidates_max):
-        if other.pk != track_id and other.status == "ready" and (other.embedding or {}).get("vector"):
+        if other.pk != track_id and other.status == "ready" and embeddings.has_embedding(other):
             candidates[other.pk] = other
-    ranked = similarity.nearest(
-        vector, ((pk, other.embedding["vector"]) for pk, other in candidates.items()), limit=limit
-    )
+    vectors = embeddings.vectors_of((pk, other.embedding) for pk, other in candidates.items())
+    ranked = similarity.nearest(vector, vectors.items(), limit=limit)
     return track, [Similar(candidates[pk], score) for pk, score in ranked], len(candidates)

@@ -14,7 +14,7 @@ from typing import Any
 from functions.data import storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import album_membership, tracks
+from functions.domain.catalog import album_membership, tracks, waveforms
 from functions.domain.intake import duplicates, uploads
 from functions.domain.intake import finalize_steps as steps
 from functions.errors import (
@@ -35,9 +35,11 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
         kept = steps.verify_and_keep(upload)
         if kept is not None:
             content = duplicates.checksum(kept.etag)
+            # The peaks go to S3 beside the kept file; the track keeps where they are.
+            hint = waveforms.client_hint(upload.track_id, upload.upload_id, waveform.to_json()) if waveform else None
             for _ in range(duplicates.MAX_ATTEMPTS):
                 claimed = _claim_for_processing(
-                    upload, trigger, content=content, duration_ms=duration_ms, waveform=waveform
+                    upload, trigger, content=content, duration_ms=duration_ms, waveform=hint
                 )
                 if claimed is not _CONTENT_HELD:
                     break
@@ -51,9 +53,7 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
             else:
                 # Every attempt met a content claim that changed hands under it: process this upload
                 # (without claiming its content) rather than lose it.
-                claimed = _claim_for_processing(
-                    upload, trigger, content=None, duration_ms=duration_ms, waveform=waveform
-                )
+                claimed = _claim_for_processing(upload, trigger, content=None, duration_ms=duration_ms, waveform=hint)
             if claimed is _CLAIMED:
                 return _start_processing(upload)
         steps.refresh(upload)
@@ -72,7 +72,7 @@ def _claim_for_processing(
     *,
     content: str | None,
     duration_ms: int | None,
-    waveform: steps.Waveform | None,
+    waveform: dict[str, Any] | None,
 ) -> str:
     """One transaction: the intent claimed (one winner however many race), the owner's claim on its
     content, the draft made ``processing`` and every lane queued. All of it or none: no claimed
@@ -92,7 +92,7 @@ def _claim_for_processing(
         TrackModel.processing_since.set(now),
         TrackModel.updated_at.set(now),
         *([TrackModel.duration_ms.set(duration_ms)] if duration_ms is not None else []),
-        *([TrackModel.waveform.set(waveform.to_json())] if waveform is not None else []),
+        *([TrackModel.waveform.set(waveform)] if waveform is not None else []),
     ]
     claim = (
         duplicates.claim_item(upload.owner_id, content, track_id=upload.track_id, upload_id=upload.upload_id)
@@ -123,8 +123,10 @@ def _claim_for_processing(
         return _DECIDED
     if claim is not None and tx.refused(claim):
         return _CONTENT_HELD
-    # The delete swept the track's prefix before the copy may have landed there.
+    # The delete swept the track's prefix before the copy (and the client's peaks) may have landed there.
     storage.delete(uploads.kept_key(upload))
+    if waveform is not None:
+        storage.delete(waveform["key"])
     storage.delete(upload.object_key)
     raise TrackDeleted("The track was deleted.", trackId=upload.track_id)
 
@@ -202,7 +204,7 @@ def _after_the_fact(
     if upload.status != "finalized":
         raise UploadIntentNotFound("No such upload intent for this owner.")
     if waveform is not None or duration_ms is not None:
-        _store_advisory_hints(upload.track_id, duration_ms=duration_ms, waveform=waveform)
+        _store_advisory_hints(upload, duration_ms=duration_ms, waveform=waveform)
     track = tracks.find(upload.track_id)
     workflow_status = track.workflow_status if track else None
     # The winner's start failed (it took the execution's ARN back): start it now. Starting every
@@ -215,12 +217,13 @@ def _after_the_fact(
     return steps.Outcome("already_finalized", upload, (), workflow_status)
 
 
-def _store_advisory_hints(track_id: str, *, duration_ms: int | None, waveform: steps.Waveform | None) -> None:
+def _store_advisory_hints(upload: UploadModel, *, duration_ms: int | None, waveform: steps.Waveform | None) -> None:
     """A client's hints arriving after the S3 event won the race are kept, unless processing has
     already measured the real values."""
+    track_id = upload.track_id
     hints: list[tuple[Any, Any]] = []
     if waveform is not None:
-        hints.append((TrackModel.waveform, waveform.to_json()))
+        hints.append((TrackModel.waveform, waveforms.client_hint(track_id, upload.upload_id, waveform.to_json())))
     if duration_ms is not None:
         hints.append((TrackModel.duration_ms, duration_ms))
     for attribute, value in hints:

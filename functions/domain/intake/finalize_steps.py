@@ -41,7 +41,7 @@ class Waveform:
     channels: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"peaks": self.peaks, "sampleRateHz": self.sample_rate_hz, "channels": self.channels, "source": "client"}
+        return {"peaks": self.peaks, "sampleRateHz": self.sample_rate_hz, "channels": self.channels}
 
 
 @dataclass(frozen=True)

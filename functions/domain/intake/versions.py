@@ -37,7 +37,7 @@ from functions import ids
 from functions.data import keys, reads, storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import entitlements, listing, tracks
+from functions.domain.catalog import embeddings, entitlements, listing, tracks
 from functions.domain.intake import duplicates, media_types
 from functions.errors import (
     EmptyFile,
@@ -509,6 +509,7 @@ def _bounded(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _delete_version_files(track_id: str, upload_id: str, original_key: str) -> None:
     storage.delete_prefix(keys.version_prefix(track_id, upload_id))
     storage.delete(original_key)
+    embeddings.delete(track_id, upload_id)
 
 
 def _delete_replaced_files(old: TrackModel, *, keep_original: str) -> None:
@@ -519,6 +520,7 @@ def _delete_replaced_files(old: TrackModel, *, keep_original: str) -> None:
             storage.delete(rendition["key"])
     if (old.waveform or {}).get("key"):
         storage.delete(old.waveform["key"])
+    embeddings.delete(old.track_id, (old.embedding or {}).get("uploadId") or old.upload_id)
     storage.delete_prefix(keys.version_prefix(old.track_id, old.upload_id))
     if old.original_key and old.original_key != keep_original:
         storage.delete(old.original_key)

@@ -22,7 +22,7 @@ from typing import Any
 
 from functions.data import keys, storage, writes
 from functions.data.models import TrackModel, utcnow
-from functions.domain.catalog import listing, similarity, tags, tracks
+from functions.domain.catalog import embeddings, listing, similarity, tags, tracks
 from functions.errors import TrackDeleted
 from functions.settings import Settings, settings
 
@@ -132,11 +132,17 @@ def rebuild_reference_snapshot(limit: int) -> _Snapshot:
     """Reads the newest ``limit`` examples from ``by_tag_reference`` (which carries just the tags
     and the vector) and stores them as the snapshot. Lanes that find the snapshot expired at the
     same moment may each rebuild it: the same content, written a few times, once per max age."""
-    found = TrackModel.by_tag_reference.query(TrackModel.TAG_REFERENCE, scan_index_forward=False, limit=limit)
+    found = [
+        item
+        for item in TrackModel.by_tag_reference.query(TrackModel.TAG_REFERENCE, scan_index_forward=False, limit=limit)
+        if item.tags
+    ]
+    # The index carries each track's embedding summary; the vectors are read 100 a request.
+    vectors = embeddings.vectors_of((str(item.pk), item.embedding) for item in found)
     examples = [
-        Example(str(item.pk), item.embedding["vector"], [str(tag) for tag in item.tags or []])
+        Example(str(item.pk), vectors[str(item.pk)], [str(tag) for tag in item.tags or []])
         for item in found
-        if (item.embedding or {}).get("vector") and item.tags
+        if str(item.pk) in vectors
     ]
     built_at = utcnow()
     etag = storage.put_json(

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.data import keys, reads, storage
 from functions.data.models import LaneModel, TrackModel
-from functions.domain.catalog import listing, tracks
+from functions.domain.catalog import embeddings, listing, tracks, waveforms
 from functions.domain.intake import versions
 from functions.domain.processing import external
 from functions.domain.processing.verdict import mark_failed, mark_playable, mark_ready
@@ -178,10 +178,9 @@ def _waveform(payload: StepInput) -> dict[str, Any]:
         background=True,  # optional lane: yields the CPU to the renditions where they share cores
     )
     key = keys.waveform(track_id, version=payload.get("version"))
-    storage.put_json(key, {str(buckets): peaks.to_json(buckets) for buckets in sorted(peaks.peaks)})
+    document = {str(buckets): peaks.to_json(buckets) for buckets in sorted(peaks.peaks)}
     # The measured peaks replace the client's advisory ones on the track.
-    summary = min(peaks.peaks)
-    _store(payload, waveform={**peaks.to_json(summary), "source": "analysis", "key": key})
+    _store(payload, waveform=waveforms.analysis(key, document))
     return {"key": key, "buckets": sorted(peaks.peaks)}
 
 
@@ -372,11 +371,13 @@ def _embeddings(payload: StepInput) -> dict[str, Any]:
     from functions.media import embedding  # numpy: this lane's alone
 
     made = embedding.embed(_source(payload), background=True)
-    _store(payload, embedding=made.to_json())
+    # The vector goes to its own item; the track keeps a summary pointing at it.
+    original = payload.get("version") or payload["uploadId"]
+    _store(payload, embedding=embeddings.store(payload["trackId"], original, made.to_json()))
     if not payload.get("version"):
         # With a vector, a listed tagged track becomes an example the autotag lane learns from.
         listing.sync(payload["trackId"])
-    # The vector itself stays on the track (it is a hundred numbers of no use to read).
+    # The vector itself stays out of the task result (a hundred numbers of no use to read).
     return {"version": made.version, "dimensions": len(made.vector), "analysedMs": made.analysed_ms}
 
 
@@ -390,7 +391,7 @@ def _autotag(payload: StepInput) -> dict[str, Any]:
     track = tracks.find(payload["trackId"])
     if track is None:
         raise TrackDeleted("The track was deleted.", trackId=payload["trackId"])
-    vector = (track.embedding or {}).get("vector")
+    vector = embeddings.vector_of(track)
     if not vector:
         raise external.LaneSkipped("no_embedding", "The embeddings step produced no sound profile to compare.")
     examples = autotag.reference_examples(track.track_id, limit=settings().autotag_examples_max)
