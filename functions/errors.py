@@ -239,6 +239,12 @@ class DocumentNotFound(NotFound):
     code = "document_not_found"
 
 
+class LaneResultNotFound(NotFound):
+    """The lane has no result to read: unknown, not succeeded (yet), or it produced none."""
+
+    code = "lane_result_not_found"
+
+
 class DocumentLimitReached(DomainError):
     """A track holds a bounded number of documents; delete one to add another."""
 

@@ -50,6 +50,12 @@ def waveform(track_id: str, *, version: str | None = None) -> str:
     return f"{_outputs_folder(track_id, version)}waveform.json"
 
 
+def lane_result(track_id: str, lane: str, *, version: str | None = None) -> str:
+    """An external processor's answer too large to keep on the lane item (and in the workflow's
+    state, which Step Functions caps at 256 KiB): stored here, the lane keeps the key."""
+    return f"{_outputs_folder(track_id, version)}lanes/{lane}.json"
+
+
 def client_waveform(track_id: str, upload_id: str) -> str:
     """The advisory peaks a client sent with its finalize: kept beside the file it uploaded (where
     finalize may already write), never where the waveform lane stores the measured ones."""

@@ -80,6 +80,10 @@ OWNED = [
     ),
     Owned("GET", "/v1/tracks/{track_id}/artwork", 404, _req("GET", "/v1/tracks/{track}/artwork")),
     Owned("GET", "/v1/tracks/{track_id}/similar", 409, _req("GET", "/v1/tracks/{track}/similar")),
+    # The fixture's track is not processed: its owner learns the lane has no result yet.
+    Owned(
+        "GET", "/v1/tracks/{track_id}/lanes/{lane}/result", 404, _req("GET", "/v1/tracks/{track}/lanes/probe/result")
+    ),
     Owned("PATCH", "/v1/tracks/{track_id}", 200, _req("PATCH", "/v1/tracks/{track}", {"title": "Renamed"})),
     Owned("POST", "/v1/uploads/{upload_id}/finalize", 200, _req("POST", "/v1/uploads/{upload}/finalize")),
     # The test app answers progress once and closes (progress_stream is off), so the owner gets a 200.

@@ -12,6 +12,7 @@ import pytest
 
 from functions import clients
 from functions.data import keys
+from functions.data.models import LaneModel
 from functions.domain.processing import steps
 from functions.media.probe import probe
 from functions.step_errors import StepFailed
@@ -184,13 +185,16 @@ class _Processor(BaseHTTPRequestHandler):
 
     requests: ClassVar[list[dict]] = []
     answers: ClassVar[list[int]] = []
+    # Extra JSON the answer carries (e.g. a large result).
+    extra: ClassVar[dict] = {}
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(body)
         status = type(self).answers.pop(0) if type(self).answers else 200
         audio = httpx.get(body["audioUrl"])  # the presigned URL really serves the original
-        payload = json.dumps({"stems": ["vocals", "drums"], "audioBytes": len(audio.content)}).encode()
+        answer = {"stems": ["vocals", "drums"], "audioBytes": len(audio.content), **type(self).extra}
+        payload = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -203,7 +207,7 @@ class _Processor(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stems_processor(monkeypatch):
-    _Processor.requests, _Processor.answers = [], []
+    _Processor.requests, _Processor.answers, _Processor.extra = [], [], {}
     server = HTTPServer(("127.0.0.1", 0), _Processor)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("TRACKLANE_STEMS_PROCESSOR", f"http://127.0.0.1:{server.server_port}/stems")
@@ -224,6 +228,47 @@ def test_a_configured_processor_is_called_with_a_presigned_url(stack, artist, st
     sent = stems_processor.requests[0]
     assert (sent["lane"], sent["trackId"]) == ("stems", upload["trackId"].removeprefix("trk_"))
     assert abs(sent["durationMs"] - 3000) <= 50
+
+
+def error_of(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+def test_a_processors_large_answer_is_stored_in_s3_and_read_through_the_api(
+    stack, artist, stems_processor, fast_runner, wav_3s
+):
+    # An answer over 4 KB (a lyrics-sized document): on the lane item it would cost a write unit per
+    # KB on every write of the lane, and in the workflow's state it counts against 256 KiB.
+    words = [f"word{i}" for i in range(2000)]
+    stems_processor.extra = {"words": words}
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    status = processed(stack, artist, upload)
+    track_id = upload["trackId"]
+
+    stems = lanes_by_name(status)["stems"]
+    assert stems["state"] == "succeeded"
+    result_url = f"http://testserver/v1/tracks/{track_id}/lanes/stems/result"
+    stored = stems["outputs"]["storedResult"]
+    assert stored["url"] == result_url and stored["byteSize"] > 4096
+    assert set(stems["outputs"]) == {"storedResult"}  # no key, no inline copy
+    lane_item = LaneModel.get(track_id.removeprefix("trk_"), LaneModel.sort_key("stems"), consistent_read=True)
+    assert len(json.dumps(lane_item.outputs)) < 300
+
+    redirect = stack.api.get(
+        f"/v1/tracks/{track_id}/lanes/stems/result", headers=as_user(artist), follow_redirects=False
+    )
+    assert redirect.status_code == 302 and redirect.headers["cache-control"] == "private, no-store"
+    answer = httpx.get(redirect.headers["location"]).json()
+    assert answer["words"] == words and answer["stems"] == ["vocals", "drums"]
+    # A small result is answered in place; what has none, or is another owner's, is not found.
+    probe = stack.api.get(f"/v1/tracks/{track_id}/lanes/probe/result", headers=as_user(artist))
+    assert probe.status_code == 200 and probe.json()["durationMs"] > 0
+    lyrics = stack.api.get(f"/v1/tracks/{track_id}/lanes/lyrics/result", headers=as_user(artist))
+    assert error_of(lyrics) == (404, "lane_result_not_found")  # skipped: no processor configured
+    unknown = stack.api.get(f"/v1/tracks/{track_id}/lanes/nonsense/result", headers=as_user(artist))
+    assert error_of(unknown) == (404, "lane_result_not_found")
+    other = stack.api.get(f"/v1/tracks/{track_id}/lanes/stems/result", headers=as_user("mallory"))
+    assert error_of(other) == (404, "track_not_found")
 
 
 def test_stream_redirects_to_each_rendition_and_the_original(stack: Stack, artist, runner, wav_3s):

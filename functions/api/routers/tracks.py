@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import Field, StringConstraints, field_validator
 
 from functions import ids
 from functions.api.auth import Principal, current_user
 from functions.api.models import CamelModel, CamelResponse, iso
-from functions.api.public import cacheable, viewer
+from functions.api.public import absolute_url, cacheable, viewer
 from functions.api.routers.media_uploads import (
     PendingVersionResponse,
     VersionResponse,
@@ -123,14 +123,29 @@ def _presigned_redirect(key: str, content_type: str | None) -> RedirectResponse:
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "private, no-store"})
 
 
-def _lane(lane: LaneModel) -> LaneResponse:
+def lane_result_url(request: Request, track_id: str, lane: str) -> str:
+    return absolute_url(request, f"/v1/tracks/{ids.render('trk', track_id)}/lanes/{lane}/result")
+
+
+def _lane_outputs(request: Request, lane: LaneModel) -> dict[str, Any] | None:
+    """A lane's outputs; a result stored in S3 (too large for the lane item) as its size and where
+    to read it, never its key."""
+    outputs: dict[str, Any] | None = lane.outputs
+    stored = (outputs or {}).get(tracks.STORED_RESULT)
+    if not isinstance(stored, dict):
+        return outputs
+    url = lane_result_url(request, lane.pk, lane.lane)
+    return {tracks.STORED_RESULT: {"byteSize": stored.get("byteSize"), "url": url}}
+
+
+def _lane(request: Request, lane: LaneModel) -> LaneResponse:
     return LaneResponse(
         name=lane.lane,
         state=lane.state,
         attempts=int(lane.attempts or 0),
         code=lane.code,
         message=lane.message,
-        outputs=lane.outputs,
+        outputs=_lane_outputs(request, lane),
         started_at=iso(lane.started_at),
         finished_at=iso(lane.finished_at),
         updated_at=iso(lane.updated_at),
@@ -263,7 +278,9 @@ def delete_track(track_id: str, user: Annotated[Principal, Depends(current_user)
 
 
 @router.get("/{track_id}/processing-status", response_model=ProcessingStatusResponse, response_model_by_alias=True)
-def get_processing_status(track_id: str, user: Annotated[Principal, Depends(current_user)]) -> ProcessingStatusResponse:
+def get_processing_status(
+    track_id: str, request: Request, user: Annotated[Principal, Depends(current_user)]
+) -> ProcessingStatusResponse:
     """Per-lane state (queued | running | succeeded | failed | skipped) with attempts, message,
     timestamps and outputs, plus the track's overall status and the workflow's."""
     status = tracks.processing_status(_track_id(track_id), user.user_id)
@@ -275,9 +292,29 @@ def get_processing_status(track_id: str, user: Annotated[Principal, Depends(curr
         workflow_status=track.workflow_status,
         failure=failure_of(track),
         pending_version=pending_version(track),
-        lanes=[_lane(lane) for lane in status.lanes],
+        lanes=[_lane(request, lane) for lane in status.lanes],
         updated_at=iso(track.updated_at) or "",
     )
+
+
+LaneName = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+
+
+@router.get(
+    "/{track_id}/lanes/{lane}/result",
+    responses={
+        200: {"description": "The lane's outputs, when they were kept on the lane"},
+        302: {"description": "Redirect to a short-lived presigned GET of a result stored in S3"},
+        404: {"description": "track_not_found, lane_result_not_found"},
+    },
+)
+def get_lane_result(track_id: str, lane: LaneName, user: Annotated[Principal, Depends(current_user)]) -> Response:
+    """Owner only: what a succeeded lane produced. An external processor's answer too large to keep
+    on the lane (over 4 KB) is stored in S3: this redirects to it."""
+    result = tracks.lane_result(_track_id(track_id), user.user_id, lane)
+    if result.stored_key is not None:
+        return _presigned_redirect(result.stored_key, "application/json")
+    return JSONResponse(result.outputs, headers={"Cache-Control": "private, no-store"})
 
 
 StreamFormat = Literal["aac", "opus", "mp3", "original"]

@@ -11,7 +11,7 @@ from functions.data import reads, writes
 from functions.data.models import LaneModel, TrackModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import embeddings, similarity
-from functions.errors import EmbeddingNotReady, TrackDeleted, TrackNotFound
+from functions.errors import EmbeddingNotReady, LaneResultNotFound, TrackDeleted, TrackNotFound
 from functions.settings import settings
 from functions.workflow.definition import LANES
 
@@ -43,6 +43,33 @@ def get_owned(track_id: str, owner_id: str) -> TrackModel:
 
 def find(track_id: str) -> TrackModel | None:
     return reads.get_or_none(TrackModel, track_id, TrackModel.TRACK_SK)
+
+
+# A lane's outputs that were too large to keep on the lane item: ``{STORED_RESULT: {"key",
+# "byteSize"}}`` (``functions.domain.processing.steps``), the answer itself in S3.
+STORED_RESULT = "storedResult"
+
+
+@dataclass(frozen=True)
+class LaneResult:
+    """What a succeeded lane produced: its outputs, or where they are stored when they were too
+    large to keep on the lane item (``stored_key``)."""
+
+    outputs: dict[str, Any]
+    stored_key: str | None
+
+
+def lane_result(track_id: str, owner_id: str, lane: str) -> LaneResult:
+    """The owner's view of one lane's result. Raises TrackNotFound (not the owner's, or gone) or
+    LaneResultNotFound (no such lane, not succeeded, no outputs)."""
+    found = reads.get_many((TrackModel, track_id, TrackModel.TRACK_SK), (LaneModel, track_id, LaneModel.sort_key(lane)))
+    track, lane_item = found
+    if not isinstance(track, TrackModel) or track.owner_id != owner_id:
+        raise TrackNotFound("No such track.")
+    if not isinstance(lane_item, LaneModel) or lane_item.state != "succeeded" or not lane_item.outputs:
+        raise LaneResultNotFound(f"The {lane} lane has no result (yet).", lane=lane)
+    stored = lane_item.outputs.get(STORED_RESULT)
+    return LaneResult(lane_item.outputs, stored["key"] if isinstance(stored, dict) else None)
 
 
 def processing_status(track_id: str, owner_id: str) -> ProcessingStatus:

@@ -2,7 +2,8 @@
 
 A processor is configured as an http(s) URL or a Lambda function ARN. Either way it receives the
 JSON ``{"trackId", "lane", "audioUrl", "durationMs"}``, where ``audioUrl`` is a presigned GET valid
-for an hour, and answers a JSON object (at most 256 KB) that is stored as the lane's outputs.
+for an hour, and answers a JSON object (at most 256 KB) that is stored as the lane's outputs (in S3,
+referenced from them, above ``INLINE_RESULT_MAX_BYTES``).
 
 * URL: ``POST <url>``. 2xx is success; 4xx is a permanent refusal; 5xx or no answer is transient
   (the workflow retries).
@@ -26,6 +27,11 @@ from functions import clients
 from functions.step_errors import StepFailed, TransientStepError
 
 MAX_RESPONSE_BYTES = 256 * 1024
+# An answer larger than this (serialized) is stored in S3 and the lane keeps a reference
+# (``tracks.STORED_RESULT``): on the lane item it would cost a write unit per KB on every write and
+# read of the lane, and as the task's result it would ride in the workflow's state (256 KiB at
+# most, every lane's result included).
+INLINE_RESULT_MAX_BYTES = 4 * 1024
 LAMBDA_FUNCTION_ARN = re.compile(
     r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?"
 )

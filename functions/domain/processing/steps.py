@@ -11,6 +11,7 @@ other steps' cold starts skip them.
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -415,9 +416,21 @@ def _external(lane: str, url_of: Callable[[], str | None]) -> Callable[[StepInpu
             "audioUrl": _source(payload),
             "durationMs": (payload.get("probe") or {}).get("durationMs"),
         }
-        return external.call(url_of(), lane=lane, payload=request, timeout_s=settings().processor_timeout_s)
+        result = external.call(url_of(), lane=lane, payload=request, timeout_s=settings().processor_timeout_s)
+        return _kept_result(payload, lane, result)
 
     return work
+
+
+def _kept_result(payload: StepInput, lane: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The processor's answer as the lane keeps it: itself when small, else stored in S3 and
+    referenced (``tracks.STORED_RESULT``), read through ``GET .../lanes/{lane}/result``."""
+    size = len(json.dumps(result, separators=(",", ":")).encode())
+    if size <= external.INLINE_RESULT_MAX_BYTES:
+        return result
+    key = keys.lane_result(payload["trackId"], lane, version=payload.get("version"))
+    storage.put_json(key, result)
+    return {tracks.STORED_RESULT: {"key": key, "byteSize": size}}
 
 
 STEPS: dict[str, Step] = {
