@@ -53,6 +53,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     # Its own state file: a `make run` going in this checkout keeps the one the CLI finds.
     state_file = log.parent / "stack.json"
     env["TRACKLANE_STACK_STATE_FILE"] = str(state_file)
+    # A throwaway store of the session's own: never the checkout's .tracklane/data.
+    env["TRACKLANE_DATA_DIR"] = str(log.parent / "data")
     with log.open("wb") as sink:
         process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
     stack = LocalStackProcess(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process, log, dev_keys)
