@@ -44,8 +44,10 @@ chromium:
 layers: $(VENV)/.installed
 	$(BIN)/python -m layers.build
 
+# `make run DATA_DIR=/some/dir` keeps the stack's tables and objects there instead of .tracklane/data
+# (`DATA_DIR=` keeps nothing); `make run FRESH=1` deletes them first (docs/local-stack.md).
 run: install
-	$(BIN)/tracklane run
+	$(if $(filter-out undefined,$(origin DATA_DIR)),TRACKLANE_DATA_DIR='$(DATA_DIR)') $(BIN)/tracklane run $(if $(FRESH),--fresh)
 
 # Three workers for two cores: an integration test often waits (on a runner thread, moto, ffmpeg, a
 # poll), and a third worker fills those waits. Each worker has its own moto server and ports, so

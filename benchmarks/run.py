@@ -122,7 +122,7 @@ def raw_ladder(wav: Path, out_dir: Path) -> tuple[float, float]:
 class StackProcess:
     """The local stack exactly as `make run` starts it, on free ports."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, *, data_dir: Path | None = None) -> None:
         from local.devauth import DevKeys
 
         self.port, self.moto_port = free_port(), free_port()
@@ -137,6 +137,8 @@ class StackProcess:
             # Its own dev signing key and state file: the checkout's .tracklane/ belongs to a `make run`.
             "TRACKLANE_DEV_KEY_FILE": str(self.dev_keys.private_key_file),
             "TRACKLANE_STACK_STATE_FILE": str(log.with_name("stack.json")),
+            # Nothing kept unless asked (benchmarks.store_startup): the checkout's store is a `make run`'s.
+            "TRACKLANE_DATA_DIR": str(data_dir) if data_dir is not None else "",
         }
         self.log = log.open("wb")
         self.process = subprocess.Popen(

@@ -1,6 +1,6 @@
 """``tracklane``: the developer and admin command line.
 
-tracklane run                         start the local stack (what ``make run`` does)
+tracklane run [--fresh]               start the local stack (what ``make run`` does); --fresh: empty store
 tracklane token --user NAME           print a bearer token the local API accepts
 tracklane token --aws --user EMAIL [--create] [--stack NAME | --user-pool-id ID --client-id ID]
                                       print an access token from a deployed stack's user pool
@@ -175,10 +175,10 @@ def _entitlement(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(_: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     from local.stack import run as run_stack
 
-    run_stack()
+    run_stack(fresh=args.fresh)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     entitlement.set_defaults(func=_entitlement)
 
     run = commands.add_parser("run", help="start the local stack in the foreground")
+    run.add_argument(
+        "--fresh", action="store_true", help="delete the kept tables and objects first (TRACKLANE_DATA_DIR)"
+    )
     run.set_defaults(func=_run)
 
     args = parser.parse_args(argv)

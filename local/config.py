@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -86,6 +87,38 @@ class LocalSettings(BaseSettings):
             "checkout, so every terminal working in it finds the stack whichever ports it was started on."
         ),
     )
+
+    data_dir: Path | None = Field(
+        default=CHECKOUT / ".tracklane" / "data",
+        validation_alias="TRACKLANE_DATA_DIR",
+        description=(
+            "Where the local stack keeps its tables and objects across restarts (`local/persistence.py`, "
+            "[what is kept](local-stack.md#what-survives-a-restart)); `make run DATA_DIR=…`. Empty: "
+            "everything in memory, gone at stop. Under pytest, unless set, nothing is kept."
+        ),
+    )
+    snapshot_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias="TRACKLANE_LOCAL_SNAPSHOT_INTERVAL_S",
+        description=(
+            "How often the tables are written to the data directory when they changed (and at stop): "
+            "a `kill -9` loses at most this long of table writes."
+        ),
+    )
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _empty_is_memory(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def store_dir(self) -> Path | None:
+        """The data directory this run persists into: none when unset under pytest, so a test never
+        writes into the checkout's store unless it names a directory of its own."""
+        if "data_dir" not in self.model_fields_set and "PYTEST_CURRENT_TEST" in os.environ:
+            return None
+        return self.data_dir
 
     @property
     def moto_endpoint(self) -> str:

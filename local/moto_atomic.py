@@ -9,9 +9,10 @@ for the local stack and the tests; the conditions themselves still decide who wi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
@@ -65,3 +66,10 @@ def make_dynamodb_writes_atomic() -> None:
         method = getattr(DynamoDBBackend, name)
         if not getattr(method, "__tracklane_atomic__", False):
             setattr(DynamoDBBackend, name, _serialized(method))
+
+
+@contextlib.contextmanager
+def writes_held() -> Iterator[None]:
+    """No write of moto's DynamoDB runs meanwhile (a snapshot of the tables: a consistent cut)."""
+    with _lock:
+        yield

@@ -29,6 +29,7 @@ from local.devauth import DevKeys
 from local.faults import ThrottlePlan, Throttler
 from local.lambda_context import InvocationLogContext
 from local.moto_patches import patch_moto
+from local.persistence import LocalStore, RestoreReport, StoreUnusable
 from local.provision import LocalResources, provision
 from local.pump import S3EventPump
 from local.runner import WorkflowRunner
@@ -55,8 +56,19 @@ class LocalStack:
         self.runner: WorkflowRunner | None = None
         self.sweeper: SweeperSchedule | None = None
         self.stream_pump: StreamPump | None = None
+        self.store: LocalStore | None = None
+        self.restored: RestoreReport | None = None
 
-    def start_backend(self) -> LocalResources:
+    def start_backend(self, *, fresh: bool = False) -> LocalResources:
+        """Raises StoreUnusable, before anything starts, when the data directory cannot be used."""
+        if self.config.store_dir is not None:
+            # Read and checked whole before moto starts: a damaged store stops the start, untouched.
+            self.store = LocalStore.open(
+                self.config.store_dir,
+                self.config.region,
+                fresh=fresh,
+                snapshot_interval_s=self.config.snapshot_interval_s,
+            )
         for name, value in {
             **_FAKE_CREDENTIALS,
             "AWS_REGION": self.config.region,
@@ -74,6 +86,9 @@ class LocalStack:
         # The API trusts this stack's own issuer, through the same verification code as on AWS.
         os.environ.update(DevKeys(self.config.dev_key_file).ensure().environment())
         clients.reset()
+        if self.store is not None:
+            self.restored = self.store.restore()
+            self.store.attach()
         sqs = self._client("sqs")
         self.pump = S3EventPump(
             sqs,
@@ -95,7 +110,10 @@ class LocalStack:
             wait_s=self.config.runner_wait_s,
             throttler=throttler,
         )
-        self.sweeper = SweeperSchedule(self.config.sweep_interval_s)
+        # Executions do not survive a restart (moto cannot restore them): a first sweep at once finds
+        # every track left processing and starts its workflow again under the same name.
+        resumes = self.restored is not None and self.restored.items > 0
+        self.sweeper = SweeperSchedule(self.config.sweep_interval_s, sweep_at_start=resumes)
         self.stream_pump = StreamPump(
             self._client("dynamodb"),
             self._client("dynamodbstreams"),
@@ -139,6 +157,8 @@ class LocalStack:
         for worker in workers:
             if worker is not None:
                 worker.join(timeout=STOP_TIMEOUT_S)
+        if self.store is not None:
+            self.store.close()
         self.moto.stop()
 
 
@@ -151,10 +171,33 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def _store_line(stack: LocalStack) -> str:
+    if stack.store is None:
+        return "in memory (nothing is kept at stop)"
+    restored = stack.restored
+    kept = ""
+    if restored is not None and (restored.items or restored.objects):
+        kept = (
+            f" ({restored.items} items, {restored.objects} objects of {restored.object_bytes / 1e6:.1f} MB "
+            f"restored in {restored.seconds:.2f} s)"
+        )
+    return f"{stack.store.root}{kept}"
+
+
+def main(*, fresh: bool = False) -> int:
     config = local_settings()
     stack = LocalStack(config)
-    resources = stack.start_backend()
+    try:
+        resources = stack.start_backend(fresh=fresh)
+    except StoreUnusable as unusable:
+        print(
+            f"tracklane run: the local store cannot be used: {unusable}.\nNothing was changed. Move the "
+            "data directory away (or repair it) and start again, or start empty with `tracklane run --fresh` "
+            "(`make run FRESH=1`), which deletes it.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     app = with_cors(
         InvocationLogContext(
             create_app(IssuerAuthenticator(), health_checks=stack.health_checks()),
@@ -178,6 +221,7 @@ def main() -> int:
     print(
         f"tracklane local stack\n  API:   {config.api_url}  (docs: {config.api_url}/docs)\n"
         f"  moto:  {config.moto_endpoint}\n  state machine: {resources.state_machine_arn}\n"
+        f"  data:  {_store_line(stack)}\n"
         f"  token: .venv/bin/tracklane token --user alice\n  Ctrl-C stops everything.",
         flush=True,
     )
@@ -199,15 +243,16 @@ def main() -> int:
     return 0
 
 
-def run() -> NoReturn:
+def run(*, fresh: bool = False) -> NoReturn:
     """``make run`` and ``python -m local.stack``: serves until Ctrl-C, then exits at once. Once
     everything is stopped, a thread still busy (a step's AWS call to the stopped moto, which the
-    SDK retries) must not hold the exit for a minute, as the interpreter's join would."""
-    code = main()
+    SDK retries) must not hold the exit for a minute, as the interpreter's join would. ``fresh``
+    deletes the data directory's store first."""
+    code = main(fresh=fresh)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
 if __name__ == "__main__":
-    run()
+    run(fresh="--fresh" in sys.argv[1:])

@@ -41,18 +41,20 @@ class LocalStackProcess:
         return {"Authorization": f"Bearer {self.token(user)}"}
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+def launch(directory: Path, *, data_dir: Path, dev_keys: DevKeys | None = None) -> LocalStackProcess:
+    """The local stack as `make run` starts it, on free ports, its log, state file and store in
+    ``directory`` and ``data_dir``; returns once it is healthy."""
     port, moto_port = free_port(), free_port()
-    log = tmp_path_factory.mktemp("stack") / "stack.log"
-    dev_keys = DevKeys(log.parent / "dev-signing-key.pem").ensure()
+    log = directory / f"stack-{port}.log"
+    dev_keys = dev_keys or DevKeys(directory / "dev-signing-key.pem").ensure()
     env = {**os.environ, "PORT": str(port), "MOTO_PORT": str(moto_port)}
     for name in [n for n in env if n.startswith("TRACKLANE_")]:
         env.pop(name)  # the stack configures its own functions
     env["TRACKLANE_DEV_KEY_FILE"] = str(dev_keys.private_key_file)
     # Its own state file: a `make run` going in this checkout keeps the one the CLI finds.
-    state_file = log.parent / "stack.json"
-    env["TRACKLANE_STACK_STATE_FILE"] = str(state_file)
+    env["TRACKLANE_STACK_STATE_FILE"] = str(directory / "stack.json")
+    # A throwaway store: never the checkout's .tracklane/data.
+    env["TRACKLANE_DATA_DIR"] = str(data_dir)
     with log.open("wb") as sink:
         process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
     stack = LocalStackProcess(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process, log, dev_keys)
@@ -62,13 +64,32 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             pytest.fail(f"the local stack exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(f"{stack.api}/health", timeout=2).status_code == 200:
-                break
+                return stack
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"the local stack was not healthy within 120 s:\n{log.read_text()[-3000:]}")
         time.sleep(0.3)
+
+
+def interrupt(stack: LocalStackProcess) -> None:
+    """Ctrl-C, and the clean exit it must lead to."""
+    stack.process.send_signal(signal.SIGINT)
+    try:
+        stack.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        stack.process.kill()
+        raise
+    assert stack.process.returncode == 0, stack.log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    directory = tmp_path_factory.mktemp("stack")
+    stack = launch(directory, data_dir=directory / "data")
+    process, state_file = stack.process, directory / "stack.json"
+    port, moto_port = (int(url.rsplit(":", 1)[1]) for url in (stack.api, stack.moto))
     # The stack announces where it listens, for the CLI (local.running_stack) ...
     assert read(state_file) == RunningStack(
         moto_endpoint=stack.moto, api_url=stack.api, region="us-east-1", pid=process.pid
@@ -78,13 +99,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     # left open still streams progress for an upload that never ends.
     assert process.poll() is None, "the local stack died during the session"
     streaming = _open_progress_stream(stack)
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    assert process.returncode == 0, log.read_text()[-3000:]
+    interrupt(stack)
     streaming.join(timeout=5)
     assert not streaming.is_alive(), "the progress stream outlived the stack"
     # ... and withdraws it when stopped.
