@@ -14,7 +14,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from functions import ids
 from functions.data.models import AlbumModel, AlbumSlugModel, TrackModel, utcnow
-from functions.domain.catalog import album_membership, albums, artists
+from functions.domain.catalog import album_membership, albums, artists, paging
 from functions.errors import AlbumFull, AlbumNotFound
 
 from .conftest import as_user
@@ -421,6 +421,7 @@ def test_a_cursor_this_listing_did_not_issue_is_400(stack, alice):
         ("/v1/albums", "not base64 at all!"),
         ("/v1/albums", forged),
         ("/v1/albums", base64.urlsafe_b64encode(b"[1, 2]").decode()),
+        ("/v1/albums", paging.encode("albums", {"created_at": "yesterday", "pk": "x"})),  # well formed, bad time
         ("/v1/artists/alice/albums", from_all),  # another listing's cursor
     ]:
         response = stack.api.get(url, params={"cursor": cursor})

@@ -120,12 +120,16 @@ def query_merged(
     schema = _roles(index._get_schema())
     if schema.get("RANGE") != _MERGED_NAMES[0]:
         raise ValueError(f"a merged listing is sorted by {_MERGED_NAMES[0]}")
+    sort_attribute = model.get_attributes()["created_at"]
     after: tuple[str, str] | None = None
     if cursor:
         key = decode(kind, cursor, names=_MERGED_NAMES)
+        try:
+            sort_attribute.deserialize(key["created_at"])
+        except ValueError as error:
+            raise InvalidCursor("The cursor is not one this listing returned.") from error
         after = (key["created_at"], key["pk"])
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    sort_attribute = model.get_attributes()["created_at"]
     table_hash = _roles(model._get_schema())["HASH"]
     found: list[tuple[tuple[str, str], M]] = []
     for partition in partitions:
