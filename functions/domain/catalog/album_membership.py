@@ -35,8 +35,11 @@ MAX_ATTEMPTS = 10
 # Positions are microseconds scaled by SPACING: room for 24 halvings between two tracks appended
 # one microsecond apart before a placement has to spread the album's positions out again.
 SPACING = 2**24
-# Backoff between attempts that lost a race: up to this many seconds times the attempt number.
+# Backoff between attempts that lost a race (full jitter): up to 0.01, 0.02, 0.04 ... 0.5 s. Every
+# join also writes the album item, so joins at the same moment conflict in DynamoDB (a transaction
+# finds another in progress on the item) and take turns this way.
 BACKOFF_S = 0.01
+MAX_BACKOFF_S = 0.5
 
 
 def _now_position() -> int:
@@ -48,7 +51,7 @@ def _find(album_id: str) -> AlbumModel | None:
 
 
 def _wait(attempt: int) -> None:
-    time.sleep(random.uniform(0, BACKOFF_S * (attempt + 1)))  # noqa: S311 -- jitter, not a secret
+    time.sleep(random.uniform(0, min(MAX_BACKOFF_S, BACKOFF_S * 2**attempt)))  # noqa: S311 -- jitter, not a secret
 
 
 def _is_legacy(album: AlbumModel) -> bool:
