@@ -364,13 +364,14 @@ def test_what_an_older_version_appends_during_a_deployment_is_kept(stack: Stack,
 
 
 def test_the_album_listing_merges_its_shards_newest_first_across_pages(stack: Stack, artist: str) -> None:
-    # Given albums in every shard, two old ones in the partition before the shards, and three
-    # albums created at the very same moment (ties on the index's sort key)
+    # Given albums in every shard, two old ones in the partition before the shards, and five
+    # albums created at the very same moment (ties on the index's sort key; five albums in four
+    # shards: at least two tie within one partition)
     created = [new_album(artist, f"Album {n}") for n in range(9)]
     old = [legacy_album(artist, f"Old {n}", []) for n in range(2)]
     base = utcnow() - timedelta(days=1)
     moments = {album_id: base + timedelta(seconds=n) for n, album_id in enumerate([*created, *old])}
-    for album_id in created[:3]:
+    for album_id in created[:5]:
         moments[album_id] = base + timedelta(seconds=100)
     for album_id, moment in moments.items():
         AlbumModel(album_id, AlbumModel.ALBUM_SK).update(actions=[AlbumModel.created_at.set(moment)])
