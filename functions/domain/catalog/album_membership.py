@@ -239,8 +239,9 @@ def place_track(album_id: str, track_id: str, order_key: list[Any]) -> None:
             with contextlib.suppress(AlbumChanged):
                 _spread_out(album, current)
             continue
-        # A reorder that started since the read would give the neighbours other places.
-        unchanged = (AlbumModel.revision == album.revision) & _not_reordering()
+        # A reorder that started (or a spreading out that ended) since the read gives the
+        # neighbours other places.
+        unchanged = (AlbumModel.revision == album.revision) & _not_reordering() & _same_generation(album)
         if _join(album_id, track_id, position, order_key, unchanged):
             return
         if _after_refusal(album_id, track_id) is None:
@@ -338,6 +339,12 @@ def _not_reordering() -> Any:
     return AlbumModel.reordering.does_not_exist() | (AlbumModel.reordering_until < int(time.time()))
 
 
+def _same_generation(album: AlbumModel) -> Any:
+    if album.order_generation is None:
+        return AlbumModel.order_generation.does_not_exist()
+    return AlbumModel.order_generation == album.order_generation
+
+
 def _write_positions(album: AlbumModel, positions: dict[str, int], *, bump: bool) -> None:
     """Gives members new places without a reader ever seeing half of them. Holding the album
     (conditional on it being unchanged since ``album`` was read, and not held by another reorder;
@@ -352,7 +359,8 @@ def _write_positions(album: AlbumModel, positions: dict[str, int], *, bump: bool
     if not writes.update_if(
         item,
         [AlbumModel.reordering.set(token), AlbumModel.reordering_until.set(int(time.time()) + REORDER_LEASE_S)],
-        (AlbumModel.revision == album.revision) & _not_reordering(),
+        # The generation too: spreading positions out switches it without moving the revision.
+        (AlbumModel.revision == album.revision) & _not_reordering() & _same_generation(album),
     ):
         raise AlbumChanged("The album changed, or is being reordered, since it was read; try again.")
     updates: dict[str, list[Any]] = {}
