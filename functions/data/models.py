@@ -526,27 +526,17 @@ class AlbumsByOwner(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-unty
 
 
 class AlbumsListed(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyped-call]
-    """Every album, newest first, for ``GET /v1/albums``: the index the listing reads until
-    ``by_listing_v2`` (same keys) exists in every deployed stack, after which a release deletes it
-    (docs/migrations.md). Its partitions are the listing shards (``AlbumModel.listing_shard``)."""
-
-    class Meta:
-        index_name = "by_listing"
-        projection = AllProjection()
-
-    listed = UnicodeAttribute(hash_key=True)
-    created_at = UTCDateTimeAttribute(range_key=True)
-
-
-class AlbumsListedV2(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyped-call]
     """Every album, newest first, for ``GET /v1/albums``, in ``LISTING_SHARDS`` partitions
     (``listed = album#<n>``, chosen from the album id; albums created before the shards keep
     ``listed = album``, one more partition that no new album lands in). Keys only: an album is
     created and deleted rarely and its other writes (every track joining it) change no key, so they
-    never reach the index; the listing reads the page's albums with one BatchGetItem."""
+    never reach the index; the listing reads the page's albums with one BatchGetItem. It replaced
+    ``by_listing`` (the same keys, every attribute projected), which a deployment migrating across
+    still reads (``Meta.replaces``, docs/migrations.md)."""
 
     class Meta:
         index_name = "by_listing_v2"
+        replaces = "by_listing"
         projection = KeysOnlyProjection()
 
     listed = UnicodeAttribute(hash_key=True)
@@ -568,7 +558,7 @@ class AlbumModel(_BoundModel):
         stream_view_type = "NEW_AND_OLD_IMAGES"
 
     ALBUM_SK = "album"
-    # The partition of by_listing that albums created before the shards are in.
+    # The listing partition of the albums created before the shards.
     LISTED = "album"
     LISTING_SHARDS = 4
 
@@ -605,7 +595,6 @@ class AlbumModel(_BoundModel):
     updated_at = UTCDateTimeAttribute(default=utcnow)
     by_owner = AlbumsByOwner()
     by_listing = AlbumsListed()
-    by_listing_v2 = AlbumsListedV2()
 
     @property
     def album_id(self) -> str:

@@ -156,9 +156,6 @@ def _albums_of(keys: list[AlbumModel], next_cursor: str | None) -> AlbumPage:
     return AlbumPage([AlbumView(album, profiles.get(album.owner_id)) for album in albums], next_cursor)
 
 
-# The index GET /v1/albums reads: by_listing until by_listing_v2 (the same keys) exists in every
-# deployed stack; docs/migrations.md says when this switches.
-LISTING_INDEX = AlbumModel.by_listing
 _OWNER_INDEX_KEYS = ["pk", "sk", "owner_id", "created_at"]
 
 
@@ -166,7 +163,7 @@ def list_all(*, limit: int, cursor: str | None) -> AlbumPage:
     """Every album, newest first: the listing's shards merged (one Query each, keys only), then
     the page's albums and their artists."""
     page = paging.query_merged(
-        "albums", LISTING_INDEX, AlbumModel, AlbumModel.listing_partitions(), limit=limit, cursor=cursor
+        "albums", AlbumModel.by_listing, AlbumModel, AlbumModel.listing_partitions(), limit=limit, cursor=cursor
     )
     return _albums_of(page.items, page.next_cursor)
 
