@@ -222,10 +222,12 @@ def _album(change: Change, type_: EventType, item: Image, **extra: Any) -> Domai
 
 
 def _track_count(item: Image) -> int:
-    """The album's count; an album written before member items holds its list instead."""
-    if item.get("track_ids") is None and (count := _integer(item.get("track_count"))) is not None:
-        return count
-    return len(item.get("track_ids") or ())
+    """The album's count, as ``album_membership.track_count`` counts it: an album written before
+    member items holds its list instead, and one may hold both while a deployment replaces the
+    functions (what an older version appended, not a member yet)."""
+    listed = len(item.get("track_ids") or ())
+    count = _integer(item.get("track_count"))
+    return listed if count is None else count + listed
 
 
 def _integer(value: Any) -> int | None:

@@ -310,6 +310,9 @@ def test_a_track_list_change_of_an_album_with_member_items_is_an_update_of_its_t
     # Moving an old album's list into member items changes no revision: no event
     legacy = album(track_ids=[TRACK_ID], revision=4)
     assert type_of(legacy, changed(legacy, track_ids=None, track_count=1)) is None
+    # What an older version appended while a deployment replaced the functions counts too
+    appended = changed(reordered, track_ids=["appended-the-old-way"], revision=4)
+    assert event_of(reordered, appended).detail["trackCount"] == 2  # type: ignore[union-attr]
 
 
 def test_details_carry_no_storage_keys() -> None:

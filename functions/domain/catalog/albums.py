@@ -145,11 +145,11 @@ def visible_tracks(album: AlbumModel, viewer_id: str | None) -> list[TrackModel]
     return [found[tid] for tid in order if tid in found and found[tid].owner_id == album.owner_id and shown(found[tid])]
 
 
-def _albums_of(keys: list[AlbumModel], next_cursor: str | None) -> AlbumPage:
+def _albums_of(entries: list[AlbumModel], next_cursor: str | None) -> AlbumPage:
     """The albums an index page named, as stored (one BatchGetItem), with their artists (one
     more): the indexes carry keys, not what the page shows. An album deleted since the index
     answered is left out."""
-    found = reads.get_many(*((AlbumModel, key.pk, key.sk) for key in keys))
+    found = reads.get_many(*((AlbumModel, entry.pk, entry.sk) for entry in entries))
     albums = [album for album in found if isinstance(album, AlbumModel)]
     owners = list(dict.fromkeys(album.owner_id for album in albums))
     profiles = {artist.user_id: artist for artist in artists.find_many(owners)}
