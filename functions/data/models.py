@@ -7,6 +7,7 @@ classes). Table names and the endpoint are bound from settings on first use, nev
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar
@@ -514,7 +515,7 @@ class UploadSessionModel(_BoundModel):
 
 
 class AlbumsByOwner(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyped-call]
-    """An artist's albums, oldest first. Sparse: slug items carry no owner."""
+    """An artist's albums, oldest first. Sparse: slug and member items carry no owner."""
 
     class Meta:
         index_name = "by_owner"
@@ -525,21 +526,30 @@ class AlbumsByOwner(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-unty
 
 
 class AlbumsListed(GlobalSecondaryIndex["AlbumModel"]):  # type: ignore[no-untyped-call]
-    """Every album, newest first, for ``GET /v1/albums``: one partition (``listed = "album"``).
-    Albums are created rarely, far below one index partition's write rate."""
+    """Every album, newest first, for ``GET /v1/albums``, in ``LISTING_SHARDS`` partitions
+    (``listed = album#<n>``, chosen from the album id; albums created before the shards keep
+    ``listed = album``, one more partition that no new album lands in). Keys only: an album is
+    created and deleted rarely and its other writes (every track joining it) change no key, so they
+    never reach the index; the listing reads the page's albums with one BatchGetItem. It replaced
+    ``by_listing`` (the same keys, every attribute projected), which a deployment migrating across
+    still reads (``Meta.replaces``, docs/migrations.md)."""
 
     class Meta:
-        index_name = "by_listing"
-        projection = AllProjection()
+        index_name = "by_listing_v2"
+        replaces = "by_listing"
+        projection = KeysOnlyProjection()
 
     listed = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
 class AlbumModel(_BoundModel):
-    """An album (``pk=<albumId>, sk=album``). ``track_ids`` is the explicit track order: appends
-    are atomic (``list_append``), so tracks added concurrently keep a deterministic order.
-    ``revision`` grows with every change to the album or its track list (the ETag)."""
+    """An album (``pk=<albumId>, sk=album``). Its tracks are ``AlbumMemberModel`` items in the same
+    partition; the album counts them (``track_count``, which bounds the album in the same
+    transaction as each join) and ``revision`` grows with every change to the album or its track
+    list (the ETag). Albums written before the member items hold their order in ``track_ids``
+    until their first membership change moves it into member items
+    (``functions.domain.catalog.album_membership``)."""
 
     class Meta(_Unbound):
         logical_name = "Albums"
@@ -548,7 +558,9 @@ class AlbumModel(_BoundModel):
         stream_view_type = "NEW_AND_OLD_IMAGES"
 
     ALBUM_SK = "album"
+    # The listing partition of the albums created before the shards.
     LISTED = "album"
+    LISTING_SHARDS = 4
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -559,14 +571,25 @@ class AlbumModel(_BoundModel):
     # claims are keyed by slug, so without this list deleting the album could not find them.
     slugs = UnicodeSetAttribute(null=True)
     description = UnicodeAttribute(null=True)
+    # How many member items the album has; absent on an album that still holds ``track_ids``.
+    track_count = NumberAttribute(null=True)
+    # Grows with every change of the track list (a join, a removal, a reorder), so that a stream
+    # record tells a track-list change from other album writes.
+    track_list_revision = NumberAttribute(null=True)
+    # A reorder writes each member's new place beside its old one, tagged with its own token, then
+    # makes it the order by setting ``order_generation`` to that token, in one write. While it runs
+    # it holds the album (``reordering``, the token, until ``reordering_until``, epoch seconds).
+    order_generation = UnicodeAttribute(null=True)
+    reordering = UnicodeAttribute(null=True)
+    reordering_until = NumberAttribute(null=True)
+    # Legacy: the whole track order and the session order keys ({trackId: key}) of an album
+    # written before member items; removed when the album's first membership change migrates it.
     track_ids = ListAttribute(of=UnicodeAttribute, null=True)
-    # The order keys of the upload-session tracks in ``track_ids`` ({trackId: key}), which
-    # ``album_membership.place_track`` inserts by; written with ``track_ids`` in one conditional update.
     track_order_keys = JSONAttribute(null=True)
     # {"key", "origin", "contentType"} of the cover image and the rendered variants, as on tracks.
     image_source = JSONAttribute(null=True)
     artwork = JSONAttribute(null=True)
-    listed = UnicodeAttribute(default=LISTED)
+    listed = UnicodeAttribute(null=True)
     revision = NumberAttribute(default=1)
     created_at = UTCDateTimeAttribute(default=utcnow)
     updated_at = UTCDateTimeAttribute(default=utcnow)
@@ -576,6 +599,53 @@ class AlbumModel(_BoundModel):
     @property
     def album_id(self) -> str:
         return self.pk
+
+    @staticmethod
+    def listing_shard(album_id: str) -> str:
+        """The by_listing partition of a new album: spread by its id, stable for its lifetime."""
+        return (
+            f"{AlbumModel.LISTED}#{int(hashlib.sha256(album_id.encode()).hexdigest(), 16) % AlbumModel.LISTING_SHARDS}"
+        )
+
+    @staticmethod
+    def listing_partitions() -> list[str]:
+        """Every partition of the listing: the shards and the one of albums created before them."""
+        return [AlbumModel.LISTED, *(f"{AlbumModel.LISTED}#{n}" for n in range(AlbumModel.LISTING_SHARDS))]
+
+
+class AlbumMemberModel(_BoundModel):
+    """One track of an album (``pk=<albumId>, sk=member#<trackId>``), in the album's partition.
+    Keyed by track, so joining twice is one conditional put and leaving is one delete; the order is
+    the members' positions (ties broken by track id): one Query reads the album's members (at most
+    ``album_membership.MAX_TRACKS`` small items, one page) and they are sorted by it. A reorder
+    changes positions, never keys, so a reader never sees a track twice. Its attributes avoid the
+    names the Albums indexes key on, so it never shows up in them."""
+
+    class Meta(_Unbound):
+        logical_name = "Albums"
+        settings_field = "albums_table"
+        shares_table_with = "AlbumModel"
+
+    PREFIX = "member#"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    position = NumberAttribute()
+    # The place a reorder gave the member, which is its position once the album's
+    # ``order_generation`` is ``reorder_generation`` (``album_membership.members``).
+    reorder_position = NumberAttribute(null=True)
+    reorder_generation = UnicodeAttribute(null=True)
+    # An upload-session track's order key (``functions.domain.intake.sessions.order_key``), which
+    # ``album_membership.place_track`` inserts by; absent for a track added without one.
+    order_key = JSONAttribute(null=True)
+
+    @staticmethod
+    def sort_key(track_id: str) -> str:
+        return f"{AlbumMemberModel.PREFIX}{track_id}"
+
+    @property
+    def track_id(self) -> str:
+        return self.sk.removeprefix(self.PREFIX)
 
 
 class AlbumSlugModel(_BoundModel):
@@ -674,6 +744,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ProgressTokenModel,
     UploadSessionModel,
     AlbumModel,
+    AlbumMemberModel,
     AlbumSlugModel,
     EntitlementModel,
     IdempotencyRecordModel,

@@ -224,3 +224,26 @@ def save_if(item: Model, condition: Any) -> bool:
             return False
         raise
     return True
+
+
+def put_all(items: list[Model]) -> None:
+    """Puts every item (unconditionally; BatchWriteItem, 25 a request, unprocessed ones sent
+    again by pynamodb): for writes that are idempotent by key."""
+    if not items:
+        return
+    with type(items[0]).batch_write() as batch:
+        for item in items:
+            batch.save(item)
+
+
+def delete_all(items: list[Model]) -> None:
+    """Deletes every item (unconditionally; BatchWriteItem): deleting what is gone is a no-op."""
+    if not items:
+        return
+    with type(items[0]).batch_write() as batch:
+        for item in items:
+            batch.delete(item)
+
+
+# DynamoDB's limit of items per TransactWriteItems.
+MAX_TRANSACTION_ITEMS = 100

@@ -8,7 +8,9 @@ event is what makes an event happen once per change. The record's ``eventID`` be
 Tracks table: only track items (``sk = "track"``); lane items and tag-listing entries are
 bookkeeping. A track exists for the outside world from the moment it leaves ``draft`` (finalize:
 the audio is there); a draft's writes, including its removal when an abandoned intent expires
-(TTL), emit nothing. Albums table: only album items (``sk = "album"``); slug claims are ignored.
+(TTL), emit nothing. Albums table: only album items (``sk = "album"``); slug claims and member
+items (a track's place in an album) are ignored: every membership change also moves the album
+item's ``track_list_revision`` in the same transaction, and that is the ``album.updated``.
 """
 
 from __future__ import annotations
@@ -59,12 +61,15 @@ TRACK_METADATA: Mapping[str, str] = {
 }
 
 # The album's fields that ``album.updated`` names in ``changed`` (every album write bumps
-# ``revision``, which is what makes a write an ``album.updated``).
+# ``revision``, which is what makes a write an ``album.updated``). Two attributes say "tracks":
+# ``track_list_revision`` moves with every join, removal and reorder; ``track_ids`` is the list of
+# an album written before member items.
 ALBUM_FIELDS: Mapping[str, str] = {
     "title": "title",
     "slug": "slug",
     "description": "description",
     "track_ids": "tracks",
+    "track_list_revision": "tracks",
     "artwork": "artwork",
 }
 
@@ -180,7 +185,7 @@ def _album_event(change: Change) -> DomainEvent | None:
         return _album(change, "album.deleted", old)
     if old.get("revision") == new.get("revision"):
         return None
-    changed = sorted(wire for attribute, wire in ALBUM_FIELDS.items() if old.get(attribute) != new.get(attribute))
+    changed = sorted({wire for attribute, wire in ALBUM_FIELDS.items() if old.get(attribute) != new.get(attribute)})
     return _album(change, "album.updated", new, changed=changed)
 
 
@@ -210,10 +215,19 @@ def _album(change: Change, type_: EventType, item: Image, **extra: Any) -> Domai
         "title": item.get("title"),
         "slug": item.get("slug"),
         "revision": _integer(item.get("revision")),
-        "trackCount": len(item.get("track_ids") or ()),
+        "trackCount": _track_count(item),
         **extra,
     }
     return DomainEvent(type_, change.event_id, change.occurred_at, detail)
+
+
+def _track_count(item: Image) -> int:
+    """The album's count, as ``album_membership.track_count`` counts it: an album written before
+    member items holds its list instead, and one may hold both while a deployment replaces the
+    functions (what an older version appended, not a member yet)."""
+    listed = len(item.get("track_ids") or ())
+    count = _integer(item.get("track_count"))
+    return listed if count is None else count + listed
 
 
 def _integer(value: Any) -> int | None:

@@ -17,7 +17,7 @@ import pytest
 from functions import ids
 from functions.data import keys, storage
 from functions.data.models import LaneModel, TrackModel, UploadModel, ensure_bound
-from functions.domain.catalog import albums, artists, tracks
+from functions.domain.catalog import album_membership, albums, artists, tracks
 from functions.domain.processing import steps, verdict
 from functions.errors import TrackDeleted
 from functions.workflow.definition import LANES
@@ -415,7 +415,7 @@ def test_delete_prefix_deletes_page_by_page_and_only_that_folder(stack, monkeypa
 def album_order(album_id: str) -> list[str]:
     album = albums.find(raw(album_id))
     assert album is not None
-    return list(album.track_ids or [])
+    return album_membership.track_order(album)
 
 
 def finalized(stack: Stack, user: str, path, **extra: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from pynamodb.models import Model
 
 from functions import clients, ids
-from functions.data.models import AlbumModel, AlbumSlugModel, LaneModel, TagEntryModel, TrackModel
+from functions.data.models import AlbumMemberModel, AlbumModel, AlbumSlugModel, LaneModel, TagEntryModel, TrackModel
 from functions.events import mapping, publish
 from functions.events.mapping import Change, domain_event
 from functions.handlers import domain_events
@@ -254,7 +254,7 @@ def test_the_watched_attributes_exist_on_the_models() -> None:
 # --- items that are not tracks or albums ----------------------------------------------------------
 
 
-def test_lane_items_tag_entries_and_slug_claims_are_ignored() -> None:
+def test_lane_items_tag_entries_slug_claims_and_album_members_are_ignored() -> None:
     lane = _item(LaneModel(TRACK_ID, LaneModel.sort_key("transcode"), lane="transcode", state="queued"))
     entry = _item(
         TagEntryModel(
@@ -262,7 +262,9 @@ def test_lane_items_tag_entries_and_slug_claims_are_ignored() -> None:
         )
     )
     claim = _item(AlbumSlugModel(AlbumSlugModel.key(OWNER, "night-drive"), AlbumSlugModel.SLUG_SK, album_id=ALBUM_ID))
-    for item in (lane, entry, claim):
+    member = _item(AlbumMemberModel(ALBUM_ID, AlbumMemberModel.sort_key(TRACK_ID), position=1, order_key=["1"]))
+    assert type_of(member, {**member, "position": {"N": "2"}}) is None
+    for item in (lane, entry, claim, member):
         assert type_of(None, item) is None
         assert type_of(item, None) is None
     assert type_of(lane, {**lane, "state": {"S": "succeeded"}}) is None
@@ -294,6 +296,23 @@ def test_album_created_updated_when_its_revision_moves_and_deleted() -> None:
     # A write that did not move the revision is no change of the album (e.g. bookkeeping).
     assert type_of(renamed, changed(renamed, updated_at=datetime(2030, 1, 1, tzinfo=UTC))) is None
     assert type_of(renamed, None) == "album.deleted"
+
+
+def test_a_track_list_change_of_an_album_with_member_items_is_an_update_of_its_tracks() -> None:
+    created = album(track_count=0, revision=1)
+    joined = changed(created, track_count=1, track_list_revision=1, revision=2)
+    updated = event_of(created, joined)
+    assert updated is not None and updated.type == "album.updated"
+    assert (updated.detail["changed"], updated.detail["trackCount"], updated.detail["revision"]) == (["tracks"], 1, 2)
+    # A reorder: the count stays, the track list changed
+    reordered = changed(joined, track_list_revision=2, revision=3)
+    assert event_of(joined, reordered).detail["changed"] == ["tracks"]  # type: ignore[union-attr]
+    # Moving an old album's list into member items changes no revision: no event
+    legacy = album(track_ids=[TRACK_ID], revision=4)
+    assert type_of(legacy, changed(legacy, track_ids=None, track_count=1)) is None
+    # What an older version appended while a deployment replaced the functions counts too
+    appended = changed(reordered, track_ids=["appended-the-old-way"], revision=4)
+    assert event_of(reordered, appended).detail["trackCount"] == 2  # type: ignore[union-attr]
 
 
 def test_details_carry_no_storage_keys() -> None:

@@ -92,7 +92,7 @@ def _album(album: AlbumModel, artist: artists.Artist | None) -> AlbumResponse:
         slug=album.slug,
         description=album.description,
         artist=artist_ref(artist),
-        track_count=len(album.track_ids or []),
+        track_count=albums.track_count(album),
         created_at=iso(album.created_at) or "",
         updated_at=iso(album.updated_at) or "",
         revision=int(album.revision),

@@ -1,10 +1,11 @@
 """Albums (the album contract): an artist's ordered collections of tracks, addressed by a
 per-artist slug.
 
-The album item holds the explicit track order (``track_ids``) and a ``revision`` that grows with
-every change. Slugs are claimed by separate items (``AlbumSlugModel``) written in the same
-transaction as the album, so two albums of one artist can never share a slug; a slug an album was
-renamed away from keeps its claim (``current`` false) and answers with a redirect.
+The album item counts its tracks and holds a ``revision`` that grows with every change; each track
+is a member item beside it (``album_membership``). Slugs are claimed by separate items
+(``AlbumSlugModel``) written in the same transaction as the album, so two albums of one artist can
+never share a slug; a slug an album was renamed away from keeps its claim (``current`` false) and
+answers with a redirect.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ def find(album_id: str) -> AlbumModel | None:
     return reads.get_or_none(AlbumModel, album_id, AlbumModel.ALBUM_SK, consistent_read=True)
 
 
+def track_count(album: AlbumModel) -> int:
+    """How many tracks the album holds, those still processing included."""
+    return album_membership.track_count(album)
+
+
 def get_owned(album_id: str, owner_id: str) -> AlbumModel:
     """The album if ``owner_id`` owns it; another owner's album is 'not found'."""
     album = find(album_id)
@@ -139,22 +145,43 @@ def visible_tracks(album: AlbumModel, viewer_id: str | None) -> list[TrackModel]
     return [found[tid] for tid in order if tid in found and found[tid].owner_id == album.owner_id and shown(found[tid])]
 
 
-def _page(kind: str, index: Any, hash_key: str, *, limit: int, cursor: str | None) -> AlbumPage:
-    """Newest first, with each album's artist (one BatchGetItem for the page)."""
-    page = paging.query(kind, index, AlbumModel, hash_key, limit=limit, cursor=cursor)
-    owners = list(dict.fromkeys(album.owner_id for album in page.items))
+def _albums_of(entries: list[AlbumModel], next_cursor: str | None) -> AlbumPage:
+    """The albums an index page named, as stored (one BatchGetItem), with their artists (one
+    more): the indexes carry keys, not what the page shows. An album deleted since the index
+    answered is left out."""
+    found = reads.get_many(*((AlbumModel, entry.pk, entry.sk) for entry in entries))
+    albums = [album for album in found if isinstance(album, AlbumModel)]
+    owners = list(dict.fromkeys(album.owner_id for album in albums))
     profiles = {artist.user_id: artist for artist in artists.find_many(owners)}
-    return AlbumPage([AlbumView(album, profiles.get(album.owner_id)) for album in page.items], page.next_cursor)
+    return AlbumPage([AlbumView(album, profiles.get(album.owner_id)) for album in albums], next_cursor)
+
+
+_OWNER_INDEX_KEYS = ["pk", "sk", "owner_id", "created_at"]
 
 
 def list_all(*, limit: int, cursor: str | None) -> AlbumPage:
-    """Every album, newest first (one Query on ``by_listing`` plus one BatchGetItem for artists)."""
-    return _page("albums", AlbumModel.by_listing, AlbumModel.LISTED, limit=limit, cursor=cursor)
+    """Every album, newest first: the listing's shards merged (one Query each, keys only), then
+    the page's albums and their artists."""
+    page = paging.query_merged(
+        "albums", AlbumModel.by_listing, AlbumModel, AlbumModel.listing_partitions(), limit=limit, cursor=cursor
+    )
+    return _albums_of(page.items, page.next_cursor)
 
 
 def list_by_artist(handle: str, *, limit: int, cursor: str | None) -> tuple[artists.Artist, AlbumPage]:
+    """One artist's albums, newest first (one Query on ``by_owner``, keys only), then the page's
+    albums and their artist."""
     artist = artists.by_handle(handle)
-    return artist, _page("artist-albums", AlbumModel.by_owner, artist.user_id, limit=limit, cursor=cursor)
+    page = paging.query(
+        "artist-albums",
+        AlbumModel.by_owner,
+        AlbumModel,
+        artist.user_id,
+        limit=limit,
+        cursor=cursor,
+        attributes_to_get=_OWNER_INDEX_KEYS,
+    )
+    return artist, _albums_of(page.items, page.next_cursor)
 
 
 # --- writes --------------------------------------------------------------------------------------
@@ -189,7 +216,8 @@ def _create(owner_id: str, title: str, description: str | None, *, converge: boo
             slug=candidate.slug,
             slugs={candidate.slug},
             description=description,
-            track_ids=[],
+            track_count=0,
+            listed=AlbumModel.listing_shard(album_id),
             revision=1,
             created_at=now,
             updated_at=now,
@@ -360,6 +388,9 @@ def delete(owner_id: str, album_id: str, *, delete_track: Callable[[str], object
             )
         if not tx.committed:
             continue
+        # The album is gone, so no track can join it any more: its member items go after it (one
+        # left behind by a crash here is never read, and removing its track deletes it).
+        album_membership.drop_members(album_id)
         # Its cover: the rendered variants and the uploaded image.
         storage.delete_prefix(keys.album_prefix(album_id))
         cover = album.image_source or {}
