@@ -80,7 +80,13 @@ def settled(stack: Stack, user: str, track_id: str) -> dict[str, Any]:
 
 
 def assert_processed(status: dict[str, Any]) -> None:
-    assert (status["status"], status["workflowStatus"]) == ("ready", "succeeded"), status
+    # Says why, in one line pytest will not cut short: the failure and every lane not succeeded.
+    why = {
+        "failure": status.get("failure"),
+        "lanes": {lane["name"]: (lane["state"], lane["code"], lane["message"]) for lane in status["lanes"]
+                  if lane["state"] != "succeeded"},
+    }  # fmt: skip
+    assert (status["status"], status["workflowStatus"]) == ("ready", "succeeded"), f"{status['trackId']}: {why}"
     assert {lane["name"]: lane["state"] for lane in status["lanes"] if lane["state"] not in SETTLED_LANE_STATES} == {}
 
 
