@@ -59,6 +59,15 @@ class InvalidPartSize(DomainError):
     status = 422
 
 
+class StorageQuotaExceeded(DomainError):
+    """The intent would take the artist past its storage quota (docs/limits.md). 403, not 413: the
+    file is acceptable, the account is full; a smaller file may fit, deleting tracks makes room.
+    Details: ``usedBytes``, ``reservedBytes``, ``quotaBytes``, ``requestedBytes``."""
+
+    code = "storage_quota_exceeded"
+    status = 403
+
+
 class FileTooLarge(DomainError):
     code = "file_too_large"
     status = 413

@@ -144,6 +144,15 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(
         default=64 * 1024, description="The largest request body the API reads (`413 request_too_large` above it)."
     )
+    storage_quota_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=0,
+        description=(
+            "The bytes an artist may store (originals and renditions, plus what pending intents "
+            "reserve) unless `tracklane quota set` gives that artist another quota "
+            "(`403 storage_quota_exceeded` past it; docs/limits.md)."
+        ),
+    )
     default_upload_entitlement: Literal["allow", "deny"] = Field(
         default="allow", description="Entitlement policy for callers with no explicit grant or revocation."
     )

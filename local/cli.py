@@ -8,6 +8,8 @@ tracklane smoke [--api URL --token T] run intent -> PUT -> finalize -> ready -> 
 tracklane upload FILE... [--album NAME] [--title T]... [--tags a,b] [--visibility V] [--json]
                                       upload audio, resumably, and follow it to ready (docs/cli.md)
 tracklane entitlement grant|revoke|clear|show USER [--reason TEXT] [--aws]
+tracklane quota set USER SIZE | clear USER | show USER [--aws]
+                                      an artist's storage quota (docs/limits.md)
 
 Commands that talk to the local stack find it through the state file ``make run`` writes
 (``.tracklane/stack.json``); ``MOTO_PORT`` overrides it.
@@ -20,6 +22,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from local.config import local_settings
 from local.running_stack import NoLocalStack, locate
@@ -175,6 +178,58 @@ def _entitlement(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quota(args: argparse.Namespace) -> int:
+    # As ``entitlement``: the local stack's moto unless --aws (then TRACKLANE_ARTISTS_TABLE names
+    # the deployed table).
+    from client.command import parse_size
+    from functions.api.auth import subject_problem
+
+    problem = subject_problem(args.user)
+    if problem is not None:
+        raise CommandFailed(f"tracklane quota: the user id {problem}")
+    if args.action == "set":
+        if args.size is None:
+            raise CommandFailed("tracklane quota set: give the quota, e.g. 20GiB or 21474836480")
+        try:
+            size = parse_size(args.size)
+        except ValueError as bad:
+            raise CommandFailed(f"tracklane quota set: {bad}") from None
+    if not args.aws:
+        _use_local_stack(otherwise=" (or pass --aws for the deployed table)")
+    from functions.domain.catalog import usage
+
+    by = os.environ.get("USER", "admin")
+    if args.action == "set":
+        result = usage.set_quota(args.user, size, by=by)
+    elif args.action == "clear":
+        result = usage.set_quota(args.user, None, by=by)
+    else:
+        result = usage.of(args.user)
+    print(
+        json.dumps(
+            {
+                "user": args.user,
+                "quotaBytes": result.quota_bytes,
+                "source": result.quota_source,
+                "usedBytes": result.used_bytes,
+                "reservedBytes": result.reserved_bytes,
+                "trackCount": result.track_count,
+                "pendingIntents": result.pending_intents,
+            }
+        )
+    )
+    return 0
+
+
+def _add_quota(commands: Any) -> None:
+    quota = commands.add_parser("quota", help="set, clear or show an artist's storage quota")
+    quota.add_argument("action", choices=["set", "clear", "show"])
+    quota.add_argument("user")
+    quota.add_argument("size", nargs="?", help="with set: bytes, or e.g. 20GiB, 500MB")
+    quota.add_argument("--aws", action="store_true", help="act on the deployed table instead of the local stack")
+    quota.set_defaults(func=_quota)
+
+
 def _run(args: argparse.Namespace) -> int:
     from local.stack import run as run_stack
 
@@ -239,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     entitlement.add_argument("--reason")
     entitlement.add_argument("--aws", action="store_true", help="act on the deployed table instead of the local stack")
     entitlement.set_defaults(func=_entitlement)
+
+    _add_quota(commands)
 
     run = commands.add_parser("run", help="start the local stack in the foreground")
     run.add_argument(

@@ -94,6 +94,92 @@ class ArtistModel(_BoundModel):
         return f"handle#{handle}", "claim"
 
 
+class UsageModel(_BoundModel):
+    """An artist's storage usage (``pk=usage#<userId>, sk=usage``): the bytes its tracks hold
+    (``used_bytes``: originals and renditions), the bytes its pending intents reserve, and an
+    admin's override of the configured quota (``functions.domain.catalog.usage``). A reservation
+    is an ADD under the condition ``committed_bytes <= quota - requested``: DynamoDB conditions have
+    no arithmetic, so ``committed_bytes`` is kept equal to ``used_bytes + reserved_bytes`` by every
+    write. Shares the Artists table, beside the profile."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    SK = "usage"
+    PREFIX = "usage#"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    used_bytes = NumberAttribute(null=True)
+    reserved_bytes = NumberAttribute(null=True)
+    committed_bytes = NumberAttribute(null=True)
+    track_count = NumberAttribute(null=True)
+    # An admin's quota for this artist (``tracklane quota``); absent: ``settings().storage_quota_bytes``.
+    quota_bytes = NumberAttribute(null=True)
+    quota_updated_by = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(user_id: str) -> tuple[str, str]:
+        return f"{UsageModel.PREFIX}{user_id}", UsageModel.SK
+
+
+class ReservationModel(_BoundModel):
+    """The bytes one pending upload intent reserves (``pk=usage#<userId>,
+    sk=reservation#<uploadId>``): written with the intent, deleted (and its bytes taken off the
+    usage) in the same transaction that settles or releases it, so a settle or release happens once
+    however often it is attempted. No TTL: an expired intent's reservation stays until it is
+    released (``functions.domain.catalog.usage.reconcile``), never lost with its bytes counted."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    SK_PREFIX = "reservation#"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    upload_id = UnicodeAttribute()
+    intent = UnicodeAttribute()
+    byte_size = NumberAttribute()
+    # The intent's own TTL: past it nothing can finalize the intent, so its bytes may be released.
+    expires_at = UTCDateTimeAttribute()
+
+    @staticmethod
+    def key(user_id: str, upload_id: str) -> tuple[str, str]:
+        return UsageModel.key(user_id)[0], f"{ReservationModel.SK_PREFIX}{upload_id}"
+
+
+class TrackUsageModel(_BoundModel):
+    """What one track counts in its owner's usage (``pk=usage#<userId>, sk=track#<trackId>``),
+    bytes per stored file: its original, each rendition, and a new version's original while that
+    version is processed. Deleting the track takes exactly these bytes off (a transaction
+    conditional on them being what was read), so a rendition counted concurrently is never lost."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    SK_PREFIX = "track#"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    original_bytes = NumberAttribute(null=True)
+    pending_bytes = NumberAttribute(null=True)
+    aac_bytes = NumberAttribute(null=True)
+    opus_bytes = NumberAttribute(null=True)
+    mp3_bytes = NumberAttribute(null=True)
+    # True when the track's first original made it (it is one of ``UsageModel.track_count``).
+    counted_track = BooleanAttribute(null=True)
+
+    @staticmethod
+    def key(user_id: str, track_id: str) -> tuple[str, str]:
+        return UsageModel.key(user_id)[0], f"{TrackUsageModel.SK_PREFIX}{track_id}"
+
+
 # What a listing page shows of each track (``functions.domain.catalog.listing``), keys included.
 TRACK_SUMMARY_FIELDS = (
     "pk",
@@ -453,6 +539,9 @@ class UploadModel(_BoundModel):
     part_size = NumberAttribute(null=True)
     part_count = NumberAttribute(null=True)
     cancelled_at = UTCDateTimeAttribute(null=True)
+    # The bytes this intent reserved of its owner's quota (its ``ReservationModel``); absent on
+    # intents that reserve nothing (images, documents) and on those made before quotas existed.
+    reserved_bytes = NumberAttribute(null=True)
 
 
 class ProgressTokenModel(_BoundModel):
@@ -735,6 +824,9 @@ class IdempotencyRecordModel(_BoundModel):
 ALL_MODELS: tuple[type[Model], ...] = (
     ArtistModel,
     SupporterModel,
+    UsageModel,
+    ReservationModel,
+    TrackUsageModel,
     TrackModel,
     LaneModel,
     TagEntryModel,

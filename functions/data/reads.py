@@ -78,13 +78,20 @@ def refresh(item: Model, *, consistent_read: bool = False) -> bool:
 
 
 def partition(
-    model: type[Model], hash_key: str, *, sort_key_from: str | None = None, consistent_read: bool = False
+    model: type[Model],
+    hash_key: str,
+    *,
+    sort_key_from: str | None = None,
+    sort_key_prefix: str | None = None,
+    consistent_read: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Every item under ``hash_key`` in ``model``'s table (from sort key ``sort_key_from`` on, when
-    given), whatever model each one is, as DynamoDB returns it (``Model.from_raw_data`` reads
-    one): one Query, page by page."""
+    """Every item under ``hash_key`` in ``model``'s table (from sort key ``sort_key_from`` on, or
+    those whose sort key starts with ``sort_key_prefix``, when given), whatever model each one is,
+    as DynamoDB returns it (``Model.from_raw_data`` reads one): one Query, page by page."""
     sort_key = model._range_key_attribute()  # type: ignore[no-untyped-call]
     range_key_condition = sort_key >= sort_key_from if sort_key_from is not None else None
+    if sort_key_prefix is not None:
+        range_key_condition = sort_key.startswith(sort_key_prefix)
     last_key: dict[str, Any] | None = None
     while True:
         page = model._get_connection().query(

@@ -30,10 +30,12 @@ def transaction() -> TransactWrite:
 
 
 class PatientTransactWrite(TransactWrite):
-    """A TransactWrite that a throttle does not cancel for good. DynamoDB answers a throttled
-    transaction with TransactionCanceledException (reason ``ThrottlingError``), which the SDK
-    does not retry; nothing of it was written, so it is sent again here, with full-jitter backoff,
-    up to ``sdk_max_attempts`` times like every other call."""
+    """A TransactWrite that a throttle or a conflict does not cancel for good. DynamoDB answers a
+    throttled transaction with TransactionCanceledException (reason ``ThrottlingError``), and one
+    that met another transaction on one of its items (an artist's usage item is in most intake
+    transactions) with reason ``TransactionConflict``, neither of which the SDK retries; nothing of
+    it was written, so it is sent again here, with full-jitter backoff, up to ``sdk_max_attempts``
+    times like every other call. A cancellation any condition caused is never retried."""
 
     def _commit(self) -> Any:
         attempts = settings().sdk_max_attempts
@@ -41,10 +43,17 @@ class PatientTransactWrite(TransactWrite):
             try:
                 return super()._commit()
             except TransactWriteError as error:
-                if attempt == attempts or THROTTLED not in cancellation_reasons(error):
+                reasons = cancellation_reasons(error)
+                if attempt == attempts or not _retryable(reasons):
                     raise
                 time.sleep(random.uniform(0, min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2**attempt)))  # noqa: S311
         raise AssertionError("unreachable")
+
+
+def _retryable(reasons: list[str | None]) -> bool:
+    """Throttled, or met a concurrent transaction, and refused by no condition."""
+    found = {reason for reason in reasons if reason and reason != "None"}
+    return bool(found & {THROTTLED, CONFLICT}) and CONDITION_FAILED not in found
 
 
 # Backoff of a throttled transaction before its next attempt: up to 0.1, 0.2, 0.4 ... 20 s.

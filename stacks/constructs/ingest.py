@@ -84,8 +84,9 @@ class Ingest(Construct):
                 max_concurrency=max_concurrency,
             )
         )
-        # Albums: a finalized track joins the album its intent named.
-        tables.grant_read_write(self.function, "Uploads", "Tracks", "Albums")
+        # Albums: a finalized track joins the album its intent named. Artists: finalize settles or
+        # releases the intent's storage reservation (functions.domain.catalog.usage).
+        tables.grant_read_write(self.function, "Uploads", "Tracks", "Albums", "Artists")
         storage.grant_uploads(self.function, read=True, delete=True)
         workflow.grant_start_execution(self.function)
         # Finalize (the explicit route here, the put event in ingest) copies the verified file out

@@ -161,7 +161,8 @@ class Processing(Construct):
         storage.grant_uploads(self.role, read=True, delete=True)
         storage.grant_tracks_read_write(self.role)
         # Albums: an uploaded album cover is rendered into the album's variants (``run: album_cover``).
-        tables.grant_read_write(self.role, "Tracks", "Uploads", "Albums")
+        # Artists: renditions and versions count in their owner's storage usage.
+        tables.grant_read_write(self.role, "Tracks", "Uploads", "Albums", "Artists")
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],

@@ -45,6 +45,7 @@ SELF_SCOPED = {
     ("POST", "/v1/uploads"): 201,
     ("POST", "/v1/albums"): 201,
     ("GET", "/v1/me/tracks"): 200,
+    ("GET", "/v1/me/usage"): 200,
     ("GET", "/v1/artists/me/supporters"): 200,
     ("PUT", "/v1/artists/me/supporters/{user_id}"): 200,
     ("DELETE", "/v1/artists/me/supporters/{user_id}"): 204,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.domain.catalog import entitlements
+from functions.domain.catalog import entitlements, usage
 from local import config
 from local.cli import main as tracklane
 from local.config import free_port
@@ -81,6 +81,27 @@ def test_entitlement_reaches_the_stack_named_in_the_state_file(stack, moto_endpo
         "reason": "chargeback",
     }
     assert entitlements.lookup("bob").allowed is False
+
+
+def test_quota_sets_shows_and_clears_an_artists_storage_quota(stack, moto_endpoint, tmp_path):
+    state_file = announced(tmp_path / "stack.json", moto_endpoint)
+
+    set_ = run_cli("quota", "set", "bob", "2GiB", state_file=state_file)
+    shown = run_cli("quota", "show", "bob", state_file=state_file)
+    cleared = run_cli("quota", "clear", "bob", state_file=state_file)
+
+    assert (set_.returncode, shown.returncode, cleared.returncode) == (0, 0, 0), set_.stderr + cleared.stderr
+    assert json.loads(set_.stdout) == json.loads(shown.stdout)
+    assert json.loads(shown.stdout) | {"quotaBytes": 2 * 1024**3} == {
+        "user": "bob",
+        "quotaBytes": 2 * 1024**3,
+        "source": "override",
+        "usedBytes": 0,
+        "reservedBytes": 0,
+        "trackCount": 0,
+        "pendingIntents": 0,
+    }
+    assert (json.loads(cleared.stdout)["source"], usage.of("bob").quota_source) == ("default", "default")
 
 
 def test_a_state_file_left_by_a_killed_stack_is_one_line_and_a_failure(tmp_path):

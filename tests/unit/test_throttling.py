@@ -67,3 +67,12 @@ def test_the_throttle_switch_parses_shares_per_service():
     for wrong in ("s3=0.1", "dynamodb=1.0", "dynamodb=-0.1", "dynamodb"):
         with pytest.raises(ValueError):
             ThrottlePlan.parse(wrong)
+
+
+def test_a_transaction_cancelled_by_a_throttle_or_a_conflict_is_sent_again_unless_a_condition_refused_it():
+    from functions.data.writes import _retryable
+
+    assert _retryable(["None", "ThrottlingError"])
+    assert _retryable([None, "TransactionConflict"])
+    assert not _retryable(["ConditionalCheckFailed", "TransactionConflict"])
+    assert not _retryable([None, "ValidationError"])

@@ -1,4 +1,4 @@
-"""Browsing beyond one artist: tracks by tag (public) and the caller's own tracks."""
+"""Browsing beyond one artist: tracks by tag (public), the caller's own tracks and storage usage."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from functions.api.public import cacheable
 from functions.api.routers.artists import Cursor, Limit
 from functions.api.routers.tracks import Failure, failure_of
 from functions.api.track_views import PublicTrack, int_or_none, public_track
-from functions.domain.catalog import listing, tags
+from functions.domain.catalog import listing, tags, usage
 
 router = APIRouter(tags=["browse"])
 
@@ -98,4 +98,33 @@ def list_my_tracks(
             for track in page.items
         ],
         next_cursor=page.next_cursor,
+    )
+
+
+class UsageResponse(CamelResponse):
+    # Bytes the caller's tracks hold: originals (and a version being processed) and renditions.
+    used_bytes: int
+    # Bytes the caller's pending upload intents hold until they are finalized, cancelled or expire.
+    reserved_bytes: int
+    quota_bytes: int
+    # "default" (the configured quota) or "override" (set for this artist by an admin).
+    quota_source: str
+    available_bytes: int
+    track_count: int
+    pending_intents: int
+
+
+@router.get("/v1/me/usage", response_model=UsageResponse, response_model_by_alias=True)
+def my_usage(user: Annotated[Principal, Depends(current_user)]) -> UsageResponse:
+    """The caller's storage quota and what counts against it (docs/limits.md). Reservations of
+    intents that expired are released first, so they never show here."""
+    current = usage.of(user.user_id)
+    return UsageResponse(
+        used_bytes=current.used_bytes,
+        reserved_bytes=current.reserved_bytes,
+        quota_bytes=current.quota_bytes,
+        quota_source=current.quota_source,
+        available_bytes=current.available_bytes,
+        track_count=current.track_count,
+        pending_intents=current.pending_intents,
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from functions.data import reads
-from functions.data.models import ArtistModel, EntitlementModel, utcnow
-from functions.domain.catalog import artists
+from functions.data.models import ArtistModel, EntitlementModel, UsageModel, utcnow
+from functions.domain.catalog import artists, usage
 from functions.errors import EntitlementRequired
 from functions.settings import settings
 
@@ -23,14 +23,20 @@ def lookup(user_id: str) -> Entitlement:
     return _entitlement(user_id, reads.get_or_none(EntitlementModel, user_id))
 
 
-def require_uploader(user_id: str) -> None:
+def require_uploader(user_id: str) -> usage.Allowance:
     """The caller may upload a track: it has an artist profile (else ``artist_profile_required``)
-    and the upload entitlement (else ``entitlement_required``). Both items in one round trip."""
-    profile, item = reads.get_many((ArtistModel, *ArtistModel.profile_key(user_id)), (EntitlementModel, user_id, None))
+    and the upload entitlement (else ``entitlement_required``). Both items, and the storage quota
+    its intent is held to, in one round trip."""
+    profile, item, used = reads.get_many(
+        (ArtistModel, *ArtistModel.profile_key(user_id)),
+        (EntitlementModel, user_id, None),
+        (UsageModel, *UsageModel.key(user_id)),
+    )
     if profile is None:
         raise artists.profile_required()
     if not _entitlement(user_id, item if isinstance(item, EntitlementModel) else None).allowed:
         raise EntitlementRequired("Your account is not entitled to upload tracks.")
+    return usage.allowance(user_id, used if isinstance(used, UsageModel) else None)
 
 
 def _entitlement(user_id: str, item: EntitlementModel | None) -> Entitlement:
@@ -42,6 +48,14 @@ def _entitlement(user_id: str, item: EntitlementModel | None) -> Entitlement:
 def require_upload(user_id: str) -> None:
     if not lookup(user_id).allowed:
         raise EntitlementRequired("Your account is not entitled to upload tracks.")
+
+
+def require_audio_upload(user_id: str) -> usage.Allowance:
+    """``require_upload``, and the storage quota an audio intent is held to, in one round trip."""
+    item, used = reads.get_many((EntitlementModel, user_id, None), (UsageModel, *UsageModel.key(user_id)))
+    if not _entitlement(user_id, item if isinstance(item, EntitlementModel) else None).allowed:
+        raise EntitlementRequired("Your account is not entitled to upload tracks.")
+    return usage.allowance(user_id, used if isinstance(used, UsageModel) else None)
 
 
 def set_entitlement(user_id: str, *, allowed: bool, by: str, reason: str | None = None) -> Entitlement:

@@ -14,7 +14,7 @@ from typing import Any
 from functions.data import storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import album_membership, tracks, waveforms
+from functions.domain.catalog import album_membership, tracks, usage, waveforms
 from functions.domain.intake import duplicates, uploads
 from functions.domain.intake import finalize_steps as steps
 from functions.errors import (
@@ -23,6 +23,7 @@ from functions.errors import (
     AlbumNotFound,
     TrackDeleted,
     UploadAssetInvalid,
+    UploadExpired,
     UploadIntentNotFound,
 )
 from functions.observability import logger
@@ -39,7 +40,7 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
             hint = waveforms.client_hint(upload.track_id, upload.upload_id, waveform.to_json()) if waveform else None
             for _ in range(duplicates.MAX_ATTEMPTS):
                 claimed = _claim_for_processing(
-                    upload, trigger, content=content, duration_ms=duration_ms, waveform=hint
+                    upload, trigger, content=content, duration_ms=duration_ms, waveform=hint, stored_bytes=kept.size
                 )
                 if claimed is not _CONTENT_HELD:
                     break
@@ -53,7 +54,9 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
             else:
                 # Every attempt met a content claim that changed hands under it: process this upload
                 # (without claiming its content) rather than lose it.
-                claimed = _claim_for_processing(upload, trigger, content=None, duration_ms=duration_ms, waveform=hint)
+                claimed = _claim_for_processing(
+                    upload, trigger, content=None, duration_ms=duration_ms, waveform=hint, stored_bytes=kept.size
+                )
             if claimed is _CLAIMED:
                 return _start_processing(upload)
         steps.refresh(upload)
@@ -73,11 +76,14 @@ def _claim_for_processing(
     content: str | None,
     duration_ms: int | None,
     waveform: dict[str, Any] | None,
+    stored_bytes: int,
 ) -> str:
     """One transaction: the intent claimed (one winner however many race), the owner's claim on its
-    content, the draft made ``processing`` and every lane queued. All of it or none: no claimed
-    intent is left with a draft track, and a refused claim writes nothing. Raises TrackDeleted when
-    the track is gone (a DELETE won the race)."""
+    content, the draft made ``processing``, every lane queued and the intent's reservation settled
+    at the stored size (``usage.settle``). All of it or none: no claimed intent is left with a
+    draft track or its bytes counted twice, and a refused claim writes nothing. Raises TrackDeleted
+    when the track is gone (a DELETE won the race), UploadExpired when the intent expired and its
+    reservation was released meanwhile."""
     now = utcnow()
     track = TrackModel(upload.track_id, TrackModel.TRACK_SK)
     track_actions: list[Any] = [
@@ -117,12 +123,16 @@ def _claim_for_processing(
         tx.update(track, track_actions, condition=TrackModel.pk.exists())
         for lane in tracks.queued_lanes(upload.track_id, LANES):
             tx.save(lane)
+        reservation = usage.settle(tx, upload, stored_bytes, new_track=True)
     if tx.committed:
         return _CLAIMED
     if tx.refused(upload):
         return _DECIDED
     if claim is not None and tx.refused(claim):
         return _CONTENT_HELD
+    if reservation is not None and tx.refused(reservation):
+        storage.delete(uploads.kept_key(upload))
+        raise UploadExpired("This upload intent expired; create a new one.")
     # The delete swept the track's prefix before the copy (and the client's peaks) may have landed there.
     storage.delete(uploads.kept_key(upload))
     if waveform is not None:
@@ -144,18 +154,23 @@ def _finalize_duplicate(upload: UploadModel, holder: str, content: str, *, trigg
     nothing is processed, and neither the second copy nor the intent's draft track is kept (the
     draft never became a track: no list, album or event ever showed it)."""
     now = utcnow()
-    recorded = writes.update_if(
-        upload,
-        [
-            UploadModel.status.set("duplicate"),
-            UploadModel.duplicate_of.set(holder),
-            UploadModel.content_checksum.set(content),
-            UploadModel.finalized_at.set(now),
-            UploadModel.finalized_by.set(trigger),
-            UploadModel.expires_at_epoch.remove(),
-        ],
-        UploadModel.status == "pending",
-    )
+
+    def write(tx: writes.ConditionalTransaction) -> None:
+        tx.assign(
+            upload,
+            [
+                (UploadModel.status, "duplicate"),
+                (UploadModel.duplicate_of, holder),
+                (UploadModel.content_checksum, content),
+                (UploadModel.finalized_at, now),
+                (UploadModel.finalized_by, trigger),
+                (UploadModel.expires_at_epoch, None),
+            ],
+            condition=UploadModel.status == "pending",
+        )
+
+    # Recorded as a duplicate and its reservation released (nothing new is stored), or neither.
+    recorded = usage.releasing(upload, write).committed
     if not recorded:
         steps.refresh(upload)  # decided meanwhile (by the other trigger): answer what was decided
         return _after_the_fact(upload, trigger=trigger, duration_ms=None, waveform=None)

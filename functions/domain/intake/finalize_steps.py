@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.clients import sfn
 from functions.data import reads, storage, writes
 from functions.data.models import UploadModel, utcnow
-from functions.domain.catalog import tracks
+from functions.domain.catalog import tracks, usage
 from functions.domain.intake import media_types, media_uploads, sessions, uploads, versions
 from functions.errors import (
     UploadAssetChanged,
@@ -148,15 +148,19 @@ def verify_object(upload: UploadModel) -> storage.StoredObject:
 
 
 def reject(upload: UploadModel, message: str, code: str = UploadAssetInvalid.code) -> None:
-    rejected = writes.update_if(
-        upload,
-        [
-            UploadModel.status.set("rejected"),
-            UploadModel.rejected_code.set(code),
-            UploadModel.rejected_message.set(message),
-        ],
-        UploadModel.status == "pending",
-    )
+    def write(tx: writes.ConditionalTransaction) -> None:
+        tx.update(
+            upload,
+            [
+                UploadModel.status.set("rejected"),
+                UploadModel.rejected_code.set(code),
+                UploadModel.rejected_message.set(message),
+            ],
+            condition=UploadModel.status == "pending",
+        )
+
+    # Rejected and its reservation released, in one transaction (or neither).
+    rejected = usage.releasing(upload, write).committed
     if not rejected:
         upload.refresh()
         if upload.status == "finalized":
@@ -172,6 +176,21 @@ def reject(upload: UploadModel, message: str, code: str = UploadAssetInvalid.cod
 def claim(upload: UploadModel, trigger: Trigger, *, content: str | None = None) -> bool:
     """True for exactly one caller, however many race: the one that starts processing."""
     return writes.update_if(upload, writes.assignment_actions(claim_assignments(trigger, content=content)), CLAIMABLE)
+
+
+def claim_settling(upload: UploadModel, trigger: Trigger, stored_bytes: int) -> bool:
+    """``claim`` for a new version's original, settling its reservation at the stored size in the
+    same transaction (``usage.settle``). False when another caller decided the intent, or when the
+    track is gone. Raises UploadExpired when the intent expired and its reservation was released."""
+    with writes.conditional_transaction() as tx:
+        tx.assign(upload, claim_assignments(trigger), condition=CLAIMABLE)
+        reservation = usage.settle(tx, upload, stored_bytes, new_track=False)
+    if tx.committed:
+        return True
+    if reservation is not None and tx.refused(reservation) and not tx.refused(upload):
+        storage.delete(uploads.kept_key(upload))
+        raise UploadExpired("This upload intent expired; create a new one.")
+    return False
 
 
 # The condition of claiming an intent: nobody decided it yet.

@@ -25,7 +25,8 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
     ended (``track_processing`` leaves the upload pending, to be finalized again). ``durationMs``
     and ``waveform`` hints are not stored: they would overwrite the version listeners get."""
     trigger = request.trigger
-    if upload.status == "pending" and steps.verify_and_keep(upload) is not None:
+    kept = steps.verify_and_keep(upload) if upload.status == "pending" else None
+    if kept is not None:
         try:
             versions.begin(upload, uploads.kept_key(upload))
         except (VersionSuperseded, TrackNotFound) as refused:
@@ -37,7 +38,7 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
             # The upload stays pending, to be finalized (and kept) again once the track's run ends.
             storage.delete(uploads.kept_key(upload))
             raise
-        if steps.claim(upload, trigger):
+        if steps.claim_settling(upload, trigger, kept.size):
             tracks.queue_lanes(upload.track_id, LANES)
             steps.ensure_execution(upload)
             storage.delete(upload.object_key)

@@ -15,6 +15,7 @@ object is then finalized exactly like a single PUT (its put event and the API co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from math import ceil
@@ -25,7 +26,7 @@ from functions import ids
 from functions.data import keys, reads, storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import album_membership, albums, artists, entitlements
+from functions.domain.catalog import album_membership, albums, artists, entitlements, usage
 from functions.domain.catalog import tags as tag_names
 from functions.domain.intake import media_types
 from functions.errors import (
@@ -249,7 +250,7 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     extension = _validate(request)
     if request.metadata.visibility not in TrackModel.VISIBILITIES:
         raise InvalidUpload(f"visibility is one of {', '.join(TrackModel.VISIBILITIES)}.", field="visibility")
-    entitlements.require_uploader(owner_id)
+    allowance = entitlements.require_uploader(owner_id)
     features = artists.check_features(request.metadata.features)
     tags = tag_names.normalize_all(request.metadata.tags)
     # Resolved (and created, for a new title) only once the request is otherwise acceptable.
@@ -293,6 +294,9 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
         part_size=part_size,
         part_count=part_count,
     )
+    # What the intent holds of the owner's storage quota until it is finalized or released
+    # (functions.domain.catalog.usage): the declared size, or the cap when none is declared.
+    upload.reserved_bytes = upload.byte_size
     track = TrackModel(
         track_id,
         TrackModel.TRACK_SK,
@@ -323,10 +327,16 @@ def create(owner_id: str, request: NewUpload) -> CreatedUpload:
     # Opened last, once nothing but the write can refuse the intent.
     multipart_id = storage.create_multipart(object_key, content_type=content_type) if multipart else None
     upload.multipart_id = multipart_id
+
+    def write(tx: writes.ConditionalTransaction) -> None:
+        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
+        tx.save(track, condition=TrackModel.pk.does_not_exist())
+
     try:
-        with writes.transaction() as tx:
-            tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
-            tx.save(track, condition=TrackModel.pk.does_not_exist())
+        # The intent, its draft and its reservation: all of them, or none (storage_quota_exceeded).
+        tx = usage.reserving(allowance, upload, write)
+        if not tx.committed:
+            tx.raise_refusal()  # fresh ids: only a failure could refuse them
     except Exception:
         if multipart_id:  # no intent names it: nothing could ever complete or abort it but lifecycle
             storage.abort_multipart(object_key, multipart_id)
@@ -556,22 +566,35 @@ def cancel(owner_id: str, upload_id: str) -> None:
 def _cancel_items(upload: UploadModel) -> bool:
     """False when the intent or its draft moved on since it was read (nothing is written then)."""
     track = TrackModel(upload.track_id, TrackModel.TRACK_SK)
-    with writes.conditional_transaction() as tx:
-        # A rejected intent's draft is as abandoned as a pending one's.
+    pending = upload.status == "pending"
+
+    def write(tx: writes.ConditionalTransaction) -> None:
+        # A rejected intent's draft is as abandoned as a pending one's; a rejection released its
+        # reservation already, so the status must still be the one read.
         tx.update(
             upload,
             actions=[UploadModel.status.set("cancelled"), UploadModel.cancelled_at.set(utcnow())],
-            condition=UploadModel.status.is_in("pending", "rejected") & (UploadModel.owner_id == upload.owner_id),
+            condition=(UploadModel.status == upload.status) & (UploadModel.owner_id == upload.owner_id),
         )
         # Only a draft: the intent being pending or rejected means nothing processed the track.
         tx.delete(
             track,
             condition=TrackModel.pk.does_not_exist() | TrackModel.status.is_in(*lifecycle.WITHOUT_AUDIO),
         )
+
+    if upload.status not in ("pending", "rejected"):
+        return False
+    tx = usage.releasing(upload, write) if pending else _run(write)
     if not tx.committed:
         return False
     logger.info("upload cancelled", extra={"upload_id": upload.upload_id})
     return True
+
+
+def _run(write: Callable[[writes.ConditionalTransaction], None]) -> writes.ConditionalTransaction:
+    with writes.conditional_transaction() as tx:
+        write(tx)
+    return tx
 
 
 def _discard_storage(upload: UploadModel) -> None:

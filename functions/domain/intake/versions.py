@@ -37,7 +37,7 @@ from functions import ids
 from functions.data import keys, reads, storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import embeddings, entitlements, listing, tracks
+from functions.domain.catalog import embeddings, entitlements, listing, tracks, usage
 from functions.domain.intake import duplicates, media_types
 from functions.errors import (
     EmptyFile,
@@ -157,7 +157,7 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
 
     extension = validate(spec)
     track = tracks.get_owned(track_id, owner_id)
-    entitlements.require_upload(owner_id)
+    allowance = entitlements.require_audio_upload(owner_id)
     if track.status in lifecycle.WITHOUT_AUDIO:
         raise TrackHasNoAudio("This track has no audio yet: PUT its original and finalize that upload first.")
     _release_if_stalled(track)
@@ -180,6 +180,8 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
         byte_size=spec.byte_size,
         now=now,
         expires_at=url_expires_at,
+        # Held of the owner's storage quota until finalized or released (functions.domain.catalog.usage).
+        reserved_bytes=spec.byte_size,
     )
     entry = {
         "uploadId": upload_id,
@@ -192,13 +194,16 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
     }
     # An intent awaiting its file or a failed version is replaced; one being processed is not.
     replaceable = _pending.does_not_exist() | (_pending["status"] != PROCESSING)
-    with writes.conditional_transaction(conflicts=True) as tx:
+
+    def write(tx: writes.ConditionalTransaction) -> None:
         tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
         tx.update(
             TrackModel(track_id, TrackModel.TRACK_SK),
             actions=[_pending.set(entry), TrackModel.updated_at.set(now)],
             condition=TrackModel.pk.exists() & (TrackModel.owner_id == owner_id) & replaceable,
         )
+
+    tx = usage.reserving(allowance, upload, write, conflicts=True)
     if not tx.committed:
         if tracks.find(track_id) is None:
             raise TrackNotFound("No such track.")
@@ -346,7 +351,13 @@ def promote(track_id: str, upload_id: str, original_key: str) -> bool:
         ]
         # The history and the old files were read from this very item: it must not have moved on.
         condition = TrackModel.pk.exists() & _is_processing(upload_id) & (TrackModel.upload_id == track.upload_id)
-        if not writes.update_if(TrackModel(track_id, TrackModel.TRACK_SK), actions, condition):
+        # The new original and renditions replace the old ones in the owner's usage, in the same
+        # transaction (functions.domain.catalog.usage).
+        ledger = usage.ledger(track.owner_id, track_id)
+        with writes.conditional_transaction() as tx:
+            tx.update(TrackModel(track_id, TrackModel.TRACK_SK), actions, condition=condition)
+            usage.version_ops(tx, track.owner_id, track_id, ledger, promoted_renditions=_rendition_bytes(produced))
+        if not tx.committed:
             continue
         listing.sync(track_id)
         if track.content_checksum:
@@ -377,17 +388,22 @@ def fail(track_id: str, upload_id: str, original_key: str, code: str, message: s
             "replacedAt": None,
             "failure": failure,
         }
-        if not writes.update_if(
-            TrackModel(track_id, TrackModel.TRACK_SK),
-            [
-                _pending["status"].set(FAILED),
-                _pending["failure"].set(failure),
-                _pending["outputs"].remove(),
-                TrackModel.versions.set(_bounded([*_history_with_current(track), record])),
-                TrackModel.updated_at.set(now),
-            ],
-            TrackModel.pk.exists() & _is_processing(upload_id),
-        ):
+        # The failed version's original no longer counts in the owner's usage: in the same transaction.
+        ledger = usage.ledger(track.owner_id, track_id)
+        with writes.conditional_transaction() as tx:
+            tx.update(
+                TrackModel(track_id, TrackModel.TRACK_SK),
+                [
+                    _pending["status"].set(FAILED),
+                    _pending["failure"].set(failure),
+                    _pending["outputs"].remove(),
+                    TrackModel.versions.set(_bounded([*_history_with_current(track), record])),
+                    TrackModel.updated_at.set(now),
+                ],
+                condition=TrackModel.pk.exists() & _is_processing(upload_id),
+            )
+            usage.version_ops(tx, track.owner_id, track_id, ledger, promoted_renditions=None)
+        if not tx.committed:
             if _read(track_id) is None:
                 raise TrackDeleted("The track was deleted.", trackId=track_id)
             return False
@@ -500,6 +516,15 @@ def _history_after_promote(
         }
     )
     return _bounded(entries)
+
+
+def _rendition_bytes(produced: dict[str, Any]) -> dict[str, int]:
+    """The sizes of the renditions a version's run produced, by format."""
+    found = {fmt: value for fmt, value in (produced.get("renditions") or {}).items()}
+    for fmt, attribute in TrackModel.RENDITION_ATTRIBUTES.items():
+        if produced.get(attribute):
+            found[fmt] = produced[attribute]
+    return {fmt: int(value["byteSize"]) for fmt, value in found.items() if value.get("byteSize") is not None}
 
 
 def _bounded(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.data import keys, reads, storage
 from functions.data.models import LaneModel, TrackModel
-from functions.domain.catalog import embeddings, listing, tracks, waveforms
+from functions.domain.catalog import embeddings, listing, tracks, usage, waveforms
 from functions.domain.intake import versions
 from functions.domain.processing import external
 from functions.domain.processing.verdict import mark_failed, mark_playable, mark_ready
@@ -147,6 +147,7 @@ def _rendition(spec: transcode.RenditionSpec) -> Callable[[StepInput], dict[str,
     def work(payload: StepInput) -> dict[str, Any]:
         made = _encode_and_store(payload, (spec,))[spec.format]
         _store(payload, **{TrackModel.RENDITION_ATTRIBUTES[spec.format]: made})
+        _count(payload, {spec.format: made})
         try:
             mark_playable(payload)
         except (BotoCoreError, ClientError):
@@ -163,7 +164,17 @@ def _transcode_all(payload: StepInput) -> dict[str, Any]:
     (Step Functions runs an execution on the definition it started with)."""
     renditions = _encode_and_store(payload, transcode.RENDITIONS)
     _store(payload, renditions=renditions)
+    _count(payload, renditions)
     return {"renditions": renditions}
+
+
+def _count(payload: StepInput, renditions: dict[str, dict[str, Any]]) -> None:
+    """Stored renditions of the track's original count in its owner's storage usage; a version's
+    count when the version replaces the live one (``versions.promote``)."""
+    if payload.get("version"):
+        return
+    for fmt, made in renditions.items():
+        usage.count_rendition(payload["ownerId"], payload["trackId"], fmt, int(made["byteSize"]))
 
 
 def _waveform(payload: StepInput) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functions.data import keys, storage, writes
 from functions.data.models import TrackModel, UploadModel
-from functions.domain.catalog import album_membership, albums, embeddings, listing, tracks
+from functions.domain.catalog import album_membership, albums, embeddings, listing, tracks, usage
 from functions.domain.intake import duplicates, media_uploads, uploads, versions
 from functions.errors import TrackNotFound
 from functions.observability import logger
@@ -35,11 +35,16 @@ def delete_track(track_id: str, owner_id: str) -> bool:
         return False
     if track.owner_id != owner_id:
         raise TrackNotFound("No such track.")
+    # Its bytes leave the owner's usage while the track is still there: a stop before the item's
+    # delete leaves the track counted as nothing, never its bytes counted for ever.
+    usage.release_track(owner_id, track_id, while_exists=True)
     # The track item goes first: from then on no lane can write to it (their writes require it),
     # so whatever a running workflow stores afterwards is swept by the workflow itself.
     deleted = _delete_items(track)
     if deleted is None:
         return False
+    # Whatever was counted between the release and the delete (a version's original settled then).
+    usage.release_track(owner_id, track_id, while_exists=False)
     # Tag entries as the item listed them when it went (a sync may have moved them since the read).
     listing.unlist_deleted(deleted)
     if deleted.content_checksum:
@@ -74,10 +79,14 @@ def _delete_items(track: TrackModel) -> TrackModel | None:
     owned = TrackModel.pk.exists() & (TrackModel.owner_id == track.owner_id)
     upload = uploads.find(track.upload_id)
     if upload is not None and upload.status == "pending":
-        with writes.conditional_transaction() as tx:
+
+        def write(tx: writes.ConditionalTransaction) -> None:
             # A draft: nothing has processed or listed it, so the item read is the item deleted.
             tx.delete(track, condition=owned & (TrackModel.status == "draft"))
             tx.delete(upload, condition=UploadModel.status == "pending")
+
+        # The intent's reservation goes with it (functions.domain.catalog.usage).
+        tx = usage.releasing(upload, write)
         if tx.committed:
             return track
         if tx.refused(track) and tracks.find(track.track_id) is None:
