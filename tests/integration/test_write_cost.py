@@ -97,9 +97,11 @@ def _tolerance(row: str, measured: int) -> float:
     if row.startswith("| WCU"):
         return max(2, measured * 0.1)
     if row.startswith("| RCU"):
-        # Also a lane reading the track again after a conflict, and which lane builds the autotag
-        # snapshot (one Query of the reference index) when the stack is fresh.
-        return max(4, measured * 0.2)
+        # Reads vary more (24 to 36 RCU seen on a busy machine): a lane reading the track again
+        # after a conflict or a throttle, which lane builds the autotag snapshot (one Query of the
+        # reference index) on a fresh stack, the usage reads of intake. Items back at ~11 KB would
+        # still be caught (three times the reads).
+        return max(6, measured * 0.5)
     if row.startswith("| DynamoDB write requests"):
         return 2
     return 0
