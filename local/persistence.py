@@ -35,11 +35,12 @@ S3: ``s3/<bucket>/<key>.json`` and ``s3/<bucket>/<key>.<token>.data``
     recorded ETag and size, so starting with gigabytes of audio costs a stat per object. The ETag
     is the recorded one, never recomputed: the app compares ETags across a restart.
 
-Not kept (this step): SQS messages (a pending S3 event is lost, so an upload PUT but never
-finalized needs its finalize call), Step Functions executions (moto cannot restore them; a track
-left ``processing`` is found by the sweeper, whose "execution never started" path starts it again
-under the same name), multipart uploads in progress, object versions, tags and ACLs, and the
-DynamoDB streams' records.
+Not kept: SQS messages and Step Functions executions (moto cannot restore either); what they
+carried is recovered from the tables and objects instead, at start: an upload PUT whose
+ObjectCreated was lost gets it raised again (``local.pending_uploads``), and a track left
+``processing`` is found by the sweeper, whose "execution never started" path starts it again under
+the same name (``local.sweeper``). Nor multipart uploads in progress, object versions, tags and
+ACLs, and the DynamoDB streams' records.
 
 Any file of the store that cannot be read or does not say what it should is reported with its path
 (``StoreUnusable``) and the stack does not start; nothing is ever replaced or removed to get past

@@ -10,15 +10,19 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
+from functions import ids
+from functions.data.models import UploadModel, bind, utcnow
+from local import pending_uploads
 from local.persistence import TABLES, LocalStore, RestoreReport, StoreUnusable
 from local.provision import empty
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, as_user
 
 REGION = "us-east-1"
 
@@ -245,3 +249,66 @@ def test_a_snapshot_is_taken_periodically_when_a_table_changed(stack, tmp_path):
         assert b"trk_p" in snapshot.read_bytes()
     finally:
         store.close()
+
+
+def test_an_upload_put_whose_event_a_restart_lost_is_finalized_once_its_event_is_raised_again(
+    stack, restartable, artist, distinct_wav
+):
+    # Given three intents: one PUT and finalized by its event, one never PUT, and one PUT whose
+    # ObjectCreated is still on the queue when the stack stops
+    files = [distinct_wav() for _ in range(3)]
+    done, never_put, lost = (stack.create_upload(artist, path) for path in files)
+    assert stack.put(done["signedUrl"], files[0], content_type="audio/wav") == 200
+    stack.drain_s3_events()
+    assert stack.put(lost["signedUrl"], files[2], content_type="audio/wav") == 200
+
+    # When the stack restarts (the queue's messages are not kept) and its start reconciles
+    restartable.restart()
+    assert stack.sqs.receive_message(QueueUrl=stack.resources.s3_events_queue_url).get("Messages", []) == []
+    raised = pending_uploads.redeliver(stack.resources.bucket)
+
+    # Then only the pending intent whose file is stored gets its event again, and the pump finalizes it
+    lost_id = ids.parse("upl", lost["uploadId"])
+    assert raised == [lost_id]
+    stack.drain_s3_events()
+    bind()
+    assert UploadModel.get(lost_id).status == "finalized"
+    assert UploadModel.get(ids.parse("upl", never_put["uploadId"])).status == "pending"
+    assert sorted(e["name"] for e in stack.executions()) == sorted(
+        ids.parse("upl", upload["uploadId"]) for upload in (done, lost)
+    )
+    # ... and a second reconcile finds nothing left to raise
+    assert pending_uploads.redeliver(stack.resources.bucket) == []
+
+
+def test_an_intent_keeps_its_expiry_across_a_restart(stack, restartable, artist, distinct_wav):
+    # Given two pending intents, one of them past its expiry (moto's TTL deletes nothing)
+    live_file, expired_file = distinct_wav(), distinct_wav()
+    live, expired = stack.create_upload(artist, live_file), stack.create_upload(artist, expired_file)
+    bind()
+    past = utcnow() - timedelta(minutes=1)
+    UploadModel(ids.parse("upl", expired["uploadId"])).update(
+        actions=[UploadModel.expires_at.set(past), UploadModel.expires_at_epoch.set(past)]
+    )
+    dynamodb, table = _dynamodb(stack), stack.resources.settings.uploads_table
+
+    def expiry(upload: dict) -> tuple[object, object]:
+        item = dynamodb.get_item(TableName=table, Key={"upload_id": {"S": ids.parse("upl", upload["uploadId"])}})
+        return item["Item"]["expires_at_epoch"], item["Item"]["expires_at"]
+
+    before = {name: expiry(upload) for name, upload in (("live", live), ("expired", expired))}
+
+    # When the stack restarts
+    restartable.restart()
+
+    # Then both keep their expiry attributes, the table has the deployed TTL setting, the expired
+    # intent is refused as expired and the live one still finalizes
+    assert {name: expiry(upload) for name, upload in (("live", live), ("expired", expired))} == before
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at_epoch"}
+    assert stack.put(expired["signedUrl"], expired_file, content_type="audio/wav") == 200
+    refused = stack.api.post(f"/v1/uploads/{expired['uploadId']}/finalize", headers=as_user(artist))
+    assert (refused.status_code, refused.json()["error"]["code"]) == (410, "upload_intent_expired"), refused.text
+    assert stack.put(live["signedUrl"], live_file, content_type="audio/wav") == 200
+    finalized = stack.api.post(f"/v1/uploads/{live['uploadId']}/finalize", headers=as_user(artist))
+    assert finalized.json()["status"] == "finalized", finalized.text
