@@ -19,8 +19,8 @@ from moto.dynamodb.models import dynamodb_backends
 
 from functions import ids
 from functions.data.models import UploadModel, bind, utcnow
-from local import pending_uploads
-from local.persistence import TABLES, LocalStore, RestoreReport, StoreUnusable
+from local import pending_uploads, persistence
+from local.persistence import JOURNAL, TABLES, LocalStore, RestoreReport, StoreUnusable
 from local.provision import empty
 from tests.integration.conftest import Stack, as_user
 
@@ -30,12 +30,13 @@ REGION = "us-east-1"
 class Restartable:
     """A store attached as the local stack attaches it, which a test can stop and start again."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, snapshot_interval_s: float = 2.0) -> None:
         self.root = root
+        self.snapshot_interval_s = snapshot_interval_s
         self.store: LocalStore | None = None
 
     def start(self) -> RestoreReport:
-        self.store = LocalStore.open(self.root, REGION)
+        self.store = LocalStore.open(self.root, REGION, snapshot_interval_s=self.snapshot_interval_s)
         report = self.store.restore()
         self.store.attach()
         return report
@@ -48,6 +49,16 @@ class Restartable:
     def restart(self) -> RestoreReport:
         self.stop()
         empty(REGION)  # a new moto server holds nothing
+        return self.start()
+
+    def kill(self) -> RestoreReport:
+        """As ``kill -9``, then a start: no last snapshot, the journal's file left as it is."""
+        assert self.store is not None
+        self.store._stop.set()
+        persistence._hooks.attached = None
+        self.store.journal.close()
+        self.store = None
+        empty(REGION)
         return self.start()
 
 
@@ -312,3 +323,85 @@ def test_an_intent_keeps_its_expiry_across_a_restart(stack, restartable, artist,
     assert stack.put(live["signedUrl"], live_file, content_type="audio/wav") == 200
     finalized = stack.api.post(f"/v1/uploads/{live['uploadId']}/finalize", headers=as_user(artist))
     assert finalized.json()["status"] == "finalized", finalized.text
+
+
+def test_after_a_kill_the_table_writes_since_the_last_snapshot_come_back_from_the_journal(stack, tmp_path):
+    # Given a store whose snapshot is far off, and every kind of table write made after it: puts,
+    # an update, a delete, a batch, a committed transaction and a cancelled one
+    restartable = Restartable(tmp_path / "data", snapshot_interval_s=3600)
+    restartable.start()
+    dynamodb, tracks = _dynamodb(stack), stack.resources.settings.tracks_table
+
+    def key(pk: str) -> dict:
+        return {"pk": {"S": pk}, "sk": {"S": "TRACK"}}
+
+    for pk in ("trk_a", "trk_b", "trk_c"):
+        dynamodb.put_item(TableName=tracks, Item={**key(pk), "title": {"S": pk}})
+    dynamodb.update_item(
+        TableName=tracks,
+        Key=key("trk_a"),
+        UpdateExpression="SET plays = :n",
+        ExpressionAttributeValues={":n": {"N": "3"}},
+    )
+    dynamodb.delete_item(TableName=tracks, Key=key("trk_b"))
+    dynamodb.batch_write_item(RequestItems={tracks: [{"PutRequest": {"Item": {**key("trk_d"), "title": {"S": "d"}}}}]})
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": tracks, "Item": {**key("trk_e"), "title": {"S": "e"}}}},
+            {"Delete": {"TableName": tracks, "Key": key("trk_c")}},
+        ]
+    )
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": tracks, "Item": {**key("trk_f"), "title": {"S": "f"}}}},
+                {
+                    "Delete": {
+                        "TableName": tracks,
+                        "Key": key("trk_a"),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    before = sorted(dynamodb.scan(TableName=tracks)["Items"], key=lambda item: item["pk"]["S"])
+    assert not (tmp_path / "data" / TABLES).exists()
+    # ... and a last record the kill cut short
+    (journal,) = (tmp_path / "data" / JOURNAL).glob("*.jsonl")
+    with journal.open("a") as cut:
+        cut.write('{"table": "' + tracks + '", "key": {"pk": {"S": "trk_g"')
+
+    # When the process is killed and starts again
+    report = restartable.kill()
+
+    # Then every committed write is back, the cancelled transaction left nothing, the cut record is
+    # dropped; and the next snapshot folds the journal in
+    after = sorted(dynamodb.scan(TableName=tracks)["Items"], key=lambda item: item["pk"]["S"])
+    assert after == before
+    assert [item["pk"]["S"] for item in after] == ["trk_a", "trk_d", "trk_e"]
+    assert after[0]["plays"] == {"N": "3"}
+    assert report.journaled == 8
+    # ... also after a second kill, before any snapshot (the cut record now ends an older generation)
+    dynamodb.put_item(TableName=tracks, Item={**key("trk_h"), "title": {"S": "h"}})
+    assert restartable.kill().journaled == 9
+    assert sorted(item["pk"]["S"] for item in dynamodb.scan(TableName=tracks)["Items"]) == [
+        "trk_a", "trk_d", "trk_e", "trk_h",
+    ]  # fmt: skip
+    assert restartable.store is not None
+    assert restartable.store.snapshot_tables(only_if_changed=True) == 4
+    assert journal not in (tmp_path / "data" / JOURNAL).glob("*.jsonl")
+    restartable.stop()
+    empty(REGION)
+    assert Restartable(tmp_path / "data").start().journaled == 0
+
+
+def test_a_damaged_journal_record_is_refused_with_its_path(stack, restartable, tmp_path):
+    _dynamodb(stack).put_item(
+        TableName=stack.resources.settings.tracks_table, Item={"pk": {"S": "trk_j"}, "sk": {"S": "TRACK"}}
+    )
+    (journal,) = (tmp_path / "data" / JOURNAL).glob("*.jsonl")
+    journal.write_text("not a record\n" + journal.read_text())
+
+    with pytest.raises(StoreUnusable, match="line 1") as refused:
+        LocalStore.open(tmp_path / "data", REGION)
+    assert str(journal) in str(refused.value)
