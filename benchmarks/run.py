@@ -17,6 +17,10 @@
     (moto, the runner, the API: one process) and of the ffmpeg children it waited for, from just
     before the PUT to every lane ended, less the stack's idle rate over the same wall time; and its
     ratio to the CPU-seconds of (a).
+
+Then the AWS calls per hot request, each handler's cold import, and the local stack's start on an
+empty store against its start on a kept store holding 1 GB of audio (``benchmarks.store_startup``;
+``--store-mb 0`` skips it).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from local.config import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+# The local stack's start on a store holding this much audio, against its start on an empty store.
+STORE_MB = 1024
 RUNS = 3  # medians of three: single runs of a 10 s transcode vary by +-1 s on a shared machine
 # The memory test runs each processing step once, as one Lambda invocation would.
 MEMORY_STEPS = ("probe", *RENDITION_TASK_LANES, "waveform", "loudness", "tags", "embeddings")
@@ -467,6 +473,12 @@ def main() -> int:
     parser.add_argument(
         "--cold-start-runs", type=int, default=cold_start.RUNS, help="rounds of the cold-start imports (0 skips them)"
     )
+    parser.add_argument(
+        "--store-mb",
+        type=int,
+        default=STORE_MB,
+        help="audio in the kept store whose start is timed against an empty one's (0 skips it)",
+    )
     args = parser.parse_args()
 
     print(
@@ -484,6 +496,11 @@ def main() -> int:
     if args.cold_start_runs:
         rows, tracer = cold_start.measure(args.cold_start_runs)
         cold_start.print_report(rows, tracer)
+    if args.store_mb:
+        # Issue 17: starting on a kept store costs about what starting empty does.
+        from benchmarks import store_startup  # it imports this module's StackProcess
+
+        print(store_startup.measure(megabytes=args.store_mb, object_mb=100, items=10_000), flush=True)
     return 0
 
 

@@ -58,28 +58,23 @@ def _restored_line(log: Path) -> str:
     return match.group(1) if match else "?"
 
 
-def main() -> int:
+def measure(*, megabytes: int, object_mb: int, items: int) -> str:
+    """The report's lines: starts, fill and stops, on a store of its own in a temporary directory."""
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         os.environ.setdefault(name, value)  # moto's; this talks to nothing else
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--megabytes", type=int, default=2048, help="object bytes to store (default 2048)")
-    parser.add_argument("--object-mb", type=int, default=100, help="size of each object (default 100)")
-    parser.add_argument("--items", type=int, default=10_000, help="table items to store (default 10,000)")
-    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tracklane-store-bench-") as scratch:
         root = Path(scratch)
         data_dir = root / "data"
         stack, empty_start_s = _start(root / "first.log", data_dir)
         fill_started = time.perf_counter()
-        _fill(f"http://127.0.0.1:{stack.moto_port}", megabytes=args.megabytes, object_mb=args.object_mb,
-              items=args.items)  # fmt: skip
+        _fill(f"http://127.0.0.1:{stack.moto_port}", megabytes=megabytes, object_mb=object_mb, items=items)
         fill_s = time.perf_counter() - fill_started
         stop_s = _stop(stack)
         stored_mb = sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file()) / 1e6
         stack, kept_start_s = _start(root / "second.log", data_dir)
         again_stop_s = _stop(stack)
-        print(
-            f"store: {stored_mb:.0f} MB on disk ({args.megabytes} MB of objects, {args.items} items)\n"
+        return (
+            f"store: {stored_mb:.0f} MB on disk ({megabytes} MB of objects, {items} items)\n"
             f"  start, empty store:        {empty_start_s:6.2f} s\n"
             f"  fill through moto:         {fill_s:6.2f} s\n"
             f"  stop (last snapshot):      {stop_s:6.2f} s\n"
@@ -87,6 +82,15 @@ def main() -> int:
             f"  stop, nothing changed:     {again_stop_s:6.2f} s\n"
             f"  kept / empty start:        {kept_start_s / empty_start_s:6.2f}x"
         )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--megabytes", type=int, default=2048, help="object bytes to store (default 2048)")
+    parser.add_argument("--object-mb", type=int, default=100, help="size of each object (default 100)")
+    parser.add_argument("--items", type=int, default=10_000, help="table items to store (default 10,000)")
+    args = parser.parse_args()
+    print(measure(megabytes=args.megabytes, object_mb=args.object_mb, items=args.items))
     return 0
 
 

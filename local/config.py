@@ -102,8 +102,9 @@ class LocalSettings(BaseSettings):
         gt=0,
         validation_alias="TRACKLANE_LOCAL_SNAPSHOT_INTERVAL_S",
         description=(
-            "How often the tables are written to the data directory when they changed (and at stop): "
-            "a `kill -9` loses at most this long of table writes."
+            "How often the tables are written whole to the data directory when they changed (and at "
+            "stop); the writes between two snapshots are journaled as they are made, and the journal "
+            "they replace is removed. A machine crash loses at most this long of table writes."
         ),
     )
 

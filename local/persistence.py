@@ -20,7 +20,17 @@ DynamoDB: ``dynamodb.jsonl``
     ``snapshot_interval_s`` when a write happened since the last, and on a clean stop. Restored
     after provisioning through moto's own ``Table.put_item`` (its key and type checks), with the
     table's stream detached meanwhile: restored items are not new writes and must not raise domain
-    events again. A ``kill -9`` loses the writes of the last interval at most.
+    events again.
+
+DynamoDB writes since the snapshot: ``dynamodb-journal/<generation>.jsonl``
+    Each write moto makes (PutItem, UpdateItem, DeleteItem, a batch's requests, a transaction once
+    it committed) appends the written items as they are after it, or their deletion, while writes
+    are held, so the journal's order is the writes' order. A snapshot starts a new generation at
+    the instant it copies the items and names it in its header; once the snapshot is in place the
+    older generations are removed. A start replays the generations from the snapshot's on, after
+    its items. Appended with one ``write``, not fsynced: a ``kill -9`` loses only the writes in
+    flight (a record cut short is the last line of its file and is dropped); a machine crash may
+    lose what the kernel had not written out since the last snapshot, which is fsynced.
 
 S3: ``s3/<bucket>/<key>.json`` and ``s3/<bucket>/<key>.<token>.data``
     One file per object with its bytes, and a small record beside it (size, ETag, content type and
@@ -35,11 +45,12 @@ S3: ``s3/<bucket>/<key>.json`` and ``s3/<bucket>/<key>.<token>.data``
     recorded ETag and size, so starting with gigabytes of audio costs a stat per object. The ETag
     is the recorded one, never recomputed: the app compares ETags across a restart.
 
-Not kept (this step): SQS messages (a pending S3 event is lost, so an upload PUT but never
-finalized needs its finalize call), Step Functions executions (moto cannot restore them; a track
-left ``processing`` is found by the sweeper, whose "execution never started" path starts it again
-under the same name), multipart uploads in progress, object versions, tags and ACLs, and the
-DynamoDB streams' records.
+Not kept: SQS messages and Step Functions executions (moto cannot restore either); what they
+carried is recovered from the tables and objects instead, at start: an upload PUT whose
+ObjectCreated was lost gets it raised again (``local.pending_uploads``), and a track left
+``processing`` is found by the sweeper, whose "execution never started" path starts it again under
+the same name (``local.sweeper``). Nor multipart uploads in progress, object versions, tags and
+ACLs, and the DynamoDB streams' records.
 
 Any file of the store that cannot be read or does not say what it should is reported with its path
 (``StoreUnusable``) and the stack does not start; nothing is ever replaced or removed to get past
@@ -71,9 +82,10 @@ FORMAT = "tracklane-local-store"
 VERSION = 1
 MARKER = "store.json"
 TABLES = "dynamodb.jsonl"
+JOURNAL = "dynamodb-journal"
 OBJECTS = "s3"
 # The store's own entries: all that ``--fresh`` removes.
-_ENTRIES = (MARKER, TABLES, OBJECTS)
+_ENTRIES = (MARKER, TABLES, JOURNAL, OBJECTS)
 _RECORD = ".json"
 _DATA = ".data"
 _PARTIAL = ".partial-"
@@ -93,6 +105,8 @@ class RestoreReport:
     object_bytes: int = 0
     # Items of tables, objects of buckets, that provisioning no longer creates: not restored.
     skipped: dict[str, int] = field(default_factory=dict)
+    # Table writes after the snapshot, replayed from the journal.
+    journaled: int = 0
     seconds: float = 0.0
 
 
@@ -385,8 +399,9 @@ class _Objects:
 # --- DynamoDB tables -----------------------------------------------------------------------------------
 
 
-def _write_table_lines(out: Any, lines: list[str]) -> None:
-    header = {"format": FORMAT, "version": VERSION, "of": "dynamodb", "items": len(lines)}
+def _write_table_lines(out: Any, lines: list[str], journal: int) -> None:
+    # ``journal``: the first journal generation whose writes this snapshot does not hold.
+    header = {"format": FORMAT, "version": VERSION, "of": "dynamodb", "items": len(lines), "journal": journal}
     out.write((json.dumps(header) + "\n").encode())
     for line in lines:
         out.write(line.encode())
@@ -394,10 +409,11 @@ def _write_table_lines(out: Any, lines: list[str]) -> None:
     out.write((json.dumps({"end": len(lines)}) + "\n").encode())
 
 
-def _load_tables(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """The snapshot's items, all of them or StoreUnusable: never a part of it."""
+def _load_tables(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """The snapshot's items, all of them or StoreUnusable: never a part of it; and the first
+    journal generation to replay after them."""
     if not path.exists():
-        return []
+        return [], 0
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -426,7 +442,98 @@ def _load_tables(path: Path) -> list[tuple[str, dict[str, Any]]]:
             items.append((str(entry["table"]), entry["item"]))
     except ValueError as error:
         raise StoreUnusable(f"the table snapshot {path} is damaged: {error}") from None
-    return items
+    return items, int(header.get("journal", 0))
+
+
+# --- the journal of table writes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A journal record: what an item is after a write (``item`` None: deleted)."""
+
+    table: str
+    key: dict[str, Any]
+    item: dict[str, Any] | None
+
+
+class _Journal:
+    """Table writes since the last snapshot, appended as each one is made: the item after the write,
+    or its deletion (after-images, not requests: replaying one needs no condition or expression
+    evaluated again, and replaying it twice changes nothing). One file per generation; a snapshot
+    starts a new generation while writes are held, names it in its header, and once it is renamed
+    into place the generations before it are removed. Records are appended with one ``write`` to a
+    file opened for appending, not fsynced: a killed process loses none the kernel took, only a
+    machine crash can (the snapshot every interval is fsynced)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.generation = 0
+        self._descriptor: int | None = None
+
+    def _path(self, generation: int) -> Path:
+        return self.directory / f"{generation:012d}.jsonl"
+
+    def generations(self) -> list[int]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(int(path.stem) for path in self.directory.glob("*.jsonl") if path.stem.isdigit())
+
+    def start_generation(self) -> int:
+        """Call with writes held: every write from now on goes to the new generation."""
+        self.close()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.generation = max([self.generation, *self.generations()]) + 1
+        self._descriptor = os.open(self._path(self.generation), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        _fsync_directory(self.directory)
+        return self.generation
+
+    def append(self, records: list[_Written]) -> None:
+        from moto.dynamodb.models.utilities import DynamoJsonEncoder
+
+        if self._descriptor is None or not records:
+            return
+        data = "".join(
+            json.dumps({"table": r.table, "key": r.key, "item": r.item}, cls=DynamoJsonEncoder) + "\n" for r in records
+        ).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._descriptor, view) :]
+
+    def remove_before(self, generation: int) -> None:
+        for older in self.generations():
+            if older < generation:
+                self._path(older).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+    def load(self, first: int) -> list[_Written]:
+        """The records of generation ``first`` and later, in order. A generation's last line may be
+        cut short: its process was killed while appending it, so that write was in flight, and it
+        is dropped (each start appends to a generation of its own, so a cut line stays the last of
+        its file). Any other line that is not a record is StoreUnusable."""
+        records: list[_Written] = []
+        for generation in self.generations():
+            if generation < first:
+                continue  # a snapshot holds it; left by a stop between the snapshot and its removal
+            path = self._path(generation)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise StoreUnusable(f"cannot read the table journal {path}: {error}") from None
+            lines = text.split("\n")
+            lines.pop()  # "" after a whole last record, else the record the kill cut short
+            for number, line in enumerate(lines, start=1):
+                try:
+                    entry = json.loads(line)
+                    records.append(_Written(str(entry["table"]), dict(entry["key"]), entry["item"]))
+                except (ValueError, KeyError, TypeError):
+                    raise StoreUnusable(f"{path}, line {number}: not a journal record") from None
+            self.generation = max(self.generation, generation)
+        return records
 
 
 # --- moto hooks ------------------------------------------------------------------------------------------
@@ -441,13 +548,41 @@ class _HookState:
 
 _hooks = _HookState()
 _pending = threading.local()
+# The items a transaction in progress on this thread wrote: journaled once it committed, never if
+# it was cancelled (moto then puts the tables back as they were).
+_transaction = threading.local()
 
 
-def _count_table_writes(method: Callable[..., Any]) -> Callable[..., Any]:
+def _count_table_writes(method: Callable[..., Any], name: str) -> Callable[..., Any]:
+    import inspect
+
+    signature = inspect.signature(method)
+
     @functools.wraps(method)
-    def counted(*args: Any, **kwargs: Any) -> Any:
+    def counted(backend: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(*args, **kwargs)
+            store = _hooks.attached
+            if store is None:
+                return method(backend, *args, **kwargs)
+            # The write and its record under the same hold (moto_atomic's lock, reentrant): the
+            # journal's order is the order the writes were made in, and a snapshot, which holds
+            # writes too, starts its generation between two writes, never inside one.
+            with moto_atomic.writes_held():
+                if name == "transact_write_items":
+                    _transaction.written = written = []
+                    try:
+                        result = method(backend, *args, **kwargs)
+                    finally:
+                        _transaction.written = None
+                else:
+                    result = method(backend, *args, **kwargs)
+                    written = [_written_key(backend, name, signature.bind(backend, *args, **kwargs).arguments)]
+                    in_transaction = getattr(_transaction, "written", None)
+                    if in_transaction is not None:
+                        in_transaction.extend(written)
+                        return result
+                store.journal_writes(backend, written)
+                return result
         finally:
             # After the write: a snapshot that read the old count took its items before it, and the
             # next one is taken because the count moved.
@@ -455,6 +590,23 @@ def _count_table_writes(method: Callable[..., Any]) -> Callable[..., Any]:
 
     counted.__tracklane_counted__ = True  # type: ignore[attr-defined]
     return counted
+
+
+def _written_key(backend: Any, name: str, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    table_name = arguments["table_name"]
+    if name == "put_item":
+        table = backend.get_table(table_name)
+        return table_name, {attribute: arguments["item_attrs"][attribute] for attribute in table.table_key_attrs}
+    return table_name, dict(arguments["key"])
+
+
+def _after_images(backend: Any, written: list[tuple[str, dict[str, Any]]]) -> list[_Written]:
+    records = []
+    for table_name, key in written:
+        table = backend.get_table(table_name)
+        item = table.get_item(*backend.get_keys_value(table, key))
+        records.append(_Written(table_name, key, item.to_json()["Attributes"] if item is not None else None))
+    return records
 
 
 def _mark_object(method: Callable[..., Any], key_argument: str) -> Callable[..., Any]:
@@ -516,7 +668,7 @@ def install_hooks() -> None:
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         method = getattr(DynamoDBBackend, name)
         if not getattr(method, "__tracklane_counted__", False):
-            setattr(DynamoDBBackend, name, _count_table_writes(method))
+            setattr(DynamoDBBackend, name, _count_table_writes(method, name))
     for name in ("put_object", "delete_object"):
         method = getattr(S3Backend, name)
         if not getattr(method, "__tracklane_marked__", False):
@@ -539,8 +691,10 @@ class LocalStore:
         self.root = root
         self.region = region
         self.objects = _Objects(root / OBJECTS)
+        self.journal = _Journal(root / JOURNAL)
         self._snapshot_interval_s = snapshot_interval_s
         self._items: list[tuple[str, dict[str, Any]]] = []
+        self._journaled: list[_Written] = []
         self._stored_objects: list[_StoredObject] = []
         self._snapshot_lock = threading.Lock()
         self._snapshot_changes = -1
@@ -568,7 +722,8 @@ class LocalStore:
             body = json.dumps({"format": FORMAT, "version": VERSION}).encode()
             _write_atomically(marker, lambda out: out.write(body))
         store = cls(root, region, snapshot_interval_s=snapshot_interval_s)
-        store._items = _load_tables(root / TABLES)
+        store._items, first_generation = _load_tables(root / TABLES)
+        store._journaled = store.journal.load(first_generation)
         store._stored_objects = store.objects.load()
         return store
 
@@ -591,11 +746,25 @@ class LocalStore:
                     detached[name], table.stream_shard = table.stream_shard, None
                 table.put_item(item, overwrite=True)
                 report.items += 1
+            for written in self._journaled:
+                table = tables.get(written.table)
+                if table is None:
+                    report.skipped[written.table] = report.skipped.get(written.table, 0) + 1
+                    continue
+                if written.table not in detached:
+                    detached[written.table], table.stream_shard = table.stream_shard, None
+                if written.item is not None:
+                    table.put_item(written.item, overwrite=True)
+                else:
+                    table.delete_item(
+                        *dynamodb_backends[DEFAULT_ACCOUNT_ID][self.region].get_keys_value(table, written.key)
+                    )
+                report.journaled += 1
         finally:
             for name, shard in detached.items():
                 tables[name].stream_shard = shard
         self.objects.restore(s3_backends[DEFAULT_ACCOUNT_ID]["global"], self._stored_objects, self, report)
-        self._items, self._stored_objects = [], []
+        self._items, self._stored_objects, self._journaled = [], [], []
         report.seconds = time.perf_counter() - started
         if report.skipped:
             logger.warning("store: not restored (no such table or bucket now)", extra={"skipped": report.skipped})
@@ -603,8 +772,12 @@ class LocalStore:
 
     def attach(self) -> None:
         install_hooks()
-        self._snapshot_changes = _hooks.changes
-        _hooks.attached = self
+        with moto_atomic.writes_held():
+            self.journal.start_generation()
+            # Writes replayed from the journal are folded into a snapshot at the first interval.
+            replayed = bool(self.journal.generations()[:-1])
+            self._snapshot_changes = -1 if replayed else _hooks.changes
+            _hooks.attached = self
         self._snapshotter = threading.Thread(target=self._snapshot_periodically, name="store-snapshots", daemon=True)
         self._snapshotter.start()
 
@@ -616,6 +789,15 @@ class LocalStore:
         if _hooks.attached is self:
             _hooks.attached = None
         self.snapshot_tables(only_if_changed=True)
+        self.journal.close()
+
+    def journal_writes(self, backend: Any, written: list[tuple[str, dict[str, Any]]]) -> None:
+        """Called by moto's write methods, writes held, once a write has been made."""
+        try:
+            self.journal.append(_after_images(backend, written))
+        except Exception:
+            # The write is made (moto answers it); the next snapshot holds it.
+            logger.exception("store: a table write could not be journaled")
 
     def _snapshot_periodically(self) -> None:
         while not self._stop.wait(self._snapshot_interval_s):
@@ -641,7 +823,9 @@ class LocalStore:
                     for name, table in tables.items()
                     for item in table.all_items()
                 ]
-            _write_atomically(self.root / TABLES, lambda out: _write_table_lines(out, lines))
+                generation = self.journal.start_generation()
+            _write_atomically(self.root / TABLES, lambda out: _write_table_lines(out, lines, generation))
+            self.journal.remove_before(generation)
             self._snapshot_changes = changes
             return len(lines)
 

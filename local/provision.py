@@ -127,6 +127,15 @@ def provision(endpoint: str, region: str = "us-east-1", *, cors_origins: Sequenc
     for model in TABLE_MODELS:
         if not model.exists():
             model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+    # The deployed tables' TTL settings (stacks/constructs/tables.py), from the same declaration. moto
+    # deletes nothing when an item's time passes; the code judges expiry when it reads.
+    dynamodb = client("dynamodb", endpoint, region)
+    for spec in table_specs():
+        if spec.ttl_attribute is not None:
+            dynamodb.update_time_to_live(
+                TableName=getattr(current, spec.settings_field),
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+            )
 
     sqs = client("sqs", endpoint, region)
     dlq_url = sqs.create_queue(QueueName=f"{PREFIX}-s3-events-dlq")["QueueUrl"]

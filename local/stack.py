@@ -22,6 +22,7 @@ from functions.api.auth import IssuerAuthenticator
 from functions.data.models import shared_connection
 from functions.media import ffmpeg
 from functions.observability import logger
+from local import pending_uploads
 from local import provision as provisioning
 from local.config import LocalSettings, local_settings
 from local.cors import with_cors
@@ -58,6 +59,8 @@ class LocalStack:
         self.stream_pump: StreamPump | None = None
         self.store: LocalStore | None = None
         self.restored: RestoreReport | None = None
+        # Pending uploads whose put event a restart lost, raised again at start.
+        self.redelivered: list[str] = []
 
     def start_backend(self, *, fresh: bool = False) -> LocalResources:
         """Raises StoreUnusable, before anything starts, when the data directory cannot be used."""
@@ -110,9 +113,14 @@ class LocalStack:
             wait_s=self.config.runner_wait_s,
             throttler=throttler,
         )
-        # Executions do not survive a restart (moto cannot restore them): a first sweep at once finds
-        # every track left processing and starts its workflow again under the same name.
+        # Executions and queued messages do not survive a restart (moto cannot restore them): a first
+        # sweep at once finds every track left processing and starts its workflow again under the
+        # same name, and every upload whose put event was lost gets it again (local.pending_uploads).
         resumes = self.restored is not None and self.restored.items > 0
+        if resumes:
+            self.redelivered = pending_uploads.redeliver(resources.bucket)
+            if self.redelivered:
+                logger.warning("upload events raised again after a restart", extra={"upload_ids": self.redelivered})
         self.sweeper = SweeperSchedule(self.config.sweep_interval_s, sweep_at_start=resumes)
         self.stream_pump = StreamPump(
             self._client("dynamodb"),

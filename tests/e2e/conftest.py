@@ -41,9 +41,12 @@ class LocalStackProcess:
         return {"Authorization": f"Bearer {self.token(user)}"}
 
 
-def launch(directory: Path, *, data_dir: Path, dev_keys: DevKeys | None = None) -> LocalStackProcess:
+def launch(
+    directory: Path, *, data_dir: Path, dev_keys: DevKeys | None = None, own_process_group: bool = False
+) -> LocalStackProcess:
     """The local stack as `make run` starts it, on free ports, its log, state file and store in
-    ``directory`` and ``data_dir``; returns once it is healthy."""
+    ``directory`` and ``data_dir``; returns once it is healthy. ``own_process_group``: the stack
+    and its ffmpeg children in a process group of their own, which a test may kill whole."""
     port, moto_port = free_port(), free_port()
     log = directory / f"stack-{port}.log"
     dev_keys = dev_keys or DevKeys(directory / "dev-signing-key.pem").ensure()
@@ -56,7 +59,14 @@ def launch(directory: Path, *, data_dir: Path, dev_keys: DevKeys | None = None) 
     # A throwaway store: never the checkout's .tracklane/data.
     env["TRACKLANE_DATA_DIR"] = str(data_dir)
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=sink, stderr=sink)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.stack"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=sink,
+            process_group=0 if own_process_group else None,
+        )
     stack = LocalStackProcess(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", process, log, dev_keys)
     deadline = time.monotonic() + 120
     while True:

@@ -10,15 +10,19 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
-from local.persistence import TABLES, LocalStore, RestoreReport, StoreUnusable
+from functions import ids
+from functions.data.models import UploadModel, bind, utcnow
+from local import pending_uploads, persistence
+from local.persistence import JOURNAL, TABLES, LocalStore, RestoreReport, StoreUnusable
 from local.provision import empty
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, as_user
 
 REGION = "us-east-1"
 
@@ -26,12 +30,13 @@ REGION = "us-east-1"
 class Restartable:
     """A store attached as the local stack attaches it, which a test can stop and start again."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, snapshot_interval_s: float = 2.0) -> None:
         self.root = root
+        self.snapshot_interval_s = snapshot_interval_s
         self.store: LocalStore | None = None
 
     def start(self) -> RestoreReport:
-        self.store = LocalStore.open(self.root, REGION)
+        self.store = LocalStore.open(self.root, REGION, snapshot_interval_s=self.snapshot_interval_s)
         report = self.store.restore()
         self.store.attach()
         return report
@@ -44,6 +49,16 @@ class Restartable:
     def restart(self) -> RestoreReport:
         self.stop()
         empty(REGION)  # a new moto server holds nothing
+        return self.start()
+
+    def kill(self) -> RestoreReport:
+        """As ``kill -9``, then a start: no last snapshot, the journal's file left as it is."""
+        assert self.store is not None
+        self.store._stop.set()
+        persistence._hooks.attached = None
+        self.store.journal.close()
+        self.store = None
+        empty(REGION)
         return self.start()
 
 
@@ -245,3 +260,148 @@ def test_a_snapshot_is_taken_periodically_when_a_table_changed(stack, tmp_path):
         assert b"trk_p" in snapshot.read_bytes()
     finally:
         store.close()
+
+
+def test_an_upload_put_whose_event_a_restart_lost_is_finalized_once_its_event_is_raised_again(
+    stack, restartable, artist, distinct_wav
+):
+    # Given three intents: one PUT and finalized by its event, one never PUT, and one PUT whose
+    # ObjectCreated is still on the queue when the stack stops
+    files = [distinct_wav() for _ in range(3)]
+    done, never_put, lost = (stack.create_upload(artist, path) for path in files)
+    assert stack.put(done["signedUrl"], files[0], content_type="audio/wav") == 200
+    stack.drain_s3_events()
+    assert stack.put(lost["signedUrl"], files[2], content_type="audio/wav") == 200
+
+    # When the stack restarts (the queue's messages are not kept) and its start reconciles
+    restartable.restart()
+    assert stack.sqs.receive_message(QueueUrl=stack.resources.s3_events_queue_url).get("Messages", []) == []
+    raised = pending_uploads.redeliver(stack.resources.bucket)
+
+    # Then only the pending intent whose file is stored gets its event again, and the pump finalizes it
+    lost_id = ids.parse("upl", lost["uploadId"])
+    assert raised == [lost_id]
+    stack.drain_s3_events()
+    bind()
+    assert UploadModel.get(lost_id).status == "finalized"
+    assert UploadModel.get(ids.parse("upl", never_put["uploadId"])).status == "pending"
+    assert sorted(e["name"] for e in stack.executions()) == sorted(
+        ids.parse("upl", upload["uploadId"]) for upload in (done, lost)
+    )
+    # ... and a second reconcile finds nothing left to raise
+    assert pending_uploads.redeliver(stack.resources.bucket) == []
+
+
+def test_an_intent_keeps_its_expiry_across_a_restart(stack, restartable, artist, distinct_wav):
+    # Given two pending intents, one of them past its expiry (moto's TTL deletes nothing)
+    live_file, expired_file = distinct_wav(), distinct_wav()
+    live, expired = stack.create_upload(artist, live_file), stack.create_upload(artist, expired_file)
+    bind()
+    past = utcnow() - timedelta(minutes=1)
+    UploadModel(ids.parse("upl", expired["uploadId"])).update(
+        actions=[UploadModel.expires_at.set(past), UploadModel.expires_at_epoch.set(past)]
+    )
+    dynamodb, table = _dynamodb(stack), stack.resources.settings.uploads_table
+
+    def expiry(upload: dict) -> tuple[object, object]:
+        item = dynamodb.get_item(TableName=table, Key={"upload_id": {"S": ids.parse("upl", upload["uploadId"])}})
+        return item["Item"]["expires_at_epoch"], item["Item"]["expires_at"]
+
+    before = {name: expiry(upload) for name, upload in (("live", live), ("expired", expired))}
+
+    # When the stack restarts
+    restartable.restart()
+
+    # Then both keep their expiry attributes, the table has the deployed TTL setting, the expired
+    # intent is refused as expired and the live one still finalizes
+    assert {name: expiry(upload) for name, upload in (("live", live), ("expired", expired))} == before
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at_epoch"}
+    assert stack.put(expired["signedUrl"], expired_file, content_type="audio/wav") == 200
+    refused = stack.api.post(f"/v1/uploads/{expired['uploadId']}/finalize", headers=as_user(artist))
+    assert (refused.status_code, refused.json()["error"]["code"]) == (410, "upload_intent_expired"), refused.text
+    assert stack.put(live["signedUrl"], live_file, content_type="audio/wav") == 200
+    finalized = stack.api.post(f"/v1/uploads/{live['uploadId']}/finalize", headers=as_user(artist))
+    assert finalized.json()["status"] == "finalized", finalized.text
+
+
+def test_after_a_kill_the_table_writes_since_the_last_snapshot_come_back_from_the_journal(stack, tmp_path):
+    # Given a store whose snapshot is far off, and every kind of table write made after it: puts,
+    # an update, a delete, a batch, a committed transaction and a cancelled one
+    restartable = Restartable(tmp_path / "data", snapshot_interval_s=3600)
+    restartable.start()
+    dynamodb, tracks = _dynamodb(stack), stack.resources.settings.tracks_table
+
+    def key(pk: str) -> dict:
+        return {"pk": {"S": pk}, "sk": {"S": "TRACK"}}
+
+    for pk in ("trk_a", "trk_b", "trk_c"):
+        dynamodb.put_item(TableName=tracks, Item={**key(pk), "title": {"S": pk}})
+    dynamodb.update_item(
+        TableName=tracks,
+        Key=key("trk_a"),
+        UpdateExpression="SET plays = :n",
+        ExpressionAttributeValues={":n": {"N": "3"}},
+    )
+    dynamodb.delete_item(TableName=tracks, Key=key("trk_b"))
+    dynamodb.batch_write_item(RequestItems={tracks: [{"PutRequest": {"Item": {**key("trk_d"), "title": {"S": "d"}}}}]})
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": tracks, "Item": {**key("trk_e"), "title": {"S": "e"}}}},
+            {"Delete": {"TableName": tracks, "Key": key("trk_c")}},
+        ]
+    )
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": tracks, "Item": {**key("trk_f"), "title": {"S": "f"}}}},
+                {
+                    "Delete": {
+                        "TableName": tracks,
+                        "Key": key("trk_a"),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    before = sorted(dynamodb.scan(TableName=tracks)["Items"], key=lambda item: item["pk"]["S"])
+    assert not (tmp_path / "data" / TABLES).exists()
+    # ... and a last record the kill cut short
+    (journal,) = (tmp_path / "data" / JOURNAL).glob("*.jsonl")
+    with journal.open("a") as cut:
+        cut.write('{"table": "' + tracks + '", "key": {"pk": {"S": "trk_g"')
+
+    # When the process is killed and starts again
+    report = restartable.kill()
+
+    # Then every committed write is back, the cancelled transaction left nothing, the cut record is
+    # dropped; and the next snapshot folds the journal in
+    after = sorted(dynamodb.scan(TableName=tracks)["Items"], key=lambda item: item["pk"]["S"])
+    assert after == before
+    assert [item["pk"]["S"] for item in after] == ["trk_a", "trk_d", "trk_e"]
+    assert after[0]["plays"] == {"N": "3"}
+    assert report.journaled == 8
+    # ... also after a second kill, before any snapshot (the cut record now ends an older generation)
+    dynamodb.put_item(TableName=tracks, Item={**key("trk_h"), "title": {"S": "h"}})
+    assert restartable.kill().journaled == 9
+    assert sorted(item["pk"]["S"] for item in dynamodb.scan(TableName=tracks)["Items"]) == [
+        "trk_a", "trk_d", "trk_e", "trk_h",
+    ]  # fmt: skip
+    assert restartable.store is not None
+    assert restartable.store.snapshot_tables(only_if_changed=True) == 4
+    assert journal not in (tmp_path / "data" / JOURNAL).glob("*.jsonl")
+    restartable.stop()
+    empty(REGION)
+    assert Restartable(tmp_path / "data").start().journaled == 0
+
+
+def test_a_damaged_journal_record_is_refused_with_its_path(stack, restartable, tmp_path):
+    _dynamodb(stack).put_item(
+        TableName=stack.resources.settings.tracks_table, Item={"pk": {"S": "trk_j"}, "sk": {"S": "TRACK"}}
+    )
+    (journal,) = (tmp_path / "data" / JOURNAL).glob("*.jsonl")
+    journal.write_text("not a record\n" + journal.read_text())
+
+    with pytest.raises(StoreUnusable, match="line 1") as refused:
+        LocalStore.open(tmp_path / "data", REGION)
+    assert str(journal) in str(refused.value)
