@@ -79,13 +79,32 @@ def settled(stack: Stack, user: str, track_id: str) -> dict[str, Any]:
     return wait_for(status, until=lambda s: s["workflowStatus"] in {"succeeded", "failed"}, timeout_s=600)
 
 
-def assert_processed(status: dict[str, Any]) -> None:
-    # Says why, in one line pytest will not cut short: the failure and every lane not succeeded.
+def failed_tasks(stack: Stack, upload_id: str) -> list[tuple[str, str, str]]:
+    """``(event type, error, cause)`` of every failure in the upload's execution history: which
+    step failed, and with what, when a track did not end ready."""
+    name = upload_id.removeprefix("upl_")
+    trail: list[tuple[str, str, str]] = []
+    for execution in stack.executions():
+        if execution["name"] != name:
+            continue
+        history = stack.sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)
+        for event in history["events"]:
+            details = next((v for k, v in event.items() if k.endswith("FailedEventDetails")), None)
+            if details:
+                trail.append((event["type"], details.get("error", ""), details.get("cause", "")[:400]))
+    return trail
+
+
+def assert_processed(status: dict[str, Any], stack: Stack | None = None) -> None:
+    # Says why, in one line pytest will not cut short: the failure, every lane not succeeded and
+    # what the execution's history says failed.
     why = {
         "failure": status.get("failure"),
         "lanes": {lane["name"]: (lane["state"], lane["code"], lane["message"]) for lane in status["lanes"]
                   if lane["state"] != "succeeded"},
     }  # fmt: skip
+    if stack is not None and status["status"] != "ready":
+        why["execution"] = failed_tasks(stack, status["uploadId"])
     assert (status["status"], status["workflowStatus"]) == ("ready", "succeeded"), f"{status['trackId']}: {why}"
     assert {lane["name"]: lane["state"] for lane in status["lanes"] if lane["state"] not in SETTLED_LANE_STATES} == {}
 
@@ -95,7 +114,7 @@ def test_an_upload_under_throttling_ends_ready_with_every_lane_done(stack: Stack
         track_id = upload(stack, artist, distinct_wav())
         status = settled(stack, artist, track_id)
 
-    assert_processed(status)
+    assert_processed(status, stack)
     # The simulation throttled for real: DynamoDB requests and Task invocations.
     assert throttler.injected["lambda.Invoke"] > 0
     assert sum(n for call, n in throttler.injected.items() if call.startswith("dynamodb.")) > 0
@@ -150,7 +169,7 @@ def test_thirty_uploads_with_a_quarter_of_calls_throttled_all_end_ready_and_in_o
 
     # Then every track ended ready with every lane done, nothing is left processing
     for status in statuses.values():
-        assert_processed(status)
+        assert_processed(status, stack)
     assert len(statuses) == 30
     # And the session's ten tracks are in the album once each, in their order
     assert album_track_ids(album_id) == [intent["track_id"] for intent in session_tracks]
