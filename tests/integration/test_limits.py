@@ -284,3 +284,10 @@ def test_racing_intents_never_pass_the_pending_limit(stack, artist, configure):
     assert (outcomes.count("created"), outcomes.count("refused")) == (4, 26)
     assert counted_pending(artist) == (4, 4)
     assert usage.of(artist).pending_intents == 4 == settings().max_pending_intents
+
+
+def test_no_polled_route_takes_a_write_token():
+    from functions.api.auth import WRITE_METHODS
+    from functions.api.polled_routes import POLLED_ROUTES
+
+    assert not {method for method, _ in POLLED_ROUTES} & WRITE_METHODS
