@@ -68,6 +68,28 @@ class StorageQuotaExceeded(DomainError):
     status = 403
 
 
+class TooManyPendingUploads(DomainError):
+    """The owner already has ``max_pending_intents`` audio intents waiting for their file
+    (docs/limits.md). 409, not 429: waiting alone does not help; finalizing or cancelling an intent
+    (or its expiry) does. Details: ``pendingIntents``, ``maxPendingIntents``."""
+
+    code = "too_many_pending_uploads"
+    status = 409
+
+
+class RateLimited(DomainError):
+    """The caller's write requests outran its token bucket (docs/limits.md). Details: ``limit``
+    (the burst), ``ratePerSecond``, ``remaining`` (0), ``retryAfterSeconds``; the response carries
+    ``Retry-After`` with the same seconds."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int, **details: object) -> None:
+        super().__init__(message, retryAfterSeconds=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
 class FileTooLarge(DomainError):
     code = "file_too_large"
     status = 413

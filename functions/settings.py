@@ -153,6 +153,27 @@ class Settings(BaseSettings):
             "(`403 storage_quota_exceeded` past it; docs/limits.md)."
         ),
     )
+    max_pending_intents: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "The audio intents (tracks, versions, session tracks) an artist may have waiting for their "
+            "file at once (`409 too_many_pending_uploads` past it; docs/limits.md)."
+        ),
+    )
+    write_rate_per_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Each caller's write requests (POST, PUT, PATCH, DELETE on owner routes) refill its token "
+            "bucket at this rate, per second (`429 rate_limited` when it is empty; docs/limits.md)."
+        ),
+    )
+    write_burst: int = Field(
+        default=100,
+        ge=1,
+        description="The writes a caller's token bucket holds when full: how many may come at once.",
+    )
     default_upload_entitlement: Literal["allow", "deny"] = Field(
         default="allow", description="Entitlement policy for callers with no explicit grant or revocation."
     )

@@ -100,8 +100,14 @@ class StackConfig:
     jwt_issuer: str | None = None
     jwt_audience: tuple[str, ...] = ()
     log_retention_days: int = 30
+    # The stage's default: the catch-all route ``ANY /{proxy+}``, i.e. writes (POST, PUT, PATCH,
+    # DELETE) and anything else without a route of its own.
     api_throttle_rate: int = 50
     api_throttle_burst: int = 100
+    # ``GET /{proxy+}``: every read but the polled routes, public ones included; looser than writes
+    # (a read costs a GetItem or a Query, a write a transaction, a workflow, a token).
+    read_throttle_rate: int = 100
+    read_throttle_burst: int = 200
     # The routes clients poll for progress (functions.api.polled_routes), each throttled apart.
     progress_throttle_rate: int = 200
     progress_throttle_burst: int = 400
@@ -204,6 +210,8 @@ class StackConfig:
             log_retention_days=int(get("logRetentionDays") or cls.log_retention_days),
             api_throttle_rate=int(get("apiThrottleRate") or cls.api_throttle_rate),
             api_throttle_burst=int(get("apiThrottleBurst") or cls.api_throttle_burst),
+            read_throttle_rate=int(get("readThrottleRate") or cls.read_throttle_rate),
+            read_throttle_burst=int(get("readThrottleBurst") or cls.read_throttle_burst),
             progress_throttle_rate=int(get("progressThrottleRate") or cls.progress_throttle_rate),
             progress_throttle_burst=int(get("progressThrottleBurst") or cls.progress_throttle_burst),
             bucket_versioning=True if versioning is None else _flag(versioning, "bucketVersioning"),

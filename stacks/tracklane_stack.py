@@ -131,6 +131,7 @@ class TracklaneStack(Stack):
             cors_origins=config.cors_origins,
             throttle_rate=config.api_throttle_rate,
             throttle_burst=config.api_throttle_burst,
+            read_throttle=(config.read_throttle_rate, config.read_throttle_burst),
             progress_throttle=(config.progress_throttle_rate, config.progress_throttle_burst),
             log_retention=log_retention,
             removal_policy=removal,

@@ -157,9 +157,21 @@ class IssuerAuthenticator:
         return None if claims is None else Principal(str(claims["sub"]))
 
 
+# Methods that take a token from the caller's write bucket (functions.domain.rate_limits). Reads,
+# progress streams (GET, functions.api.polled_routes) and CORS preflights take none.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 def current_user(request: Request) -> Principal:
+    """The caller every owner route requires; a write request also spends one of its write
+    tokens here (``429 rate_limited`` when none is left), the one place every owner write passes."""
     authenticator: Authenticator = request.app.state.authenticator
     principal = authenticator.authenticate(request)
     if principal is None:
         raise Unauthorized("Send a valid bearer token in the Authorization header.")
+    if request.method in WRITE_METHODS:
+        # Imported with the first write: anonymous reads never need the DynamoDB models.
+        from functions.domain import rate_limits
+
+        rate_limits.spend_write(principal.user_id)
     return principal

@@ -33,8 +33,11 @@ def _domain_error(_: Request, error: Exception) -> JSONResponse:
     body = error_body(error.code, error.message, **error.details)
     if error.union_status:
         body = {"status": error.union_status, **body}
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    return JSONResponse(body, status_code=error.status, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    retry_after_s = getattr(error, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
+    return JSONResponse(body, status_code=error.status, headers=headers or None)
 
 
 def _validation_error(_: Request, error: Exception) -> JSONResponse:

@@ -116,6 +116,10 @@ class UsageModel(_BoundModel):
     reserved_bytes = NumberAttribute(null=True)
     committed_bytes = NumberAttribute(null=True)
     track_count = NumberAttribute(null=True)
+    # The artist's pending intents that hold a reservation (those marked ``counts_pending``): an
+    # intent ADDs 1 under the condition ``pending_intents < max_pending_intents``, and every settle
+    # and release of its reservation takes it off in the same transaction.
+    pending_intents = NumberAttribute(null=True)
     # An admin's quota for this artist (``tracklane quota``); absent: ``settings().storage_quota_bytes``.
     quota_bytes = NumberAttribute(null=True)
     quota_updated_by = UnicodeAttribute(null=True)
@@ -146,6 +150,9 @@ class ReservationModel(_BoundModel):
     byte_size = NumberAttribute()
     # The intent's own TTL: past it nothing can finalize the intent, so its bytes may be released.
     expires_at = UTCDateTimeAttribute()
+    # True: the intent is one of ``UsageModel.pending_intents`` (absent on reservations made before
+    # that limit existed, whose release must not take off what they never added).
+    counts_pending = BooleanAttribute(null=True)
 
     @staticmethod
     def key(user_id: str, upload_id: str) -> tuple[str, str]:
@@ -178,6 +185,29 @@ class TrackUsageModel(_BoundModel):
     @staticmethod
     def key(user_id: str, track_id: str) -> tuple[str, str]:
         return UsageModel.key(user_id)[0], f"{TrackUsageModel.SK_PREFIX}{track_id}"
+
+
+class RateBucketModel(_BoundModel):
+    """A caller's token bucket for write requests (``pk=rate#<userId>, sk=writes``), kept as the
+    one number a token bucket reduces to: ``full_at_ms``, the time (epoch ms) at which the bucket is
+    full again (GCRA's theoretical arrival time). Written only by ``functions.data.rate_buckets``'
+    conditional updates. One small item per caller who ever wrote; no TTL on the Artists table."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    PREFIX = "rate#"
+    WRITES = "writes"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    full_at_ms = NumberAttribute(null=True)
+
+    @staticmethod
+    def key(user_id: str, bucket: str = WRITES) -> tuple[str, str]:
+        return f"{RateBucketModel.PREFIX}{user_id}", bucket
 
 
 # What a listing page shows of each track (``functions.domain.catalog.listing``), keys included.
@@ -542,6 +572,9 @@ class UploadModel(_BoundModel):
     # The bytes this intent reserved of its owner's quota (its ``ReservationModel``); absent on
     # intents that reserve nothing (images, documents) and on those made before quotas existed.
     reserved_bytes = NumberAttribute(null=True)
+    # True: the intent is one of its owner's ``UsageModel.pending_intents`` until its reservation is
+    # settled or released (absent on intents made before that limit existed).
+    counts_pending = BooleanAttribute(null=True)
 
 
 class ProgressTokenModel(_BoundModel):
@@ -827,6 +860,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     UsageModel,
     ReservationModel,
     TrackUsageModel,
+    RateBucketModel,
     TrackModel,
     LaneModel,
     TagEntryModel,

@@ -70,6 +70,7 @@ class Api(Construct):
         cors_origins: Sequence[str],
         throttle_rate: int,
         throttle_burst: int,
+        read_throttle: tuple[int, int],
         progress_throttle: tuple[int, int],
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -166,23 +167,19 @@ class Api(Construct):
             throttle=apigwv2.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
         )
         integration = integrations.HttpLambdaIntegration("Function", self.function)
-        # The catch-all route, and one route per progress route clients poll: API Gateway throttles
-        # each route on its own, so polling never spends the catch-all's budget (writes included).
-        # No authorizer on any; OPTIONS preflights are answered by API Gateway from the CORS
-        # configuration above before any route is matched.
+        # Three budgets, one route each (API Gateway throttles each route on its own, and a route for
+        # the request's method beats ANY): the catch-all ``ANY /{proxy+}`` takes writes at the
+        # stage's default throttle, ``GET /{proxy+}`` every read at a looser one, and each route
+        # clients poll for progress has its own, so neither reads nor polling spend the budget of
+        # creating and finalizing uploads. No authorizer on any; OPTIONS preflights are answered by
+        # API Gateway from the CORS configuration above before any route is matched.
         routes = self.http_api.add_routes(path=PROXY_PATH, methods=[apigwv2.HttpMethod.ANY], integration=integration)
+        routes += self.http_api.add_routes(path=PROXY_PATH, methods=[apigwv2.HttpMethod.GET], integration=integration)
         for method, path in POLLED_ROUTES:
             routes += self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod(method)], integration=integration)
-        rate, burst = progress_throttle
         stage = self.stage.node.default_child
         assert isinstance(stage, apigwv2.CfnStage)
-        stage.add_property_override(
-            "RouteSettings",
-            {
-                f"{method} {path}": {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
-                for method, path in POLLED_ROUTES
-            },
-        )
+        stage.add_property_override("RouteSettings", route_throttles(read_throttle, progress_throttle))
         for route in routes:
             nag.acknowledge(
                 route,
@@ -193,6 +190,12 @@ class Api(Construct):
                 "401 without a valid one.",
             )
         self.url = self.stage.url
+
+
+def route_throttles(read: tuple[int, int], progress: tuple[int, int]) -> dict[str, dict[str, int]]:
+    """The stage's ``RouteSettings``: (rate, burst) of the read route and of each polled route."""
+    keyed = {f"GET {PROXY_PATH}": read, **{f"{method} {path}": progress for method, path in POLLED_ROUTES}}
+    return {key: {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst} for key, (rate, burst) in keyed.items()}
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)

@@ -42,6 +42,8 @@ VARIANT_CONTEXT = {
     "sweeperReservedConcurrency": 1,
     "finalizeMaxConcurrency": 20,
     "progressThrottleRate": 500,
+    "readThrottleRate": 300,
+    "readThrottleBurst": 600,
     "eventArchiveDays": 0,
     "alarmEmail": "oncall@example.test",
     "alarmWorkflowFailed": 10,

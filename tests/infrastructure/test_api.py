@@ -14,31 +14,63 @@ def _routes(synth: Synth) -> dict[str, dict[str, object]]:
     return {r["Properties"]["RouteKey"]: r["Properties"] for r in synth.resources("AWS::ApiGatewayV2::Route").values()}
 
 
-def test_a_proxy_route_and_the_polled_routes_all_reach_the_function_without_a_gateway_authorizer(
+def test_the_proxy_routes_and_the_polled_routes_all_reach_the_function_without_a_gateway_authorizer(
     synth: Synth,
 ) -> None:
     routes = _routes(synth)
     polled = {f"{method} {path}" for method, path in POLLED_ROUTES}
-    assert set(routes) == {"ANY /{proxy+}", *polled}
+    assert set(routes) == {"ANY /{proxy+}", "GET /{proxy+}", *polled}
     targets = {json.dumps(route["Target"], sort_keys=True) for route in routes.values()}
     assert len(targets) == 1, "every route goes to the one API function"
     assert {route["AuthorizationType"] for route in routes.values()} == {"NONE"}
     assert not synth.resources("AWS::ApiGatewayV2::Authorizer")
 
 
-def test_each_polled_route_has_its_own_throttle_apart_from_the_catch_all(synth: Synth, variant: Synth) -> None:
+def _throttle(limits: dict[str, int]) -> tuple[int, int]:
+    return limits["ThrottlingRateLimit"], limits["ThrottlingBurstLimit"]
+
+
+def test_writes_reads_and_each_polled_route_have_their_own_throttles(synth: Synth, variant: Synth) -> None:
     (stage,) = synth.resources("AWS::ApiGatewayV2::Stage").values()
     settings = stage["Properties"]["RouteSettings"]
-    assert set(settings) == {f"{method} {path}" for method, path in POLLED_ROUTES}
-    for limits in settings.values():
-        assert (limits["ThrottlingRateLimit"], limits["ThrottlingBurstLimit"]) == (200, 400)
-    # Polling is cheap reads: it gets more than the catch-all route (creating and finalizing).
-    default = stage["Properties"]["DefaultRouteSettings"]
-    assert min(limits["ThrottlingRateLimit"] for limits in settings.values()) > default["ThrottlingRateLimit"]
+    polled = {f"{method} {path}" for method, path in POLLED_ROUTES}
+    assert set(settings) == {"GET /{proxy+}", *polled}
+    for key in polled:
+        assert _throttle(settings[key]) == (200, 400)
+    # Writes (the catch-all route, at the stage's default) are the tightest: reads, public ones
+    # included, get more, and polling, the cheapest reads, the most.
+    writes = _throttle(stage["Properties"]["DefaultRouteSettings"])
+    reads = _throttle(settings["GET /{proxy+}"])
+    assert (writes, reads) == ((50, 100), (100, 200))
+    assert writes < reads < (200, 400)
     (varied,) = variant.resources("AWS::ApiGatewayV2::Stage").values()
-    assert {limits["ThrottlingRateLimit"] for limits in varied["Properties"]["RouteSettings"].values()} == {
-        VARIANT_CONTEXT["progressThrottleRate"]
-    }
+    varied_settings = varied["Properties"]["RouteSettings"]
+    assert {_throttle(varied_settings[key])[0] for key in polled} == {VARIANT_CONTEXT["progressThrottleRate"]}
+    assert _throttle(varied_settings["GET /{proxy+}"]) == (
+        VARIANT_CONTEXT["readThrottleRate"],
+        VARIANT_CONTEXT["readThrottleBurst"],
+    )
+
+
+def test_every_read_of_the_app_and_only_reads_take_the_read_route(synth: Synth) -> None:
+    from functions.api.access import table
+    from functions.api.app import routers
+    from tests.infrastructure.route_map import routes_of, select
+
+    gateway = routes_of(synth)
+    polled = {f"{method} {path}" for method, path in POLLED_ROUTES}
+    for operation in table(routers()):
+        path = operation.path.replace("{", "").replace("}", "")  # any concrete value
+        chosen = select(gateway, operation.method, path)
+        assert chosen is not None, operation
+        expected = (
+            {f"{operation.method} {operation.path}"}
+            if f"{operation.method} {operation.path}" in polled
+            else {"GET /{proxy+}"}
+            if operation.method == "GET"
+            else {"ANY /{proxy+}"}
+        )
+        assert {chosen.key} == expected, operation
 
 
 def test_every_polled_route_is_a_route_of_the_app() -> None:

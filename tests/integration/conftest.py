@@ -22,6 +22,7 @@ from moto.server import ThreadedMotoServer
 from functions import clients
 from functions.api.app import create_app
 from functions.api.auth import Principal
+from functions.domain import rate_limits
 from functions.domain.catalog import artists
 from local.config import free_port
 from local.moto_patches import patch_moto
@@ -129,6 +130,7 @@ def stack(moto_endpoint: str, provisioned: LocalResources, monkeypatch: pytest.M
     for name, value in resources.environment().items():
         monkeypatch.setenv(name, value)
     clients.reset()
+    rate_limits.forget()  # this process's view of buckets the emptied tables no longer hold
 
     sqs, sfn = _harness_client("sqs", moto_endpoint), _harness_client("stepfunctions", moto_endpoint)
     pump = S3EventPump(sqs, resources.s3_events_queue_url, resources.s3_events_queue_arn, "us-east-1", wait_s=0)

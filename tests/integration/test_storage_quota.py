@@ -114,6 +114,7 @@ def test_an_intent_reserves_its_declared_size_and_finalize_settles_it(stack, art
         "availableBytes": 0,
         "trackCount": 0,
         "pendingIntents": 1,
+        "maxPendingIntents": settings().max_pending_intents,
     }
     stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
 

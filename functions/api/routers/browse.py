@@ -112,6 +112,8 @@ class UsageResponse(CamelResponse):
     available_bytes: int
     track_count: int
     pending_intents: int
+    # The most pending intents the caller may have at once (409 too_many_pending_uploads past it).
+    max_pending_intents: int
 
 
 @router.get("/v1/me/usage", response_model=UsageResponse, response_model_by_alias=True)
@@ -127,4 +129,5 @@ def my_usage(user: Annotated[Principal, Depends(current_user)]) -> UsageResponse
         available_bytes=current.available_bytes,
         track_count=current.track_count,
         pending_intents=current.pending_intents,
+        max_pending_intents=current.max_pending_intents,
     )

@@ -18,6 +18,12 @@ the artist's ``usage#<userId>`` partition of the Artists table:
   refuses an intent, and the usage an artist reads never counts it.
 * deleting a track takes off exactly what its ledger holds (``release_track``).
 
+The same item counts the artist's **pending intents** (``pending_intents``): the reservation's
+update ADDs 1 under the condition ``pending_intents < max_pending_intents`` (beside the bytes'
+condition, in the same transaction), and every settle and release of a reservation takes 1 off in
+the transaction that deletes it. A refusal is told apart by reading the item afterwards (after
+``reconcile``): too many pending intents (``too_many_pending_uploads``), or too few bytes.
+
 Every step is a transaction that deletes or conditionally updates a ledger item: repeating one (a
 retried finalize, a second put event, a retried lane) changes nothing.
 
@@ -32,7 +38,7 @@ from typing import Any
 
 from functions.data import reads, writes
 from functions.data.models import ReservationModel, TrackModel, TrackUsageModel, UploadModel, UsageModel, utcnow
-from functions.errors import StorageQuotaExceeded
+from functions.errors import StorageQuotaExceeded, TooManyPendingUploads
 from functions.observability import logger
 from functions.settings import settings
 
@@ -63,6 +69,7 @@ class Allowance:
     override: bool
     used_bytes: int
     reserved_bytes: int
+    pending_intents: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Usage:
     quota_source: str  # "default" | "override"
     track_count: int
     pending_intents: int
+    max_pending_intents: int
 
     @property
     def available_bytes(self) -> int:
@@ -93,6 +101,7 @@ def allowance(owner_id: str, item: UsageModel | None) -> Allowance:
         override,
         int(item.used_bytes or 0) if item is not None else 0,
         int(item.reserved_bytes or 0) if item is not None else 0,
+        int(item.pending_intents or 0) if item is not None else 0,
     )
 
 
@@ -103,10 +112,17 @@ def _default_quota() -> int:
 # --- reserve -----------------------------------------------------------------------------------
 
 
+def _fits(current: Allowance, requested: int) -> bool:
+    return (
+        current.pending_intents < settings().max_pending_intents
+        and current.used_bytes + current.reserved_bytes + requested <= current.quota_bytes
+    )
+
+
 def check(current: Allowance, requested: int) -> Allowance:
     """Refuses now what the usage read already refuses (no write is spent on it), after releasing
     expired reservations; the allowance to reserve under. The reservation's condition is the guard."""
-    if current.used_bytes + current.reserved_bytes + requested <= current.quota_bytes:
+    if _fits(current, requested):
         return current
     return after_refusal(current.owner_id, requested)
 
@@ -122,19 +138,26 @@ def reserve(tx: writes.ConditionalTransaction, current: Allowance, upload: Uploa
             intent=str(upload.intent),
             byte_size=requested,
             expires_at=upload.expires_at_epoch,
+            counts_pending=True,
         )
     )
     item = UsageModel(*usage_key(current.owner_id))
     limit = current.quota_bytes - requested
     room = UsageModel.committed_bytes.does_not_exist() | (UsageModel.committed_bytes <= limit)
+    # A count against a constant: however many intents race, at most ``max_pending_intents`` pass.
+    slot = UsageModel.pending_intents.does_not_exist() | (UsageModel.pending_intents < settings().max_pending_intents)
     # The quota in force must still be the one read: an admin may have changed it since.
     same_quota = (
         UsageModel.quota_bytes == current.quota_bytes if current.override else UsageModel.quota_bytes.does_not_exist()
     )
     tx.update(
         item,
-        [UsageModel.reserved_bytes.add(requested), UsageModel.committed_bytes.add(requested)],
-        condition=room & same_quota,
+        [
+            UsageModel.reserved_bytes.add(requested),
+            UsageModel.committed_bytes.add(requested),
+            UsageModel.pending_intents.add(1),
+        ],
+        condition=room & same_quota & slot,
     )
     return item
 
@@ -144,8 +167,11 @@ def reserving(
 ) -> writes.ConditionalTransaction:
     """Runs the transaction ``write`` builds with the intent's reservation in it. Refused by the
     quota: expired reservations are released and it runs once more if the intent fits then, else
-    ``storage_quota_exceeded``. Any other refusal is left to the caller (``tx.committed``)."""
+    ``storage_quota_exceeded`` (or, past the pending intents' limit, ``too_many_pending_uploads``).
+    Any other refusal is left to the caller (``tx.committed``)."""
     requested = int(upload.reserved_bytes or 0)
+    # Set before ``write`` saves the intent: its settle or release then takes its count off.
+    upload.counts_pending = True
     current = check(current, requested)
     for attempt in range(2):
         with writes.conditional_transaction(**options) as tx:
@@ -155,17 +181,34 @@ def reserving(
             return tx
         if attempt == 0:
             current = after_refusal(current.owner_id, requested)
-    raise _exceeded(current.owner_id, requested)
+    # Refused twice: whichever limit the item refuses it for now.
+    current = allowance(current.owner_id, _read(current.owner_id))
+    if current.pending_intents >= settings().max_pending_intents:
+        raise _too_many(current)
+    raise _exceeded(current.owner_id, requested, current)
 
 
 def after_refusal(owner_id: str, requested: int) -> Allowance:
-    """The quota refused ``requested`` bytes: expired reservations are released, and the allowance
-    read afterwards is returned if the bytes fit now; else ``storage_quota_exceeded``."""
+    """The usage item refused an intent of ``requested`` bytes: expired reservations are released,
+    and the allowance read afterwards is returned if the intent fits now; else
+    ``too_many_pending_uploads`` or ``storage_quota_exceeded``."""
     reconcile(owner_id)
     current = allowance(owner_id, _read(owner_id))
-    if current.used_bytes + current.reserved_bytes + requested <= current.quota_bytes:
+    if _fits(current, requested):
         return current
+    if current.pending_intents >= settings().max_pending_intents:
+        raise _too_many(current)
     raise _exceeded(owner_id, requested, current)
+
+
+def _too_many(current: Allowance) -> TooManyPendingUploads:
+    cap = settings().max_pending_intents
+    return TooManyPendingUploads(
+        f"You have {current.pending_intents} uploads waiting for their file (at most {cap}):"
+        " finish or cancel one first.",
+        pendingIntents=current.pending_intents,
+        maxPendingIntents=cap,
+    )
 
 
 def _exceeded(owner_id: str, requested: int, current: Allowance | None = None) -> StorageQuotaExceeded:
@@ -189,9 +232,17 @@ def _reservation(upload: UploadModel) -> ReservationModel:
 
 
 def _usage_update(
-    tx: writes.ConditionalTransaction, owner_id: str, *, used: int = 0, reserved: int = 0, tracks: int = 0
+    tx: writes.ConditionalTransaction,
+    owner_id: str,
+    *,
+    used: int = 0,
+    reserved: int = 0,
+    tracks: int = 0,
+    pending: int = 0,
 ) -> None:
     actions = [UsageModel.committed_bytes.add(used + reserved)]
+    if pending:
+        actions.append(UsageModel.pending_intents.add(pending))
     if used:
         actions.append(UsageModel.used_bytes.add(used))
     if reserved:
@@ -213,7 +264,14 @@ def settle(
     if reserved is not None:
         reservation = _reservation(upload)
         tx.delete(reservation, condition=ReservationModel.pk.exists())
-    _usage_update(tx, upload.owner_id, used=stored_bytes, reserved=-int(reserved or 0), tracks=1 if new_track else 0)
+    _usage_update(
+        tx,
+        upload.owner_id,
+        used=stored_bytes,
+        reserved=-int(reserved or 0),
+        tracks=1 if new_track else 0,
+        pending=-1 if reserved is not None and upload.counts_pending else 0,
+    )
     ledger_key = TrackUsageModel.key(upload.owner_id, upload.track_id)
     if new_track:
         tx.save(TrackUsageModel(*ledger_key, original_bytes=stored_bytes, counted_track=True))
@@ -233,7 +291,7 @@ def release(tx: writes.ConditionalTransaction, upload: UploadModel) -> Reservati
         return None
     reservation = _reservation(upload)
     tx.delete(reservation, condition=ReservationModel.pk.exists())
-    _usage_update(tx, upload.owner_id, reserved=-int(upload.reserved_bytes))
+    _usage_update(tx, upload.owner_id, reserved=-int(upload.reserved_bytes), pending=-1 if upload.counts_pending else 0)
     return reservation
 
 
@@ -267,7 +325,9 @@ def reconcile(owner_id: str) -> int:
             continue
         with writes.conditional_transaction() as tx:
             tx.delete(reservation, condition=ReservationModel.pk.exists())
-            _usage_update(tx, owner_id, reserved=-int(reservation.byte_size))
+            _usage_update(
+                tx, owner_id, reserved=-int(reservation.byte_size), pending=-1 if reservation.counts_pending else 0
+            )
         if tx.committed:
             released += int(reservation.byte_size)
             logger.info(
@@ -401,6 +461,7 @@ def of(owner_id: str) -> Usage:
         quota_source="override" if current.override else "default",
         track_count=int(item.track_count or 0) if item is not None else 0,
         pending_intents=pending,
+        max_pending_intents=settings().max_pending_intents,
     )
 
 
