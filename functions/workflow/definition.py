@@ -114,8 +114,19 @@ class Task:
     # an external processor far less.
     memory_mb: int = MEMORY_ONE_VCPU
 
+    def retry_budget_s(self) -> int:
+        """The longest Step Functions lets this Task run, retries included: every attempt its own
+        timeout and every retry its longest wait. The local runner retries inside one callback
+        (``render_local``), so there the callback must be allowed all of it: with the timeout of one
+        attempt, a step throttled past a minute (MarkReady's 60 s) timed out and failed its track
+        where AWS would have retried it."""
+        attempts = 1 + sum(policy.max_attempts for policy in self.retry)
+        waits = sum(policy.backoff_before(n) for policy in self.retry for n in range(1, policy.max_attempts + 1))
+        return int(attempts * self.timeout_seconds + waits)
+
     def to_asl(self, render_task: TaskRenderer, *, with_retry: bool) -> dict[str, Any]:
-        state: dict[str, Any] = {"Type": "Task", **render_task(self), "TimeoutSeconds": self.timeout_seconds}
+        # The renderer may set its own TimeoutSeconds (render_local: the retry budget).
+        state: dict[str, Any] = {"Type": "Task", "TimeoutSeconds": self.timeout_seconds, **render_task(self)}
         state["ResultPath"] = self.result_path
         if with_retry and self.retry:
             state["Retry"] = [policy.to_asl() for policy in self.retry]
@@ -406,6 +417,8 @@ def render_local(task_queue_url: str) -> dict[str, Any]:
                 "QueueUrl": task_queue_url,
                 "MessageBody": {"step": task.step, "input.$": "$", "taskToken.$": "$$.Task.Token"},
             },
+            # The runner retries inside the callback, as Step Functions would around it.
+            "TimeoutSeconds": task.retry_budget_s(),
         }
 
     return WORKFLOW.render(callback_task, with_retry=False)

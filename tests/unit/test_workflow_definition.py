@@ -15,8 +15,26 @@ def test_aws_and_local_renderings_have_the_same_states_and_transitions():
     assert aws["States"].keys() == local["States"].keys()
     for name, state in aws["States"].items():
         twin = local["States"][name]
-        for field in ("Type", "Next", "End", "ResultPath", "Catch", "TimeoutSeconds"):
+        for field in ("Type", "Next", "End", "ResultPath", "Catch"):
             assert state.get(field) == twin.get(field), (name, field)
+        if state["Type"] != "Task":
+            assert state.get("TimeoutSeconds") == twin.get("TimeoutSeconds"), name
+
+
+def test_a_local_task_may_take_what_a_deployed_one_may_with_its_retries():
+    # On AWS each attempt has the Task's timeout and the Retry waits between them; locally the
+    # runner retries inside one SQS callback, so that callback's timeout is the whole budget.
+    aws = definition.render_aws()["States"]["MarkReady"]
+    local = definition.render_local("http://127.0.0.1:5005/123456789012/tasks")["States"]["MarkReady"]
+    assert aws["TimeoutSeconds"] == 60
+    waits = sum(
+        min(retry["IntervalSeconds"] * retry["BackoffRate"] ** n, retry["MaxDelaySeconds"])
+        for retry in aws["Retry"]
+        for n in range(retry["MaxAttempts"])
+    )
+    attempts = 1 + sum(retry["MaxAttempts"] for retry in aws["Retry"])
+    assert local["TimeoutSeconds"] == int(attempts * 60 + waits)
+    assert local["TimeoutSeconds"] > 15 * 60  # 16 attempts of a minute and ~4 minutes of waits
 
 
 def test_aws_tasks_retry_transient_errors_and_catch_everything():
