@@ -45,12 +45,27 @@ S3: ``s3/<bucket>/<key>.json`` and ``s3/<bucket>/<key>.<token>.data``
     recorded ETag and size, so starting with gigabytes of audio costs a stat per object. The ETag
     is the recorded one, never recomputed: the app compares ETags across a restart.
 
-Not kept: SQS messages and Step Functions executions (moto cannot restore either); what they
-carried is recovered from the tables and objects instead, at start: an upload PUT whose
-ObjectCreated was lost gets it raised again (``local.pending_uploads``), and a track left
-``processing`` is found by the sweeper, whose "execution never started" path starts it again under
-the same name (``local.sweeper``). Nor multipart uploads in progress, object versions, tags and
-ACLs, and the DynamoDB streams' records.
+Step Functions executions running: ``executions.json``
+    moto cannot restore an execution (its interpreter's state lives in threads), so the store keeps
+    what starts one: each execution that is running, its state machine's ARN, its name and its
+    input, in one small file written whole (temporary file, fsync, rename) whenever that set
+    changed, checked with each table snapshot, and at a clean stop. A start, once provisioning has
+    made the state machines, starts each one again from its beginning under the same name with the
+    same input (``LocalStore.resume_executions``): every kind of run, an original's, a new
+    version's, a track's artwork, an album cover, with no knowledge of what they do. Steps are
+    idempotent (on AWS they are retried too), so a run started again from the beginning ends as it
+    would have. A name moto knows already is left alone: something started it again first. An
+    execution that ended is not in the record, so nothing that finished runs again. The stop takes
+    its record after the workflow runner has stopped and while moto still runs: the steps the stop
+    cut short are left unanswered, so their executions are recorded running, as they were. A
+    ``kill -9`` loses the executions started since the last check (an original's is still started
+    again by the sweeper's "execution never started" path, ``local.sweeper``), and starts again one
+    that ended since it (its steps run again, idempotent as they are for AWS's retries).
+
+Not kept: SQS messages (moto cannot restore them); what they carried is recovered from the tables
+and objects instead, at start: an upload PUT whose ObjectCreated was lost gets it raised again
+(``local.pending_uploads``). Nor multipart uploads in progress, object versions, tags and ACLs, and
+the DynamoDB streams' records.
 
 Any file of the store that cannot be read or does not say what it should is reported with its path
 (``StoreUnusable``) and the stack does not start; nothing is ever replaced or removed to get past
@@ -84,8 +99,9 @@ MARKER = "store.json"
 TABLES = "dynamodb.jsonl"
 JOURNAL = "dynamodb-journal"
 OBJECTS = "s3"
+EXECUTIONS = "executions.json"
 # The store's own entries: all that ``--fresh`` removes.
-_ENTRIES = (MARKER, TABLES, JOURNAL, OBJECTS)
+_ENTRIES = (MARKER, TABLES, JOURNAL, OBJECTS, EXECUTIONS)
 _RECORD = ".json"
 _DATA = ".data"
 _PARTIAL = ".partial-"
@@ -107,6 +123,8 @@ class RestoreReport:
     skipped: dict[str, int] = field(default_factory=dict)
     # Table writes after the snapshot, replayed from the journal.
     journaled: int = 0
+    # Executions the store recorded running, to be started again (``LocalStore.resume_executions``).
+    executions: int = 0
     seconds: float = 0.0
 
 
@@ -679,13 +697,78 @@ def install_hooks() -> None:
             setattr(S3Response, name, _flush_after(method))
 
 
+# --- Step Functions executions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class RecordedExecution:
+    """An execution that was running when the store recorded it."""
+
+    state_machine_arn: str
+    name: str
+    input: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"stateMachineArn": self.state_machine_arn, "name": self.name, "input": self.input}
+
+
+def _executions_backend(region: str) -> Any:
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    return stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][region]
+
+
+def _running_executions(region: str) -> list[RecordedExecution]:
+    running = []
+    for machine in list(_executions_backend(region).state_machines):
+        for execution in list(machine.executions):
+            # moto lists an execution just before its worker marks it RUNNING (until then its
+            # ``status`` raises): one being started counts as running.
+            if getattr(execution, "status", None) in (None, "RUNNING"):
+                running.append(RecordedExecution(machine.arn, execution.name, execution.execution_input))
+    return sorted(running)
+
+
+def _write_executions(out: Any, executions: list[RecordedExecution]) -> None:
+    body = {
+        "format": FORMAT,
+        "version": VERSION,
+        "of": "stepfunctions",
+        "running": [execution.to_json() for execution in executions],
+    }
+    out.write(json.dumps(body).encode())
+
+
+def _load_executions(path: Path) -> list[RecordedExecution]:
+    if not path.exists():
+        return []
+    described = _read_json(path)
+    if not isinstance(described, dict) or described.get("format") != FORMAT or described.get("of") != "stepfunctions":
+        raise StoreUnusable(f"{path} is not a record of executions of this store")
+    if described.get("version") != VERSION:
+        raise StoreUnusable(f"{path} is in format version {described.get('version')}; this stack reads {VERSION}")
+    running = described.get("running")
+    if not isinstance(running, list):
+        raise StoreUnusable(f"{path} lists no running executions")
+    executions = []
+    for number, entry in enumerate(running, start=1):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(name), str) for name in ("stateMachineArn", "name", "input")
+        ):
+            raise StoreUnusable(f"{path}, execution {number}: not a recorded execution")
+        executions.append(RecordedExecution(entry["stateMachineArn"], entry["name"], entry["input"]))
+    return sorted(executions)
+
+
 # --- the store ---------------------------------------------------------------------------------------------
 
 
 class LocalStore:
     """One data directory. ``open`` reads and checks all of it (StoreUnusable before anything
     starts), ``restore`` puts it into moto once provisioning has made the tables and buckets,
-    ``attach`` makes moto's writes go to disk from then on, ``close`` takes the last snapshot."""
+    ``attach`` makes moto's writes go to disk from then on, ``resume_executions`` starts the
+    recorded executions again, ``close`` takes the last snapshot."""
 
     def __init__(self, root: Path, region: str, *, snapshot_interval_s: float = 2.0) -> None:
         self.root = root
@@ -698,6 +781,10 @@ class LocalStore:
         self._stored_objects: list[_StoredObject] = []
         self._snapshot_lock = threading.Lock()
         self._snapshot_changes = -1
+        # Recorded running at the last stop, not started again yet; and what the record says now.
+        self._to_resume: list[RecordedExecution] = []
+        self._executions_recorded: list[RecordedExecution] = []
+        self._executions_lock = threading.Lock()
         self._stop = threading.Event()
         self._snapshotter: threading.Thread | None = None
 
@@ -725,6 +812,7 @@ class LocalStore:
         store._items, first_generation = _load_tables(root / TABLES)
         store._journaled = store.journal.load(first_generation)
         store._stored_objects = store.objects.load()
+        store._to_resume = store._executions_recorded = _load_executions(root / EXECUTIONS)
         return store
 
     def restore(self) -> RestoreReport:
@@ -765,6 +853,7 @@ class LocalStore:
                 tables[name].stream_shard = shard
         self.objects.restore(s3_backends[DEFAULT_ACCOUNT_ID]["global"], self._stored_objects, self, report)
         self._items, self._stored_objects, self._journaled = [], [], []
+        report.executions = len(self._to_resume)
         report.seconds = time.perf_counter() - started
         if report.skipped:
             logger.warning("store: not restored (no such table or bucket now)", extra={"skipped": report.skipped})
@@ -781,14 +870,44 @@ class LocalStore:
         self._snapshotter = threading.Thread(target=self._snapshot_periodically, name="store-snapshots", daemon=True)
         self._snapshotter.start()
 
+    def resume_executions(self) -> list[str]:
+        """Starts each execution recorded running at the last stop again, from its beginning,
+        under the same name with the same input; returns their names. Call after ``attach``, once
+        provisioning has made the state machines. A name moto knows already is left alone (it was
+        started again by something else first: the sweeper starts an original's); an execution of
+        a state machine that provisioning no longer makes is not started."""
+        from moto.stepfunctions.exceptions import ExecutionAlreadyExists
+
+        backend = _executions_backend(self.region)
+        resumed, skipped = [], []
+        for recorded in self._to_resume:
+            machine = next((m for m in backend.state_machines if m.arn == recorded.state_machine_arn), None)
+            if machine is None:
+                skipped.append(recorded.name)
+                continue
+            if any(execution.name == recorded.name for execution in list(machine.executions)):
+                continue
+            try:
+                backend.start_execution(recorded.state_machine_arn, name=recorded.name, execution_input=recorded.input)
+            except ExecutionAlreadyExists:
+                continue  # started by someone else meanwhile
+            resumed.append(recorded.name)
+        with self._executions_lock:
+            self._to_resume = []
+        if skipped:
+            logger.warning("store: executions not started again (no such state machine now)", extra={"names": skipped})
+        return resumed
+
     def close(self) -> None:
-        """The last snapshot; call once nothing writes any more (moto may still be running)."""
+        """The last snapshot; call once nothing writes any more (moto may still be running: the
+        executions it still runs are recorded as they are then)."""
         self._stop.set()
         if self._snapshotter is not None:
             self._snapshotter.join(timeout=30)
         if _hooks.attached is self:
             _hooks.attached = None
         self.snapshot_tables(only_if_changed=True)
+        self.record_executions()
         self.journal.close()
 
     def journal_writes(self, backend: Any, written: list[tuple[str, dict[str, Any]]]) -> None:
@@ -805,6 +924,22 @@ class LocalStore:
                 self.snapshot_tables(only_if_changed=True)
             except Exception:
                 logger.exception("store: table snapshot failed; the previous one stays")
+            try:
+                self.record_executions()
+            except Exception:
+                logger.exception("store: recording the running executions failed; the previous record stays")
+
+    def record_executions(self) -> bool:
+        """Writes which executions run now (their state machine, name and input), when that changed
+        since the last record; returns whether it wrote. Those recorded but not started again yet
+        are still to be resumed, and stay in the record."""
+        with self._executions_lock:
+            running = sorted({*_running_executions(self.region), *self._to_resume})
+            if running == self._executions_recorded:
+                return False
+            _write_atomically(self.root / EXECUTIONS, lambda out: _write_executions(out, running))
+            self._executions_recorded = running
+            return True
 
     def snapshot_tables(self, *, only_if_changed: bool = False) -> int | None:
         """Writes every table's items; returns how many (None when nothing changed)."""

@@ -61,6 +61,8 @@ class LocalStack:
         self.restored: RestoreReport | None = None
         # Pending uploads whose put event a restart lost, raised again at start.
         self.redelivered: list[str] = []
+        # Executions running at the last stop, started again at start (LocalStore.resume_executions).
+        self.resumed: list[str] = []
 
     def start_backend(self, *, fresh: bool = False) -> LocalResources:
         """Raises StoreUnusable, before anything starts, when the data directory cannot be used."""
@@ -113,9 +115,15 @@ class LocalStack:
             wait_s=self.config.runner_wait_s,
             throttler=throttler,
         )
-        # Executions and queued messages do not survive a restart (moto cannot restore them): a first
-        # sweep at once finds every track left processing and starts its workflow again under the
-        # same name, and every upload whose put event was lost gets it again (local.pending_uploads).
+        # Executions and queued messages do not survive a restart (moto cannot restore them): the
+        # executions recorded running at the stop start again under their names with their inputs;
+        # a first sweep at once finds every track left processing whose execution the record missed
+        # (a kill -9) and starts it again under the same name; and every upload whose put event was
+        # lost gets it again (local.pending_uploads).
+        if self.store is not None:
+            self.resumed = self.store.resume_executions()
+            if self.resumed:
+                logger.warning("workflow executions started again after a restart", extra={"names": self.resumed})
         resumes = self.restored is not None and self.restored.items > 0
         if resumes:
             self.redelivered = pending_uploads.redeliver(resources.bucket)
@@ -189,6 +197,8 @@ def _store_line(stack: LocalStack) -> str:
             f" ({restored.items} items, {restored.objects} objects of {restored.object_bytes / 1e6:.1f} MB "
             f"restored in {restored.seconds:.2f} s)"
         )
+    if stack.resumed:
+        kept += f" ({len(stack.resumed)} interrupted runs started again)"
     return f"{stack.store.root}{kept}"
 
 

@@ -4,6 +4,7 @@ held (docs/local-stack.md#what-survives-a-restart); a damaged store stops the st
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -147,6 +148,63 @@ def test_a_track_interrupted_while_processing_reaches_ready_after_a_start(tmp_pa
         # ... the lanes the stop cut short among them: run again, not left as they were
         attempts = {lane["name"]: lane["attempts"] for lane in status["lanes"]}
         assert all(attempts[name] >= 2 for name in running), (running, status)
+    finally:
+        interrupt(second)
+
+
+def _track(stack: LocalStackProcess, user: str, track_id: str) -> dict:
+    return dict(httpx.get(f"{stack.api}/v1/tracks/{track_id}", headers=stack.auth(user), timeout=10).json())
+
+
+def test_a_new_version_interrupted_while_processing_goes_live_after_a_start(tmp_path, wav_3s, make_audio):
+    # Given a ready track, and a new version of it (a 3-minute WAV) uploaded and finalized, still
+    # processing when the stack is stopped with Ctrl-C
+    long_wav = make_audio("tone-180s.wav", seconds=180.0)
+    data_dir = tmp_path / "data"
+    first = launch(tmp_path, data_dir=data_dir)
+    try:
+        track_id = _ready_track(first, "vera", wav_3s)["trackId"]
+        deadline = time.monotonic() + 60  # a version is taken once the original's run has ended
+        while _processing_status(first, "vera", track_id)["workflowStatus"] == "running":
+            assert time.monotonic() < deadline, _processing_status(first, "vera", track_id)
+            time.sleep(0.3)
+        auth = first.auth("vera")
+        body = {"fileName": long_wav.name, "contentType": "audio/wav", "byteSize": long_wav.stat().st_size}
+        created = httpx.post(f"{first.api}/v1/tracks/{track_id}/versions/uploads", json=body, headers=auth)
+        assert created.status_code == 201, created.text
+        version = created.json()
+        put = httpx.put(
+            version["signedUrl"], content=long_wav.read_bytes(), headers=version["requiredHeaders"], timeout=60
+        )
+        assert put.status_code == 200, put.text
+        finalized = httpx.post(version["finalizeUrl"], headers=auth, timeout=30)
+        assert finalized.json().get("status") in ("finalized", "already_finalized"), finalized.text
+        during = _track(first, "vera", track_id)
+        assert (during["pendingVersion"] or {}).get("status") == "processing", during
+    finally:
+        interrupt(first)
+    # ... its execution recorded as running at the stop
+    raw_version = version["uploadId"].removeprefix("upl_")
+    recorded = json.loads((data_dir / "executions.json").read_text())["running"]
+    assert any(raw_version in json.dumps(json.loads(e["input"]).get("version")) for e in recorded), recorded
+
+    # When it starts again on the same data directory, and nobody calls anything
+    second = launch(tmp_path, data_dir=data_dir, dev_keys=first.dev_keys)
+    try:
+        # Then the version's run starts again and ends with the version live
+        deadline = time.monotonic() + 240
+        while True:
+            track = _track(second, "vera", track_id)
+            pending = track["pendingVersion"]
+            if track["uploadId"] == version["uploadId"] or (pending or {}).get("status") == "failed":
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert track["uploadId"] == version["uploadId"], (track, second.log.read_text()[-3000:])
+        assert track["pendingVersion"] is None, track
+        assert track["status"] == "ready", track
+        assert "workflow executions started again after a restart" in second.log.read_text()
     finally:
         interrupt(second)
 

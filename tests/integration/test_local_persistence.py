@@ -7,21 +7,24 @@ restores into it. Every store lives in the test's own temporary directory."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from functions import ids
 from functions.data.models import UploadModel, bind, utcnow
 from local import pending_uploads, persistence
-from local.persistence import JOURNAL, TABLES, LocalStore, RestoreReport, StoreUnusable
-from local.provision import empty
+from local.persistence import EXECUTIONS, JOURNAL, TABLES, LocalStore, RestoreReport, StoreUnusable
+from local.provision import ROLE_ARN, empty
 from tests.integration.conftest import Stack, as_user
 
 REGION = "us-east-1"
@@ -34,11 +37,14 @@ class Restartable:
         self.root = root
         self.snapshot_interval_s = snapshot_interval_s
         self.store: LocalStore | None = None
+        # The executions the last start started again.
+        self.resumed: list[str] = []
 
     def start(self) -> RestoreReport:
         self.store = LocalStore.open(self.root, REGION, snapshot_interval_s=self.snapshot_interval_s)
         report = self.store.restore()
         self.store.attach()
+        self.resumed = self.store.resume_executions()
         return report
 
     def stop(self) -> None:
@@ -405,3 +411,130 @@ def test_a_damaged_journal_record_is_refused_with_its_path(stack, restartable, t
     with pytest.raises(StoreUnusable, match="line 1") as refused:
         LocalStore.open(tmp_path / "data", REGION)
     assert str(journal) in str(refused.value)
+
+
+# --- executions running at a stop ---------------------------------------------------------------------
+
+_WAITS = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 600, "End": True}}}
+_ENDS = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+
+
+@pytest.fixture
+def state_machines(stack: Stack) -> Iterator[Callable[[dict[str, object]], str]]:
+    """Makes state machines of a definition (moto interprets them); stops their executions and
+    deletes them after the test."""
+    made: list[str] = []
+
+    def make(definition: dict[str, object]) -> str:
+        name = f"resume-{uuid.uuid4().hex[:12]}"
+        arn = stack.sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE_ARN)
+        made.append(arn["stateMachineArn"])
+        return str(arn["stateMachineArn"])
+
+    yield make
+    for arn in made:
+        for execution in stack.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+            stack.sfn.stop_execution(executionArn=execution["executionArn"])
+        stack.sfn.delete_state_machine(stateMachineArn=arn)
+
+
+def _forget_executions(stack: Stack, state_machine_arn: str, *, keep: frozenset[str] = frozenset()) -> None:
+    """As a new moto server would: the machine's executions are gone (but those named in ``keep``)."""
+    machines = stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][REGION].state_machines
+    machine = next(m for m in machines if m.arn == state_machine_arn)
+    for execution in list(machine.executions):
+        if execution.name in keep:
+            continue
+        if execution.status == "RUNNING":
+            stack.sfn.stop_execution(executionArn=execution.execution_arn)
+        machine.executions.remove(execution)
+
+
+def _executions(stack: Stack, state_machine_arn: str) -> dict[str, dict[str, object]]:
+    listed = stack.sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+    return {e["name"]: dict(stack.sfn.describe_execution(executionArn=e["executionArn"])) for e in listed}
+
+
+def test_executions_running_at_a_stop_start_again_by_name_with_their_input_and_ended_ones_do_not(
+    stack, restartable, state_machines, tmp_path
+):
+    # Given two executions running (one started by something else again before the store's own
+    # start gets to it) and one that ended
+    waits, ends = state_machines(_WAITS), state_machines(_ENDS)
+    interrupted_input = '{"run": "artwork", "uploadId": "upl_1", "version": null}'
+    stack.sfn.start_execution(stateMachineArn=waits, name="interrupted", input=interrupted_input)
+    stack.sfn.start_execution(stateMachineArn=waits, name="started-again-first", input='{"run": "album_cover"}')
+    stack.sfn.start_execution(stateMachineArn=ends, name="finished", input="{}")
+    for _ in range(100):
+        if _executions(stack, ends)["finished"]["status"] == "SUCCEEDED":
+            break
+        time.sleep(0.05)
+    assert _executions(stack, ends)["finished"]["status"] == "SUCCEEDED"
+    known = _executions(stack, waits)["started-again-first"]
+
+    # When the stack stops and starts on a moto that knows none of them but the one started again
+    restartable.stop()
+    _forget_executions(stack, waits, keep=frozenset({"started-again-first"}))
+    _forget_executions(stack, ends)
+    report = restartable.start()
+
+    # Then the interrupted one runs again under its name with its input; the one moto knew is left
+    # as it was; the one that ended is not run again
+    assert restartable.resumed == ["interrupted"]
+    assert report.executions == 2
+    after = _executions(stack, waits)
+    assert sorted(after) == ["interrupted", "started-again-first"]
+    assert after["interrupted"]["status"] == "RUNNING"
+    assert json.loads(str(after["interrupted"]["input"])) == json.loads(interrupted_input)
+    assert after["started-again-first"]["startDate"] == known["startDate"]
+    assert _executions(stack, ends) == {}
+    record = json.loads((tmp_path / "data" / EXECUTIONS).read_text())
+    assert "finished" not in {execution["name"] for execution in record["running"]}
+
+
+def test_an_execution_that_ended_leaves_the_record_and_a_new_one_enters_it_without_a_stop(
+    stack, state_machines, tmp_path
+):
+    # Given a store recording every 50 ms, and an execution running
+    waits = state_machines(_WAITS)
+    store = LocalStore.open(tmp_path / "data", REGION, snapshot_interval_s=0.05)
+    store.restore()
+    store.attach()
+    try:
+        started = stack.sfn.start_execution(stateMachineArn=waits, name="first", input="{}")
+        record = tmp_path / "data" / EXECUTIONS
+
+        def recorded() -> set[str]:
+            return {e["name"] for e in json.loads(record.read_text())["running"]} if record.exists() else set()
+
+        for _ in range(100):
+            if "first" in recorded():
+                break
+            time.sleep(0.05)
+        assert "first" in recorded()  # a kill -9 from now on keeps it
+
+        # When it ends (stopped) and another starts, with no stop of the stack
+        stack.sfn.stop_execution(executionArn=started["executionArn"])
+        stack.sfn.start_execution(stateMachineArn=waits, name="second", input="{}")
+        for _ in range(100):
+            if "first" not in recorded() and "second" in recorded():
+                break
+            time.sleep(0.05)
+
+        # Then the record says so
+        names = recorded()
+        assert "first" not in names and "second" in names
+    finally:
+        store.close()
+
+
+def test_a_damaged_record_of_executions_is_refused_with_its_path(stack, restartable, tmp_path):
+    restartable.stop()
+    record = tmp_path / "data" / EXECUTIONS
+    record.write_text(
+        json.dumps({"format": "tracklane-local-store", "version": 1, "of": "stepfunctions", "running": [{"name": 1}]})
+    )
+
+    with pytest.raises(StoreUnusable) as refused:
+        LocalStore.open(tmp_path / "data", REGION)
+    assert str(record) in str(refused.value)
