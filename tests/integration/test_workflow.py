@@ -26,10 +26,22 @@ def wait_for(check: Callable[[], dict], *, until: Callable[[dict], bool], timeou
 
 
 def processed(stack: Stack, user: str, upload: dict) -> dict:
+    """The processing status once the verdict is written and the upload's execution has ended: the
+    verdict step writes the track before the state machine takes its last transition, so a test
+    that then reads the execution would otherwise race it."""
+
     def status() -> dict:
         return stack.api.get(f"/v1/tracks/{upload['trackId']}/processing-status", headers=as_user(user)).json()
 
-    return wait_for(status, until=lambda s: s["workflowStatus"] in {"succeeded", "failed"})
+    settled = wait_for(status, until=lambda s: s["workflowStatus"] in {"succeeded", "failed"})
+    name = upload["uploadId"].removeprefix("upl_")
+
+    def execution() -> dict:
+        found = [e for e in stack.executions() if e["name"] == name]
+        return found[0] if found else {"status": "RUNNING"}
+
+    wait_for(execution, until=lambda e: e["status"] != "RUNNING")
+    return settled
 
 
 def upload_and_finalize(stack: Stack, user: str, path, content_type: str = "audio/wav") -> dict:
