@@ -5,30 +5,18 @@ state file), and an intent past it is refused with the documented code and numbe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import httpx
 
-from .conftest import ROOT, LocalStackProcess
+from tests.cli_process import run_cli
+
+from .conftest import LocalStackProcess
 
 
 def tracklane(stack: LocalStackProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        name: value for name, value in os.environ.items() if name != "MOTO_PORT" and not name.startswith("TRACKLANE_")
-    }
     # The stack announces itself in the state file beside its log (tests/e2e/conftest.py).
-    environment["TRACKLANE_STACK_STATE_FILE"] = str(stack.log.parent / "stack.json")
-    return subprocess.run(
-        [sys.executable, "-m", "local.cli", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, state_file=stack.log.parent / "stack.json")
 
 
 def test_an_artist_with_a_small_quota_is_refused_with_the_documented_code_and_numbers(local_stack):

@@ -60,6 +60,11 @@ def as_user(user: str) -> dict[str, str]:
     return {"Authorization": f"Test {user}"}
 
 
+def error_of(response: Any) -> tuple[int, str]:
+    """An error answer's status and its stable code."""
+    return response.status_code, response.json()["error"]["code"]
+
+
 @dataclass
 class Stack:
     resources: LocalResources

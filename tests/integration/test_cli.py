@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,26 +16,7 @@ from local import config
 from local.cli import main as tracklane
 from local.config import free_port
 from local.running_stack import RunningStack, announce
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, state_file: Path) -> subprocess.CompletedProcess[str]:
-    """The command as a developer runs it: a new process, from the checkout, with nothing of this
-    test process's configuration (no MOTO_PORT, no TRACKLANE_* settings) but the state file's path."""
-    environment = {
-        name: value for name, value in os.environ.items() if name != "MOTO_PORT" and not name.startswith("TRACKLANE_")
-    }
-    environment["TRACKLANE_STACK_STATE_FILE"] = str(state_file)
-    return subprocess.run(
-        [sys.executable, "-m", "local.cli", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.cli_process import run_cli
 
 
 def announced(state_file: Path, moto_endpoint: str) -> Path:

@@ -17,7 +17,7 @@ from functions.domain.processing import steps
 from functions.media.probe import probe
 from functions.step_errors import StepFailed
 
-from .conftest import Stack, as_user
+from .conftest import Stack, as_user, error_of
 from .test_workflow import processed, upload_and_finalize, wait_for
 
 EXPECTED = {"aac": ("aac", 256), "opus": ("opus", 160), "mp3": ("mp3", 320)}
@@ -228,10 +228,6 @@ def test_a_configured_processor_is_called_with_a_presigned_url(stack, artist, st
     sent = stems_processor.requests[0]
     assert (sent["lane"], sent["trackId"]) == ("stems", upload["trackId"].removeprefix("trk_"))
     assert abs(sent["durationMs"] - 3000) <= 50
-
-
-def error_of(response: httpx.Response) -> tuple[int, str]:
-    return response.status_code, response.json()["error"]["code"]
 
 
 def test_a_processors_large_answer_is_stored_in_s3_and_read_through_the_api(

@@ -22,7 +22,7 @@ from functions.domain.processing import steps, verdict
 from functions.errors import TrackDeleted
 from functions.workflow.definition import LANES
 
-from .conftest import Stack, as_user
+from .conftest import Stack, as_user, error_of
 from .test_lanes import lanes_by_name
 from .test_tags_and_artwork import jpeg, tagged_mp3
 from .test_workflow import processed, upload_and_finalize
@@ -42,10 +42,6 @@ def get_track(stack: Stack, user: str, track_id: str) -> dict[str, Any]:
     response = stack.api.get(f"/v1/tracks/{track_id}", headers=as_user(user))
     assert response.status_code == 200, response.text
     return dict(response.json())
-
-
-def error_of(response: Any) -> tuple[int, str]:
-    return response.status_code, response.json()["error"]["code"]
 
 
 def objects_under(stack: Stack, prefix: str) -> list[str]:

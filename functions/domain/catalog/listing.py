@@ -44,8 +44,6 @@ SHAREABLE = frozenset({"public", "unlisted"})
 MAX_ATTEMPTS = 6
 # Jittered pause before attempt n: up to 10 ms * 2**n, so racing writers stop colliding.
 BACKOFF_S = 0.01
-# What a listing page shows of each track (a track item also carries pointers and summaries).
-SUMMARY_FIELDS = list(TRACK_SUMMARY_FIELDS)
 
 
 def is_listed(track: TrackModel) -> bool:
@@ -179,7 +177,7 @@ def _summaries(track_ids: list[str]) -> dict[str, TrackModel]:
     if not track_ids:
         return {}
     keys = [(track_id, TrackModel.TRACK_SK) for track_id in dict.fromkeys(track_ids)]
-    return {str(t.pk): t for t in TrackModel.batch_get(keys, attributes_to_get=SUMMARY_FIELDS)}
+    return {str(t.pk): t for t in TrackModel.batch_get(keys, attributes_to_get=list(TRACK_SUMMARY_FIELDS))}
 
 
 def _listed_page(track_ids: list[str], next_cursor: str | None, *, with_artists: bool) -> TrackPage:
