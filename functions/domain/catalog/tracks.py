@@ -169,9 +169,11 @@ def _update_lane(track_id: str, lane: str, actions: list[Any]) -> None:
         raise TrackDeleted("The track was deleted.", trackId=track_id)
 
 
-def delete_lanes(track_id: str) -> int:
-    """Deletes the track's lane items (one Query of its partition, then batch deletes) and returns
-    how many there were. The track item itself is never touched here."""
+def delete_side_items(track_id: str) -> int:
+    """Deletes the items kept beside the track in its partition -- its lane items and its
+    sound-profile vectors (``embeddings``) -- and returns how many lanes there were. The track item
+    itself is never touched here."""
+    embeddings.delete_all(track_id)
     found = list(LaneModel.query(track_id, LaneModel.sk.startswith(LaneModel.sort_key("")), consistent_read=True))
     with LaneModel.batch_write() as batch:
         for lane in found:

@@ -10,7 +10,7 @@ from typing import Any
 
 from functions.data import keys, storage, writes
 from functions.data.models import TrackModel, utcnow
-from functions.domain.catalog import embeddings, listing, tracks
+from functions.domain.catalog import listing, tracks
 from functions.domain.intake import versions
 from functions.errors import TrackNotFound
 from functions.observability import logger
@@ -178,9 +178,8 @@ def _forget_deleted(payload: StepInput, *, sweep_objects: bool) -> dict[str, str
     stored, but not a lane that crashed in between): the workflow's last step sweeps once more, so
     nothing of the track outlives its execution."""
     track_id = payload["trackId"]
-    lanes = tracks.delete_lanes(track_id)
-    # The embeddings lane may have stored its vector after the delete removed the others.
-    embeddings.delete_all(track_id)
+    # (the vector too: the embeddings lane may have stored it after the delete)
+    lanes = tracks.delete_side_items(track_id)
     objects = storage.delete_prefix(keys.track_prefix(track_id)) if sweep_objects else 0
     if payload.get("version"):
         versions.forget_deleted(payload["objectKey"])

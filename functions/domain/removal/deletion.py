@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functions.data import keys, storage, writes
 from functions.data.models import TrackModel, UploadModel
-from functions.domain.catalog import album_membership, albums, embeddings, listing, tracks, usage
+from functions.domain.catalog import album_membership, albums, listing, tracks, usage
 from functions.domain.intake import duplicates, media_uploads, uploads, versions
 from functions.errors import TrackNotFound
 from functions.observability import logger
@@ -50,8 +50,7 @@ def delete_track(track_id: str, owner_id: str) -> bool:
     if deleted.content_checksum:
         # The owner may upload these bytes again: they are a new track then, not a duplicate.
         duplicates.release(owner_id, deleted.content_checksum, track_id)
-    lanes = tracks.delete_lanes(track_id)
-    embeddings.delete_all(track_id)
+    lanes = tracks.delete_side_items(track_id)
     if track.album_id:
         album_membership.remove_track(track.album_id, track_id)
     for key in _uploaded_files(deleted):
