@@ -34,14 +34,19 @@ def processed(stack: Stack, user: str, upload: dict) -> dict:
         return stack.api.get(f"/v1/tracks/{upload['trackId']}/processing-status", headers=as_user(user)).json()
 
     settled = wait_for(status, until=lambda s: s["workflowStatus"] in {"succeeded", "failed"})
+    execution_ended(stack, upload)
+    return settled
+
+
+def execution_ended(stack: Stack, upload: dict) -> dict:
+    """The upload's execution once it has left RUNNING (asked of Step Functions, not the API)."""
     name = upload["uploadId"].removeprefix("upl_")
 
     def execution() -> dict:
         found = [e for e in stack.executions() if e["name"] == name]
         return found[0] if found else {"status": "RUNNING"}
 
-    wait_for(execution, until=lambda e: e["status"] != "RUNNING")
-    return settled
+    return wait_for(execution, until=lambda e: e["status"] != "RUNNING")
 
 
 def upload_and_finalize(stack: Stack, user: str, path, content_type: str = "audio/wav") -> dict:
