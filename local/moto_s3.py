@@ -1,10 +1,17 @@
-"""Make moto's S3 CopyObject honour ``x-amz-copy-source-if-match``, as S3 does.
+"""Two fixes to moto's S3 the local stack relies on.
+
+CopyObject honours ``x-amz-copy-source-if-match``, as S3 does.
 
 Finalize keeps an original by copying it out of ``uploads/`` on the condition that the source still
 has the ETag it verified (``functions.data.storage.copy_if_unchanged``): a PUT that replaced the
 object in between must make the copy fail, not slip into the track. moto 5.2 checks only
 ``x-amz-copy-source-if-none-match`` and silently copies whatever is there, so without this the local
 stack and the tests would accept what S3 refuses.
+
+An object's first ETag is computed under the object's lock. moto reads the bytes for it from the
+object's shared buffer without the lock its other readers take, so a HEAD computing it moved the
+buffer's position under a reader holding the lock: the local store (``local/persistence.py``) then
+kept 24 MiB of a 31 MB original and refused its own data at the next start.
 """
 
 from __future__ import annotations
@@ -44,3 +51,25 @@ def make_s3_copy_conditions_checked() -> None:
 
     if not getattr(S3Response.copy_object, "__tracklane_checked__", False):
         S3Response.copy_object = _checked(S3Response.copy_object)  # type: ignore[method-assign,assignment]
+
+
+def _locked_etag(fake_key_class: Any) -> Any:
+    unlocked: Any = fake_key_class.etag
+
+    def etag(self: Any) -> str:
+        if self._etag is None:
+            with self.lock:
+                if self._etag is None:
+                    return str(unlocked.fget(self))
+        return str(unlocked.fget(self))
+
+    etag.__tracklane_locked__ = True  # type: ignore[attr-defined]
+    return property(etag)
+
+
+def make_s3_etag_reads_locked() -> None:
+    from moto.s3.models import FakeKey
+
+    current: Any = FakeKey.etag
+    if not getattr(current.fget, "__tracklane_locked__", False):
+        FakeKey.etag = _locked_etag(FakeKey)  # type: ignore[method-assign,assignment]

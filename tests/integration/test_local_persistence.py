@@ -538,3 +538,24 @@ def test_a_damaged_record_of_executions_is_refused_with_its_path(stack, restarta
     with pytest.raises(StoreUnusable) as refused:
         LocalStore.open(tmp_path / "data", REGION)
     assert str(record) in str(refused.value)
+
+
+def test_an_objects_first_etag_is_computed_under_its_lock(stack):
+    """moto computes a first ETag by reading the object's shared buffer; unlocked, a HEAD doing it
+    moved the buffer under the store copying it (local.moto_s3), which kept 24 MiB of a 31 MB file."""
+    import threading
+
+    from moto.s3.models import s3_backends
+
+    body = os.urandom(256 * 1024)
+    stack.s3.put_object(Bucket=stack.resources.bucket, Key="etag/locked.bin", Body=body)
+    key = s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_object(stack.resources.bucket, "etag/locked.bin")
+    key._etag = None  # as after a copy or a restore: not computed yet
+    answers: list[str] = []
+    with key.lock:  # what the store holds while it copies the bytes
+        reader = threading.Thread(target=lambda: answers.append(key.etag))
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive() and answers == []  # waits for the lock instead of reading now
+    reader.join(10)
+    assert answers == [f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"']
