@@ -161,6 +161,14 @@ class Settings(BaseSettings):
             "file at once (`409 too_many_pending_uploads` past it; docs/limits.md)."
         ),
     )
+    max_running_workflows: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "The track workflows (first uploads and new versions) one artist may have running at once; "
+            "further finalized uploads wait their turn, workflowStatus `queued` (docs/limits.md)."
+        ),
+    )
     write_rate_per_s: float = Field(
         default=10.0,
         gt=0,

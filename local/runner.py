@@ -84,23 +84,23 @@ class WorkflowRunner(threading.Thread):
     def _handle(self, message: dict[str, Any]) -> None:
         try:
             task = json.loads(message["Body"])
-            self._execute(task["step"], task["input"], task["taskToken"])
+            event = {key: value for key, value in task.items() if key != "taskToken"}
+            self._execute(task["step"], event, task["taskToken"])
         except Exception:
             logger.exception("workflow runner: task failed to report")
         finally:
             self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
             self.tasks_completed += 1
 
-    def _execute(self, step: str, payload: dict[str, Any], token: str) -> None:
+    def _execute(self, step: str, event: dict[str, Any], token: str) -> None:
+        """``event``: what the processing Lambda would be invoked with (``step``, ``input``, ...)."""
         policies = self._policies.get(step, ())
         attempts_by_policy: dict[int, int] = {}
         while True:
             try:
                 if self._throttler is not None:
                     self._throttler.lambda_invocation()
-                result = workflow_step.handler(
-                    {"step": step, "input": payload}, LocalLambdaContext("tracklane-processing")
-                )
+                result = workflow_step.handler(event, LocalLambdaContext("tracklane-processing"))
             except Exception as error:
                 if self._stop_requested.is_set():
                     # The stack is stopping and ended this step's ffmpeg (ffmpeg.stop_all): the step

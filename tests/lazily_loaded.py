@@ -18,7 +18,7 @@ LANE_MODULES = (
 # The intake and verdict code only a sweep that finds a stuck track needs
 # (functions/domain/processing/sweeper.py).
 SWEEP_MODULES = (
-    "functions.domain.intake.finalize_steps",
+    "functions.domain.intake.executions",
     "functions.domain.intake.uploads",
     "functions.domain.processing.verdict",
 )

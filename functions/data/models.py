@@ -187,6 +187,77 @@ class TrackUsageModel(_BoundModel):
         return UsageModel.key(user_id)[0], f"{TrackUsageModel.SK_PREFIX}{track_id}"
 
 
+class RunsModel(_BoundModel):
+    """How many of an artist's track workflows run now (``pk=usage#<userId>, sk=runs``): one
+    ``RunSlotModel`` per run, and ``running`` equal to how many there are, because every put or
+    delete of a slot moves it in the same transaction. A slot is taken under the condition
+    ``running < cap`` (``functions.domain.intake.run_queue``); an upload refused by it waits as a
+    ``QueuedRunModel``. Kept apart from ``UsageModel``: the claim's transaction updates that item
+    already, and one transaction cannot write one item twice."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    SK = "runs"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    running = NumberAttribute(null=True)
+
+    @staticmethod
+    def key(user_id: str) -> tuple[str, str]:
+        return UsageModel.key(user_id)[0], RunsModel.SK
+
+
+class RunSlotModel(_BoundModel):
+    """One running track workflow of an artist (``pk=usage#<userId>, sk=run#<uploadId>``): put with
+    +1 on ``RunsModel.running``, deleted (condition: it exists) with -1, so a repeated verdict frees
+    nothing twice and the count is always the slots there are."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    SK_PREFIX = "run#"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    upload_id = UnicodeAttribute()
+    track_id = UnicodeAttribute()
+    started_at = UTCDateTimeAttribute(default=utcnow)
+
+    @staticmethod
+    def key(user_id: str, upload_id: str) -> tuple[str, str]:
+        return UsageModel.key(user_id)[0], f"{RunSlotModel.SK_PREFIX}{upload_id}"
+
+
+class QueuedRunModel(_BoundModel):
+    """A finalized upload waiting for one of its artist's run slots
+    (``pk=usage#<userId>, sk=queued#<queuedAt>#<uploadId>``): the sort key makes a Query's first
+    item the oldest. Deleted (condition: it exists) by the transaction that gives it a slot, so of
+    any number of racing hand-offs one starts it."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    SK_PREFIX = "queued#"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    upload_id = UnicodeAttribute()
+    track_id = UnicodeAttribute()
+    queued_at = UTCDateTimeAttribute()
+
+    @staticmethod
+    def key(user_id: str, queued_at: datetime, upload_id: str) -> tuple[str, str]:
+        return UsageModel.key(user_id)[0], f"{QueuedRunModel.SK_PREFIX}{queued_at.isoformat()}#{upload_id}"
+
+
 class RateBucketModel(_BoundModel):
     """A caller's token bucket for write requests (``pk=rate#<userId>, sk=writes``), kept as the
     one number a token bucket reduces to: ``full_at_ms``, the time (epoch ms) at which the bucket is
@@ -384,6 +455,10 @@ class TrackModel(_BoundModel):
     expires_at_epoch = _TTLAttribute(null=True)
     processing_shard = UnicodeAttribute(null=True)
     processing_since = UTCDateTimeAttribute(null=True)
+    # The upload (an original or a new version) whose workflow waits for one of the owner's run
+    # slots (``functions.domain.intake.run_queue``). While it is set the track is in the sweeper's
+    # index, which hands the queue on should a hand-off be lost.
+    queued_run = UnicodeAttribute(null=True)
     # The original's content checksum: its ``ContentClaimModel`` is released when the track goes.
     content_checksum = UnicodeAttribute(null=True)
     # A track of an upload session (the upload-session contract): its place among the session's
@@ -557,6 +632,9 @@ class UploadModel(_BoundModel):
     rejected_code = UnicodeAttribute(null=True)
     rejected_message = UnicodeAttribute(null=True)
     execution_arn = UnicodeAttribute(null=True)
+    # Finalized while its artist's run slots were all taken: its workflow waits, unstarted, as a
+    # ``QueuedRunModel`` until a slot frees (``functions.domain.intake.run_queue``), which removes this.
+    run_queued_at = UTCDateTimeAttribute(null=True)
     # An intent signed without an exact size or type (the upload-session contract's tracks: the
     # track's PUT has no size, the cover's POST neither size nor type): ``{"maxBytes",
     # "contentTypes"?, "contentTypePrefix"?}``. Finalize takes the stored object's size and type
@@ -860,6 +938,9 @@ ALL_MODELS: tuple[type[Model], ...] = (
     UsageModel,
     ReservationModel,
     TrackUsageModel,
+    RunsModel,
+    RunSlotModel,
+    QueuedRunModel,
     RateBucketModel,
     TrackModel,
     LaneModel,

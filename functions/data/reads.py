@@ -104,3 +104,12 @@ def partition(
         last_key = page.get("LastEvaluatedKey")
         if not last_key:
             return
+
+
+def first(model: type[M], hash_key: str, *, sort_key_prefix: str) -> M | None:
+    """The item under ``hash_key`` with the lowest sort key starting with ``sort_key_prefix``
+    (consistent: one Query, ``Limit 1``), or None."""
+    sort_key = model._range_key_attribute()  # type: ignore[no-untyped-call]
+    for item in model.query(hash_key, sort_key.startswith(sort_key_prefix), limit=1, consistent_read=True):
+        return item
+    return None

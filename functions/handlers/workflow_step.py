@@ -1,4 +1,5 @@
-"""Processing Lambda: every Task of the workflow invokes it with ``{"step", "input"}``."""
+"""Processing Lambda: every Task of the workflow invokes it with ``{"step", "input"}`` (and the
+verdict steps with ``stateMachineArn``)."""
 
 from typing import Any
 
@@ -12,4 +13,7 @@ from functions.observability import logger, tracer
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     logger.append_keys(step=event.get("step"), track_id=(event.get("input") or {}).get("trackId"))
-    return steps.run(event["step"], event["input"])
+    payload = event["input"]
+    if "stateMachineArn" in event:  # given to the verdict steps (functions.workflow.definition.Task)
+        payload = {**payload, "stateMachineArn": event["stateMachineArn"]}
+    return steps.run(event["step"], payload)

@@ -113,6 +113,15 @@ class Task:
     # 500 MB WAV, make bench). Image and vector work needs less; a status write or an HTTP call to
     # an external processor far less.
     memory_mb: int = MEMORY_ONE_VCPU
+    # The step is given its own state machine's ARN (``stateMachineArn``, from the context object):
+    # a verdict hands its run slot on by starting the next waiting upload there
+    # (functions.domain.intake.run_queue), and the processing function has no setting naming the
+    # state machine (that would make the state machine and its functions depend on each other).
+    knows_state_machine: bool = False
+
+    def parameters(self) -> dict[str, str]:
+        """What a Task passes its step handler beside ``step``."""
+        return {"input.$": "$", **({"stateMachineArn.$": "$$.StateMachine.Id"} if self.knows_state_machine else {})}
 
     def retry_budget_s(self) -> int:
         """The longest Step Functions lets this Task run, retries included: every attempt its own
@@ -350,6 +359,7 @@ WORKFLOW = Workflow(
         Task(
             "MarkReady",
             step="mark_ready",
+            knows_state_machine=True,
             result_path=None,
             timeout_seconds=60,
             memory_mb=MEMORY_CALLS,
@@ -358,6 +368,7 @@ WORKFLOW = Workflow(
         Task(
             "MarkFailed",
             step="mark_failed",
+            knows_state_machine=True,
             next="ProcessingFailed",
             result_path=None,
             timeout_seconds=60,
@@ -402,7 +413,7 @@ def render_aws(function_arn: str = PROCESSING_FUNCTION_ARN) -> dict[str, Any]:
     """ASL for AWS: each Task invokes the processing Lambda with ``{step, input}``."""
 
     def lambda_task(task: Task) -> dict[str, Any]:
-        return {"Resource": function_arn, "Parameters": {"step": task.step, "input.$": "$"}}
+        return {"Resource": function_arn, "Parameters": {"step": task.step, **task.parameters()}}
 
     return WORKFLOW.render(lambda_task, with_retry=True)
 
@@ -415,7 +426,7 @@ def render_local(task_queue_url: str) -> dict[str, Any]:
             "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
             "Parameters": {
                 "QueueUrl": task_queue_url,
-                "MessageBody": {"step": task.step, "input.$": "$", "taskToken.$": "$$.Task.Token"},
+                "MessageBody": {"step": task.step, **task.parameters(), "taskToken.$": "$$.Task.Token"},
             },
             # The runner retries inside the callback, as Step Functions would around it.
             "TimeoutSeconds": task.retry_budget_s(),

@@ -61,8 +61,9 @@ class Sweeper(Construct):
             environment={"TRACKLANE_STATE_MACHINE_ARN": workflow.state_machine_arn},
         )
         # Tracks: the index Query and the verdict; Uploads: finding the upload and recording the
-        # execution it starts.
-        tables.grant_read_write(self.function, "Tracks", "Uploads")
+        # execution it starts; Artists: the run slots it frees and the waiting uploads it starts
+        # (functions.domain.intake.run_queue), and the storage usage a verdict settles.
+        tables.grant_read_write(self.function, "Tracks", "Uploads", "Artists")
         workflow.grant_start_execution(self.function)
         # Executions are named by upload id, so the statement can only name the state machine's
         # executions as a whole: arn:<partition>:states:<region>:<account>:execution:<machine>:*.

@@ -153,7 +153,7 @@ def test_api_reads_entitlements_but_cannot_write_them(synth: Synth) -> None:
     assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
 
-def test_sweeper_role_is_exactly_logs_tracing_tracks_uploads_and_the_workflows_executions(synth: Synth) -> None:
+def test_sweeper_role_is_exactly_logs_tracing_its_tables_and_the_workflows_executions(synth: Synth) -> None:
     specs = {spec.logical_name: spec for spec in table_specs()}
     assert "by_processing" in {index.name for index in specs["Tracks"].indexes}, "the index the sweeper queries"
     machine = logical_id_by_path(synth, "/Processing/Workflow/Resource")
@@ -175,7 +175,12 @@ def test_sweeper_role_is_exactly_logs_tracing_tracks_uploads_and_the_workflows_e
             {
                 "Action": sorted([*READ_ACTIONS, *WRITE_ACTIONS]),
                 "Effect": "Allow",
-                "Resource": [*table_and_indexes("Tracks"), *table_and_indexes("Uploads")],
+                # Artists: the run slots it frees and the waiting uploads it starts.
+                "Resource": [
+                    *table_and_indexes("Tracks"),
+                    *table_and_indexes("Uploads"),
+                    *table_and_indexes("Artists"),
+                ],
             },
             {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}},
             {
@@ -202,6 +207,17 @@ def test_sweeper_role_is_exactly_logs_tracing_tracks_uploads_and_the_workflows_e
     )
     role = synth.properties(logical_id_by_path(synth, "/Sweeper/FunctionRole/Resource"))
     assert "Policies" not in role
+
+
+def test_processing_may_start_executions_of_its_own_state_machine_only(synth: Synth) -> None:
+    """A verdict starts the artist's next waiting upload (functions.domain.intake.run_queue), from a
+    policy apart from the role's default one, which every step function depends on (the state
+    machine names the functions: it would otherwise depend on itself)."""
+    machine = logical_id_by_path(synth, "/Processing/Workflow/Resource")
+    hand_off = _statements(synth, "/Processing/HandOffPolicy/Resource")
+    assert hand_off == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine}}]
+    default = _statements(synth, "/Processing/StepRole/DefaultPolicy/Resource")
+    assert not [s for s in default if any(a.startswith("states:") for a in _as_list(s["Action"]))]
 
 
 def test_processing_invokes_no_lambda_when_no_processor_is_a_function(synth: Synth) -> None:

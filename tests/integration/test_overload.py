@@ -48,9 +48,15 @@ def throttling(stack: Stack, plan: ThrottlePlan) -> Iterator[tuple[Throttler, Wo
 
 
 def patiently(request: Callable[[], httpx.Response]) -> httpx.Response:
-    """A client honouring 503 service_busy: repeats the request after a pause."""
+    """A client honouring 503 service_busy and 429 rate_limited: repeats the request after a pause.
+    (Every attempt is a write request, and so takes one of the caller's write tokens: a quarter of
+    them answered 503 can empty a bucket.)"""
     for _ in range(30):
         response = request()
+        if response.status_code == 429:
+            assert response.json()["error"]["code"] == "rate_limited"
+            time.sleep(int(response.headers["retry-after"]))
+            continue
         if response.status_code != 503:
             return response
         assert response.json()["error"]["code"] == "service_busy" and response.headers["retry-after"] == "5"

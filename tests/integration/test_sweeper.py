@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain.catalog import tracks
-from functions.domain.intake import finalize_steps
+from functions.domain.intake import executions
 from functions.domain.processing import steps, sweeper
 
 from .conftest import as_user
@@ -54,7 +54,7 @@ def execution_ends(stack, monkeypatch):
     runtime error, which the workflow's Catch then handles like any failure.)"""
 
     def end_with(status: str, error: str | None = None) -> None:
-        real = finalize_steps.sfn()
+        real = executions.sfn()
 
         class Ended:
             def describe_execution(self, **request):
@@ -68,7 +68,7 @@ def execution_ends(stack, monkeypatch):
 
 def payload_of(upload, wav) -> dict:
     """The input the execution was started with (its original is the copy finalize kept)."""
-    return dict(finalize_steps.workflow_input(UploadModel.get(upload["uploadId"].removeprefix("upl_"))))
+    return dict(executions.workflow_input(UploadModel.get(upload["uploadId"].removeprefix("upl_"))))
 
 
 @pytest.mark.parametrize("ending", [("TIMED_OUT", None), ("ABORTED", None), ("FAILED", "Lambda.Unknown")])
@@ -115,19 +115,19 @@ def test_a_timeout_after_the_required_lanes_means_ready_with_the_running_lane_cl
 
 
 def test_an_execution_that_never_started_is_started(stack, artist, fast_runner, wav_3s, monkeypatch):
-    real_sfn = finalize_steps.sfn
+    real_sfn = executions.sfn
 
     class Unavailable:
         def start_execution(self, **_):
             raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "StartExecution")
 
-    monkeypatch.setattr(finalize_steps, "sfn", Unavailable)
+    monkeypatch.setattr(executions, "sfn", Unavailable)
     upload = stack.create_upload(artist, wav_3s)
     stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
     response = stack.api.post(f"/v1/uploads/{upload['uploadId']}/finalize", headers=as_user(artist))
     assert (response.status_code, response.json()["error"]["code"]) == (503, "workflow_start_failed")
     assert stack.executions() == []
-    monkeypatch.setattr(finalize_steps, "sfn", real_sfn)
+    monkeypatch.setattr(executions, "sfn", real_sfn)
 
     report = sweeper.sweep(older_than_s=0)
 

@@ -9,7 +9,7 @@ import pytest
 
 from functions.data import keys
 from functions.data.models import UploadModel
-from functions.domain.intake import finalize_steps, media_types, media_uploads
+from functions.domain.intake import executions, media_types, media_uploads
 from functions.domain.processing import steps
 from functions.errors import EmptyFile, FileTooLarge, UnsupportedMediaType
 from functions.media import artwork
@@ -119,9 +119,9 @@ def _upload(intent: str, **extra) -> UploadModel:
 
 def test_every_upload_names_its_run_in_the_workflow_input():
     # The Choice reads "run": an input without it would make Step Functions evaluate a missing path.
-    assert finalize_steps.workflow_input(_upload("track_original"))["run"] == "track"
-    assert finalize_steps.workflow_input(_upload(media_uploads.TRACK_ARTWORK))["run"] == "artwork"
-    cover = finalize_steps.workflow_input(_upload(media_uploads.ALBUM_COVER, album_id="alb-1"))
+    assert executions.workflow_input(_upload("track_original"))["run"] == "track"
+    assert executions.workflow_input(_upload(media_uploads.TRACK_ARTWORK))["run"] == "artwork"
+    cover = executions.workflow_input(_upload(media_uploads.ALBUM_COVER, album_id="alb-1"))
     assert (cover["run"], cover["albumId"]) == ("album_cover", "alb-1")
 
 

@@ -92,6 +92,17 @@ def test_a_processed_upload_goes_validation_storage_transcoding_lanes_ready():
     assert len({e.id for e in emitted}) == len(emitted)
 
 
+def test_an_upload_waiting_for_a_run_slot_is_stored_not_yet_transcoding():
+    waiting = replace(PROCESSING, workflow_status="queued")
+
+    assert summary(run([PENDING, FINALIZED, waiting, waiting])) == [
+        ("validation", None, "waiting"),
+        ("storage", None, "done"),
+    ]
+    # Once its run starts, the stream goes on as for any upload.
+    assert summary(run([PENDING, FINALIZED, waiting, *HAPPY_PATH[3:]])) == summary(run(HAPPY_PATH))
+
+
 def test_progress_pct_counts_ended_lanes():
     emitted = run(HAPPY_PATH)
 

@@ -10,7 +10,7 @@ import pytest
 
 from functions.data import keys
 from functions.data.models import TrackModel, UploadModel
-from functions.domain.intake import finalize_steps, versions
+from functions.domain.intake import executions, versions
 from functions.domain.processing import external, steps, verdict
 from functions.errors import EmptyFile, FileTooLarge, UnsupportedMediaType
 
@@ -64,7 +64,7 @@ def _upload(intent: str) -> UploadModel:
 
 
 def test_a_version_runs_the_whole_workflow_with_its_upload_id_as_the_version():
-    assert finalize_steps.workflow_input(_upload(versions.TRACK_VERSION)) == {
+    assert executions.workflow_input(_upload(versions.TRACK_VERSION)) == {
         "uploadId": "v2",
         "trackId": "t",
         "ownerId": "alice",
@@ -73,7 +73,7 @@ def test_a_version_runs_the_whole_workflow_with_its_upload_id_as_the_version():
         "run": "track",
         "version": "v2",
     }
-    assert "version" not in finalize_steps.workflow_input(_upload("track_original"))
+    assert "version" not in executions.workflow_input(_upload("track_original"))
 
 
 def test_a_version_does_not_make_the_track_playable_early():

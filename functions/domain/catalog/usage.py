@@ -253,12 +253,19 @@ def _usage_update(
 
 
 def settle(
-    tx: writes.ConditionalTransaction, upload: UploadModel, stored_bytes: int, *, new_track: bool
+    tx: writes.ConditionalTransaction,
+    upload: UploadModel,
+    stored_bytes: int,
+    *,
+    new_track: bool,
+    track_checked: bool = False,
 ) -> ReservationModel | None:
     """Adds to ``tx`` (the claim of ``upload``) the settlement of its reservation at the stored
     file's real size: on the track's ledger as its original (``new_track``) or as its version being
     processed. Returns the reservation, whose refusal means the intent expired and was released
-    meanwhile (None: the intent reserved nothing, as one made before quotas existed)."""
+    meanwhile (None: the intent reserved nothing, as one made before quotas existed).
+    ``track_checked``: ``tx`` writes the track under the condition that it exists already (a
+    transaction may not name one item twice)."""
     reserved = upload.reserved_bytes
     reservation = None
     if reserved is not None:
@@ -280,7 +287,8 @@ def settle(
         # claim's own condition (the intent pending) makes it happen once; the track must still be
         # there, or the ledger would outlive it.
         tx.update(TrackUsageModel(*ledger_key), [TrackUsageModel.pending_bytes.add(stored_bytes)])
-        tx.condition_check(TrackModel, upload.track_id, TrackModel.TRACK_SK, condition=TrackModel.pk.exists())
+        if not track_checked:
+            tx.condition_check(TrackModel, upload.track_id, TrackModel.TRACK_SK, condition=TrackModel.pk.exists())
     return reservation
 
 

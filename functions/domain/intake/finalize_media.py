@@ -9,8 +9,8 @@ from __future__ import annotations
 from functions.data import storage
 from functions.data.models import UploadModel
 from functions.domain.catalog import tracks
+from functions.domain.intake import executions, media_uploads, uploads
 from functions.domain.intake import finalize_steps as steps
-from functions.domain.intake import media_uploads, uploads
 from functions.errors import (
     AlbumNotFound,
     DocumentLimitReached,
@@ -80,6 +80,6 @@ def _apply_media(upload: UploadModel) -> steps.Outcome:
         return steps.Outcome("finalized", upload, (), None)
     if upload.intent == media_uploads.TRACK_ARTWORK:
         tracks.queue_lanes(upload.track_id, ("artwork",))
-    steps.ensure_execution(upload)
+    executions.ensure_execution(upload)
     logger.info("image upload finalized", extra={"upload_id": upload.upload_id, "intent": upload.intent})
     return steps.Outcome("finalized", upload, ("artwork",), "running")

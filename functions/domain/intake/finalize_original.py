@@ -15,7 +15,7 @@ from functions.data import storage, writes
 from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain import lifecycle
 from functions.domain.catalog import album_membership, tracks, usage, waveforms
-from functions.domain.intake import duplicates, uploads
+from functions.domain.intake import duplicates, executions, run_queue, uploads
 from functions.domain.intake import finalize_steps as steps
 from functions.errors import (
     AlbumChanged,
@@ -59,12 +59,15 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
                 )
             if claimed is _CLAIMED:
                 return _start_processing(upload)
+            if claimed is _QUEUED:
+                return _queue_processing(upload)
         steps.refresh(upload)
     return _after_the_fact(upload, trigger=trigger, duration_ms=duration_ms, waveform=waveform)
 
 
 # What _claim_for_processing found.
 _CLAIMED = "claimed"  # this caller won: the track is processing, its lanes queued
+_QUEUED = "queued"  # this caller won, but every run slot of the owner is taken: the upload waits
 _DECIDED = "decided"  # another caller decided the intent (or it was deleted with its track)
 _CONTENT_HELD = "content_held"  # the owner's content claim names another track: maybe a duplicate
 
@@ -79,11 +82,49 @@ def _claim_for_processing(
     stored_bytes: int,
 ) -> str:
     """One transaction: the intent claimed (one winner however many race), the owner's claim on its
-    content, the draft made ``processing``, every lane queued and the intent's reservation settled
-    at the stored size (``usage.settle``). All of it or none: no claimed intent is left with a
-    draft track or its bytes counted twice, and a refused claim writes nothing. Raises TrackDeleted
-    when the track is gone (a DELETE won the race), UploadExpired when the intent expired and its
-    reservation was released meanwhile."""
+    content, the draft made ``processing``, every lane queued, the intent's reservation settled
+    at the stored size (``usage.settle``) and one of the owner's run slots taken
+    (``run_queue.take``). All of it or none: no claimed intent is left with a draft track or its
+    bytes counted twice, and a refused claim writes nothing. When every run slot is taken (and
+    nothing else refused the claim), it is made again with the upload queued instead
+    (``_QUEUED``). Raises TrackDeleted when the track is gone (a DELETE won the race),
+    UploadExpired when the intent expired and its reservation was released meanwhile."""
+    claimed = _claim(
+        upload,
+        trigger,
+        content=content,
+        duration_ms=duration_ms,
+        waveform=waveform,
+        stored_bytes=stored_bytes,
+        queued=False,
+    )
+    if claimed is _SLOTS_TAKEN:
+        claimed = _claim(
+            upload,
+            trigger,
+            content=content,
+            duration_ms=duration_ms,
+            waveform=waveform,
+            stored_bytes=stored_bytes,
+            queued=True,
+        )
+    return claimed
+
+
+# Refused only because every run slot of the owner is taken.
+_SLOTS_TAKEN = "slots_taken"
+
+
+def _claim(
+    upload: UploadModel,
+    trigger: steps.Trigger,
+    *,
+    content: str | None,
+    duration_ms: int | None,
+    waveform: dict[str, Any] | None,
+    stored_bytes: int,
+    queued: bool,
+) -> str:
     now = utcnow()
     track = TrackModel(upload.track_id, TrackModel.TRACK_SK)
     track_actions: list[Any] = [
@@ -91,11 +132,18 @@ def _claim_for_processing(
         # What finalize verified and copied: the only original the track will ever serve or process.
         TrackModel.original_key.set(uploads.kept_key(upload)),
         TrackModel.status.set("processing"),
-        TrackModel.workflow_status.set("running"),
+        TrackModel.workflow_status.set("queued" if queued else "running"),
+        *(run_queue.waiting_track_actions(upload, now) if queued else []),
         TrackModel.expires_at_epoch.remove(),
         # Enters the sweeper's index until mark ready/failed takes it out.
-        TrackModel.processing_shard.set(tracks.processing_shard(upload.track_id)),
-        TrackModel.processing_since.set(now),
+        *(
+            []
+            if queued
+            else [
+                TrackModel.processing_shard.set(tracks.processing_shard(upload.track_id)),
+                TrackModel.processing_since.set(now),
+            ]
+        ),
         TrackModel.updated_at.set(now),
         *([TrackModel.duration_ms.set(duration_ms)] if duration_ms is not None else []),
         *([TrackModel.waveform.set(waveform)] if waveform is not None else []),
@@ -112,7 +160,11 @@ def _claim_for_processing(
             upload,
             [
                 *steps.claim_assignments(trigger, content=content),
-                (UploadModel.execution_arn, steps.execution_arn(upload.upload_id)),
+                *(
+                    run_queue.waiting_assignments(now)
+                    if queued
+                    else [(UploadModel.execution_arn, executions.execution_arn(upload.upload_id))]
+                ),
             ],
             condition=steps.CLAIMABLE,
         )
@@ -124,8 +176,12 @@ def _claim_for_processing(
         for lane in tracks.queued_lanes(upload.track_id, LANES):
             tx.save(lane)
         reservation = usage.settle(tx, upload, stored_bytes, new_track=True)
+        if queued:
+            run_queue.enqueue(tx, upload, now)
+        else:
+            slots = run_queue.take(tx, upload)
     if tx.committed:
-        return _CLAIMED
+        return _QUEUED if queued else _CLAIMED
     if tx.refused(upload):
         return _DECIDED
     if claim is not None and tx.refused(claim):
@@ -133,6 +189,8 @@ def _claim_for_processing(
     if reservation is not None and tx.refused(reservation):
         storage.delete(uploads.kept_key(upload))
         raise UploadExpired("This upload intent expired; create a new one.")
+    if not queued and tx.refused(slots) and not tx.refused(track):
+        return _SLOTS_TAKEN
     # The delete swept the track's prefix before the copy (and the client's peaks) may have landed there.
     storage.delete(uploads.kept_key(upload))
     if waveform is not None:
@@ -143,10 +201,19 @@ def _claim_for_processing(
 
 def _start_processing(upload: UploadModel) -> steps.Outcome:
     _join_album(upload.track_id)
-    steps.ensure_execution(upload)
+    executions.ensure_execution(upload)
     storage.delete(upload.object_key)
     logger.info("upload finalized", extra={"upload_id": upload.upload_id, "trigger": upload.finalized_by})
     return steps.Outcome("finalized", upload, LANES, "running")
+
+
+def _queue_processing(upload: UploadModel) -> steps.Outcome:
+    """Claimed while every run slot of the owner is taken: the track joins its album now, and its
+    workflow starts when a slot frees (``run_queue``)."""
+    _join_album(upload.track_id)
+    storage.delete(upload.object_key)
+    logger.info("upload finalized, waiting for a run slot", extra={"upload_id": upload.upload_id})
+    return steps.Outcome("finalized", upload, LANES, "queued")
 
 
 def _finalize_duplicate(upload: UploadModel, holder: str, content: str, *, trigger: steps.Trigger) -> steps.Outcome:
@@ -225,8 +292,8 @@ def _after_the_fact(
     # The winner's start failed (it took the execution's ARN back): start it now. Starting every
     # time would be harmless too (same name, same input), but would double the StartExecution
     # calls of every upload finalized by both its triggers.
-    if upload.execution_arn is None:
-        steps.ensure_execution(upload)
+    if upload.execution_arn is None and not run_queue.is_waiting(upload):
+        executions.ensure_execution(upload)
     if trigger == "api" and steps.acknowledge(upload):
         return steps.Outcome("finalized", upload, LANES, workflow_status)
     return steps.Outcome("already_finalized", upload, (), workflow_status)

@@ -1,5 +1,6 @@
 """What every kind of finalize shares: verify the stored file and keep it, claim the intent (one
-winner however many race), reject it, acknowledge an API caller, start the workflow.
+winner however many race), reject it, acknowledge an API caller. (Starting the workflow:
+``functions.domain.intake.executions``.)
 
 Each kind of intent (``functions.domain.intake.finalize.KINDS``) composes these in its own module,
 so each kind's path reads top to bottom in one place.
@@ -7,17 +8,13 @@ so each kind's path reads top to bottom in one place.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from functions.clients import sfn
 from functions.data import reads, storage, writes
-from functions.data.models import UploadModel, utcnow
+from functions.data.models import TrackModel, UploadModel, utcnow
 from functions.domain.catalog import tracks, usage
-from functions.domain.intake import media_types, media_uploads, sessions, uploads, versions
+from functions.domain.intake import media_types, run_queue, sessions, uploads
 from functions.errors import (
     UploadAssetChanged,
     UploadAssetInvalid,
@@ -25,11 +22,8 @@ from functions.errors import (
     UploadCancelled,
     UploadExpired,
     UploadIntentNotFound,
-    WorkflowStartFailed,
 )
 from functions.observability import logger
-from functions.settings import settings
-from functions.workflow.definition import TRACK_RUN
 
 Trigger = Literal["api", "s3_event"]
 
@@ -178,19 +172,36 @@ def claim(upload: UploadModel, trigger: Trigger, *, content: str | None = None) 
     return writes.update_if(upload, writes.assignment_actions(claim_assignments(trigger, content=content)), CLAIMABLE)
 
 
-def claim_settling(upload: UploadModel, trigger: Trigger, stored_bytes: int) -> bool:
-    """``claim`` for a new version's original, settling its reservation at the stored size in the
-    same transaction (``usage.settle``). False when another caller decided the intent, or when the
-    track is gone. Raises UploadExpired when the intent expired and its reservation was released."""
-    with writes.conditional_transaction() as tx:
-        tx.assign(upload, claim_assignments(trigger), condition=CLAIMABLE)
-        reservation = usage.settle(tx, upload, stored_bytes, new_track=False)
-    if tx.committed:
-        return True
-    if reservation is not None and tx.refused(reservation) and not tx.refused(upload):
-        storage.delete(uploads.kept_key(upload))
-        raise UploadExpired("This upload intent expired; create a new one.")
-    return False
+def claim_settling(upload: UploadModel, trigger: Trigger, stored_bytes: int) -> str | None:
+    """``claim`` for a new version's original, settling its reservation at the stored size
+    (``usage.settle``) and taking one of its owner's run slots (``run_queue.take``) in the same
+    transaction: ``"running"``. When every slot is taken (and nothing else refused the claim), it is
+    made again with the upload queued: ``"queued"``. None when another caller decided the intent,
+    or when the track is gone. Raises UploadExpired when the intent expired and its reservation
+    was released."""
+    for queued in (False, True):
+        now = utcnow()
+        track = TrackModel(upload.track_id, TrackModel.TRACK_SK)
+        with writes.conditional_transaction() as tx:
+            tx.assign(
+                upload,
+                [*claim_assignments(trigger), *(run_queue.waiting_assignments(now) if queued else [])],
+                condition=CLAIMABLE,
+            )
+            reservation = usage.settle(tx, upload, stored_bytes, new_track=False, track_checked=queued)
+            if queued:
+                run_queue.enqueue(tx, upload, now)
+                tx.update(track, run_queue.waiting_track_actions(upload, now), condition=TrackModel.pk.exists())
+            else:
+                slots = run_queue.take(tx, upload)
+        if tx.committed:
+            return "queued" if queued else "running"
+        if reservation is not None and tx.refused(reservation) and not tx.refused(upload):
+            storage.delete(uploads.kept_key(upload))
+            raise UploadExpired("This upload intent expired; create a new one.")
+        if queued or tx.refused(upload) or not tx.refused(slots):
+            return None
+    return None
 
 
 # The condition of claiming an intent: nobody decided it yet.
@@ -222,58 +233,3 @@ def acknowledge(upload: UploadModel) -> bool:
 
 def rejection(upload: UploadModel) -> str:
     return upload.rejected_message or "The uploaded file did not match the upload intent."
-
-
-def workflow_input(upload: UploadModel) -> dict[str, str]:
-    payload = {
-        "uploadId": upload.upload_id,
-        "trackId": upload.track_id,
-        "ownerId": upload.owner_id,
-        # The kept copy finalize verified, never the upload key a signed URL can still write to.
-        "objectKey": uploads.kept_key(upload),
-        "run": TRACK_RUN,
-    }
-    # An uploaded image runs one part of the workflow (functions.workflow.definition.RUNS).
-    if upload.intent == media_uploads.TRACK_ARTWORK:
-        payload["run"] = "artwork"
-    elif upload.intent == media_uploads.ALBUM_COVER:
-        payload.update({"run": "album_cover", "albumId": upload.album_id or upload.track_id})
-    elif upload.intent == versions.TRACK_VERSION:
-        # The whole workflow, for a new version of the track (functions.domain.intake.versions).
-        payload["version"] = upload.upload_id
-    return payload
-
-
-def ensure_execution(upload: UploadModel) -> None:
-    """Starts the upload's workflow; starting it again is a no-op (same name, same input)."""
-    try:
-        response = sfn().start_execution(
-            stateMachineArn=settings().state_machine_arn,
-            name=upload.upload_id,
-            # Deterministic input: a repeated start with the same name is then a no-op.
-            input=json.dumps(workflow_input(upload), sort_keys=True),
-        )
-        started = response["executionArn"]
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
-            _not_started(upload)
-            raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
-        started = execution_arn(upload.upload_id)
-    except BotoCoreError as error:
-        _not_started(upload)
-        raise WorkflowStartFailed("The upload is stored but processing could not start; finalize again.") from error
-    if upload.execution_arn != started:  # an original's claim records it already
-        upload.update(actions=[UploadModel.execution_arn.set(started)])
-
-
-def _not_started(upload: UploadModel) -> None:
-    """An original's claim records the execution's ARN before the start; when the start fails, it
-    is taken back, so the next finalize (which starts an execution only for an intent without one)
-    starts it. A process that stops between the claim and the start leaves it to the sweeper."""
-    if upload.execution_arn is not None:
-        writes.update_if(upload, [UploadModel.execution_arn.remove()], UploadModel.execution_arn.exists())
-
-
-def execution_arn(name: str) -> str:
-    state_machine = settings().state_machine_arn
-    return state_machine.replace(":stateMachine:", ":execution:", 1) + f":{name}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from functions.data import storage
 from functions.data.models import UploadModel
 from functions.domain.catalog import tracks
+from functions.domain.intake import executions, run_queue, uploads, versions
 from functions.domain.intake import finalize_steps as steps
-from functions.domain.intake import uploads, versions
 from functions.errors import (
     TrackNotFound,
     TrackProcessing,
@@ -38,14 +38,21 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
             # The upload stays pending, to be finalized (and kept) again once the track's run ends.
             storage.delete(uploads.kept_key(upload))
             raise
-        if steps.claim_settling(upload, trigger, kept.size):
+        run = steps.claim_settling(upload, trigger, kept.size)
+        if run is not None:
             tracks.queue_lanes(upload.track_id, LANES)
-            steps.ensure_execution(upload)
+            if run == "running":  # else it waits for one of the owner's run slots (run_queue)
+                executions.ensure_execution(upload)
             storage.delete(upload.object_key)
-            logger.info("version finalized", extra={"upload_id": upload.upload_id, "trigger": trigger})
-            return steps.Outcome("finalized", upload, LANES, "running")
+            logger.info("version finalized", extra={"upload_id": upload.upload_id, "trigger": trigger, "run": run})
+            return steps.Outcome("finalized", upload, LANES, run)
     if upload.status == "pending":
         steps.refresh(upload)
+    return _after_the_fact(upload, trigger)
+
+
+def _after_the_fact(upload: UploadModel, trigger: steps.Trigger) -> steps.Outcome:
+    """What was decided of the version's upload (by this caller's claim, or another's)."""
     if upload.status == "rejected":
         if upload.rejected_code == VersionSuperseded.code:
             raise VersionSuperseded(upload.rejected_message or "A newer version replaced this one.")
@@ -54,10 +61,10 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
         raise UploadAssetInvalid(steps.rejection(upload))
     if upload.status != "finalized":
         raise UploadIntentNotFound("No such upload intent for this owner.")
-    if upload.execution_arn is None:
+    if upload.execution_arn is None and not run_queue.is_waiting(upload):
         # The winner stopped between its claim and the start: same name, same input, one run.
-        steps.ensure_execution(upload)
-    workflow_status = versions.run_status(upload)
+        executions.ensure_execution(upload)
+    workflow_status = "queued" if run_queue.is_waiting(upload) else versions.run_status(upload)
     if trigger == "api" and steps.acknowledge(upload):
         return steps.Outcome("finalized", upload, LANES, workflow_status)
     return steps.Outcome("already_finalized", upload, (), workflow_status)

@@ -259,6 +259,7 @@ def begin(upload: UploadModel, kept_key: str) -> None:
     condition = (
         TrackModel.pk.exists()
         & (TrackModel.workflow_status != "running")
+        & (TrackModel.workflow_status != "queued")
         & (_pending["uploadId"] == upload.upload_id)
         & (_pending["status"] == AWAITING_UPLOAD)
     )

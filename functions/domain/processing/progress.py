@@ -195,6 +195,8 @@ def _processing(current: Snapshot) -> tuple[int, _Outcome | None]:
         return TRANSCODING, _Outcome("ready", "Your track is ready.", track_id)
     if current.track_status == "draft":  # finalized a moment ago; processing is being started
         return STORAGE, None
+    if current.workflow_status == "queued":  # waits for one of the owner's runs to end (run_queue)
+        return STORAGE, None
     return TRANSCODING, None
 
 

@@ -11,6 +11,12 @@ oldest first, never a full-table read) and asks Step Functions what became of ea
 * ended -> the track is settled: ready when every required lane succeeded, else failed, with
   lanes still open closed as failed (``processing_stopped``) or skipped (``not_run``);
 * never started -> started now (same name and input as finalize would use: idempotent).
+
+A track whose upload waits for one of its owner's run slots (``queued_run``,
+``functions.domain.intake.run_queue``) is in the index too: the sweeper then repairs the owner's
+slots (a slot whose execution ended without a verdict is freed, one whose execution never started is
+started) and hands the queue on, so a hand-off lost between a verdict and its start delays an upload
+by one sweep.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ class SweepReport:
     settled_failed: int = 0
     restarted: int = 0
     stale_entries: int = 0
+    waiting: int = 0
+    slots_freed: int = 0
+    handed_on: int = 0
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -54,18 +63,23 @@ def sweep(*, now: datetime | None = None, older_than_s: int | None = None) -> Sw
         shard_key = f"processing#{shard}"
         for entry in TrackModel.in_processing.query(shard_key, TrackModel.processing_since <= cutoff):
             report.examined += 1
-            _sweep_one(entry.pk, now, report)
+            _sweep_one(entry.pk, now, cutoff, report)
     if report.examined:
         logger.info("sweep finished", extra=report.to_json())
     return report
 
 
-def _sweep_one(track_id: str, now: datetime, report: SweepReport) -> None:
+def _sweep_one(track_id: str, now: datetime, cutoff: datetime, report: SweepReport) -> None:
     # Most sweeps find no track to look at: only those that do load the intake and verdict code.
-    from functions.domain.intake import finalize_steps, uploads
+    from functions.domain.intake import executions, uploads
     from functions.domain.processing import verdict
 
     track = tracks.find(track_id)
+    if track is not None and track.queued_run:
+        report.waiting += 1
+        _repair_run_slots(track.owner_id, cutoff, report)
+        _touch(track_id, now)
+        return
     upload = uploads.find(track.upload_id) if track else None
     if (
         track is None
@@ -79,9 +93,9 @@ def _sweep_one(track_id: str, now: datetime, report: SweepReport) -> None:
         _leave_index(track_id)
         report.stale_entries += 1
         return
-    execution = _execution(upload.execution_arn or finalize_steps.execution_arn(upload.upload_id))
+    execution = _execution(upload.execution_arn or executions.execution_arn(upload.upload_id))
     if execution is None:
-        finalize_steps.ensure_execution(upload)
+        executions.ensure_execution(upload)
         _touch(track_id, now)  # give the new execution a full grace period before looking again
         report.restarted += 1
         logger.warning("sweeper started a missing execution", extra={"track_id": track_id})
@@ -93,12 +107,35 @@ def _sweep_one(track_id: str, now: datetime, report: SweepReport) -> None:
     error_name = ENDED.get(status, "States.Runtime")
     if status == "FAILED" and execution.get("error"):
         error_name = execution["error"]
-    status_now = verdict.settle(track_id, track.owner_id, error_name)
+    status_now = verdict.settle(track_id, track.owner_id, error_name, upload_id=upload.upload_id)
     if status_now == "ready":
         report.settled_ready += 1
     else:
         report.settled_failed += 1
     logger.warning("sweeper settled a track", extra={"track_id": track_id, "execution": status, "verdict": status_now})
+
+
+def _repair_run_slots(owner_id: str, cutoff: datetime, report: SweepReport) -> None:
+    """An upload of the owner waits for a run slot: each slot older than a sweep whose execution
+    ended without handing it on (a verdict lost, an execution stopped or timed out) is freed, one
+    whose execution never started is started; then the queue is handed on. (Slots taken since
+    ``cutoff`` are left to their execution: it may be starting.)"""
+    from functions.domain.intake import executions, run_queue, uploads
+
+    for slot in run_queue.slots(owner_id):
+        if slot.started_at > cutoff:
+            continue
+        execution = _execution(executions.execution_arn(slot.upload_id))
+        if execution is not None and execution["status"] in STILL_RUNNING:
+            continue
+        upload = uploads.find(slot.upload_id) if execution is None else None
+        if upload is not None:
+            executions.ensure_execution(upload)
+            report.restarted += 1
+        elif run_queue.release(owner_id, slot.upload_id):
+            report.slots_freed += 1
+            logger.warning("sweeper freed a run slot", extra={"upload_id": slot.upload_id, "owner_id": owner_id})
+    report.handed_on += len(run_queue.hand_off(owner_id, settings().state_machine_arn))
 
 
 def _execution(execution_arn: str) -> dict[str, Any] | None:

@@ -11,9 +11,10 @@ from typing import Any
 from functions.data import keys, storage, writes
 from functions.data.models import TrackModel, utcnow
 from functions.domain.catalog import listing, tracks
-from functions.domain.intake import versions
+from functions.domain.intake import run_queue, versions
 from functions.errors import TrackNotFound
 from functions.observability import logger
+from functions.settings import settings
 from functions.step_errors import StepFailed
 from functions.workflow.definition import RENDITION_LANES, REQUIRED_LANES
 
@@ -67,11 +68,11 @@ def mark_ready(payload: StepInput, *, sweep_objects: bool = True) -> dict[str, s
     try:
         if not _has_rendition(payload):
             raise StepFailed("no_rendition", "No streaming version of this audio could be made.")
-        if payload.get("version"):
-            return _promote_version(payload)
-        return _mark_ready(payload)
+        verdict = _promote_version(payload) if payload.get("version") else _mark_ready(payload)
     except TrackNotFound:  # TrackDeleted included
-        return _forget_deleted(payload, sweep_objects=sweep_objects)
+        verdict = _forget_deleted(payload, sweep_objects=sweep_objects)
+    _hand_slot_on(payload)
+    return verdict
 
 
 def _has_rendition(payload: StepInput) -> bool:
@@ -102,11 +103,23 @@ def mark_failed(payload: StepInput, *, sweep_objects: bool = True) -> dict[str, 
     """Reached through Catch when a required lane failed. Lanes that failed permanently have
     recorded why; the track reports the first required lane's reason."""
     try:
-        if payload.get("version"):
-            return _fail_version(payload)
-        return _mark_failed(payload)
+        verdict = _fail_version(payload) if payload.get("version") else _mark_failed(payload)
     except TrackNotFound:  # TrackDeleted included
-        return _forget_deleted(payload, sweep_objects=sweep_objects)
+        verdict = _forget_deleted(payload, sweep_objects=sweep_objects)
+    _hand_slot_on(payload)
+    return verdict
+
+
+def _hand_slot_on(payload: StepInput) -> None:
+    """The verdict is recorded: the run's slot goes to the owner's oldest waiting upload
+    (``run_queue``). Repeated with the step (a retry), it frees nothing twice. The workflow passes
+    its own state machine's ARN (``stateMachineArn``: the processing function has no setting for
+    it, which would make the state machine and its functions depend on each other); an execution
+    started before that input existed relies on the configured one, else on the sweeper."""
+    if not payload.get("uploadId") or not payload.get("ownerId"):
+        return
+    machine = payload.get("stateMachineArn") or settings().state_machine_arn or None
+    run_queue.finish(payload["ownerId"], payload["uploadId"], machine)
 
 
 def _mark_failed(payload: StepInput) -> dict[str, str]:
@@ -155,7 +168,7 @@ def _fail_version(payload: StepInput) -> dict[str, str]:
     return {"status": "failed"}
 
 
-def settle(track_id: str, owner_id: str, error_name: str) -> str:
+def settle(track_id: str, owner_id: str, error_name: str, *, upload_id: str | None = None) -> str:
     """Gives a verdict for a track whose workflow ended without one (it timed out, was stopped, or
     crashed before MarkReady/MarkFailed): ready when every required lane and at least one rendition
     succeeded, else failed.
@@ -165,8 +178,13 @@ def settle(track_id: str, owner_id: str, error_name: str) -> str:
     try:
         lanes = {lane.lane: lane.state for lane in tracks.processing_status(track_id, owner_id).lanes}
     except TrackNotFound:
-        return _forget_deleted({"trackId": track_id}, sweep_objects=False)["status"]
+        status = _forget_deleted({"trackId": track_id}, sweep_objects=False)["status"]
+        if upload_id is not None:
+            _hand_slot_on({"ownerId": owner_id, "uploadId": upload_id})
+        return status
     payload = {"trackId": track_id, "ownerId": owner_id, "failure": {"Error": error_name}}
+    if upload_id is not None:  # its run slot is handed on with the verdict
+        payload["uploadId"] = upload_id
     if all(lanes.get(lane) == "succeeded" for lane in REQUIRED_LANES) and _any_rendition(lanes):
         return mark_ready(payload, sweep_objects=False)["status"]
     return mark_failed(payload, sweep_objects=False)["status"]
