@@ -118,7 +118,8 @@ def test_the_third_of_three_simultaneous_uploads_waits_then_runs(stack, artist, 
     again = stack.api.post(f"/v1/uploads/{waiting['uploadId']}/finalize", headers=as_user(artist)).json()
     assert (again["status"], again["workflowStatus"]) == ("already_finalized", "queued")
     assert waiting["uploadId"] not in executions_of(stack, uploads)  # a repeated finalize starts nothing
-    assert (run_queue.running(artist), run_queue.waiting(artist)) == (2, 1)
+    usage = stack.api.get("/v1/me/usage", headers=as_user(artist)).json()
+    assert (usage["runningWorkflows"], usage["queuedWorkflows"], usage["maxRunningWorkflows"]) == (2, 1, 2)
 
     runners.start()
     for upload in uploads:

@@ -115,6 +115,9 @@ def test_an_intent_reserves_its_declared_size_and_finalize_settles_it(stack, art
         "trackCount": 0,
         "pendingIntents": 1,
         "maxPendingIntents": settings().max_pending_intents,
+        "runningWorkflows": 0,
+        "queuedWorkflows": 0,
+        "maxRunningWorkflows": settings().max_running_workflows,
     }
     stack.put(upload["signedUrl"], wav_3s, content_type="audio/wav")
 

@@ -14,6 +14,7 @@ from functions.api.routers.artists import Cursor, Limit
 from functions.api.routers.tracks import Failure, failure_of
 from functions.api.track_views import PublicTrack, int_or_none, public_track
 from functions.domain.catalog import listing, tags, usage
+from functions.domain.intake import run_queue
 
 router = APIRouter(tags=["browse"])
 
@@ -114,6 +115,11 @@ class UsageResponse(CamelResponse):
     pending_intents: int
     # The most pending intents the caller may have at once (409 too_many_pending_uploads past it).
     max_pending_intents: int
+    # The caller's track workflows running now, those waiting for one of them to end, and the most
+    # that run at once (functions.domain.intake.run_queue).
+    running_workflows: int
+    queued_workflows: int
+    max_running_workflows: int
 
 
 @router.get("/v1/me/usage", response_model=UsageResponse, response_model_by_alias=True)
@@ -130,4 +136,7 @@ def my_usage(user: Annotated[Principal, Depends(current_user)]) -> UsageResponse
         track_count=current.track_count,
         pending_intents=current.pending_intents,
         max_pending_intents=current.max_pending_intents,
+        running_workflows=run_queue.running(user.user_id),
+        queued_workflows=run_queue.waiting(user.user_id),
+        max_running_workflows=run_queue.cap(),
     )
