@@ -14,7 +14,6 @@ import pytest
 
 from functions import clients
 from functions.data import rate_buckets
-from functions.data.models import ReservationModel, UsageModel
 from functions.domain import rate_limits
 from functions.domain.catalog import usage
 from functions.domain.intake import uploads
@@ -22,7 +21,7 @@ from functions.errors import TooManyPendingUploads
 from functions.settings import settings
 
 from .conftest import Stack, as_user
-from .test_storage_quota import expire, intent
+from .test_storage_quota import counted_pending, expire, intent
 from .test_workflow import upload_and_finalize
 
 
@@ -59,13 +58,6 @@ def configure(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
 def new_intent(stack: Stack, user: str, wav: Path) -> Any:
     body = {"fileName": wav.name, "contentType": "audio/wav", "byteSize": wav.stat().st_size}
     return stack.api.post("/v1/uploads", json=body, headers=as_user(user))
-
-
-def counted_pending(owner_id: str) -> tuple[int, int]:
-    """(the usage item's pending count, the reservations there are): the count must be the truth."""
-    item = UsageModel.get(*UsageModel.key(owner_id), consistent_read=True)
-    held = ReservationModel.query(UsageModel.key(owner_id)[0], ReservationModel.sk.startswith("reservation#"))
-    return int(item.pending_intents or 0), sum(1 for _ in held)
 
 
 # --- the write rate -------------------------------------------------------------------------------

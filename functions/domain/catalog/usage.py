@@ -12,7 +12,9 @@ the artist's ``usage#<userId>`` partition of the Artists table:
   bytes off ``reserved_bytes`` and adds the stored file's real size to ``used_bytes`` and to the
   track's ledger (``TrackUsageModel``). Renditions add their ``byteSize`` when they are stored.
 * **release**: a cancel, a rejection, a duplicate and the delete of a draft delete the reservation
-  in the same transaction that decides the intent. An expired intent (DynamoDB TTL deletes it some
+  in the same transaction that decides the intent; a version intent replaced by a newer one, in the
+  transaction that creates the newer one (``reserving(replacing=...)``: one update of the usage
+  item adds the new reservation and takes the old one off). An expired intent (DynamoDB TTL deletes it some
   day, unannounced) is released by ``reconcile``: before a refusal and on ``GET /v1/me/usage``,
   every reservation past its intent's TTL is released. So a reservation a crash left behind never
   refuses an intent, and the usage an artist reads never counts it.
@@ -112,93 +114,140 @@ def _default_quota() -> int:
 # --- reserve -----------------------------------------------------------------------------------
 
 
-def _fits(current: Allowance, requested: int) -> bool:
-    return (
-        current.pending_intents < settings().max_pending_intents
-        and current.used_bytes + current.reserved_bytes + requested <= current.quota_bytes
+@dataclass(frozen=True)
+class _Need:
+    """What an intent changes on the usage item: ``bytes`` more reserved (its reservation, less
+    what the intent it replaces gives back) and ``pending`` more pending intents (1, or 0 when the
+    replaced intent's slot passes to it). ``asked``: the intent's own bytes, as a refusal names them."""
+
+    bytes: int
+    pending: int
+    asked: int
+
+
+def _need(upload: UploadModel, replacing: UploadModel | None) -> _Need:
+    """``replacing``: the intent ``upload`` replaces, whose reservation is released with it."""
+    asked = int(upload.reserved_bytes or 0)
+    need = _Need(asked, int(bool(upload.counts_pending)), asked)
+    if replacing is None or replacing.reserved_bytes is None:
+        return need
+    return _Need(asked - int(replacing.reserved_bytes), need.pending - int(bool(replacing.counts_pending)), asked)
+
+
+def _fits(current: Allowance, need: _Need) -> bool:
+    return (need.pending <= 0 or current.pending_intents < settings().max_pending_intents) and (
+        current.used_bytes + current.reserved_bytes + need.bytes <= current.quota_bytes
     )
 
 
-def check(current: Allowance, requested: int) -> Allowance:
+def _check(current: Allowance, need: _Need) -> Allowance:
     """Refuses now what the usage read already refuses (no write is spent on it), after releasing
     expired reservations; the allowance to reserve under. The reservation's condition is the guard."""
-    if _fits(current, requested):
+    if _fits(current, need):
         return current
-    return after_refusal(current.owner_id, requested)
+    return _after_refusal(current.owner_id, need)
 
 
-def reserve(tx: writes.ConditionalTransaction, current: Allowance, upload: UploadModel) -> UsageModel:
-    """Adds the reservation of ``upload.reserved_bytes`` to ``tx`` (which saves the intent); returns
-    the usage item whose refusal (``tx.refused``) means the quota, not the intent, refused."""
-    requested = int(upload.reserved_bytes or 0)
+def reserve(
+    tx: writes.ConditionalTransaction,
+    current: Allowance,
+    upload: UploadModel,
+    *,
+    replacing: UploadModel | None = None,
+) -> tuple[UsageModel, ReservationModel | None]:
+    """Adds the reservation of ``upload.reserved_bytes`` to ``tx`` (which saves the intent) and,
+    given the pending intent it is ``replacing`` (which ``tx`` decides), the release of that one's
+    reservation: one update of the usage item does both (a transaction writes an item once).
+    Returns the usage item, whose refusal (``tx.refused``) means the quota, not the intent,
+    refused, and the replaced reservation (None: none is released), whose refusal means it was
+    released meanwhile (the replaced intent expired: ``reconcile``)."""
     tx.save(
         ReservationModel(
             *ReservationModel.key(current.owner_id, upload.upload_id),
             upload_id=upload.upload_id,
             intent=str(upload.intent),
-            byte_size=requested,
+            byte_size=int(upload.reserved_bytes or 0),
             expires_at=upload.expires_at_epoch,
-            counts_pending=True,
+            counts_pending=bool(upload.counts_pending),
         )
     )
+    released = None
+    if replacing is not None and replacing.reserved_bytes is not None:
+        released = _reservation(replacing)
+        tx.delete(released, condition=ReservationModel.pk.exists())
+    need = _need(upload, replacing)
     item = UsageModel(*usage_key(current.owner_id))
-    limit = current.quota_bytes - requested
-    room = UsageModel.committed_bytes.does_not_exist() | (UsageModel.committed_bytes <= limit)
-    # A count against a constant: however many intents race, at most ``max_pending_intents`` pass.
-    slot = UsageModel.pending_intents.does_not_exist() | (UsageModel.pending_intents < settings().max_pending_intents)
+    limit = current.quota_bytes - need.bytes
+    condition = UsageModel.committed_bytes.does_not_exist() | (UsageModel.committed_bytes <= limit)
     # The quota in force must still be the one read: an admin may have changed it since.
-    same_quota = (
+    condition &= (
         UsageModel.quota_bytes == current.quota_bytes if current.override else UsageModel.quota_bytes.does_not_exist()
     )
-    tx.update(
-        item,
-        [
-            UsageModel.reserved_bytes.add(requested),
-            UsageModel.committed_bytes.add(requested),
-            UsageModel.pending_intents.add(1),
-        ],
-        condition=room & same_quota & slot,
-    )
-    return item
+    if need.pending > 0:
+        # A count against a constant: however many intents race, at most ``max_pending_intents`` pass.
+        condition &= UsageModel.pending_intents.does_not_exist() | (
+            UsageModel.pending_intents < settings().max_pending_intents
+        )
+    actions = [UsageModel.reserved_bytes.add(need.bytes), UsageModel.committed_bytes.add(need.bytes)]
+    if need.pending:
+        actions.append(UsageModel.pending_intents.add(need.pending))
+    tx.update(item, actions, condition=condition)
+    return item, released
 
 
 def reserving(
-    current: Allowance, upload: UploadModel, write: Callable[[writes.ConditionalTransaction], None], **options: Any
+    current: Allowance,
+    upload: UploadModel,
+    write: Callable[[writes.ConditionalTransaction], None],
+    *,
+    replacing: UploadModel | None = None,
+    **options: Any,
 ) -> writes.ConditionalTransaction:
-    """Runs the transaction ``write`` builds with the intent's reservation in it. Refused by the
-    quota: expired reservations are released and it runs once more if the intent fits then, else
-    ``storage_quota_exceeded`` (or, past the pending intents' limit, ``too_many_pending_uploads``).
-    Any other refusal is left to the caller (``tx.committed``)."""
-    requested = int(upload.reserved_bytes or 0)
+    """Runs the transaction ``write`` builds with the intent's reservation in it and, given the
+    pending intent it is ``replacing`` (which ``write`` decides), the release of that one's
+    reservation. Refused by the quota: expired reservations are released and it runs once more if
+    the intent fits then, else ``storage_quota_exceeded`` (or, past the pending intents' limit,
+    ``too_many_pending_uploads``). A replaced reservation released meanwhile is not released
+    twice: it runs again without it. Any other refusal is left to the caller (``tx.committed``)."""
     # Set before ``write`` saves the intent: its settle or release then takes its count off.
     upload.counts_pending = True
-    current = check(current, requested)
-    for attempt in range(2):
+    held = replacing if replacing is not None and replacing.reserved_bytes is not None else None
+    current = _check(current, _need(upload, held))
+    rechecked = False
+    # At most three: the replaced reservation found released, then the quota checked once more.
+    for _ in range(3):
         with writes.conditional_transaction(**options) as tx:
             write(tx)
-            item = reserve(tx, current, upload)
-        if tx.committed or not tx.refused(item):
+            item, released = reserve(tx, current, upload, replacing=held)
+        if tx.committed:
             return tx
-        if attempt == 0:
-            current = after_refusal(current.owner_id, requested)
-    # Refused twice: whichever limit the item refuses it for now.
+        if released is not None and tx.refused(released):
+            held = None
+            continue
+        if not tx.refused(item):
+            return tx
+        if rechecked:
+            break
+        current = _after_refusal(current.owner_id, _need(upload, held))
+        rechecked = True
+    # Refused after the check: whichever limit the item refuses it for now.
     current = allowance(current.owner_id, _read(current.owner_id))
-    if current.pending_intents >= settings().max_pending_intents:
+    if _need(upload, held).pending > 0 and current.pending_intents >= settings().max_pending_intents:
         raise _too_many(current)
-    raise _exceeded(current.owner_id, requested, current)
+    raise _exceeded(current.owner_id, _need(upload, held).asked, current)
 
 
-def after_refusal(owner_id: str, requested: int) -> Allowance:
-    """The usage item refused an intent of ``requested`` bytes: expired reservations are released,
-    and the allowance read afterwards is returned if the intent fits now; else
+def _after_refusal(owner_id: str, need: _Need) -> Allowance:
+    """The usage item refused an intent needing ``need``: expired reservations are released, and
+    the allowance read afterwards is returned if the intent fits now; else
     ``too_many_pending_uploads`` or ``storage_quota_exceeded``."""
     reconcile(owner_id)
     current = allowance(owner_id, _read(owner_id))
-    if _fits(current, requested):
+    if _fits(current, need):
         return current
-    if current.pending_intents >= settings().max_pending_intents:
+    if need.pending > 0 and current.pending_intents >= settings().max_pending_intents:
         raise _too_many(current)
-    raise _exceeded(owner_id, requested, current)
+    raise _exceeded(owner_id, need.asked, current)
 
 
 def _too_many(current: Allowance) -> TooManyPendingUploads:
