@@ -191,7 +191,9 @@ class RateBucketModel(_BoundModel):
     """A caller's token bucket for write requests (``pk=rate#<userId>, sk=writes``), kept as the
     one number a token bucket reduces to: ``full_at_ms``, the time (epoch ms) at which the bucket is
     full again (GCRA's theoretical arrival time). Written only by ``functions.data.rate_buckets``'
-    conditional updates. One small item per caller who ever wrote; no TTL on the Artists table."""
+    conditional updates. Each update also sets ``expires_at_epoch`` (the Artists table's TTL) past
+    the time the bucket is full again, so DynamoDB deletes an idle caller's item; a bucket deleted
+    is a full one, so that changes nothing a caller sees."""
 
     class Meta(_Unbound):
         logical_name = "Artists"
@@ -204,6 +206,10 @@ class RateBucketModel(_BoundModel):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     full_at_ms = NumberAttribute(null=True)
+    # DynamoDB TTL (epoch seconds), at least ``rate_buckets.TTL_MARGIN_S`` after ``full_at_ms``. It
+    # is the Artists table's one TTL attribute (``functions.data.schema``): an item of that table
+    # with an attribute of this name is deleted once its time passes.
+    expires_at_epoch = _TTLAttribute(null=True)
 
     @staticmethod
     def key(user_id: str, bucket: str = WRITES) -> tuple[str, str]:
