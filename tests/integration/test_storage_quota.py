@@ -41,10 +41,11 @@ def rendition_bytes(track_id: str) -> int:
 
 
 def counted_pending(owner_id: str) -> tuple[int, int]:
-    """(the usage item's pending count, the reservations there are): the count must be the truth."""
+    """(the usage item's pending count, the audio intents' reservations there are): the count must
+    be the truth. (An image's or a document's reservation is no pending audio intent.)"""
     item = UsageModel.get(*UsageModel.key(owner_id), consistent_read=True)
     held = ReservationModel.query(UsageModel.key(owner_id)[0], ReservationModel.sk.startswith("reservation#"))
-    return int(item.pending_intents or 0), sum(1 for _ in held)
+    return int(item.pending_intents or 0), sum(1 for reservation in held if reservation.counts_pending is not False)
 
 
 def expire(upload: dict[str, Any], owner_id: str) -> None:

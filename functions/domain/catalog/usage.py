@@ -29,7 +29,13 @@ the transaction that deletes it. A refusal is told apart by reading the item aft
 Every step is a transaction that deletes or conditionally updates a ledger item: repeating one (a
 retried finalize, a second put event, a retried lane) changes nothing.
 
-What is counted: audio (originals, versions, renditions). Images and documents are not (yet).
+What is counted: audio (originals, versions, renditions), and images and documents (track
+artwork, album covers, track documents, and an uploaded image's rendered variants). An image or
+document intent reserves like an audio one but is no pending intent (``counts_pending=False``); its
+claim settles it on a ledger item of its own (``MediaUsageModel``, ``settle_media``), which the
+document's delete, a newer image, the image's removal and the delete of its track or album release
+(``releasing_media``, ``release_media_item``, ``release_target_media``). Not counted: a cover
+embedded in the audio and its variants.
 """
 
 from __future__ import annotations
@@ -39,7 +45,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.data import reads, writes
-from functions.data.models import ReservationModel, TrackModel, TrackUsageModel, UploadModel, UsageModel, utcnow
+from functions.data.models import (
+    AlbumModel,
+    MediaUsageModel,
+    ReservationModel,
+    TrackModel,
+    TrackUsageModel,
+    UploadModel,
+    UsageModel,
+    utcnow,
+)
 from functions.errors import StorageQuotaExceeded, TooManyPendingUploads
 from functions.observability import logger
 from functions.settings import settings
@@ -201,6 +216,7 @@ def reserving(
     write: Callable[[writes.ConditionalTransaction], None],
     *,
     replacing: UploadModel | None = None,
+    counts_pending: bool = True,
     **options: Any,
 ) -> writes.ConditionalTransaction:
     """Runs the transaction ``write`` builds with the intent's reservation in it and, given the
@@ -208,9 +224,10 @@ def reserving(
     reservation. Refused by the quota: expired reservations are released and it runs once more if
     the intent fits then, else ``storage_quota_exceeded`` (or, past the pending intents' limit,
     ``too_many_pending_uploads``). A replaced reservation released meanwhile is not released
-    twice: it runs again without it. Any other refusal is left to the caller (``tx.committed``)."""
+    twice: it runs again without it. Any other refusal is left to the caller (``tx.committed``).
+    ``counts_pending``: False for an image or a document, which is not a pending audio intent."""
     # Set before ``write`` saves the intent: its settle or release then takes its count off.
-    upload.counts_pending = True
+    upload.counts_pending = counts_pending
     held = replacing if replacing is not None and replacing.reserved_bytes is not None else None
     current = _check(current, _need(upload, held))
     rechecked = False
@@ -485,7 +502,149 @@ def _as_read(ledger: TrackUsageModel) -> Any:
     return condition
 
 
+# --- images and documents ------------------------------------------------------------------------
+
+
+def _target(upload: UploadModel) -> tuple[Any, str, str]:
+    """The model, key and sort key of the item an image or document belongs to (its track, or the
+    album of a cover)."""
+    if upload.album_id:
+        return AlbumModel, upload.album_id, AlbumModel.ALBUM_SK
+    return TrackModel, upload.track_id, TrackModel.TRACK_SK
+
+
+def settle_media(tx: writes.ConditionalTransaction, upload: UploadModel, stored_bytes: int) -> ReservationModel | None:
+    """Adds to ``tx`` (the claim of an image or document intent) the settlement of its reservation
+    at the stored file's size, on a ledger item of its own (``MediaUsageModel``), conditional on its
+    track or album still existing (that one's delete releases its ledger items: one written after
+    would outlive it). Returns the reservation, whose refusal means the intent expired and was
+    released meanwhile (None: it reserved nothing, as one made before images counted)."""
+    reserved = upload.reserved_bytes
+    reservation = None
+    if reserved is not None:
+        reservation = _reservation(upload)
+        tx.delete(reservation, condition=ReservationModel.pk.exists())
+    _usage_update(
+        tx,
+        upload.owner_id,
+        used=stored_bytes,
+        reserved=-int(reserved or 0),
+        pending=-1 if reserved is not None and upload.counts_pending else 0,
+    )
+    model, target_id, sort_key = _target(upload)
+    tx.save(
+        MediaUsageModel(
+            *MediaUsageModel.key(upload.owner_id, target_id, upload.upload_id),
+            intent=str(upload.intent),
+            byte_size=stored_bytes,
+        )
+    )
+    tx.condition_check(model, target_id, sort_key, condition=model.pk.exists())
+    return reservation
+
+
+def target_refused(tx: writes.ConditionalTransaction, upload: UploadModel) -> bool:
+    """True when ``tx`` (with ``settle_media``) was refused because the track or album is gone."""
+    model, target_id, sort_key = _target(upload)
+    return tx.refused((model, target_id, sort_key))
+
+
+def media_ledger(owner_id: str, target_id: str, upload_id: str) -> MediaUsageModel | None:
+    return reads.get_or_none(
+        MediaUsageModel, *MediaUsageModel.key(owner_id, target_id, upload_id), consistent_read=True
+    )
+
+
+def release_media(tx: writes.ConditionalTransaction, owner_id: str, ledger: MediaUsageModel) -> None:
+    """Adds to ``tx`` the release of what one image or document counts (as read: ``ledger``): its
+    ledger item is deleted under the condition that it is still there and holds what was read, so
+    two releases never take it off twice."""
+    tx.delete(ledger, condition=_media_as_read(ledger))
+    _usage_update(tx, owner_id, used=-ledger.total_bytes)
+
+
+def count_variants(
+    tx: writes.ConditionalTransaction, owner_id: str, ledger: MediaUsageModel, variant_bytes: int
+) -> None:
+    """Adds to ``tx`` (which stores an uploaded image's rendered variants) their bytes on the
+    image's ledger (as read), in place of what an earlier render of the same image counted."""
+    tx.update(ledger, [MediaUsageModel.variant_bytes.set(variant_bytes)], condition=_media_as_read(ledger))
+    _usage_update(tx, owner_id, used=variant_bytes - int(ledger.variant_bytes or 0))
+
+
+def releasing_media(
+    owner_id: str, target_id: str, upload_id: str, write: Callable[[writes.ConditionalTransaction], None]
+) -> writes.ConditionalTransaction:
+    """Runs the transaction ``write`` builds (which deletes or replaces the image or document of
+    ``upload_id``) with the release of what that file counts. A ledger that is not there (a file
+    stored before images counted) or changed meanwhile (released by another, or a variant counted)
+    is read again and the transaction runs again; ``tx.committed`` tells the rest."""
+    for _ in range(MAX_ATTEMPTS):
+        ledger = media_ledger(owner_id, target_id, upload_id)
+        with writes.conditional_transaction() as tx:
+            write(tx)
+            if ledger is not None:
+                release_media(tx, owner_id, ledger)
+        if tx.committed or ledger is None or not tx.refused(ledger):
+            return tx
+    return tx
+
+
+def release_media_item(owner_id: str, target_id: str, upload_id: str) -> None:
+    """Takes off what one image or document counts, once: for a file deleted on its own (an older
+    image a newer one beat, an image removed)."""
+    for _ in range(MAX_ATTEMPTS):
+        ledger = media_ledger(owner_id, target_id, upload_id)
+        if ledger is None:
+            return
+        with writes.conditional_transaction() as tx:
+            release_media(tx, owner_id, ledger)
+        if tx.committed:
+            return
+    logger.warning("media usage not released: its ledger kept changing", extra={"upload_id": upload_id})
+
+
+def release_target_media(owner_id: str, model: Any, target_id: str, sort_key: str, *, while_exists: bool) -> None:
+    """Takes off what every image and document of a track or album (``model``) counts, as
+    ``release_track`` does for its audio: ``while_exists``, only while its item is still there
+    (before it is deleted); otherwise once it is gone (what a claim counted in between)."""
+    prefix = MediaUsageModel.target_prefix(target_id)
+    target = model.pk.exists() if while_exists else model.pk.does_not_exist()
+    for raw in reads.partition(MediaUsageModel, usage_key(owner_id)[0], sort_key_prefix=prefix, consistent_read=True):
+        ledger: MediaUsageModel | None = MediaUsageModel.from_raw_data(raw)
+        for _ in range(MAX_ATTEMPTS):
+            if ledger is None:
+                break
+            with writes.conditional_transaction() as tx:
+                release_media(tx, owner_id, ledger)
+                tx.condition_check(model, target_id, sort_key, condition=target)
+            if tx.committed:
+                break
+            if tx.refused((model, target_id, sort_key)):
+                return
+            # Released by another meanwhile, or its variants counted: as it is now.
+            ledger = reads.get_or_none(MediaUsageModel, ledger.pk, ledger.sk, consistent_read=True)
+
+
+def _media_as_read(ledger: MediaUsageModel) -> Any:
+    variants = ledger.variant_bytes
+    return (
+        MediaUsageModel.pk.exists()
+        & (MediaUsageModel.byte_size == ledger.byte_size)
+        & (
+            MediaUsageModel.variant_bytes.does_not_exist()
+            if variants is None
+            else MediaUsageModel.variant_bytes == variants
+        )
+    )
+
+
 # --- reads and the admin's override ----------------------------------------------------------------
+
+
+def current(owner_id: str) -> Allowance:
+    """The quota an intent of the owner is held to, as stored now."""
+    return allowance(owner_id, _read(owner_id))
 
 
 def _read(owner_id: str) -> UsageModel | None:
@@ -497,11 +656,14 @@ def of(owner_id: str) -> Usage:
     reconcile(owner_id)
     item = _read(owner_id)
     current = allowance(owner_id, item)
+    # Audio intents (an image's or a document's reservation is marked ``counts_pending=False``;
+    # one made before the limit existed, unmarked, was an audio intent's).
     pending = sum(
         1
-        for _ in reads.partition(
+        for raw in reads.partition(
             ReservationModel, usage_key(owner_id)[0], sort_key_prefix=ReservationModel.SK_PREFIX, consistent_read=True
         )
+        if ReservationModel.from_raw_data(raw).counts_pending is not False
     )
     return Usage(
         used_bytes=current.used_bytes,
