@@ -152,6 +152,7 @@ class ReservationModel(_BoundModel):
     expires_at = UTCDateTimeAttribute()
     # True: the intent is one of ``UsageModel.pending_intents`` (absent on reservations made before
     # that limit existed, whose release must not take off what they never added).
+    # False: an image's or a document's, which reserves storage but is no pending audio intent.
     counts_pending = BooleanAttribute(null=True)
 
     @staticmethod
@@ -185,6 +186,42 @@ class TrackUsageModel(_BoundModel):
     @staticmethod
     def key(user_id: str, track_id: str) -> tuple[str, str]:
         return UsageModel.key(user_id)[0], f"{TrackUsageModel.SK_PREFIX}{track_id}"
+
+
+class MediaUsageModel(_BoundModel):
+    """What one stored image or document counts in its owner's usage (``pk=usage#<userId>,
+    sk=media#<targetId>#<uploadId>``, the target being the track or album it belongs to): the kept
+    file's bytes and, for an uploaded image, the variants rendered from it. Written by the
+    transaction that claims its intent, deleted (and its bytes taken off) by the one that deletes
+    the document, replaces or removes the image, or after its track or album is deleted: one Query
+    by the target's prefix finds them all."""
+
+    class Meta(_Unbound):
+        logical_name = "Artists"
+        settings_field = "artists_table"
+        shares_table_with = "ArtistModel"
+
+    SK_PREFIX = "media#"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    # The intent's kind (``track_artwork``, ``album_cover``, ``track_document``).
+    intent = UnicodeAttribute()
+    byte_size = NumberAttribute()
+    # An image's rendered variants, once stored (``functions.domain.catalog.usage.count_variants``).
+    variant_bytes = NumberAttribute(null=True)
+
+    @staticmethod
+    def key(user_id: str, target_id: str, upload_id: str) -> tuple[str, str]:
+        return UsageModel.key(user_id)[0], f"{MediaUsageModel.target_prefix(target_id)}{upload_id}"
+
+    @staticmethod
+    def target_prefix(target_id: str) -> str:
+        return f"{MediaUsageModel.SK_PREFIX}{target_id}#"
+
+    @property
+    def total_bytes(self) -> int:
+        return int(self.byte_size) + int(self.variant_bytes or 0)
 
 
 class RunsModel(_BoundModel):
@@ -262,7 +299,9 @@ class RateBucketModel(_BoundModel):
     """A caller's token bucket for write requests (``pk=rate#<userId>, sk=writes``), kept as the
     one number a token bucket reduces to: ``full_at_ms``, the time (epoch ms) at which the bucket is
     full again (GCRA's theoretical arrival time). Written only by ``functions.data.rate_buckets``'
-    conditional updates. One small item per caller who ever wrote; no TTL on the Artists table."""
+    conditional updates. Each update also sets ``expires_at_epoch`` (the Artists table's TTL) past
+    the time the bucket is full again, so DynamoDB deletes an idle caller's item; a bucket deleted
+    is a full one, so that changes nothing a caller sees."""
 
     class Meta(_Unbound):
         logical_name = "Artists"
@@ -275,6 +314,10 @@ class RateBucketModel(_BoundModel):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     full_at_ms = NumberAttribute(null=True)
+    # DynamoDB TTL (epoch seconds), at least ``rate_buckets.TTL_MARGIN_S`` after ``full_at_ms``. It
+    # is the Artists table's one TTL attribute (``functions.data.schema``): an item of that table
+    # with an attribute of this name is deleted once its time passes.
+    expires_at_epoch = _TTLAttribute(null=True)
 
     @staticmethod
     def key(user_id: str, bucket: str = WRITES) -> tuple[str, str]:
@@ -648,7 +691,7 @@ class UploadModel(_BoundModel):
     part_count = NumberAttribute(null=True)
     cancelled_at = UTCDateTimeAttribute(null=True)
     # The bytes this intent reserved of its owner's quota (its ``ReservationModel``); absent on
-    # intents that reserve nothing (images, documents) and on those made before quotas existed.
+    # intents made before quotas (for images and documents: before they counted) existed.
     reserved_bytes = NumberAttribute(null=True)
     # True: the intent is one of its owner's ``UsageModel.pending_intents`` until its reservation is
     # settled or released (absent on intents made before that limit existed).
@@ -938,6 +981,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     UsageModel,
     ReservationModel,
     TrackUsageModel,
+    MediaUsageModel,
     RunsModel,
     RunSlotModel,
     QueuedRunModel,

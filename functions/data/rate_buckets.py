@@ -20,6 +20,15 @@ further call). ``full_at`` only ever grows, so one request sends at most three u
 one. Concurrent requests never lose a token: each update is atomic and is judged against the value
 the other left (the draining update is an ADD, so racing requests on a draining bucket both succeed
 if both fit and never overwrite one another).
+
+**Expiry**: each update also sets the item's TTL (``expires_at_epoch``, epoch seconds) to
+``TTL_MARGIN_S`` after the bucket is full again, so DynamoDB deletes the item of a caller who stopped
+writing. A missing item is a full bucket (the idle update's ``attribute_not_exists``), and so is an
+item past that time that DynamoDB has not deleted yet (``full_at <= now``): deleting one changes no
+answer. The draining update cannot compute its new ``full_at`` in seconds (an update expression has
+no division), so it sets the TTL from the most its condition lets ``full_at`` become,
+``now + tolerance + interval``: never before the bucket is full again, at most a burst's refill
+later.
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ from functions.data.models import RateBucketModel, shared_connection
 
 # Idle guess, draining guess, idle again when another request moved the bucket in between.
 MAX_UPDATES = 3
+# How long after a bucket is full again DynamoDB may delete it: more than the clocks of two
+# instances ever differ, so no instance still sees the bucket draining when it goes.
+TTL_MARGIN_S = 3600
 
 
 @dataclass(frozen=True)
@@ -55,13 +67,16 @@ def take(
     stored: int | None = None
     for attempt in range(1, MAX_UPDATES + 1):
         if idle:
-            expression = "SET #f = :after_idle"
+            expression = "SET #f = :after_idle, #t = :expires"
             condition = "attribute_not_exists(#f) OR #f <= :now"
             values = {":after_idle": interval_ms + now_ms, ":now": now_ms}
+            full_by_ms = now_ms + interval_ms
         else:
-            expression = "SET #f = #f + :interval"
+            expression = "SET #f = #f + :interval, #t = :expires"
             condition = "#f > :now AND #f <= :latest"
             values = {":interval": interval_ms, ":now": now_ms, ":latest": now_ms + tolerance_ms}
+            full_by_ms = now_ms + tolerance_ms + interval_ms
+        values[":expires"] = expires_at(full_by_ms)
         ok, found = _update(pk, sk, expression, condition, values)
         if ok:
             assert found is not None
@@ -74,6 +89,11 @@ def take(
     return Taken(False, stored if stored is not None else now_ms, MAX_UPDATES)
 
 
+def expires_at(full_at_ms: int) -> int:
+    """The TTL (epoch seconds) of a bucket full again at ``full_at_ms`` (or earlier)."""
+    return -(-full_at_ms // 1000) + TTL_MARGIN_S
+
+
 def _update(pk: str, sk: str, expression: str, condition: str, values: dict[str, int]) -> tuple[bool, int | None]:
     """(True, full_at after) when the update happened; (False, full_at as stored, None if absent)."""
     client: Any = shared_connection().client
@@ -83,7 +103,10 @@ def _update(pk: str, sk: str, expression: str, condition: str, values: dict[str,
             Key={"pk": {"S": pk}, "sk": {"S": sk}},
             UpdateExpression=expression,
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#f": RateBucketModel.full_at_ms.attr_name},
+            ExpressionAttributeNames={
+                "#f": RateBucketModel.full_at_ms.attr_name,
+                "#t": RateBucketModel.expires_at_epoch.attr_name,
+            },
             ExpressionAttributeValues={name: {"N": str(value)} for name, value in values.items()},
             ReturnValues="UPDATED_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",

@@ -11,7 +11,7 @@ from typing import Any
 from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
-from functions.data.models import TABLE_MODELS
+from functions.data.models import ALL_MODELS, TABLE_MODELS
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,28 @@ def _keys(schema: Any) -> tuple[Key, Key | None]:
     return Key(by_role["HASH"], types[by_role["HASH"]]), (Key(sort, types[sort]) if sort else None)
 
 
+def _ttl_attribute(model: type[Model]) -> str | None:
+    """The table's TTL attribute: the ``TTLAttribute`` of ``model`` or of a model sharing its table
+    (``Meta.shares_table_with``). A table has one TTL attribute name, so its models must agree."""
+    sharing = [
+        model,
+        *(other for other in ALL_MODELS if getattr(other.Meta, "shares_table_with", None) == model.__name__),
+    ]
+    names = {
+        attribute.attr_name
+        for member in sharing
+        for attribute in member.get_attributes().values()
+        if isinstance(attribute, TTLAttribute)
+    }
+    if len(names) > 1:
+        table = model.Meta.logical_name  # type: ignore[attr-defined]
+        raise ValueError(f"the models of the {table} table name TTL attributes {sorted(names)}; a table has one")
+    return next(iter(names), None)
+
+
 def spec_for(model: type[Model]) -> TableSpec:
     partition, sort = _keys(model._get_schema())
-    ttl = next((a.attr_name for a in model.get_attributes().values() if isinstance(a, TTLAttribute)), None)
+    ttl = _ttl_attribute(model)
     indexes = []
     for index in model._indexes.values():
         index_schema = index._get_schema()

@@ -14,7 +14,7 @@ import pytest
 
 from functions import clients
 from functions.data import rate_buckets
-from functions.data.models import ReservationModel, UsageModel
+from functions.data.models import RateBucketModel
 from functions.domain import rate_limits
 from functions.domain.catalog import usage
 from functions.domain.intake import uploads
@@ -22,7 +22,7 @@ from functions.errors import TooManyPendingUploads
 from functions.settings import settings
 
 from .conftest import Stack, as_user
-from .test_storage_quota import expire, intent
+from .test_storage_quota import counted_pending, expire, intent
 from .test_workflow import upload_and_finalize
 
 
@@ -59,13 +59,6 @@ def configure(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
 def new_intent(stack: Stack, user: str, wav: Path) -> Any:
     body = {"fileName": wav.name, "contentType": "audio/wav", "byteSize": wav.stat().st_size}
     return stack.api.post("/v1/uploads", json=body, headers=as_user(user))
-
-
-def counted_pending(owner_id: str) -> tuple[int, int]:
-    """(the usage item's pending count, the reservations there are): the count must be the truth."""
-    item = UsageModel.get(*UsageModel.key(owner_id), consistent_read=True)
-    held = ReservationModel.query(UsageModel.key(owner_id)[0], ReservationModel.sk.startswith("reservation#"))
-    return int(item.pending_intents or 0), sum(1 for _ in held)
 
 
 # --- the write rate -------------------------------------------------------------------------------
@@ -199,6 +192,69 @@ def test_a_stale_guess_costs_one_more_update_never_a_wrong_answer(stack, configu
     # Long idle: a draining guess is refused, then the bucket starts over (no credit for idling)
     fourth = take(100_000, idle_guess=False)
     assert (fourth.allowed, fourth.updates, fourth.full_at_ms) == (True, 2, 101_000)
+
+
+def _stored_bucket(user: str) -> RateBucketModel:
+    return RateBucketModel.get(*RateBucketModel.key(user), consistent_read=True)
+
+
+def _expiry_s(user: str) -> int:
+    """The bucket item's TTL as stored (epoch seconds)."""
+    raw = _stored_bucket(user).expires_at_epoch
+    assert raw is not None
+    return int(raw.timestamp())
+
+
+def test_every_update_sets_the_buckets_expiry_past_the_moment_it_is_full_again(stack, configure):
+    # Given a bucket of 3 refilled at one every 2 s
+    configure(write_burst=3, write_rate_per_s=0.5)
+    bucket = rate_limits.write_bucket()
+    now_ms = 1_800_000_000_250
+
+    def take() -> rate_buckets.Taken:
+        return rate_buckets.take(
+            "idler", now_ms=now_ms, interval_ms=bucket.interval_ms, tolerance_ms=bucket.tolerance_ms
+        )
+
+    # When a first write takes a token (the idle update)
+    first = take()
+
+    # Then DynamoDB may delete the item a margin after the bucket is full again, not before
+    assert _expiry_s("idler") == -(-first.full_at_ms // 1000) + rate_buckets.TTL_MARGIN_S
+
+    # When more writes drain it (the draining update)
+    for _ in range(2):
+        last = take()
+    assert last.allowed
+
+    # Then the expiry moved along with it: never before the bucket is full again plus the margin,
+    # at most one burst's refill later
+    expiry_ms = _expiry_s("idler") * 1000
+    assert last.full_at_ms + rate_buckets.TTL_MARGIN_S * 1000 <= expiry_ms
+    assert expiry_ms <= now_ms + bucket.burst * bucket.interval_ms + (rate_buckets.TTL_MARGIN_S + 1) * 1000
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["still-stored", "deleted-by-ttl"])
+def test_a_bucket_past_its_expiry_is_a_full_one(stack, configure, deleted):
+    # Given a bucket of 3 that a caller emptied
+    configure(write_burst=3, write_rate_per_s=0.5)
+    bucket = rate_limits.write_bucket()
+
+    def take(now_ms: int) -> rate_buckets.Taken:
+        return rate_buckets.take(
+            "sleeper", now_ms=now_ms, interval_ms=bucket.interval_ms, tolerance_ms=bucket.tolerance_ms
+        )
+
+    start_ms = 1_800_000_000_000
+    assert [take(start_ms).allowed for _ in range(4)] == [True, True, True, False]
+
+    # When its expiry passes, and DynamoDB has deleted the item or not yet (TTL runs late)
+    expired_ms = _expiry_s("sleeper") * 1000
+    if deleted:
+        RateBucketModel(*RateBucketModel.key("sleeper")).delete()
+
+    # Then the caller has the whole burst again, and no more
+    assert [take(expired_ms).allowed for _ in range(4)] == [True, True, True, False]
 
 
 # --- pending intents --------------------------------------------------------------------------------

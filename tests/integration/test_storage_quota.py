@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from functions import ids
-from functions.data.models import ReservationModel, TrackModel, UploadModel, utcnow
-from functions.domain.catalog import usage
-from functions.domain.intake import uploads
+from functions.data.models import ReservationModel, TrackModel, UploadModel, UsageModel, utcnow
+from functions.domain.catalog import tracks, usage
+from functions.domain.intake import uploads, versions
 from functions.errors import StorageQuotaExceeded
 from functions.settings import settings
 
-from .conftest import Stack, as_user
-from .test_track_versions import until_version_settled, upload_version
+from .conftest import Stack, as_user, error_of
+from .test_track_versions import until_version_settled, upload_version, version_intent
 from .test_workflow import processed, upload_and_finalize
 
 
@@ -38,6 +38,14 @@ def intent(byte_size: int) -> uploads.NewUpload:
 def rendition_bytes(track_id: str) -> int:
     track = TrackModel.get(ids.parse("trk", track_id), TrackModel.TRACK_SK, consistent_read=True)
     return sum(int(rendition["byteSize"]) for rendition in track.rendition_map().values())
+
+
+def counted_pending(owner_id: str) -> tuple[int, int]:
+    """(the usage item's pending count, the audio intents' reservations there are): the count must
+    be the truth. (An image's or a document's reservation is no pending audio intent.)"""
+    item = UsageModel.get(*UsageModel.key(owner_id), consistent_read=True)
+    held = ReservationModel.query(UsageModel.key(owner_id)[0], ReservationModel.sk.startswith("reservation#"))
+    return int(item.pending_intents or 0), sum(1 for reservation in held if reservation.counts_pending is not False)
 
 
 def expire(upload: dict[str, Any], owner_id: str) -> None:
@@ -275,6 +283,77 @@ def test_a_new_version_replaces_the_old_versions_bytes(stack, artist, runner, wa
     # And deleting the track gives all of it back
     assert stack.api.delete(f"/v1/tracks/{upload['trackId']}", headers=as_user(artist)).status_code == 204
     assert my_usage(stack, artist)["usedBytes"] == 0
+
+
+def test_replacing_a_version_intent_releases_its_reservation_and_its_pending_slot(stack, artist, wav_3s, distinct_wav):
+    # Given a track and a version intent still awaiting its file
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    track_id = upload["trackId"]
+    used = my_usage(stack, artist)["usedBytes"]
+    first_file, second_file = distinct_wav(), distinct_wav()
+    second_file.write_bytes(second_file.read_bytes() + b"\0" * 1000)  # a size of its own
+    first = version_intent(stack, artist, track_id, first_file).json()
+
+    # When a newer intent replaces it
+    second = version_intent(stack, artist, track_id, second_file)
+    assert second.status_code == 201, second.text
+
+    # Then only the newer one's bytes are reserved, one intent is pending, and the replaced one can
+    # no longer be finalized (its file is refused as superseded)
+    current = my_usage(stack, artist)
+    assert (current["usedBytes"], current["reservedBytes"]) == (used, second_file.stat().st_size)
+    assert current["pendingIntents"] == 1
+    assert counted_pending(artist) == (1, 1)
+    assert stack.put(first["signedUrl"], first_file, content_type="audio/wav") == 200
+    refused = stack.api.post(first["finalizeUrl"], headers=as_user(artist))
+    assert error_of(refused) == (409, "version_superseded")
+    assert my_usage(stack, artist)["reservedBytes"] == second_file.stat().st_size
+
+
+def test_a_replaced_intent_whose_reservation_expired_is_not_released_twice(stack, artist, wav_3s, distinct_wav):
+    # Given a version intent past its TTL whose reservation was released (reconcile) meanwhile
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    stale = version_intent(stack, artist, upload["trackId"], distinct_wav()).json()
+    expire(stale, artist)
+    usage.reconcile(artist)
+    assert counted_pending(artist) == (0, 0)
+
+    # When a newer intent replaces it
+    newer_file = distinct_wav()
+    assert version_intent(stack, artist, upload["trackId"], newer_file).status_code == 201
+
+    # Then the newer one holds its own bytes and slot, and nothing was taken off twice
+    assert counted_pending(artist) == (1, 1)
+    assert _usage_item(artist).reserved_bytes == newer_file.stat().st_size
+
+
+def test_racing_version_intents_release_each_replaced_one_once(stack, artist, wav_3s, distinct_wav, monkeypatch):
+    # Given a track, and five version intents that all read it before any of them wrote (the
+    # worst of races: each first write is judged against a pending version that has moved on)
+    upload = upload_and_finalize(stack, artist, wav_3s)
+    track_id = ids.parse("trk", upload["trackId"])
+    before = tracks.get_owned(track_id, artist)
+    monkeypatch.setattr(tracks, "get_owned", lambda *_: before)
+    sizes = [path.stat().st_size + n for n, path in enumerate(distinct_wav() for _ in range(5))]
+
+    # When they race
+    def create(size: int) -> str:
+        spec = versions.FileSpec("take.wav", "audio/wav", size)
+        return versions.create(artist, track_id, spec).upload_id
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        created = list(pool.map(create, sizes))
+
+    # Then each got its intent, the one the track ends with is the only one still reserved, and
+    # every other was rejected as superseded with its bytes and slot given back once
+    pending = TrackModel.get(track_id, TrackModel.TRACK_SK, consistent_read=True).pending_version
+    assert pending is not None and pending["uploadId"] in created
+    assert counted_pending(artist) == (1, 1)
+    assert _usage_item(artist).reserved_bytes == int(pending["byteSize"])
+    decided = {upload_id: UploadModel.get(upload_id, consistent_read=True) for upload_id in created}
+    assert [decided[pending["uploadId"]].status] == ["pending"]
+    others = [upload for upload_id, upload in decided.items() if upload_id != pending["uploadId"]]
+    assert [(upload.status, upload.rejected_code) for upload in others] == [("rejected", "version_superseded")] * 4
 
 
 @pytest.mark.parametrize("read", ["default", "override"])

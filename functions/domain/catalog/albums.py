@@ -18,7 +18,7 @@ from typing import Any
 from functions import ids
 from functions.data import keys, reads, storage, writes
 from functions.data.models import AlbumModel, AlbumSlugModel, TrackModel, utcnow
-from functions.domain.catalog import album_membership, album_slugs, artists, listing, paging
+from functions.domain.catalog import album_membership, album_slugs, artists, listing, paging, usage
 from functions.errors import (
     AlbumChanged,
     AlbumNotFound,
@@ -380,6 +380,9 @@ def delete(owner_id: str, album_id: str, *, delete_track: Callable[[str], object
                 AlbumSlugModel(AlbumSlugModel.key(owner_id, slug), AlbumSlugModel.SLUG_SK),
                 AlbumSlugModel.album_id == album_id,
             )
+        # Its cover's bytes leave the owner's usage while the album is still there, as a track's
+        # do (``functions.domain.removal.deletion``).
+        usage.release_target_media(owner_id, AlbumModel, album_id, AlbumModel.ALBUM_SK, while_exists=True)
         with writes.conditional_transaction(conflicts=True) as tx:
             tx.delete(album, condition=AlbumModel.revision == album.revision)
             tx.delete(
@@ -388,6 +391,8 @@ def delete(owner_id: str, album_id: str, *, delete_track: Callable[[str], object
             )
         if not tx.committed:
             continue
+        # A cover claimed between the release and the delete.
+        usage.release_target_media(owner_id, AlbumModel, album_id, AlbumModel.ALBUM_SK, while_exists=False)
         # The album is gone, so no track can join it any more: its member items go after it (one
         # left behind by a crash here is never read, and removing its track deletes it).
         album_membership.drop_members(album_id)

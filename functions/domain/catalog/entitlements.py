@@ -51,7 +51,8 @@ def require_upload(user_id: str) -> None:
 
 
 def require_audio_upload(user_id: str) -> usage.Allowance:
-    """``require_upload``, and the storage quota an audio intent is held to, in one round trip."""
+    """``require_upload``, and the storage quota an intent is held to (audio, and the images and
+    documents that count in it too), in one round trip."""
     item, used = reads.get_many((EntitlementModel, user_id, None), (UsageModel, *UsageModel.key(user_id)))
     if not _entitlement(user_id, item if isinstance(item, EntitlementModel) else None).allowed:
         raise EntitlementRequired("Your account is not entitled to upload tracks.")

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 from functions.data import keys, storage, writes
 from functions.data.models import AlbumModel, TrackModel, utcnow
 from functions.domain import lifecycle
-from functions.domain.catalog import album_membership, albums, artists, listing, tracks
+from functions.domain.catalog import album_membership, albums, artists, listing, tracks, usage
 from functions.domain.catalog import tags as tag_names
 from functions.errors import (
     AlbumFull,
@@ -95,6 +95,9 @@ def update(track_id: str, owner_id: str, changes: TrackUpdate) -> TrackModel:
         image = current.image_source or {}
         if image.get("origin") == "upload" and image.get("key"):
             storage.delete(image["key"])
+            if image.get("uploadId"):
+                # The uploaded image (and its variants) no longer count in the owner's usage.
+                usage.release_media_item(owner_id, track_id, image["uploadId"])
     return updated
 
 

@@ -12,7 +12,9 @@ the artist's ``usage#<userId>`` partition of the Artists table:
   bytes off ``reserved_bytes`` and adds the stored file's real size to ``used_bytes`` and to the
   track's ledger (``TrackUsageModel``). Renditions add their ``byteSize`` when they are stored.
 * **release**: a cancel, a rejection, a duplicate and the delete of a draft delete the reservation
-  in the same transaction that decides the intent. An expired intent (DynamoDB TTL deletes it some
+  in the same transaction that decides the intent; a version intent replaced by a newer one, in the
+  transaction that creates the newer one (``reserving(replacing=...)``: one update of the usage
+  item adds the new reservation and takes the old one off). An expired intent (DynamoDB TTL deletes it some
   day, unannounced) is released by ``reconcile``: before a refusal and on ``GET /v1/me/usage``,
   every reservation past its intent's TTL is released. So a reservation a crash left behind never
   refuses an intent, and the usage an artist reads never counts it.
@@ -27,7 +29,13 @@ the transaction that deletes it. A refusal is told apart by reading the item aft
 Every step is a transaction that deletes or conditionally updates a ledger item: repeating one (a
 retried finalize, a second put event, a retried lane) changes nothing.
 
-What is counted: audio (originals, versions, renditions). Images and documents are not (yet).
+What is counted: audio (originals, versions, renditions), and images and documents (track
+artwork, album covers, track documents, and an uploaded image's rendered variants). An image or
+document intent reserves like an audio one but is no pending intent (``counts_pending=False``); its
+claim settles it on a ledger item of its own (``MediaUsageModel``, ``settle_media``), which the
+document's delete, a newer image, the image's removal and the delete of its track or album release
+(``releasing_media``, ``release_media_item``, ``release_target_media``). Not counted: a cover
+embedded in the audio and its variants.
 """
 
 from __future__ import annotations
@@ -37,7 +45,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.data import reads, writes
-from functions.data.models import ReservationModel, TrackModel, TrackUsageModel, UploadModel, UsageModel, utcnow
+from functions.data.models import (
+    AlbumModel,
+    MediaUsageModel,
+    ReservationModel,
+    TrackModel,
+    TrackUsageModel,
+    UploadModel,
+    UsageModel,
+    utcnow,
+)
 from functions.errors import StorageQuotaExceeded, TooManyPendingUploads
 from functions.observability import logger
 from functions.settings import settings
@@ -112,93 +129,142 @@ def _default_quota() -> int:
 # --- reserve -----------------------------------------------------------------------------------
 
 
-def _fits(current: Allowance, requested: int) -> bool:
-    return (
-        current.pending_intents < settings().max_pending_intents
-        and current.used_bytes + current.reserved_bytes + requested <= current.quota_bytes
+@dataclass(frozen=True)
+class _Need:
+    """What an intent changes on the usage item: ``bytes`` more reserved (its reservation, less
+    what the intent it replaces gives back) and ``pending`` more pending intents (1, or 0 when the
+    replaced intent's slot passes to it). ``asked``: the intent's own bytes, as a refusal names them."""
+
+    bytes: int
+    pending: int
+    asked: int
+
+
+def _need(upload: UploadModel, replacing: UploadModel | None) -> _Need:
+    """``replacing``: the intent ``upload`` replaces, whose reservation is released with it."""
+    asked = int(upload.reserved_bytes or 0)
+    need = _Need(asked, int(bool(upload.counts_pending)), asked)
+    if replacing is None or replacing.reserved_bytes is None:
+        return need
+    return _Need(asked - int(replacing.reserved_bytes), need.pending - int(bool(replacing.counts_pending)), asked)
+
+
+def _fits(current: Allowance, need: _Need) -> bool:
+    return (need.pending <= 0 or current.pending_intents < settings().max_pending_intents) and (
+        current.used_bytes + current.reserved_bytes + need.bytes <= current.quota_bytes
     )
 
 
-def check(current: Allowance, requested: int) -> Allowance:
+def _check(current: Allowance, need: _Need) -> Allowance:
     """Refuses now what the usage read already refuses (no write is spent on it), after releasing
     expired reservations; the allowance to reserve under. The reservation's condition is the guard."""
-    if _fits(current, requested):
+    if _fits(current, need):
         return current
-    return after_refusal(current.owner_id, requested)
+    return _after_refusal(current.owner_id, need)
 
 
-def reserve(tx: writes.ConditionalTransaction, current: Allowance, upload: UploadModel) -> UsageModel:
-    """Adds the reservation of ``upload.reserved_bytes`` to ``tx`` (which saves the intent); returns
-    the usage item whose refusal (``tx.refused``) means the quota, not the intent, refused."""
-    requested = int(upload.reserved_bytes or 0)
+def reserve(
+    tx: writes.ConditionalTransaction,
+    current: Allowance,
+    upload: UploadModel,
+    *,
+    replacing: UploadModel | None = None,
+) -> tuple[UsageModel, ReservationModel | None]:
+    """Adds the reservation of ``upload.reserved_bytes`` to ``tx`` (which saves the intent) and,
+    given the pending intent it is ``replacing`` (which ``tx`` decides), the release of that one's
+    reservation: one update of the usage item does both (a transaction writes an item once).
+    Returns the usage item, whose refusal (``tx.refused``) means the quota, not the intent,
+    refused, and the replaced reservation (None: none is released), whose refusal means it was
+    released meanwhile (the replaced intent expired: ``reconcile``)."""
     tx.save(
         ReservationModel(
             *ReservationModel.key(current.owner_id, upload.upload_id),
             upload_id=upload.upload_id,
             intent=str(upload.intent),
-            byte_size=requested,
+            byte_size=int(upload.reserved_bytes or 0),
             expires_at=upload.expires_at_epoch,
-            counts_pending=True,
+            counts_pending=bool(upload.counts_pending),
         )
     )
+    released = None
+    if replacing is not None and replacing.reserved_bytes is not None:
+        released = _reservation(replacing)
+        tx.delete(released, condition=ReservationModel.pk.exists())
+    need = _need(upload, replacing)
     item = UsageModel(*usage_key(current.owner_id))
-    limit = current.quota_bytes - requested
-    room = UsageModel.committed_bytes.does_not_exist() | (UsageModel.committed_bytes <= limit)
-    # A count against a constant: however many intents race, at most ``max_pending_intents`` pass.
-    slot = UsageModel.pending_intents.does_not_exist() | (UsageModel.pending_intents < settings().max_pending_intents)
+    limit = current.quota_bytes - need.bytes
+    condition = UsageModel.committed_bytes.does_not_exist() | (UsageModel.committed_bytes <= limit)
     # The quota in force must still be the one read: an admin may have changed it since.
-    same_quota = (
+    condition &= (
         UsageModel.quota_bytes == current.quota_bytes if current.override else UsageModel.quota_bytes.does_not_exist()
     )
-    tx.update(
-        item,
-        [
-            UsageModel.reserved_bytes.add(requested),
-            UsageModel.committed_bytes.add(requested),
-            UsageModel.pending_intents.add(1),
-        ],
-        condition=room & same_quota & slot,
-    )
-    return item
+    if need.pending > 0:
+        # A count against a constant: however many intents race, at most ``max_pending_intents`` pass.
+        condition &= UsageModel.pending_intents.does_not_exist() | (
+            UsageModel.pending_intents < settings().max_pending_intents
+        )
+    actions = [UsageModel.reserved_bytes.add(need.bytes), UsageModel.committed_bytes.add(need.bytes)]
+    if need.pending:
+        actions.append(UsageModel.pending_intents.add(need.pending))
+    tx.update(item, actions, condition=condition)
+    return item, released
 
 
 def reserving(
-    current: Allowance, upload: UploadModel, write: Callable[[writes.ConditionalTransaction], None], **options: Any
+    current: Allowance,
+    upload: UploadModel,
+    write: Callable[[writes.ConditionalTransaction], None],
+    *,
+    replacing: UploadModel | None = None,
+    counts_pending: bool = True,
+    **options: Any,
 ) -> writes.ConditionalTransaction:
-    """Runs the transaction ``write`` builds with the intent's reservation in it. Refused by the
-    quota: expired reservations are released and it runs once more if the intent fits then, else
-    ``storage_quota_exceeded`` (or, past the pending intents' limit, ``too_many_pending_uploads``).
-    Any other refusal is left to the caller (``tx.committed``)."""
-    requested = int(upload.reserved_bytes or 0)
+    """Runs the transaction ``write`` builds with the intent's reservation in it and, given the
+    pending intent it is ``replacing`` (which ``write`` decides), the release of that one's
+    reservation. Refused by the quota: expired reservations are released and it runs once more if
+    the intent fits then, else ``storage_quota_exceeded`` (or, past the pending intents' limit,
+    ``too_many_pending_uploads``). A replaced reservation released meanwhile is not released
+    twice: it runs again without it. Any other refusal is left to the caller (``tx.committed``).
+    ``counts_pending``: False for an image or a document, which is not a pending audio intent."""
     # Set before ``write`` saves the intent: its settle or release then takes its count off.
-    upload.counts_pending = True
-    current = check(current, requested)
-    for attempt in range(2):
+    upload.counts_pending = counts_pending
+    held = replacing if replacing is not None and replacing.reserved_bytes is not None else None
+    current = _check(current, _need(upload, held))
+    rechecked = False
+    # At most three: the replaced reservation found released, then the quota checked once more.
+    for _ in range(3):
         with writes.conditional_transaction(**options) as tx:
             write(tx)
-            item = reserve(tx, current, upload)
-        if tx.committed or not tx.refused(item):
+            item, released = reserve(tx, current, upload, replacing=held)
+        if tx.committed:
             return tx
-        if attempt == 0:
-            current = after_refusal(current.owner_id, requested)
-    # Refused twice: whichever limit the item refuses it for now.
+        if released is not None and tx.refused(released):
+            held = None
+            continue
+        if not tx.refused(item):
+            return tx
+        if rechecked:
+            break
+        current = _after_refusal(current.owner_id, _need(upload, held))
+        rechecked = True
+    # Refused after the check: whichever limit the item refuses it for now.
     current = allowance(current.owner_id, _read(current.owner_id))
-    if current.pending_intents >= settings().max_pending_intents:
+    if _need(upload, held).pending > 0 and current.pending_intents >= settings().max_pending_intents:
         raise _too_many(current)
-    raise _exceeded(current.owner_id, requested, current)
+    raise _exceeded(current.owner_id, _need(upload, held).asked, current)
 
 
-def after_refusal(owner_id: str, requested: int) -> Allowance:
-    """The usage item refused an intent of ``requested`` bytes: expired reservations are released,
-    and the allowance read afterwards is returned if the intent fits now; else
+def _after_refusal(owner_id: str, need: _Need) -> Allowance:
+    """The usage item refused an intent needing ``need``: expired reservations are released, and
+    the allowance read afterwards is returned if the intent fits now; else
     ``too_many_pending_uploads`` or ``storage_quota_exceeded``."""
     reconcile(owner_id)
     current = allowance(owner_id, _read(owner_id))
-    if _fits(current, requested):
+    if _fits(current, need):
         return current
-    if current.pending_intents >= settings().max_pending_intents:
+    if need.pending > 0 and current.pending_intents >= settings().max_pending_intents:
         raise _too_many(current)
-    raise _exceeded(owner_id, requested, current)
+    raise _exceeded(owner_id, need.asked, current)
 
 
 def _too_many(current: Allowance) -> TooManyPendingUploads:
@@ -444,7 +510,149 @@ def _as_read(ledger: TrackUsageModel) -> Any:
     return condition
 
 
+# --- images and documents ------------------------------------------------------------------------
+
+
+def _target(upload: UploadModel) -> tuple[Any, str, str]:
+    """The model, key and sort key of the item an image or document belongs to (its track, or the
+    album of a cover)."""
+    if upload.album_id:
+        return AlbumModel, upload.album_id, AlbumModel.ALBUM_SK
+    return TrackModel, upload.track_id, TrackModel.TRACK_SK
+
+
+def settle_media(tx: writes.ConditionalTransaction, upload: UploadModel, stored_bytes: int) -> ReservationModel | None:
+    """Adds to ``tx`` (the claim of an image or document intent) the settlement of its reservation
+    at the stored file's size, on a ledger item of its own (``MediaUsageModel``), conditional on its
+    track or album still existing (that one's delete releases its ledger items: one written after
+    would outlive it). Returns the reservation, whose refusal means the intent expired and was
+    released meanwhile (None: it reserved nothing, as one made before images counted)."""
+    reserved = upload.reserved_bytes
+    reservation = None
+    if reserved is not None:
+        reservation = _reservation(upload)
+        tx.delete(reservation, condition=ReservationModel.pk.exists())
+    _usage_update(
+        tx,
+        upload.owner_id,
+        used=stored_bytes,
+        reserved=-int(reserved or 0),
+        pending=-1 if reserved is not None and upload.counts_pending else 0,
+    )
+    model, target_id, sort_key = _target(upload)
+    tx.save(
+        MediaUsageModel(
+            *MediaUsageModel.key(upload.owner_id, target_id, upload.upload_id),
+            intent=str(upload.intent),
+            byte_size=stored_bytes,
+        )
+    )
+    tx.condition_check(model, target_id, sort_key, condition=model.pk.exists())
+    return reservation
+
+
+def target_refused(tx: writes.ConditionalTransaction, upload: UploadModel) -> bool:
+    """True when ``tx`` (with ``settle_media``) was refused because the track or album is gone."""
+    model, target_id, sort_key = _target(upload)
+    return tx.refused((model, target_id, sort_key))
+
+
+def media_ledger(owner_id: str, target_id: str, upload_id: str) -> MediaUsageModel | None:
+    return reads.get_or_none(
+        MediaUsageModel, *MediaUsageModel.key(owner_id, target_id, upload_id), consistent_read=True
+    )
+
+
+def release_media(tx: writes.ConditionalTransaction, owner_id: str, ledger: MediaUsageModel) -> None:
+    """Adds to ``tx`` the release of what one image or document counts (as read: ``ledger``): its
+    ledger item is deleted under the condition that it is still there and holds what was read, so
+    two releases never take it off twice."""
+    tx.delete(ledger, condition=_media_as_read(ledger))
+    _usage_update(tx, owner_id, used=-ledger.total_bytes)
+
+
+def count_variants(
+    tx: writes.ConditionalTransaction, owner_id: str, ledger: MediaUsageModel, variant_bytes: int
+) -> None:
+    """Adds to ``tx`` (which stores an uploaded image's rendered variants) their bytes on the
+    image's ledger (as read), in place of what an earlier render of the same image counted."""
+    tx.update(ledger, [MediaUsageModel.variant_bytes.set(variant_bytes)], condition=_media_as_read(ledger))
+    _usage_update(tx, owner_id, used=variant_bytes - int(ledger.variant_bytes or 0))
+
+
+def releasing_media(
+    owner_id: str, target_id: str, upload_id: str, write: Callable[[writes.ConditionalTransaction], None]
+) -> writes.ConditionalTransaction:
+    """Runs the transaction ``write`` builds (which deletes or replaces the image or document of
+    ``upload_id``) with the release of what that file counts. A ledger that is not there (a file
+    stored before images counted) or changed meanwhile (released by another, or a variant counted)
+    is read again and the transaction runs again; ``tx.committed`` tells the rest."""
+    for _ in range(MAX_ATTEMPTS):
+        ledger = media_ledger(owner_id, target_id, upload_id)
+        with writes.conditional_transaction() as tx:
+            write(tx)
+            if ledger is not None:
+                release_media(tx, owner_id, ledger)
+        if tx.committed or ledger is None or not tx.refused(ledger):
+            return tx
+    return tx
+
+
+def release_media_item(owner_id: str, target_id: str, upload_id: str) -> None:
+    """Takes off what one image or document counts, once: for a file deleted on its own (an older
+    image a newer one beat, an image removed)."""
+    for _ in range(MAX_ATTEMPTS):
+        ledger = media_ledger(owner_id, target_id, upload_id)
+        if ledger is None:
+            return
+        with writes.conditional_transaction() as tx:
+            release_media(tx, owner_id, ledger)
+        if tx.committed:
+            return
+    logger.warning("media usage not released: its ledger kept changing", extra={"upload_id": upload_id})
+
+
+def release_target_media(owner_id: str, model: Any, target_id: str, sort_key: str, *, while_exists: bool) -> None:
+    """Takes off what every image and document of a track or album (``model``) counts, as
+    ``release_track`` does for its audio: ``while_exists``, only while its item is still there
+    (before it is deleted); otherwise once it is gone (what a claim counted in between)."""
+    prefix = MediaUsageModel.target_prefix(target_id)
+    target = model.pk.exists() if while_exists else model.pk.does_not_exist()
+    for raw in reads.partition(MediaUsageModel, usage_key(owner_id)[0], sort_key_prefix=prefix, consistent_read=True):
+        ledger: MediaUsageModel | None = MediaUsageModel.from_raw_data(raw)
+        for _ in range(MAX_ATTEMPTS):
+            if ledger is None:
+                break
+            with writes.conditional_transaction() as tx:
+                release_media(tx, owner_id, ledger)
+                tx.condition_check(model, target_id, sort_key, condition=target)
+            if tx.committed:
+                break
+            if tx.refused((model, target_id, sort_key)):
+                return
+            # Released by another meanwhile, or its variants counted: as it is now.
+            ledger = reads.get_or_none(MediaUsageModel, ledger.pk, ledger.sk, consistent_read=True)
+
+
+def _media_as_read(ledger: MediaUsageModel) -> Any:
+    variants = ledger.variant_bytes
+    return (
+        MediaUsageModel.pk.exists()
+        & (MediaUsageModel.byte_size == ledger.byte_size)
+        & (
+            MediaUsageModel.variant_bytes.does_not_exist()
+            if variants is None
+            else MediaUsageModel.variant_bytes == variants
+        )
+    )
+
+
 # --- reads and the admin's override ----------------------------------------------------------------
+
+
+def current(owner_id: str) -> Allowance:
+    """The quota an intent of the owner is held to, as stored now."""
+    return allowance(owner_id, _read(owner_id))
 
 
 def _read(owner_id: str) -> UsageModel | None:
@@ -456,11 +664,14 @@ def of(owner_id: str) -> Usage:
     reconcile(owner_id)
     item = _read(owner_id)
     current = allowance(owner_id, item)
+    # Audio intents (an image's or a document's reservation is marked ``counts_pending=False``;
+    # one made before the limit existed, unmarked, was an audio intent's).
     pending = sum(
         1
-        for _ in reads.partition(
+        for raw in reads.partition(
             ReservationModel, usage_key(owner_id)[0], sort_key_prefix=ReservationModel.SK_PREFIX, consistent_read=True
         )
+        if ReservationModel.from_raw_data(raw).counts_pending is not False
     )
     return Usage(
         used_bytes=current.used_bytes,

@@ -1,21 +1,23 @@
 """Finalizing an image or a document (track artwork, an album cover, a track document): by its put
-event only. The file is verified and kept, a document is recorded, the claim picks one winner, and
-an image is adopted (the newest finalized wins) and rendered by the workflow's ``artwork`` or
-``album_cover`` run.
+event only. The file is verified and kept, a document is recorded, the claim picks one winner and
+counts the stored file in its owner's usage, and an image is adopted (the newest finalized wins)
+and rendered by the workflow's ``artwork`` or ``album_cover`` run.
 """
 
 from __future__ import annotations
 
-from functions.data import storage
+from functions.data import storage, writes
 from functions.data.models import UploadModel
-from functions.domain.catalog import tracks
+from functions.domain.catalog import tracks, usage
 from functions.domain.intake import executions, media_uploads, uploads
 from functions.domain.intake import finalize_steps as steps
 from functions.errors import (
     AlbumNotFound,
     DocumentLimitReached,
+    TrackDeleted,
     TrackNotFound,
     UploadAssetInvalid,
+    UploadExpired,
     UploadIntentNotFound,
 )
 from functions.observability import logger
@@ -31,16 +33,18 @@ def finalize(upload: UploadModel, request: steps.Request) -> steps.Outcome:
 
 def _finalize(upload: UploadModel) -> steps.Outcome:
     """The put event of an image or a document. The claim (pending -> finalized) is the one
-    winner, as for an original; a document is recorded before it (that write is conditional on
-    its own id, so a repeat is harmless) so that a full track rejects the upload instead."""
-    if upload.status == "pending" and steps.verify_and_keep(upload) is not None:
+    winner, as for an original, and settles the intent's reservation at the stored size; a
+    document is recorded before it (that write is conditional on its own id, so a repeat is
+    harmless) so that a full track rejects the upload instead."""
+    kept = steps.verify_and_keep(upload) if upload.status == "pending" else None
+    if kept is not None:
         if upload.intent == media_uploads.TRACK_DOCUMENT:
             try:
                 media_uploads.record_document(upload)
             except (DocumentLimitReached, TrackNotFound) as refused:
                 steps.reject(upload, refused.message, refused.code)
                 raise
-        if steps.claim(upload, "s3_event"):
+        if _claim_settling(upload, kept.size):
             outcome = _apply_media(upload)
             storage.delete(upload.object_key)
             return outcome
@@ -55,6 +59,31 @@ def _finalize(upload: UploadModel) -> steps.Outcome:
         # idempotent, and the execution is named after the upload).
         return _apply_media(upload)
     return steps.Outcome("already_finalized", upload, (), None)
+
+
+def _claim_settling(upload: UploadModel, stored_bytes: int) -> bool:
+    """The claim, with the intent's reservation settled at the stored size on the file's own
+    ledger item (``usage.settle_media``), in one transaction. False when another delivery decided
+    the intent. Raises UploadExpired when the intent expired and its reservation was released
+    meanwhile, and TrackNotFound or AlbumNotFound (the intent rejected, its reservation released)
+    when the track or album it is for was deleted."""
+    with writes.conditional_transaction() as tx:
+        tx.assign(upload, steps.claim_assignments("s3_event"), condition=steps.CLAIMABLE)
+        reservation = usage.settle_media(tx, upload, stored_bytes)
+    if tx.committed:
+        return True
+    if tx.refused(upload):
+        return False
+    if reservation is not None and tx.refused(reservation):
+        if upload.intent == media_uploads.TRACK_DOCUMENT:
+            media_uploads.forget_document(upload)
+        storage.delete(uploads.kept_key(upload))
+        raise UploadExpired("This upload intent expired; create a new one.")
+    gone: TrackNotFound | AlbumNotFound = (
+        AlbumNotFound("The album was deleted.") if upload.album_id else TrackDeleted("The track was deleted.")
+    )
+    steps.reject(upload, gone.message, gone.code)
+    raise gone
 
 
 def _apply_media(upload: UploadModel) -> steps.Outcome:
@@ -74,7 +103,8 @@ def _apply_media(upload: UploadModel) -> steps.Outcome:
         logger.info("image for a deleted item dropped", extra={"upload_id": upload.upload_id, "code": gone.code})
         raise
     if not adopted:
-        # A newer upload is the image already: this one will never be rendered.
+        # A newer upload is the image already: this one will never be rendered, nor count.
+        usage.release_media_item(upload.owner_id, upload.track_id, upload.upload_id)
         storage.delete(uploads.kept_key(upload))
         logger.info("older image upload superseded", extra={"upload_id": upload.upload_id})
         return steps.Outcome("finalized", upload, (), None)

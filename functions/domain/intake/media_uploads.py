@@ -11,12 +11,18 @@ stored object against the intent and then, by the intent's kind:
   the album's ``artwork``, bumping its ``revision``;
 * ``track_document``: the document is recorded on the track (at most ``MAX_DOCUMENTS``).
 
+Each counts in its owner's storage quota (``functions.domain.catalog.usage``): the intent reserves
+its declared size in the transaction that saves it, the claim settles it at the stored size, a
+rendered image's variants add theirs, and deleting the document or replacing the image (in the
+transaction that does it) gives the bytes back.
+
 This module holds the domain side; ``functions.domain.intake.finalize`` orchestrates the put event and
 ``functions.domain.processing.steps`` renders the images.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +32,7 @@ from pynamodb.expressions.condition import size
 from functions import ids
 from functions.data import keys, reads, storage, writes
 from functions.data.models import AlbumModel, TrackModel, UploadModel, utcnow
-from functions.domain.catalog import albums, entitlements, tracks
+from functions.domain.catalog import albums, entitlements, tracks, usage
 from functions.domain.intake import media_types, uploads
 from functions.errors import (
     AlbumNotFound,
@@ -38,6 +44,7 @@ from functions.errors import (
     TrackDeleted,
     UnsupportedMediaType,
 )
+from functions.observability import logger
 from functions.settings import settings
 
 MAX_DOCUMENTS = 20
@@ -117,37 +124,44 @@ def validate(intent: str, spec: FileSpec) -> str:
 def create_track_artwork(owner_id: str, track_id: str, spec: FileSpec) -> CreatedMediaUpload:
     extension = validate(TRACK_ARTWORK, spec)
     tracks.get_owned(track_id, owner_id)
-    entitlements.require_upload(owner_id)
-    return _create(TRACK_ARTWORK, owner_id, track_id, spec, extension)
+    allowance = entitlements.require_audio_upload(owner_id)
+    return _create(TRACK_ARTWORK, allowance, track_id, spec, extension)
 
 
 def create_album_cover(owner_id: str, album_id: str, spec: FileSpec) -> CreatedMediaUpload:
     extension = validate(ALBUM_COVER, spec)
     albums.get_owned(album_id, owner_id)
-    entitlements.require_upload(owner_id)
-    return _create(ALBUM_COVER, owner_id, album_id, spec, extension, album_id=album_id)
+    allowance = entitlements.require_audio_upload(owner_id)
+    return _create(ALBUM_COVER, allowance, album_id, spec, extension, album_id=album_id)
 
 
 def create_document(owner_id: str, track_id: str, spec: FileSpec) -> CreatedMediaUpload:
     extension = validate(TRACK_DOCUMENT, spec)
     track = tracks.get_owned(track_id, owner_id)
-    entitlements.require_upload(owner_id)
+    allowance = entitlements.require_audio_upload(owner_id)
     # Refused early when the track is already full; the put event's conditional write is the guard.
     if len(stored_documents(track)) >= MAX_DOCUMENTS:
         raise DocumentLimitReached(f"A track holds at most {MAX_DOCUMENTS} documents; delete one first.")
-    return _create(TRACK_DOCUMENT, owner_id, track_id, spec, extension)
+    return _create(TRACK_DOCUMENT, allowance, track_id, spec, extension)
 
 
 def _create(
-    intent: str, owner_id: str, target_id: str, spec: FileSpec, extension: str, *, album_id: str | None = None
+    intent: str,
+    allowance: usage.Allowance,
+    target_id: str,
+    spec: FileSpec,
+    extension: str,
+    *,
+    album_id: str | None = None,
 ) -> CreatedMediaUpload:
+    owner_id = allowance.owner_id
     current = settings()
     upload_id, asset_id = ids.new_id(), ids.new_id()
     now = utcnow()
     url_expires_at = now + timedelta(seconds=current.upload_url_ttl_s)
     content_type = media_types.normalized_content_type(spec.content_type)
     object_key = keys.media_upload(upload_id, KINDS[intent].object_name, extension)
-    uploads.pending_intent(
+    upload = uploads.pending_intent(
         upload_id,
         owner_id=owner_id,
         track_id=target_id,
@@ -160,7 +174,18 @@ def _create(
         now=now,
         expires_at=url_expires_at,
         album_id=album_id,
-    ).save(condition=UploadModel.upload_id.does_not_exist())
+        # Held of the owner's storage quota until finalized or released, like audio; but it is no
+        # pending audio intent (functions.domain.catalog.usage).
+        reserved_bytes=spec.byte_size,
+    )
+
+    def write(tx: writes.ConditionalTransaction) -> None:
+        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
+
+    # The intent and its reservation: both, or neither (storage_quota_exceeded).
+    tx = usage.reserving(allowance, upload, write, counts_pending=False)
+    if not tx.committed:
+        tx.raise_refusal()  # a fresh id: only a failure could refuse it
     signed = storage.presign_put(
         object_key, content_type=content_type, content_length=spec.byte_size, expires_in=current.upload_url_ttl_s
     )
@@ -203,7 +228,8 @@ def adopt_album_cover(upload: UploadModel) -> bool:
 
 def _adopt(model: Any, key: tuple[str, str], source: dict[str, str], gone: type[Exception]) -> bool:
     """A compare-and-set on ``image_source``: the write holds only if the source read is still
-    there, so a concurrent offer (an embedded cover, another upload, a removal) is never lost."""
+    there, so a concurrent offer (an embedded cover, another upload, a removal) is never lost. An
+    uploaded image it replaces stops counting in the owner's usage in the same transaction."""
     for _ in range(MAX_ATTEMPTS):
         item = reads.get_or_none(model, *key, consistent_read=True)
         if item is None:
@@ -214,9 +240,15 @@ def _adopt(model: Any, key: tuple[str, str], source: dict[str, str], gone: type[
         if current and _is_newer(current, source):
             return False
         unchanged = model.image_source == current if current else model.image_source.does_not_exist()
-        if not writes.update_if(
-            item, [model.image_source.set(source), model.updated_at.set(utcnow())], model.pk.exists() & unchanged
-        ):
+        actions = [model.image_source.set(source), model.updated_at.set(utcnow())]
+        condition = model.pk.exists() & unchanged
+        replaced = (current or {}).get("uploadId") if (current or {}).get("origin") == "upload" else None
+        if replaced:
+            write = _update_in(item, actions, condition)
+            adopted = usage.releasing_media(item.owner_id, key[0], replaced, write).committed
+        else:
+            adopted = writes.update_if(item, actions, condition)
+        if not adopted:
             continue
         if current and current.get("origin") == "upload" and current.get("key"):
             # The image it replaced was uploaded too: nothing renders it any more. (An embedded
@@ -226,13 +258,22 @@ def _adopt(model: Any, key: tuple[str, str], source: dict[str, str], gone: type[
     raise ConcurrentUpdate("The image kept changing while it was being replaced; upload it again.")
 
 
-def store_track_artwork(track_id: str, source: dict[str, Any], record: dict[str, Any]) -> bool:
+def _update_in(item: Any, actions: list[Any], condition: Any) -> Callable[[writes.ConditionalTransaction], None]:
+    """What adds the update of ``item`` to a transaction."""
+    return lambda tx: tx.update(item, actions, condition=condition)
+
+
+def store_track_artwork(track_id: str, source: dict[str, Any], record: dict[str, Any], *, owner_id: str) -> bool:
     """Writes the rendered artwork if ``source`` is still the track's image (a render of a
-    replaced or removed image must not overwrite the newer one). Raises TrackDeleted."""
-    if not writes.update_if(
+    replaced or removed image must not overwrite the newer one), and counts its variants with an
+    uploaded image's bytes. Raises TrackDeleted."""
+    if not _store_rendered(
+        owner_id,
         TrackModel(track_id, TrackModel.TRACK_SK),
-        [TrackModel.artwork.set(record), TrackModel.updated_at.set(utcnow())],
-        TrackModel.pk.exists() & (TrackModel.image_source == source),
+        source,
+        record,
+        actions=[TrackModel.artwork.set(record), TrackModel.updated_at.set(utcnow())],
+        condition=TrackModel.pk.exists() & (TrackModel.image_source == source),
     ):
         if tracks.find(track_id) is None:
             raise TrackDeleted("The track was deleted.", trackId=track_id)
@@ -240,18 +281,47 @@ def store_track_artwork(track_id: str, source: dict[str, Any], record: dict[str,
     return True
 
 
+def _store_rendered(
+    owner_id: str, item: Any, source: dict[str, Any], record: dict[str, Any], *, actions: list[Any], condition: Any
+) -> bool:
+    """The write of a rendered image (``actions`` on ``item``, under ``condition``: the image is
+    still the one rendered) with, for an uploaded image that counts in its owner's usage, its
+    variants' bytes on the image's ledger (``usage.count_variants``, replacing what an earlier
+    render of the same image counted). False when ``condition`` refused it."""
+    uploaded = source.get("uploadId") if source.get("origin") == "upload" else None
+    variant_bytes = sum(int(variant.get("byteSize") or 0) for variant in record.get("variants", []))
+    for _ in range(MAX_ATTEMPTS):
+        ledger = usage.media_ledger(owner_id, item.pk, uploaded) if uploaded else None
+        if ledger is None:  # an embedded cover, or an image stored before images counted
+            return writes.update_if(item, actions, condition)
+        with writes.conditional_transaction() as tx:
+            tx.update(item, actions, condition=condition)
+            usage.count_variants(tx, owner_id, ledger, variant_bytes)
+        if tx.committed:
+            return True
+        if tx.refused(item):
+            return False
+        # The ledger changed under it (released by a newer image, or another render counted).
+    logger.warning("rendered variants not counted: the image's ledger kept changing", extra={"upload_id": uploaded})
+    return writes.update_if(item, actions, condition)
+
+
 def image_replaced(track_id: str, source: dict[str, Any]) -> bool:
     track = tracks.find(track_id)
     return track is None or track.image_source != source
 
 
-def store_album_cover(album_id: str, source: dict[str, Any], record: dict[str, Any]) -> bool:
+def store_album_cover(album_id: str, source: dict[str, Any], record: dict[str, Any], *, owner_id: str) -> bool:
     """Writes the rendered cover and bumps the album's revision (so its ETag changes) if ``source``
-    is still the album's cover image; False when it was replaced or the album deleted."""
-    return writes.update_if(
+    is still the album's cover image, and counts its variants with the cover's bytes; False when it
+    was replaced or the album deleted."""
+    return _store_rendered(
+        owner_id,
         AlbumModel(album_id, AlbumModel.ALBUM_SK),
-        [AlbumModel.artwork.set(record), AlbumModel.revision.add(1), AlbumModel.updated_at.set(utcnow())],
-        AlbumModel.pk.exists() & (AlbumModel.image_source == source),
+        source,
+        record,
+        actions=[AlbumModel.artwork.set(record), AlbumModel.revision.add(1), AlbumModel.updated_at.set(utcnow())],
+        condition=AlbumModel.pk.exists() & (AlbumModel.image_source == source),
     )
 
 
@@ -266,6 +336,7 @@ class Document:
     byte_size: int
     created_at: str
     key: str
+    upload_id: str
 
 
 def stored_documents(track: TrackModel) -> dict[str, dict[str, Any]]:
@@ -281,6 +352,7 @@ def _document(document_id: str, data: dict[str, Any]) -> Document:
         byte_size=int(data["byteSize"]),
         created_at=str(data["createdAt"]),
         key=str(data["key"]),
+        upload_id=str(data["uploadId"]),
     )
 
 
@@ -333,15 +405,28 @@ def record_document(upload: UploadModel) -> None:
     raise DocumentLimitReached(f"A track holds at most {MAX_DOCUMENTS} documents; delete one and upload again.")
 
 
+def forget_document(upload: UploadModel) -> None:
+    """Takes back the document ``record_document`` recorded for an upload whose claim then found
+    the intent expired (it is not stored, and counts nothing)."""
+    path: Any = TrackModel.documents[upload.asset_id]  # type: ignore[index]
+    writes.update_if(
+        TrackModel(upload.track_id, TrackModel.TRACK_SK),
+        [path.remove()],
+        TrackModel.pk.exists() & (path["uploadId"] == upload.upload_id),
+    )
+
+
 def delete_document(owner_id: str, track_id: str, document_id: str) -> None:
     """Removes the document from the track (conditional on it being there: a second DELETE is
-    'not found'), then its object."""
+    'not found') and takes its bytes off the owner's usage in the same transaction, then deletes
+    its object."""
     document = get_document(owner_id, track_id, document_id)
     path: Any = TrackModel.documents[document_id]  # type: ignore[index]
-    if not writes.update_if(
-        TrackModel(track_id, TrackModel.TRACK_SK),
-        [path.remove(), TrackModel.updated_at.set(utcnow())],
-        TrackModel.pk.exists() & path.exists(),
-    ):
+    track = TrackModel(track_id, TrackModel.TRACK_SK)
+
+    def write(tx: writes.ConditionalTransaction) -> None:
+        tx.update(track, [path.remove(), TrackModel.updated_at.set(utcnow())], TrackModel.pk.exists() & path.exists())
+
+    if not usage.releasing_media(owner_id, track_id, document.upload_id, write).committed:
         raise DocumentNotFound("No such document on this track.")
     storage.delete(document.key)

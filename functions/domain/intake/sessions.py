@@ -34,13 +34,14 @@ from pynamodb.expressions.condition import size
 from functions import ids
 from functions.data import keys, reads, storage, writes
 from functions.data.models import TrackModel, UploadModel, UploadSessionModel, utcnow
-from functions.domain.catalog import albums, entitlements, tracks
+from functions.domain.catalog import albums, entitlements, tracks, usage
 from functions.domain.intake import media_types, media_uploads, uploads
 from functions.errors import (
     AlbumNotFound,
     CollectionNotFound,
     InvalidUpload,
     MetadataTooLarge,
+    StorageQuotaExceeded,
     UploadSessionExpired,
     UploadSessionFull,
     UploadSessionNotFound,
@@ -331,7 +332,13 @@ def add_track(
         TrackModel.upload_session_id.set(session_id(session)),
         *([TrackModel.track_number.set(number)] if number is not None else []),
     )
-    cover_upload_id, cover = _cover_intent(owner_id, created.track_id)
+    try:
+        cover_upload_id, cover = _cover_intent(owner_id, created.track_id)
+    except StorageQuotaExceeded:
+        # No room for the cover's reservation: the track is not added, so neither is its audio
+        # intent (cancelled, its reservation released, its draft deleted).
+        uploads.cancel(owner_id, created.upload_id)
+        raise
 
     entry = SessionTrack(
         track_id=created.track_id,
@@ -375,14 +382,17 @@ def _cover_intent(owner_id: str, track_id: str) -> tuple[str, Presigned]:
     """The cover's artwork intent: an ``UploadModel`` of intent ``track_artwork``, like those of
     ``POST /v1/tracks/{trackId}/artwork/uploads``, so its put event runs the same finalize (the image
     becomes the track's source, the artwork lane renders it). Signed as a POST: the policy bounds
-    size and type, and finalize settles the intent on the stored object within the same bounds."""
+    size and type, and finalize settles the intent on the stored object within the same bounds.
+    Like the track's audio, which declares no size either, it reserves the most it may be (the
+    image cap) of the owner's storage quota until its file is stored; it is no pending audio
+    intent."""
     current = settings()
     upload_id, asset_id = ids.new_id(), ids.new_id()
     now = utcnow()
     expires_at = now + timedelta(seconds=current.upload_url_ttl_s)
     kind = media_uploads.KINDS[media_uploads.TRACK_ARTWORK]
     object_key = keys.posted_upload(upload_id, kind.object_name)
-    uploads.pending_intent(
+    upload = uploads.pending_intent(
         upload_id,
         owner_id=owner_id,
         track_id=track_id,
@@ -395,7 +405,15 @@ def _cover_intent(owner_id: str, track_id: str) -> tuple[str, Presigned]:
         now=now,
         expires_at=expires_at,
         declared_bounds={"maxBytes": kind.max_bytes, "contentTypePrefix": COVER_CONTENT_TYPE_PREFIX},
-    ).save(condition=UploadModel.upload_id.does_not_exist())
+        reserved_bytes=kind.max_bytes,
+    )
+
+    def write(tx: writes.ConditionalTransaction) -> None:
+        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
+
+    tx = usage.reserving(usage.current(owner_id), upload, write, counts_pending=False)
+    if not tx.committed:
+        tx.raise_refusal()  # a fresh id: only a failure could refuse it
     post = storage.presign_post(
         object_key,
         max_bytes=kind.max_bytes,

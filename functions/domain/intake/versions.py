@@ -4,8 +4,9 @@ intent, ``POST /v1/tracks/{trackId}/versions/uploads``), processed beside the ve
 The life of a version, all of it on the track item's ``pending_version`` map:
 
 * ``awaiting_upload``: the intent exists (an ``UploadModel`` with intent ``track_version`` and a
-  presigned PUT under ``uploads/``). A newer intent replaces it; the replaced one's file is then
-  refused at finalize (``version_superseded``) and deleted.
+  presigned PUT under ``uploads/``). A newer intent replaces it: in the same transaction the
+  replaced intent is rejected as ``version_superseded`` (what its finalize answers from then on;
+  its file is deleted) and its storage reservation and pending-intent slot are released.
 * ``processing``: finalized (by its put event or the explicit finalize, as an original), the
   workflow runs the same lanes with ``"version": <uploadId>`` in its input. Lanes store their files
   under the version's own prefix (``keys.version_prefix``) and their results in
@@ -40,6 +41,7 @@ from functions.domain import lifecycle
 from functions.domain.catalog import embeddings, entitlements, listing, tracks, usage
 from functions.domain.intake import duplicates, media_types
 from functions.errors import (
+    ConcurrentUpdate,
     EmptyFile,
     FileTooLarge,
     TrackDeleted,
@@ -192,25 +194,26 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
         "byteSize": spec.byte_size,
         "originalKey": object_key,
     }
-    # An intent awaiting its file or a failed version is replaced; one being processed is not.
-    replaceable = _pending.does_not_exist() | (_pending["status"] != PROCESSING)
-
-    def write(tx: writes.ConditionalTransaction) -> None:
-        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
-        tx.update(
-            TrackModel(track_id, TrackModel.TRACK_SK),
-            actions=[_pending.set(entry), TrackModel.updated_at.set(now)],
-            condition=TrackModel.pk.exists() & (TrackModel.owner_id == owner_id) & replaceable,
-        )
-
-    tx = usage.reserving(allowance, upload, write, conflicts=True)
-    if not tx.committed:
-        if tracks.find(track_id) is None:
-            raise TrackNotFound("No such track.")
+    for _ in range(MAX_ATTEMPTS):
+        replaced = _replaced_intent(track)
+        tx = _write_intent(allowance, upload, track, entry, replaced)
+        if tx.committed:
+            break
         if writes.CONDITION_FAILED not in tx.reasons:
             tx.raise_refusal()
-        # A version was finalized between the read above and this write.
-        raise VersionInProgress(_IN_PROGRESS)
+        # Another intent or a finalize moved the track's pending version since it was read (or the
+        # replaced intent was decided meanwhile): decide again on what it holds now.
+        found = tracks.find(track_id)
+        if found is None or found.owner_id != owner_id:
+            raise TrackNotFound("No such track.")
+        track = found
+        _release_if_stalled(track)
+    else:
+        raise ConcurrentUpdate("The track's versions kept changing while this one was being created; try again.")
+    if replaced is not None:
+        # Its file, if one was PUT before the put event could finalize it (a put event still to
+        # come finds the intent rejected and deletes it too).
+        storage.delete(replaced.object_key)
     signed = storage.presign_put(
         object_key, content_type=content_type, content_length=spec.byte_size, expires_in=current.upload_url_ttl_s
     )
@@ -218,6 +221,69 @@ def create(owner_id: str, track_id: str, spec: FileSpec) -> CreatedVersionUpload
 
 
 _IN_PROGRESS = "A new version of this track is being processed; upload another once it is live or has failed."
+_SUPERSEDED = "A newer version was uploaded for this track (or this one already ended); this file is dropped."
+
+
+def _replaced_intent(track: TrackModel) -> UploadModel | None:
+    """The intent a new one replaces on ``track`` (as read): its pending version's while that one
+    still awaits its file and nobody decided it. A failed version's intent was finalized and
+    settled; one whose file was rejected, released."""
+    # Only the API creates versions (see ``create``).
+    from functions.domain.intake import uploads
+
+    pending = pending_of(track)
+    if pending is None or pending.get("status") != AWAITING_UPLOAD:
+        return None
+    upload = uploads.find(str(pending["uploadId"]))
+    if upload is None or upload.status != "pending":
+        return None
+    return upload
+
+
+def _write_intent(
+    allowance: usage.Allowance,
+    upload: UploadModel,
+    track: TrackModel,
+    entry: dict[str, Any],
+    replaced: UploadModel | None,
+) -> writes.ConditionalTransaction:
+    """One transaction: the intent saved with its reservation, the track's pending version set to
+    it (only if that is still the one read: awaiting its file or failed, never processing), and the
+    intent it replaces rejected as superseded with its reservation released, so the bytes and the
+    pending slot of an intent nobody can finalize any more are never held. Conditional on all of it
+    being as read, so racing or repeated creates release each replaced intent once."""
+    pending = pending_of(track)
+    if pending is None:
+        as_read = _pending.does_not_exist()
+    else:
+        # A version being processed is never replaced (a stale read of one never matches).
+        as_read = (
+            (_pending["uploadId"] == pending["uploadId"])
+            & (_pending["status"] == pending["status"])
+            & (_pending["status"] != PROCESSING)
+        )
+
+    def write(tx: writes.ConditionalTransaction) -> None:
+        tx.save(upload, condition=UploadModel.upload_id.does_not_exist())
+        tx.update(
+            TrackModel(track.track_id, TrackModel.TRACK_SK),
+            actions=[_pending.set(entry), TrackModel.updated_at.set(utcnow())],
+            condition=TrackModel.pk.exists() & (TrackModel.owner_id == upload.owner_id) & as_read,
+        )
+        if replaced is not None:
+            # Rejected with the code its finalize answers (``begin``): its file is refused the same
+            # whenever it arrives.
+            tx.update(
+                replaced,
+                [
+                    UploadModel.status.set("rejected"),
+                    UploadModel.rejected_code.set(VersionSuperseded.code),
+                    UploadModel.rejected_message.set(_SUPERSEDED),
+                ],
+                condition=UploadModel.status == "pending",
+            )
+
+    return usage.reserving(allowance, upload, write, replacing=replaced, conflicts=True)
 
 
 def _release_if_stalled(track: TrackModel) -> None:
@@ -272,9 +338,7 @@ def begin(upload: UploadModel, kept_key: str) -> None:
     if pending.get("uploadId") == upload.upload_id and pending.get("status") == PROCESSING:
         return  # begun by another delivery of the same upload
     if pending.get("uploadId") != upload.upload_id or pending.get("status") != AWAITING_UPLOAD:
-        raise VersionSuperseded(
-            "A newer version was uploaded for this track (or this one already ended); this file is dropped."
-        )
+        raise VersionSuperseded(_SUPERSEDED)
     raise TrackProcessing(
         "The track is still being processed; finalize this version again once its processing has ended."
     )

@@ -271,7 +271,7 @@ def _artwork(payload: StepInput) -> dict[str, Any]:
         raise external.LaneSkipped("version_keeps_artwork", "A new version keeps the track's artwork.")
     track = tracks.find(track_id)
     source = track.image_source if track else None
-    if not source:
+    if track is None or not source:
         raise external.LaneSkipped("no_image", "No image was uploaded and the audio has no embedded cover.")
     stored = storage.head(source["key"])
     if stored is None:
@@ -284,7 +284,7 @@ def _artwork(payload: StepInput) -> dict[str, Any]:
     )
     record = _artwork_record(source.get("origin"), made, variants)
     written = [variant["key"] for variant in variants]
-    if not media_uploads.store_track_artwork(track_id, source, record):
+    if not media_uploads.store_track_artwork(track_id, source, record, owner_id=track.owner_id):
         for key in written:
             storage.delete(key)
         raise LaneSuperseded()
@@ -360,7 +360,7 @@ def _render_album_cover(payload: StepInput) -> dict[str, Any]:
     album_id, upload_id = payload["albumId"], payload["uploadId"]
     album = albums.find(album_id)
     source = album.image_source if album else None
-    if not source or source.get("uploadId") != upload_id:
+    if album is None or not source or source.get("uploadId") != upload_id:
         logger.info("album cover run superseded", extra={"upload_id": upload_id})
         return {"superseded": True}
     stored = storage.head(source["key"])
@@ -371,7 +371,7 @@ def _render_album_cover(payload: StepInput) -> dict[str, Any]:
     )
     record = _artwork_record("upload", made, variants)
     written = [variant["key"] for variant in variants]
-    if not media_uploads.store_album_cover(album_id, source, record):
+    if not media_uploads.store_album_cover(album_id, source, record, owner_id=album.owner_id):
         for key in written:
             storage.delete(key)
         return {"superseded": True}

@@ -35,16 +35,20 @@ def delete_track(track_id: str, owner_id: str) -> bool:
         return False
     if track.owner_id != owner_id:
         raise TrackNotFound("No such track.")
-    # Its bytes leave the owner's usage while the track is still there: a stop before the item's
-    # delete leaves the track counted as nothing, never its bytes counted for ever.
+    # Its bytes (audio, images, documents) leave the owner's usage while the track is still there:
+    # a stop before the item's delete leaves the track counted as nothing, never its bytes counted
+    # for ever.
     usage.release_track(owner_id, track_id, while_exists=True)
+    usage.release_target_media(owner_id, TrackModel, track_id, TrackModel.TRACK_SK, while_exists=True)
     # The track item goes first: from then on no lane can write to it (their writes require it),
     # so whatever a running workflow stores afterwards is swept by the workflow itself.
     deleted = _delete_items(track)
     if deleted is None:
         return False
-    # Whatever was counted between the release and the delete (a version's original settled then).
+    # Whatever was counted between the release and the delete (a version's original settled then,
+    # an image or a document claimed then).
     usage.release_track(owner_id, track_id, while_exists=False)
+    usage.release_target_media(owner_id, TrackModel, track_id, TrackModel.TRACK_SK, while_exists=False)
     # Tag entries as the item listed them when it went (a sync may have moved them since the read).
     listing.unlist_deleted(deleted)
     if deleted.content_checksum:
